@@ -1,0 +1,318 @@
+/**
+ * The Node statechart: onboarding (benchmarking -> validating -> registered, or failed), the capability ledger,
+ * preferences and monitoring. Pure: effects leave as emitted intents (node.messages.ts).
+ */
+import { assertEvent, enqueueActions, setup } from 'xstate';
+import { formatBytes, resourcesOf, subtractResources } from './capability.ts';
+import {
+  type Ceiling,
+  type Ledger,
+  NOTHING,
+  allocate,
+  allocatedTotal,
+  emptyLedger,
+  expire,
+  lock,
+  lockedTotal,
+  nextExpiry,
+  release,
+  unlock,
+} from './ledger.ts';
+import type { NodeEvent, NodeIntent, ReplyBody, Sample } from './node.messages.ts';
+import { type Benchmark, type HostFacts, type Offer, type OnboardingProblem, type Registration, resolveOffer, validateOffer } from './onboarding.ts';
+import { DEFAULT_PREFERENCES, type Preferences } from './preferences.ts';
+
+/** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
+export const NODE_MACHINE_VERSION = 1;
+
+export interface NodeContext {
+  readonly offer: Offer;
+  readonly host: HostFacts | null;
+  readonly benchmark: Benchmark | null;
+  readonly registration: Registration | null;
+  readonly ledger: Ledger;
+  readonly preferences: Preferences;
+  readonly problems: readonly OnboardingProblem[];
+  readonly sample: Sample | null;
+  /** Which offered resources monitoring found short on the machine. */
+  readonly constrained: { readonly memory: boolean; readonly disk: boolean };
+  /** The request waiting for onboarding to finish. */
+  readonly pendingReply: string | null;
+}
+
+export interface NodeInput {
+  readonly preferences?: Preferences;
+  /** A registration from an earlier run, restored without benchmarking again. */
+  readonly registration?: Registration | null;
+}
+
+interface Enqueue {
+  emit(intent: NodeIntent): void;
+}
+
+function reply(replyTo: string | undefined | null, r: ReplyBody): NodeIntent | null {
+  if (!replyTo) return null;
+  return r.ok ? { type: 'reply.send', replyTo, ok: true, value: r.value } : { type: 'reply.send', replyTo, ok: false, code: r.code, message: r.message };
+}
+
+function emitAll(enqueue: Enqueue, intents: readonly (NodeIntent | null)[]): void {
+  for (const i of intents) if (i) enqueue.emit(i);
+}
+
+function timerIntent(before: Ledger, after: Ledger): NodeIntent | null {
+  const a = nextExpiry(before);
+  const b = nextExpiry(after);
+  return a === b ? null : { type: 'timer.schedule', at: b };
+}
+
+/** Bounds from a sample, and a message for each resource whose shortage started or ended. */
+function applySample(ctx: NodeContext, s: Sample): { ceiling: Ceiling; constrained: NodeContext['constrained']; notes: NodeIntent[] } {
+  const l = ctx.ledger;
+  const unbounded = subtractResources(subtractResources(resourcesOf(l.registered), lockedTotal(l)), allocatedTotal(l));
+  const ceiling: Ceiling = { memory: s.memoryAvailable, disk: s.diskFree };
+  const constrained = { memory: s.memoryAvailable < unbounded.memory, disk: s.diskFree < unbounded.disk };
+  const notes: NodeIntent[] = [];
+  for (const f of ['memory', 'disk'] as const) {
+    if (constrained[f] === ctx.constrained[f]) continue;
+    const observed = f === 'memory' ? s.memoryAvailable : s.diskFree;
+    notes.push(
+      constrained[f]
+        ? { type: 'log.write', level: 'warn', message: `other programs use this machine's ${f}: offering ${formatBytes(observed)} instead of ${formatBytes(unbounded[f])} until it is free again`, data: { resource: f, observed, offered: unbounded[f] } }
+        : { type: 'log.write', level: 'info', message: `${f} is free again: offering the full ${formatBytes(unbounded[f])}`, data: { resource: f, observed } },
+    );
+  }
+  return { ceiling, constrained, notes };
+}
+
+function register(ctx: NodeContext, benchmark: Benchmark, offer: Offer, host: HostFacts): { registration: Registration } | { problems: OnboardingProblem[] } {
+  const capability = resolveOffer(offer, benchmark);
+  const problems = validateOffer(capability, benchmark, host);
+  if (problems.length > 0) return { problems };
+  void ctx;
+  return { registration: { capability, benchmark, offer } };
+}
+
+export const nodeMachine = setup({
+  types: {} as { context: NodeContext; events: NodeEvent; emitted: NodeIntent; input: NodeInput },
+  guards: {
+    hasBenchmark: ({ event }) => event.type === 'node.onboard' && event.benchmark !== undefined,
+    isValid: ({ context }) => context.problems.length === 0 && context.registration !== null,
+    wasRegistered: ({ context }) => context.registration !== null,
+  },
+  actions: {
+    acceptOnboard: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'node.onboard');
+      enqueue.assign({ offer: event.offer, host: event.host, benchmark: event.benchmark ?? null, pendingReply: event.replyTo ?? null, problems: [] });
+    }),
+    requestBenchmark: enqueueActions(({ enqueue }) => {
+      enqueue.emit({ type: 'benchmark.run' });
+      enqueue.emit({ type: 'log.write', level: 'info', message: 'benchmarking this machine' });
+    }),
+    takeBenchmark: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'benchmark.done');
+      enqueue.assign({ benchmark: event.benchmark });
+    }),
+    failBenchmark: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'benchmark.fail');
+      const problems: OnboardingProblem[] = [{ field: 'dataDir', message: `benchmark failed: ${event.reason}` }];
+      enqueue.assign({ problems, pendingReply: null });
+      emitAll(enqueue, [{ type: 'onboarding.failed', problems }, reply(context.pendingReply, { ok: false, code: 'onboarding', message: problems[0]!.message })]);
+    }),
+    validate: enqueueActions(({ context, enqueue }) => {
+      const r = register(context, context.benchmark!, context.offer, context.host!);
+      if ('problems' in r) enqueue.assign({ problems: r.problems });
+      else enqueue.assign({ problems: [], registration: r.registration });
+    }),
+    enterRegistered: enqueueActions(({ context, enqueue }) => {
+      const reg = context.registration!;
+      enqueue.assign({ ledger: { ...context.ledger, registered: reg.capability }, pendingReply: null });
+      emitAll(enqueue, [
+        { type: 'registration.save', registration: reg },
+        { type: 'log.write', level: 'info', message: 'registered capability', data: { capability: reg.capability } },
+        reply(context.pendingReply, { ok: true, value: reg.capability }),
+      ]);
+    }),
+    enterFailed: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ pendingReply: null });
+      emitAll(enqueue, [
+        { type: 'onboarding.failed', problems: context.problems },
+        reply(context.pendingReply, { ok: false, code: 'onboarding', message: context.problems.map((p) => p.message).join('; ') }),
+      ]);
+    }),
+    reonboard: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'node.onboard');
+      const benchmark = event.benchmark ?? context.benchmark!;
+      const r = register(context, benchmark, event.offer, event.host);
+      if ('problems' in r) {
+        emitAll(enqueue, [reply(event.replyTo, { ok: false, code: 'onboarding', message: r.problems.map((p) => p.message).join('; ') })]);
+        return;
+      }
+      enqueue.assign({ registration: r.registration, benchmark, offer: event.offer, host: event.host, ledger: { ...context.ledger, registered: r.registration.capability } });
+      emitAll(enqueue, [
+        { type: 'registration.save', registration: r.registration },
+        { type: 'log.write', level: 'info', message: 'registered capability changed', data: { capability: r.registration.capability } },
+        reply(event.replyTo, { ok: true, value: r.registration.capability }),
+      ]);
+    }),
+    offboard: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'node.offboard');
+      const ledger = { ...context.ledger, registered: NOTHING, locks: {} };
+      enqueue.assign({ registration: null, ledger });
+      emitAll(enqueue, [
+        { type: 'registration.save', registration: null },
+        timerIntent(context.ledger, ledger),
+        { type: 'log.write', level: 'info', message: 'offboarded: offering nothing; running allocations finish' },
+        reply(event.replyTo, { ok: true }),
+      ]);
+    }),
+    lock: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'ledger.lock');
+      const r = lock(context.ledger, event);
+      if (!r.ok) {
+        emitAll(enqueue, [reply(event.replyTo, r)]);
+        return;
+      }
+      enqueue.assign({ ledger: r.ledger });
+      emitAll(enqueue, [timerIntent(context.ledger, r.ledger), reply(event.replyTo, { ok: true, value: r.ledger.locks[event.id] })]);
+    }),
+    unlock: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'ledger.unlock');
+      const ledger = unlock(context.ledger, event.id);
+      enqueue.assign({ ledger });
+      emitAll(enqueue, [timerIntent(context.ledger, ledger), reply(event.replyTo, { ok: true })]);
+    }),
+    expire: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'ledger.expire');
+      const r = expire(context.ledger, event.now);
+      if (r.expired.length === 0) return;
+      enqueue.assign({ ledger: r.ledger });
+      emitAll(enqueue, [timerIntent(context.ledger, r.ledger), { type: 'log.write', level: 'info', message: `lock expired: ${r.expired.join(', ')}`, data: { expired: r.expired } }]);
+    }),
+    allocate: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'ledger.allocate');
+      const r = allocate(context.ledger, event);
+      if (!r.ok) {
+        emitAll(enqueue, [reply(event.replyTo, r)]);
+        return;
+      }
+      enqueue.assign({ ledger: r.ledger });
+      emitAll(enqueue, [timerIntent(context.ledger, r.ledger), reply(event.replyTo, { ok: true, value: r.ledger.allocations[event.allocationId] })]);
+    }),
+    release: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'ledger.release');
+      enqueue.assign({ ledger: release(context.ledger, event.allocationId) });
+      emitAll(enqueue, [reply(event.replyTo, { ok: true })]);
+    }),
+    refuseClosed: enqueueActions(({ event, enqueue }) => {
+      const to = 'replyTo' in event ? event.replyTo : undefined;
+      emitAll(enqueue, [reply(to, { ok: false, code: 'offboarded', message: 'this node offers nothing now (offboarded or not onboarded); run `onboard` first' })]);
+    }),
+    refuseBusy: enqueueActions(({ event, enqueue }) => {
+      const to = 'replyTo' in event ? event.replyTo : undefined;
+      emitAll(enqueue, [reply(to, { ok: false, code: 'onboarding', message: 'the node is onboarding; try again when it is registered' })]);
+    }),
+    refuseStopped: enqueueActions(({ event, enqueue }) => {
+      const to = 'replyTo' in event ? event.replyTo : undefined;
+      emitAll(enqueue, [reply(to, { ok: false, code: 'stopped', message: 'the node is stopping' })]);
+    }),
+    sample: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'monitor.sample');
+      const r = applySample(context, event.sample);
+      enqueue.assign({ sample: event.sample, ledger: { ...context.ledger, ceiling: r.ceiling }, constrained: r.constrained });
+      emitAll(enqueue, r.notes);
+    }),
+    setPreferences: enqueueActions(({ event, enqueue }) => {
+      assertEvent(event, 'preferences.set');
+      enqueue.assign({ preferences: event.preferences });
+      emitAll(enqueue, [{ type: 'preferences.save', preferences: event.preferences }, reply(event.replyTo, { ok: true, value: event.preferences })]);
+    }),
+    stop: enqueueActions(({ context, enqueue }) => {
+      const ledger = { ...context.ledger, locks: {}, allocations: {} };
+      enqueue.assign({ ledger });
+      emitAll(enqueue, [
+        ...Object.keys(context.ledger.allocations).map((allocationId): NodeIntent => ({ type: 'allocation.stop', allocationId })),
+        timerIntent(context.ledger, ledger),
+      ]);
+    }),
+  },
+}).createMachine({
+  id: 'node',
+  context: ({ input }) => ({
+    offer: input.registration?.offer ?? {},
+    host: null,
+    benchmark: input.registration?.benchmark ?? null,
+    registration: input.registration ?? null,
+    ledger: emptyLedger(input.registration?.capability ?? NOTHING),
+    preferences: input.preferences ?? DEFAULT_PREFERENCES,
+    problems: [],
+    sample: null,
+    constrained: { memory: false, disk: false },
+    pendingReply: null,
+  }),
+  initial: 'offboarded',
+  on: {
+    'monitor.sample': { actions: 'sample' },
+    'preferences.set': { actions: 'setPreferences' },
+    'ledger.expire': { actions: 'expire' },
+    'ledger.release': { actions: 'release' },
+    'ledger.unlock': { actions: 'unlock' },
+    'node.stop': { target: '.stopped', actions: 'stop' },
+  },
+  states: {
+    offboarded: {
+      on: {
+        'node.onboard': [
+          { guard: 'hasBenchmark', target: 'validating', actions: 'acceptOnboard' },
+          { target: 'benchmarking', actions: 'acceptOnboard' },
+        ],
+        'ledger.lock': { actions: 'refuseClosed' },
+        'ledger.allocate': { actions: 'refuseClosed' },
+        'node.offboard': { actions: 'offboard' },
+      },
+    },
+    benchmarking: {
+      entry: 'requestBenchmark',
+      on: {
+        'benchmark.done': { target: 'validating', actions: 'takeBenchmark' },
+        'benchmark.fail': { target: 'failed', actions: 'failBenchmark' },
+        'node.onboard': { actions: 'refuseBusy' },
+        'ledger.lock': { actions: 'refuseBusy' },
+        'ledger.allocate': { actions: 'refuseBusy' },
+      },
+    },
+    validating: {
+      entry: 'validate',
+      always: [{ guard: 'isValid', target: 'registered' }, { target: 'failed' }],
+    },
+    registered: {
+      entry: 'enterRegistered',
+      on: {
+        'node.onboard': { actions: 'reonboard' },
+        'node.offboard': { target: 'offboarded', actions: 'offboard' },
+        'ledger.lock': { actions: 'lock' },
+        'ledger.allocate': { actions: 'allocate' },
+      },
+    },
+    failed: {
+      entry: 'enterFailed',
+      on: {
+        'node.onboard': [
+          { guard: 'hasBenchmark', target: 'validating', actions: 'acceptOnboard' },
+          { target: 'benchmarking', actions: 'acceptOnboard' },
+        ],
+        'ledger.lock': { actions: 'refuseClosed' },
+        'ledger.allocate': { actions: 'refuseClosed' },
+      },
+    },
+    stopped: {
+      on: {
+        'node.onboard': { actions: 'refuseStopped' },
+        'ledger.lock': { actions: 'refuseStopped' },
+        'ledger.allocate': { actions: 'refuseStopped' },
+      },
+    },
+  },
+});
+
+export type NodeMachine = typeof nodeMachine;
+export type NodeStateValue = 'offboarded' | 'benchmarking' | 'validating' | 'registered' | 'failed' | 'stopped';
