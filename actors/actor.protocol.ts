@@ -1,0 +1,49 @@
+/**
+ * The contract between the supervisor (main thread) and an actor host (a worker thread).
+ * Everything here crosses `postMessage`, so it is plain structured-cloneable data.
+ */
+
+/** A persisted actor state, tagged with the machine version it was taken from. */
+export interface VersionedSnapshot {
+  readonly kind: string;
+  readonly version: number;
+  /** Sequence number of the last event the snapshot includes. */
+  readonly seq: number;
+  readonly snapshot: unknown;
+}
+
+export interface InitOptions {
+  readonly snapshot?: VersionedSnapshot;
+  readonly input?: unknown;
+  /** Events to replay after the snapshot with effects switched off (their intents are dropped). */
+  readonly replay?: readonly unknown[];
+}
+
+/** What a delivered batch produced: the intents to carry out, and the failure that stopped the actor, if any. */
+export interface DeliverResult {
+  readonly intents: readonly unknown[];
+  readonly processed: number;
+  /** Set when the actor failed on the event at `index` of the batch; events after it were not processed. */
+  readonly failure?: { readonly index: number; readonly name: string; readonly message: string };
+}
+
+export interface ActorView {
+  readonly id: string;
+  readonly kind: string;
+  readonly status: string;
+  readonly value: unknown;
+  readonly context: unknown;
+}
+
+/** The API a worker exposes through comlink. One worker may host many actors. */
+export interface ActorHostApi {
+  init(id: string, kind: string, opts: InitOptions): Promise<ActorView>;
+  deliver(id: string, batch: readonly unknown[]): DeliverResult;
+  persisted(id: string, seq: number): VersionedSnapshot;
+  view(id: string): ActorView;
+  stop(id: string): void;
+  /** Delivers `events` `count` times to a fresh hosted actor of `kind` inside the worker, timed there; for benchmarks. */
+  measure(kind: string, input: unknown, events: readonly unknown[], count: number): { events: number; ms: number };
+  /** Ends the worker thread abruptly (tests use it to prove restarts). */
+  crash(code: number): void;
+}
