@@ -66,9 +66,12 @@ export function sumResources(list: Iterable<Resources>): Resources {
   return total;
 }
 
+/** Float slack on cpu comparisons, shared by the ledger and the comparator so both agree on what fits. */
+const CPU_TOLERANCE = 1e-9;
+
 /** The fields where `need` exceeds `have`; empty when it fits. */
 export function shortfall(have: Resources, need: Resources): NumericField[] {
-  return NUMERIC_FIELDS.filter((f) => need[f] > have[f] + (f === 'cpu' ? 1e-9 : 0));
+  return NUMERIC_FIELDS.filter((f) => need[f] > have[f] + (f === 'cpu' ? CPU_TOLERANCE : 0));
 }
 
 /** A capability view of resources: gpus are taken from `from` (the first n of its list). */
@@ -82,8 +85,10 @@ export function capabilityOf(r: Resources, from: Capability): Capability {
   };
 }
 
-export function compareNumber(offered: number | undefined, required: number | undefined): Comparison {
+/** Differences within `tolerance` count as Equal (cpu uses the same 1e-9 as `shortfall`, so 0.1 + 0.2 fits 0.3). */
+export function compareNumber(offered: number | undefined, required: number | undefined, tolerance = 0): Comparison {
   if (offered === undefined || required === undefined) return 'None';
+  if (Math.abs(offered - required) <= tolerance) return 'Equal';
   if (offered > required) return 'Better';
   if (offered < required) return 'Worse';
   return 'Equal';
@@ -120,7 +125,7 @@ export function compareCapability(
   required: Partial<Resources> & { executors?: readonly string[] },
 ): CapabilityComparison {
   const fields = {
-    cpu: compareNumber(offered.cpu, required.cpu),
+    cpu: compareNumber(offered.cpu, required.cpu, CPU_TOLERANCE),
     memory: compareNumber(offered.memory, required.memory),
     disk: compareNumber(offered.disk, required.disk),
     gpus: required.gpus ? compareNumber(offered.gpus, required.gpus) : 'None',

@@ -95,14 +95,15 @@ function register(ctx: NodeContext, benchmark: Benchmark, offer: Offer, host: Ho
 export const nodeMachine = setup({
   types: {} as { context: NodeContext; events: NodeEvent; emitted: NodeIntent; input: NodeInput },
   guards: {
-    hasBenchmark: ({ event }) => event.type === 'node.onboard' && event.benchmark !== undefined,
+    hasBenchmark: ({ context, event }) => event.type === 'node.onboard' && !event.rebenchmark && (event.benchmark ?? context.benchmark) !== null,
     isValid: ({ context }) => context.problems.length === 0 && context.registration !== null,
     wasRegistered: ({ context }) => context.registration !== null,
   },
   actions: {
-    acceptOnboard: enqueueActions(({ event, enqueue }) => {
+    acceptOnboard: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'node.onboard');
-      enqueue.assign({ offer: event.offer, host: event.host, benchmark: event.benchmark ?? null, pendingReply: event.replyTo ?? null, problems: [] });
+      const benchmark = event.rebenchmark ? null : (event.benchmark ?? context.benchmark);
+      enqueue.assign({ offer: event.offer, host: event.host, benchmark, pendingReply: event.replyTo ?? null, problems: [] });
     }),
     requestBenchmark: enqueueActions(({ enqueue }) => {
       enqueue.emit({ type: 'benchmark.run' });
@@ -112,11 +113,11 @@ export const nodeMachine = setup({
       assertEvent(event, 'benchmark.done');
       enqueue.assign({ benchmark: event.benchmark });
     }),
-    failBenchmark: enqueueActions(({ context, event, enqueue }) => {
+    // Only records the problem: entering `failed` emits onboarding.failed and answers the pending request.
+    failBenchmark: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'benchmark.fail');
       const problems: OnboardingProblem[] = [{ field: 'dataDir', message: `benchmark failed: ${event.reason}` }];
-      enqueue.assign({ problems, pendingReply: null });
-      emitAll(enqueue, [{ type: 'onboarding.failed', problems }, reply(context.pendingReply, { ok: false, code: 'onboarding', message: problems[0]!.message })]);
+      enqueue.assign({ problems });
     }),
     validate: enqueueActions(({ context, enqueue }) => {
       const r = register(context, context.benchmark!, context.offer, context.host!);
@@ -228,10 +229,11 @@ export const nodeMachine = setup({
     }),
     stop: enqueueActions(({ context, enqueue }) => {
       const ledger = { ...context.ledger, locks: {}, allocations: {} };
-      enqueue.assign({ ledger });
+      enqueue.assign({ ledger, pendingReply: null });
       emitAll(enqueue, [
         ...Object.keys(context.ledger.allocations).map((allocationId): NodeIntent => ({ type: 'allocation.stop', allocationId })),
         timerIntent(context.ledger, ledger),
+        reply(context.pendingReply, { ok: false, code: 'stopped', message: 'the node stopped before onboarding finished' }),
       ]);
     }),
   },
@@ -276,6 +278,7 @@ export const nodeMachine = setup({
         'benchmark.done': { target: 'validating', actions: 'takeBenchmark' },
         'benchmark.fail': { target: 'failed', actions: 'failBenchmark' },
         'node.onboard': { actions: 'refuseBusy' },
+        'node.offboard': { actions: 'refuseBusy' },
         'ledger.lock': { actions: 'refuseBusy' },
         'ledger.allocate': { actions: 'refuseBusy' },
       },
@@ -300,6 +303,7 @@ export const nodeMachine = setup({
           { guard: 'hasBenchmark', target: 'validating', actions: 'acceptOnboard' },
           { target: 'benchmarking', actions: 'acceptOnboard' },
         ],
+        'node.offboard': { target: 'offboarded', actions: 'offboard' },
         'ledger.lock': { actions: 'refuseClosed' },
         'ledger.allocate': { actions: 'refuseClosed' },
       },
@@ -307,6 +311,7 @@ export const nodeMachine = setup({
     stopped: {
       on: {
         'node.onboard': { actions: 'refuseStopped' },
+        'node.offboard': { actions: 'refuseStopped' },
         'ledger.lock': { actions: 'refuseStopped' },
         'ledger.allocate': { actions: 'refuseStopped' },
       },

@@ -28,8 +28,10 @@ export interface OnboardEvent extends Replyable {
   readonly type: 'node.onboard';
   readonly offer: Offer;
   readonly host: HostFacts;
-  /** A benchmark taken earlier; when absent the node benchmarks first. */
+  /** A benchmark taken earlier; when absent the node uses the one it has, or benchmarks first. */
   readonly benchmark?: Benchmark;
+  /** Benchmark again even if a benchmark is known. */
+  readonly rebenchmark?: boolean;
 }
 export interface BenchmarkDoneEvent {
   readonly type: 'benchmark.done';

@@ -75,8 +75,11 @@ interface Pending {
 
 const DEFAULT_WORKER_URL = new URL('./actor.worker.js', import.meta.url);
 
-/** A handle on one supervised actor. */
-export class ActorRef {
+/** Removes a key from each member of a union. */
+export type OmitFrom<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A handle on one supervised actor that accepts events of type `E`. */
+export class ActorRef<E extends { readonly type: string } = { readonly type: string }> {
   #worker!: Worker;
   #remote!: Remote<ActorHostApi>;
   #epoch = 0;
@@ -119,7 +122,7 @@ export class ActorRef {
   }
 
   /** Queues an event; batches leave on the next turn of the event loop. */
-  send(event: { readonly type: string }): void {
+  send(event: E): void {
     if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
     this.#seq += 1;
     this.#queue.push({ seq: this.#seq, event });
@@ -134,7 +137,7 @@ export class ActorRef {
   }
 
   /** Sends a command and waits for the actor's reply to it. */
-  ask(event: { readonly type: string }, timeoutMs = this.init.askTimeoutMs): Promise<ReplyBody> {
+  ask(event: OmitFrom<E, 'replyTo'>, timeoutMs = this.init.askTimeoutMs): Promise<ReplyBody> {
     this.#askSeq += 1;
     const replyTo = `${this.id}#${this.#askSeq}`;
     return new Promise<ReplyBody>((resolve, reject) => {
@@ -144,7 +147,7 @@ export class ActorRef {
       }, timeoutMs);
       this.#pending.set(replyTo, { resolve, reject, timer });
       try {
-        this.send({ ...event, replyTo } as Entry['event']);
+        this.send({ ...event, replyTo } as unknown as E);
       } catch (e) {
         clearTimeout(timer);
         this.#pending.delete(replyTo);
@@ -338,10 +341,10 @@ export class Supervisor {
     readonly deps: SupervisorDeps,
   ) {}
 
-  async spawn(spec: { id: string; kind: string; input?: unknown; snapshot?: VersionedSnapshot }): Promise<ActorRef> {
+  async spawn<E extends { readonly type: string }>(spec: { id: string; kind: string; input?: unknown; snapshot?: VersionedSnapshot }): Promise<ActorRef<E>> {
     if (this.#actors.has(spec.id)) throw new Error(`actor ${spec.id} already exists`);
-    const ref = new ActorRef(spec.id, spec.kind, spec.input, this.init, this.deps);
-    this.#actors.set(spec.id, ref);
+    const ref = new ActorRef<E>(spec.id, spec.kind, spec.input, this.init, this.deps);
+    this.#actors.set(spec.id, ref as unknown as ActorRef);
     try {
       await ref.start(spec.snapshot);
     } catch (e) {

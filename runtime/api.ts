@@ -1,0 +1,140 @@
+/**
+ * The local HTTP API (loopback only) that client commands use. Every request needs the bearer token
+ * stored in the data dir; a request without it gets 401. Bodies are checked against schemas at this edge.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { ReplyBody } from '../machines/node.messages.ts';
+import type { Offer } from '../machines/onboarding.ts';
+import type { Preferences } from '../machines/preferences.ts';
+import { AddressInUseError } from './errors.ts';
+import { describeIssues, offerSchema, preferencesSchema } from './schemas.ts';
+
+/** What the API asks of the running node. */
+export interface NodeApi {
+  info(): Promise<unknown>;
+  peers(): Promise<unknown>;
+  preferences(): Promise<Preferences>;
+  setPreferences(p: Preferences): Promise<ReplyBody>;
+  onboard(offer: Offer): Promise<ReplyBody>;
+  offboard(): Promise<ReplyBody>;
+}
+
+export interface ApiLog {
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export const MAX_BODY_BYTES = 1 << 20;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code = 'bad-request') {
+    super(message);
+  }
+}
+
+type Handler = (body: unknown) => Promise<unknown>;
+
+function replyToResult(r: ReplyBody): unknown {
+  if (r.ok) return r.value ?? { ok: true };
+  const status = r.code === 'onboarding' || r.code === 'invalid' ? 400 : 409;
+  throw new HttpError(status, r.message, r.code);
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new HttpError(400, `invalid request body: ${describeIssues(r.error)}`, 'invalid-body');
+  return r.data;
+}
+
+function routes(api: NodeApi): Record<string, Handler> {
+  return {
+    'GET /v1/info': () => api.info(),
+    'GET /v1/peers': () => api.peers(),
+    'GET /v1/preferences': () => api.preferences(),
+    'PUT /v1/preferences': async (b) => replyToResult(await api.setPreferences(parse(preferencesSchema, b) as Preferences)),
+    'POST /v1/onboard': async (b) => replyToResult(await api.onboard(parse(offerSchema, b ?? {}) as Offer)),
+    'POST /v1/offboard': async () => replyToResult(await api.offboard()),
+  };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`, 'too-large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch (e) {
+    throw new HttpError(400, `request body is not JSON: ${(e as Error).message}`, 'invalid-json');
+  }
+}
+
+function authorized(req: http.IncomingMessage, token: Buffer): boolean {
+  const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1]!);
+  return given.length === token.length && timingSafeEqual(given, token);
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export interface ApiServer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the API on host:port (port 0 picks a free one). */
+export async function startApiServer(init: { host: string; port: number; token: string }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
+  const table = routes(api);
+  const token = Buffer.from(init.token);
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const key = `${req.method} ${path}`;
+    void (async () => {
+      try {
+        if (!authorized(req, token)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
+        const handler = table[key];
+        if (!handler) {
+          const known = Object.keys(table).some((k) => k.endsWith(` ${path}`));
+          throw new HttpError(known ? 405 : 404, known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, known ? 'method' : 'not-found');
+        }
+        send(res, 200, await handler(await readBody(req)));
+      } catch (e) {
+        const err = e instanceof HttpError ? e : new HttpError(500, (e as Error).message ?? String(e), (e as Error).name ?? 'error');
+        if (err.status >= 500) log.warn({ route: key, err: e }, 'API request failed');
+        else log.debug({ route: key, status: err.status }, err.message);
+        if (!res.headersSent) send(res, err.status, { error: err.message, code: err.code });
+      }
+    })();
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') reject(new AddressInUseError(`API address ${init.host}:${init.port} is in use (another node?); pass --api 127.0.0.1:<other port>, or --api 127.0.0.1:0 for any free port`));
+      else if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') reject(new AddressInUseError(`cannot listen on ${init.host}:${init.port} (${e.code}); pass another --api address`));
+      else reject(e);
+    });
+    server.listen(init.port, init.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

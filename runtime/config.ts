@@ -1,0 +1,141 @@
+/**
+ * Configuration, parsed once from flags and the environment into a frozen object that is passed down.
+ * Nothing below this file reads process.env.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { Offer } from '../machines/onboarding.ts';
+import { UsageError } from './errors.ts';
+import { LOG_LEVELS, type LogLevelName } from './logger.ts';
+import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
+import { parseSize } from './units.ts';
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/9000/ws';
+export const DEFAULT_API = '127.0.0.1:9999';
+export const DEFAULT_INSPECT = 'ws://localhost:8080';
+
+export interface ApiAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RunConfig {
+  readonly dataDir: string;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly api: ApiAddress | null;
+  /** Only the fields the user set; unset ones keep the stored offer or the defaults. */
+  readonly offer: Offer;
+  readonly rebenchmark: boolean;
+  readonly inspect: string | null;
+  readonly json: boolean;
+  readonly logLevel: LogLevelName;
+  readonly monitorIntervalMs: number;
+}
+
+export interface ClientConfig {
+  readonly dataDir: string;
+  readonly api: ApiAddress | null;
+  readonly json: boolean;
+}
+
+/** The raw options commander hands over (all strings or flags). */
+export interface RawOptions {
+  dataDir?: string;
+  listen?: string[];
+  bootstrap?: string[];
+  api?: string;
+  cpu?: string;
+  memory?: string;
+  disk?: string;
+  executors?: string;
+  rebenchmark?: boolean;
+  inspect?: string | boolean;
+  json?: boolean;
+  logLevel?: string;
+  monitorInterval?: string;
+}
+
+export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const dir = flag ?? env.DMS_HOME ?? path.join(os.homedir(), '.dms');
+  if (dir.trim() === '') throw new UsageError('--data-dir is empty; pass a directory path');
+  return path.resolve(dir);
+}
+
+export function parseApi(value: string | undefined): ApiAddress | null {
+  const v = value ?? DEFAULT_API;
+  if (v === 'off') return null;
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--api "${v}" is not HOST:PORT; use e.g. 127.0.0.1:9999, 127.0.0.1:0 for any free port, or "off"`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    throw new UsageError(`--api host ${host} is not a loopback address; the API is local only: use 127.0.0.1 or ::1`);
+  }
+  return { host, port };
+}
+
+function parseMultiaddrs(list: string[] | undefined, flag: string, needPeer: boolean): string[] {
+  return (list ?? []).map((a) => {
+    if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+/.test(a) || (needPeer && !/\/p2p\/\w+$/.test(a))) {
+      throw new UsageError(`${flag} "${a}" is not a ${needPeer ? 'full ' : ''}multiaddr; use e.g. /ip4/127.0.0.1/tcp/9000/ws${needPeer ? '/p2p/<peerId>' : ''}`);
+    }
+    return a;
+  });
+}
+
+export function parseOffer(raw: Pick<RawOptions, 'cpu' | 'memory' | 'disk' | 'executors'>): Offer {
+  const offer: { cpu?: number; memory?: number; disk?: number; executors?: string[] } = {};
+  if (raw.cpu !== undefined) {
+    const n = Number(raw.cpu);
+    if (raw.cpu.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--cpu "${raw.cpu}" is not a number of cores; use e.g. --cpu 2 or --cpu 1.5`);
+    offer.cpu = n;
+  }
+  for (const f of ['memory', 'disk'] as const) {
+    const v = raw[f];
+    if (v === undefined) continue;
+    const n = parseSize(v);
+    if (n === undefined || n === 0) throw new UsageError(`--${f} "${v}" is not a size; use bytes or a unit, e.g. --${f} 8GiB or --${f} 512MB`);
+    offer[f] = n;
+  }
+  if (raw.executors !== undefined) {
+    const list = raw.executors.split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = list.filter((e) => !(KNOWN_EXECUTORS as readonly string[]).includes(e));
+    if (list.length === 0 || unknown.length > 0) {
+      throw new UsageError(`--executors "${raw.executors}" names ${unknown.length ? `unknown executor ${unknown.join(', ')}` : 'nothing'}; choose from ${KNOWN_EXECUTORS.join(', ')}`);
+    }
+    offer.executors = list;
+  }
+  return offer;
+}
+
+export function parseLogLevel(v: string | undefined): LogLevelName {
+  const level = v ?? 'warn';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
+  return level as LogLevelName;
+}
+
+export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConfig {
+  const interval = raw.monitorInterval === undefined ? 5000 : Number(raw.monitorInterval);
+  if (!Number.isInteger(interval) || interval < 100) throw new UsageError(`--monitor-interval "${raw.monitorInterval}" must be a whole number of milliseconds >= 100`);
+  return Object.freeze({
+    dataDir: resolveDataDir(raw.dataDir, env),
+    listen: parseMultiaddrs(raw.listen?.length ? raw.listen : [DEFAULT_LISTEN], '--listen', false),
+    bootstrap: parseMultiaddrs(raw.bootstrap, '--bootstrap', true),
+    api: parseApi(raw.api),
+    offer: parseOffer(raw),
+    rebenchmark: raw.rebenchmark === true,
+    inspect: raw.inspect === undefined || raw.inspect === false ? null : raw.inspect === true ? DEFAULT_INSPECT : raw.inspect,
+    json: raw.json === true,
+    logLevel: parseLogLevel(raw.logLevel),
+    monitorIntervalMs: interval,
+  });
+}
+
+export function parseClientConfig(raw: Pick<RawOptions, 'dataDir' | 'api' | 'json'>, env: NodeJS.ProcessEnv): ClientConfig {
+  return Object.freeze({
+    dataDir: resolveDataDir(raw.dataDir, env),
+    api: raw.api === undefined ? null : parseApi(raw.api),
+    json: raw.json === true,
+  });
+}
