@@ -244,7 +244,8 @@ export const nodeMachine = setup({
     host: null,
     benchmark: input.registration?.benchmark ?? null,
     registration: input.registration ?? null,
-    ledger: emptyLedger(input.registration?.capability ?? NOTHING),
+    // a restored registration is offered again only after `node.onboard` validates it on this machine
+    ledger: emptyLedger(NOTHING),
     preferences: input.preferences ?? DEFAULT_PREFERENCES,
     problems: [],
     sample: null,
