@@ -159,11 +159,13 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** The actor's current state, after every event sent so far. */
   async view(): Promise<ActorView> {
     await this.drain();
+    this.#assertAlive();
     return this.#remote.view(this.id);
   }
 
   /** Resolves when every queued event has been processed. */
   drain(): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'failed') return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
     this.#flush();
     if (this.#inFlight === 0 && this.#queue.length === 0 && this.#status === 'running') return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
@@ -172,6 +174,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** A persisted snapshot of the actor now. */
   async persisted(): Promise<VersionedSnapshot> {
     await this.drain();
+    this.#assertAlive();
     return this.#remote.persisted(this.id, this.#acked);
   }
 
@@ -190,10 +193,13 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (this.#status === 'running') await this.drain();
     this.#status = 'stopped';
     this.#rejectAll(new ActorFailedError(`actor ${this.id} stopped`));
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([this.#remote.stop(this.id), new Promise((r) => setTimeout(r, 1000))]);
+      await Promise.race([this.#remote.stop(this.id), new Promise((r) => (timer = setTimeout(r, 1000)))]);
     } catch {
       // the worker may already be gone
+    } finally {
+      clearTimeout(timer);
     }
     this.#remote[releaseProxy]();
     await this.#worker.terminate();
@@ -205,10 +211,15 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#worker = worker;
     this.#remote = wrap<ActorHostApi>(nodeEndpoint(worker));
     worker.on('error', (err) => this.deps.log.error({ actor: this.id, err }, 'actor worker error'));
+    // comlink never settles a call to a worker that died, so a worker that exits before it answers init fails the boot.
+    let booted = false;
+    const exited = new Promise<never>((_, reject) => worker.once('exit', (code) => reject(new Error(`actor ${this.id}: worker exited with code ${code} before it started`))));
+    exited.catch(() => {});
     worker.on('exit', (code) => {
-      if (epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
+      if (booted && epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
     });
-    const view = await this.#remote.init(this.id, this.kind, { input: this.input, replay, ...(this.#snapshot ? { snapshot: this.#snapshot } : {}) });
+    const view = await Promise.race([this.#remote.init(this.id, this.kind, { input: this.input, replay, ...(this.#snapshot ? { snapshot: this.#snapshot } : {}) }), exited]);
+    booted = true;
     if (epoch !== this.#epoch) return view;
     this.#status = 'running';
     this.#flush();
@@ -272,7 +283,8 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (this.#snapshotting || since < this.init.snapshotEvery || this.#queue.length > 0) return;
     this.#snapshotting = true;
     const epoch = this.#epoch;
-    const seq = this.#acked;
+    // The worker answers after every batch sent so far (the queue is empty), not only the acknowledged ones.
+    const seq = this.#seq;
     this.#remote.persisted(this.id, seq).then(
       (snap) => {
         this.#snapshotting = false;
@@ -313,6 +325,10 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       this.#status = 'running';
       this.#failed(`restart failed: ${err.message}`);
     });
+  }
+
+  #assertAlive(): void {
+    if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
   }
 
   #rejectAll(err: Error): void {
