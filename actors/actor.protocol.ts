@@ -12,17 +12,33 @@ export interface VersionedSnapshot {
   readonly snapshot: unknown;
 }
 
+/** An XState inspection event made plain (no actor refs), to cross threads and reach the inspector. */
+export type InspectionRecord =
+  | { readonly type: '@xstate.actor'; readonly sessionId: string; readonly parentId?: string; readonly rootId?: string; readonly name: string; readonly definition?: string; readonly snapshot: PlainSnapshot }
+  | { readonly type: '@xstate.event'; readonly sessionId: string; readonly sourceId?: string; readonly rootId?: string; readonly event: { readonly type: string } }
+  | { readonly type: '@xstate.snapshot'; readonly sessionId: string; readonly rootId?: string; readonly event: { readonly type: string }; readonly snapshot: PlainSnapshot };
+
+export interface PlainSnapshot {
+  readonly value: unknown;
+  readonly context: unknown;
+  readonly status: string;
+}
+
 export interface InitOptions {
   readonly snapshot?: VersionedSnapshot;
   readonly input?: unknown;
   /** Events to replay after the snapshot with effects switched off (their intents are dropped). */
   readonly replay?: readonly unknown[];
+  /** Collect inspection records (returned with each delivery) for the Stately inspector. */
+  readonly inspect?: boolean;
 }
 
 /** What a delivered batch produced: the intents to carry out, and the failure that stopped the actor, if any. */
 export interface DeliverResult {
   readonly intents: readonly unknown[];
   readonly processed: number;
+  /** Inspection records, when the actor was started with `inspect`. */
+  readonly inspections?: readonly InspectionRecord[];
   /** Set when the actor failed on the event at `index` of the batch; events after it were not processed. */
   readonly failure?: { readonly index: number; readonly name: string; readonly message: string };
 }
@@ -37,7 +53,7 @@ export interface ActorView {
 
 /** The API a worker exposes through comlink. One worker may host many actors. */
 export interface ActorHostApi {
-  init(id: string, kind: string, opts: InitOptions): Promise<ActorView>;
+  init(id: string, kind: string, opts: InitOptions): Promise<ActorView & { readonly inspections?: readonly InspectionRecord[] }>;
   deliver(id: string, batch: readonly unknown[]): DeliverResult;
   persisted(id: string, seq: number): VersionedSnapshot;
   view(id: string): ActorView;

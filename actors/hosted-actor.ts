@@ -2,8 +2,8 @@
  * A statechart bound to its shell: it collects the intents the machine emits while a batch is delivered,
  * restores from a versioned snapshot, and replays events with effects switched off.
  */
-import { type AnyStateMachine, type Actor, createActor } from 'xstate';
-import type { ActorView, DeliverResult, VersionedSnapshot } from './actor.protocol.ts';
+import { type AnyStateMachine, type Actor, type InspectionEvent, createActor } from 'xstate';
+import type { ActorView, DeliverResult, InspectionRecord, PlainSnapshot, VersionedSnapshot } from './actor.protocol.ts';
 
 /** One kind of actor: its machine, the version of its snapshot shape, and how its state is shown. */
 export interface ActorKind {
@@ -32,16 +32,19 @@ export class HostedActor {
   readonly #kind: ActorKind;
   readonly #actor: Actor<AnyStateMachine>;
   #sink: unknown[] | null = null;
+  #inspections: InspectionRecord[] | null;
 
-  constructor(readonly id: string, kind: ActorKind, opts: { snapshot?: VersionedSnapshot; input?: unknown; replay?: readonly unknown[] }) {
+  constructor(readonly id: string, kind: ActorKind, opts: { snapshot?: VersionedSnapshot; input?: unknown; replay?: readonly unknown[]; inspect?: boolean }) {
     this.#kind = kind;
     if (opts.snapshot && (opts.snapshot.kind !== kind.kind || opts.snapshot.version !== kind.version)) {
       throw new SnapshotVersionError(opts.snapshot.kind, opts.snapshot.version, kind.version);
     }
+    this.#inspections = opts.inspect ? [] : null;
     this.#actor = createActor(kind.logic, {
       id,
       input: opts.input,
       ...(opts.snapshot ? { snapshot: opts.snapshot.snapshot as never } : {}),
+      ...(opts.inspect ? { inspect: (e: InspectionEvent) => this.#inspect(e) } : {}),
     });
     this.#actor.on('*', (intent) => this.#sink?.push(intent));
     this.#actor.start();
@@ -59,12 +62,47 @@ export class HostedActor {
         const snap = this.#actor.getSnapshot();
         if (snap.status === 'error') {
           const err = snap.error as { name?: string; message?: string } | undefined;
-          return { intents, processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) } };
+          return { intents, processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) }, ...this.#takeInspections() };
         }
       }
-      return { intents, processed: batch.length };
+      return { intents, processed: batch.length, ...this.#takeInspections() };
     } finally {
       this.#sink = null;
+    }
+  }
+
+  /** The inspection records collected since the last call (none unless started with `inspect`). */
+  #takeInspections(): { inspections?: InspectionRecord[] } {
+    if (!this.#inspections || this.#inspections.length === 0) return {};
+    const inspections = this.#inspections;
+    this.#inspections = [];
+    return { inspections };
+  }
+
+  takeInspections(): InspectionRecord[] {
+    return this.#takeInspections().inspections ?? [];
+  }
+
+  /** The current state value (cheap; for replay timelines). */
+  get value(): unknown {
+    return this.#actor.getSnapshot().value;
+  }
+
+  #inspect(e: InspectionEvent): void {
+    const ref = e.actorRef as unknown as { sessionId: string; id?: string; _parent?: { sessionId: string }; logic?: { toJSON?: () => unknown } };
+    const plain = (s: unknown): PlainSnapshot => {
+      const snap = s as { value?: unknown; context?: unknown; status?: string };
+      return { value: snap.value, context: snap.context, status: snap.status ?? 'active' };
+    };
+    const base = { sessionId: ref.sessionId, ...(e.rootId ? { rootId: e.rootId } : {}) };
+    if (e.type === '@xstate.actor') {
+      const def = ref.logic?.toJSON?.();
+      this.#inspections?.push({ type: e.type, ...base, name: ref.id ?? ref.sessionId, ...(ref._parent ? { parentId: ref._parent.sessionId } : {}), ...(def ? { definition: JSON.stringify(def) } : {}), snapshot: plain(e.actorRef.getSnapshot()) });
+    } else if (e.type === '@xstate.event') {
+      const source = e.sourceRef as unknown as { sessionId?: string } | undefined;
+      this.#inspections?.push({ type: e.type, ...base, ...(source?.sessionId ? { sourceId: source.sessionId } : {}), event: e.event });
+    } else if (e.type === '@xstate.snapshot') {
+      this.#inspections?.push({ type: e.type, ...base, event: e.event, snapshot: plain(e.snapshot) });
     }
   }
 

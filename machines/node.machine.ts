@@ -95,6 +95,7 @@ function register(ctx: NodeContext, benchmark: Benchmark, offer: Offer, host: Ho
 export const nodeMachine = setup({
   types: {} as { context: NodeContext; events: NodeEvent; emitted: NodeIntent; input: NodeInput },
   guards: {
+    wantsBenchmark: ({ event }) => event.type === 'node.onboard' && event.rebenchmark === true,
     hasBenchmark: ({ context, event }) => event.type === 'node.onboard' && !event.rebenchmark && (event.benchmark ?? context.benchmark) !== null,
     isValid: ({ context }) => context.problems.length === 0 && context.registration !== null,
     wasRegistered: ({ context }) => context.registration !== null,
@@ -204,6 +205,16 @@ export const nodeMachine = setup({
       enqueue.assign({ ledger: release(context.ledger, event.allocationId) });
       emitAll(enqueue, [reply(event.replyTo, { ok: true })]);
     }),
+    recover: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'node.recovered');
+      const r = expire(context.ledger, event.now);
+      if (r.expired.length > 0) enqueue.assign({ ledger: r.ledger });
+      const next = nextExpiry(r.ledger);
+      emitAll(enqueue, [
+        r.expired.length > 0 ? { type: 'log.write', level: 'info', message: `locks expired while the node was down: ${r.expired.join(', ')}`, data: { expired: r.expired } } : null,
+        next === null ? null : { type: 'timer.schedule', at: next },
+      ]);
+    }),
     refuseClosed: enqueueActions(({ event, enqueue }) => {
       const to = 'replyTo' in event ? event.replyTo : undefined;
       emitAll(enqueue, [reply(to, { ok: false, code: 'offboarded', message: 'this node offers nothing now (offboarded or not onboarded); run `onboard` first' })]);
@@ -260,6 +271,7 @@ export const nodeMachine = setup({
     'ledger.release': { actions: 'release' },
     'ledger.unlock': { actions: 'unlock' },
     'node.stop': { target: '.stopped', actions: 'stop' },
+    'node.recovered': { actions: 'recover' },
   },
   states: {
     offboarded: {
@@ -276,6 +288,8 @@ export const nodeMachine = setup({
     benchmarking: {
       entry: 'requestBenchmark',
       on: {
+        // the benchmark that was running died with the old process
+        'node.recovered': { actions: ['recover', 'requestBenchmark'] },
         'benchmark.done': { target: 'validating', actions: 'takeBenchmark' },
         'benchmark.fail': { target: 'failed', actions: 'failBenchmark' },
         'node.onboard': { actions: 'refuseBusy' },
@@ -291,7 +305,8 @@ export const nodeMachine = setup({
     registered: {
       entry: 'enterRegistered',
       on: {
-        'node.onboard': { actions: 'reonboard' },
+        // a node recovered from its log is already registered: `run --rebenchmark` must still measure again
+        'node.onboard': [{ guard: 'wantsBenchmark', target: 'benchmarking', actions: 'acceptOnboard' }, { actions: 'reonboard' }],
         'node.offboard': { target: 'offboarded', actions: 'offboard' },
         'ledger.lock': { actions: 'lock' },
         'ledger.allocate': { actions: 'allocate' },

@@ -82,6 +82,11 @@ export interface PreferencesSetEvent extends Replyable {
 export interface StopEvent {
   readonly type: 'node.stop';
 }
+/** Sent once after the node's state was rebuilt from its log: re-arms what the old process was doing. */
+export interface RecoveredEvent {
+  readonly type: 'node.recovered';
+  readonly now: number;
+}
 
 export type NodeEvent =
   | OnboardEvent
@@ -95,7 +100,8 @@ export type NodeEvent =
   | ReleaseEvent
   | SampleEvent
   | PreferencesSetEvent
-  | StopEvent;
+  | StopEvent
+  | RecoveredEvent;
 
 export type NodeEventType = NodeEvent['type'];
 

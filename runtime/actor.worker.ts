@@ -7,17 +7,10 @@ import { parentPort } from 'node:worker_threads';
 import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { ActorHostApi, InitOptions } from '../actors/actor.protocol.ts';
-import { type ActorKind, HostedActor, UnknownActorKindError } from '../actors/hosted-actor.ts';
-import { nodeActorKind } from '../actors/node.actor.ts';
+import { HostedActor } from '../actors/hosted-actor.ts';
+import { actorKind as kindOf } from '../actors/kinds.ts';
 
-const kinds = new Map<string, ActorKind>([[nodeActorKind.kind, nodeActorKind]]);
 const actors = new Map<string, HostedActor>();
-
-function kindOf(name: string): ActorKind {
-  const k = kinds.get(name);
-  if (!k) throw new UnknownActorKindError(name);
-  return k;
-}
 
 function actor(id: string): HostedActor {
   const a = actors.get(id);
@@ -30,7 +23,8 @@ const api: ActorHostApi = {
     actors.get(id)?.stop();
     const hosted = new HostedActor(id, kindOf(kind), opts);
     actors.set(id, hosted);
-    return hosted.view();
+    const inspections = hosted.takeInspections();
+    return { ...hosted.view(), ...(inspections.length ? { inspections } : {}) };
   },
   deliver: (id, batch) => actor(id).deliver(batch),
   persisted: (id, seq) => actor(id).persisted(seq),

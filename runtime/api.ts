@@ -10,12 +10,16 @@ import type { ReplyBody } from '../machines/node.messages.ts';
 import type { Offer } from '../machines/onboarding.ts';
 import type { Preferences } from '../machines/preferences.ts';
 import { AddressInUseError } from './errors.ts';
-import { describeIssues, offerSchema, preferencesSchema } from './schemas.ts';
+import { describeIssues, offerSchema, pingSchema, preferencesSchema } from './schemas.ts';
 
 /** What the API asks of the running node. */
 export interface NodeApi {
   info(): Promise<unknown>;
   peers(): Promise<unknown>;
+  /** This node's edges and its neighbours', as JSON with a Graphviz DOT rendering in `dot`. */
+  topology(): Promise<unknown>;
+  /** Signed net.ping round trips to a peer. */
+  ping(peer: string, count: number): Promise<unknown>;
   preferences(): Promise<Preferences>;
   setPreferences(p: Preferences): Promise<ReplyBody>;
   onboard(offer: Offer): Promise<ReplyBody>;
@@ -53,6 +57,11 @@ function routes(api: NodeApi): Record<string, Handler> {
   return {
     'GET /v1/info': () => api.info(),
     'GET /v1/peers': () => api.peers(),
+    'GET /v1/topology': () => api.topology(),
+    'POST /v1/ping': async (b) => {
+      const { peer, count } = parse(pingSchema, b);
+      return api.ping(peer, count);
+    },
     'GET /v1/preferences': () => api.preferences(),
     'PUT /v1/preferences': async (b) => replyToResult(await api.setPreferences(parse(preferencesSchema, b) as Preferences)),
     'POST /v1/onboard': async (b) => replyToResult(await api.onboard(parse(offerSchema, b ?? {}) as Offer)),

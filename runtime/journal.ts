@@ -182,9 +182,14 @@ export class Journal {
 
   /** Queues a record without waiting; `durable()` later covers it. */
   enqueue(record: unknown): void {
+    this.enqueueText(JSON.stringify(record));
+  }
+
+  /** Queues a record already encoded as JSON text. */
+  enqueueText(json: string): void {
     if (this.#closed) throw new JournalClosedError();
     if (this.#failed) throw this.#failed;
-    this.#pending.push(frame(Buffer.from(JSON.stringify(record), 'utf8')));
+    this.#pending.push(frame(Buffer.from(json, 'utf8')));
   }
 
   /** Resolves when everything queued so far is on disk. */
@@ -255,7 +260,8 @@ export class Journal {
   async #write(frames: Buffer[]): Promise<void> {
     if (frames.length === 0) return;
     const buf = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
-    await this.#fh!.write(buf);
+    // write(2) may take fewer bytes than asked (a nearly full disk); the rest must follow before the sync
+    for (let off = 0; off < buf.length; ) off += (await this.#fh!.write(buf, off)).bytesWritten;
     await this.#fh!.datasync();
     this.#bytes += buf.length;
     this.stats.records += frames.length;

@@ -11,7 +11,7 @@ import { type ApiClient, connect } from './client.ts';
 import { type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
 import { UsageError, exitCodeOf } from './errors.ts';
 import { createLogger } from './logger.ts';
-import { startNode } from './node-service.ts';
+import { formatNetInfo, formatPeers, formatPing, formatTopology } from './net/net-format.ts';
 import { describeIssues, preferencesSchema } from './schemas.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -55,6 +55,7 @@ function formatInfo(info: Record<string, unknown>): string {
     `state    ${String(info.state)}`,
     `api      ${String(info.api)}`,
     `peers    ${String(info.peers)}`,
+    ...formatNetInfo(info),
     bench ? `bench    ${Math.round(Number(bench.cpuOpsPerSecPerCore)).toLocaleString('en')} ops/s per core, disk write ${formatBytes(Number(bench.diskWriteBytesPerSec))}/s, taken ${String(bench.measuredAt)}` : 'bench    none',
     `capability     cpu      memory        disk  gpus  executors`,
     ...rows,
@@ -89,6 +90,8 @@ async function run(opts: RawOptions): Promise<void> {
   debug = opts.logLevel === 'debug';
   const config = parseRunConfig(opts, process.env);
   const log = createLogger(config.logLevel);
+  // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
+  const { startNode } = await import('./node-service.ts');
   const node = await startNode(config, log);
   print(config.json, node.ready, () => `DMS node ready  peerId=${node.ready.peerId}  api=${node.ready.api ?? 'off'}  state=${node.ready.state}  data=${node.ready.dataDir}  (${node.ready.startMs} ms)`);
   await new Promise<void>((resolve) => {
@@ -116,9 +119,12 @@ async function run(opts: RawOptions): Promise<void> {
 export function buildCli(): Command {
   const program = new Command('dms')
     .description('DMS runtime: a Device Management Service node (see README.md)')
-    .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // one line per usage error (commander may add a second, e.g. "(Did you mean --json?)"), like every other error
+      outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (add --help for usage)\n`),
+    });
 
   offerOptions(
     program
@@ -144,9 +150,28 @@ export function buildCli(): Command {
 
   clientOptions(program.command('peers').description('connected peers with round-trip time')).action(async (opts: RawOptions) => {
     const { api, json } = await client(opts);
-    const peers = (await api.request('GET', '/v1/peers')) as unknown[];
-    print(json, peers, () => (peers.length === 0 ? 'no peers connected' : peers.map((p) => JSON.stringify(p)).join('\n')));
+    const peers = (await api.request('GET', '/v1/peers')) as Parameters<typeof formatPeers>[0];
+    print(json, peers, () => formatPeers(peers));
   });
+
+  clientOptions(program.command('topology').description('this node and its neighbours as a graph: edges are connections with their round-trip time'))
+    .option('--dot', 'print Graphviz DOT instead')
+    .action(async (opts: RawOptions & { dot?: boolean }) => {
+      const { api, json } = await client(opts);
+      const t = (await api.request('GET', '/v1/topology')) as Parameters<typeof formatTopology>[0] & { dot: string };
+      if (opts.dot) process.stdout.write(t.dot);
+      else print(json, t, () => formatTopology(t));
+    });
+
+  clientOptions(program.command('ping').description('signed request/reply round trips to a peer through the message router').argument('<peer>', 'peer id'))
+    .option('--count <n>', 'how many round trips (1-1000)', '5')
+    .action(async (peer: string, opts: RawOptions & { count: string }) => {
+      const count = Number(opts.count);
+      if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError(`--count "${opts.count}" must be a whole number from 1 to 1000`);
+      const { api, json } = await client(opts);
+      const r = (await api.request('POST', '/v1/ping', { peer, count })) as Parameters<typeof formatPing>[0];
+      print(json, r, () => formatPing(r));
+    });
 
   clientOptions(program.command('preferences').description('show the node\'s preferences, or replace them from a JSON or YAML file'))
     .option('--set <file>', 'replace the preferences with this file\'s')

@@ -1,30 +1,32 @@
 /**
- * The running node: the composition root of `node runtime/main.js run`. It wires identity, the supervised
- * Node actor, the effects the Node asks for (benchmark, files, timers, logs), monitoring and the local API.
+ * The running node: the composition root of `node runtime/main.js run`. It opens the durable store, wires
+ * identity, the supervised Node actor (recovered from its log when the data dir has one), the effects the
+ * Node asks for, monitoring, the network and the local API.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { NodeView } from '../actors/node.actor.ts';
-import type { NodeEvent, NodeIntent, ReplyBody } from '../machines/node.messages.ts';
+import type { NodeEvent } from '../machines/node.messages.ts';
 import { type Benchmark, type Offer, type Registration, resolveOffer, validateOffer } from '../machines/onboarding.ts';
-import { DEFAULT_PREFERENCES, type Preferences } from '../machines/preferences.ts';
-import { type ApiServer, type NodeApi, startApiServer } from './api.ts';
-import { readMachineFacts, runBenchmark } from './benchmark.ts';
+import { type ApiServer, startApiServer } from './api.ts';
+import { readMachineFacts } from './benchmark.ts';
 import { API_FILE, TOKEN_FILE } from './client.ts';
 import type { RunConfig } from './config.ts';
 import { DataDirError, OnboardingError } from './errors.ts';
-import { probeWritable, readJson, writeFileDurable, writeJson } from './files.ts';
-import { type Identity, type NodeId, describe, loadOrCreateIdentity } from './identity.ts';
+import { probeWritable, writeFileDurable, writeJson } from './files.ts';
+import { loadOrCreateIdentity, type NodeId } from './identity.ts';
+import { createInspectorBridge, type InspectorBridge } from './inspector.ts';
 import type { Logger } from './logger.ts';
 import { createMonitor } from './monitor.ts';
-import { preferencesSchema } from './schemas.ts';
-import { type ActorRef, type OmitFrom, SUPERVISOR_DEFAULTS, Supervisor } from './supervisor.ts';
+import type { NetworkService } from './net/network-service.ts';
+import { startNetwork } from './net/node-network.ts';
+import { createNodeApi } from './node-api.ts';
+import { IDENTITY_KEY, REGISTRATION_KEY, createNodeEffects } from './node-effects.ts';
+import { DexieEventLog, JOURNAL_DIR, STORE_DEFAULTS } from './store.ts';
+import { type ActorRef, type OmitFrom, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from './supervisor.ts';
 
 type NodeRef = ActorRef<NodeEvent>;
 
-export const REGISTRATION_FILE = 'registration.json';
-export const PREFERENCES_FILE = 'preferences.json';
 const ONBOARD_TIMEOUT_MS = 120_000;
 
 /** What the ready line reports. */
@@ -38,6 +40,9 @@ export interface ReadyInfo {
   readonly dataDir: string;
   readonly state: string;
   readonly benchmarked: boolean;
+  /** How the Node actor was rebuilt from the log, or null on a first start. */
+  readonly recovered: (Recovery & { readonly journalRecords: number; readonly tornBytes: number }) | null;
+  readonly inspect: string | null;
   readonly startMs: number;
 }
 
@@ -47,25 +52,6 @@ export interface RunningNode {
   /** Settles with the error that forces the node down (an actor failing past its restart limit). */
   readonly fatal: Promise<Error>;
   stop(): Promise<void>;
-}
-
-interface StoredRegistration {
-  offboarded: boolean;
-  registration: Registration | null;
-}
-
-async function loadStored(dataDir: string, log: Logger): Promise<{ stored: StoredRegistration | undefined; preferences: Preferences }> {
-  const read = async (name: string) =>
-    readJson(path.join(dataDir, name)).catch((e: Error) => {
-      log.warn({ file: name, err: e.message }, `${name} in the data dir does not parse; ignoring it`);
-      return undefined;
-    });
-  const stored = (await read(REGISTRATION_FILE)) as StoredRegistration | undefined;
-  const rawPrefs = await read(PREFERENCES_FILE);
-  const prefs = rawPrefs === undefined ? undefined : preferencesSchema.safeParse(rawPrefs);
-  if (prefs && !prefs.success) log.warn({ file: PREFERENCES_FILE }, `${PREFERENCES_FILE} is not valid preferences; using the defaults`);
-  const valid = stored && typeof stored === 'object' && typeof stored.offboarded === 'boolean' ? stored : undefined;
-  return { stored: valid, preferences: prefs?.success ? (prefs.data as Preferences) : DEFAULT_PREFERENCES };
 }
 
 async function ensureToken(dataDir: string): Promise<string> {
@@ -88,171 +74,113 @@ async function precheckOffer(dataDir: string, offer: Offer): Promise<void> {
   if (problems.length > 0) throw new OnboardingError(problems.map((p) => p.message).join('; '));
 }
 
-/** Carries out the Node's intents. File writes are serialised so they land in order. */
-function createEffects(deps: { dataDir: string; log: Logger; node: () => NodeRef; onRegistered: () => void }) {
-  let writes = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-  const write = (name: string, value: unknown) => {
-    writes = writes.then(() => writeJson(path.join(deps.dataDir, name), value)).catch((e: Error) => deps.log.error({ file: name, err: e.message }, `could not save ${name}`));
-  };
-  const handle = (intent: NodeIntent): void => {
-    switch (intent.type) {
-      case 'benchmark.run':
-        runBenchmark({ dataDir: deps.dataDir }).then(
-          (benchmark) => deps.node().send({ type: 'benchmark.done', benchmark } satisfies NodeEvent),
-          (e: Error) => deps.node().send({ type: 'benchmark.fail', reason: e.message } satisfies NodeEvent),
-        );
-        return;
-      case 'registration.save':
-        write(REGISTRATION_FILE, { offboarded: intent.registration === null, registration: intent.registration });
-        deps.onRegistered();
-        return;
-      case 'preferences.save':
-        write(PREFERENCES_FILE, intent.preferences);
-        return;
-      case 'onboarding.failed':
-        deps.log.warn({ problems: intent.problems }, 'onboarding failed');
-        return;
-      case 'timer.schedule':
-        clearTimeout(timer);
-        if (intent.at !== null) {
-          timer = setTimeout(() => deps.node().send({ type: 'ledger.expire', now: Date.now() } satisfies NodeEvent), Math.max(0, intent.at - Date.now()));
-          timer.unref();
-        }
-        return;
-      case 'allocation.stop':
-        deps.log.info({ allocation: intent.allocationId }, 'stopping allocation');
-        return;
-      case 'log.write':
-        deps.log[intent.level](intent.data ?? {}, intent.message);
-        return;
-      case 'reply.send':
-        return;
-      default: {
-        const never: never = intent;
-        deps.log.warn({ intent: never }, 'unknown intent');
-      }
-    }
-  };
-  return {
-    handle: (intents: readonly unknown[]) => intents.forEach((i) => handle(i as NodeIntent)),
-    flush: () => writes,
-    stop: () => clearTimeout(timer),
-  };
+/** Waits while a recovered node finishes the benchmark its old process had started. */
+async function settled(node: NodeRef): Promise<string> {
+  const deadline = Date.now() + ONBOARD_TIMEOUT_MS;
+  for (;;) {
+    const state = String((await node.view()).value);
+    if (state !== 'benchmarking' || Date.now() > deadline) return state;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export async function startNode(config: RunConfig, log: Logger): Promise<RunningNode> {
   const t0 = performance.now();
   const { dataDir } = config;
   if (!(await probeWritable(dataDir))) throw new DataDirError(`data dir ${dataDir} cannot be created or written; fix its permissions or pass another --data-dir`);
+  const flagsGiven = Object.keys(config.offer).length > 0;
+  // a refused offer must leave a fresh data dir as it was: check it before anything is created
+  if (!existsSync(path.join(dataDir, JOURNAL_DIR))) await precheckOffer(dataDir, config.offer);
+  const { store, recovery: storeRecovery } = await DexieEventLog.open({ dataDir, ...STORE_DEFAULTS });
+  const fresh = (await store.actor('node')) === undefined;
+  const saved = await store.getMeta<Registration | null>(REGISTRATION_KEY);
+  const offer: Offer = { ...(saved?.offer ?? {}), ...config.offer };
+  try {
+    if (flagsGiven) await precheckOffer(dataDir, offer);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const { identity, created } = await loadOrCreateIdentity(dataDir);
   if (created) log.info({ peerId: identity.peerId }, 'created a new node identity');
-  const { stored, preferences } = await loadStored(dataDir, log);
-  const offer: Offer = { ...(stored?.registration?.offer ?? {}), ...config.offer };
-  const shouldOnboard = !stored?.offboarded || Object.keys(config.offer).length > 0;
-  if (shouldOnboard) await precheckOffer(dataDir, offer);
   const token = await ensureToken(dataDir);
+  const nodeId = { uuid: identity.uuid, peerId: identity.peerId, did: identity.did };
+  const known = await store.getMeta<Omit<NodeId, 'cid'>>(IDENTITY_KEY);
+  if (JSON.stringify(known) !== JSON.stringify(nodeId)) await store.putMeta(IDENTITY_KEY, nodeId);
 
   let resolveFatal!: (e: Error) => void;
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
   let nodeRef: NodeRef | undefined;
   let descriptor: { key: string; nodeId: NodeId } | undefined;
-  const effects = createEffects({ dataDir, log, node: () => nodeRef!, onRegistered: () => (descriptor = undefined) });
+  const inspector: InspectorBridge | null = config.inspect ? await createInspectorBridge(config.inspect, log) : null;
+  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined) });
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
+    eventLog: store,
     onIntents: (_id, intents) => effects.handle(intents),
     onEscalate: (e) => resolveFatal(e),
+    ...(inspector ? { onInspect: (records) => inspector.forward(records) } : {}),
   });
-  const node = await supervisor.spawn<NodeEvent>({ id: 'node', kind: 'node', input: { preferences, registration: stored?.registration ?? null } });
+  let node: NodeRef;
+  try {
+    node = await supervisor.spawn<NodeEvent>({ id: 'node', kind: 'node', input: {} });
+  } catch (e) {
+    await supervisor.stop().catch(() => {});
+    await store.close();
+    inspector?.stop();
+    throw e;
+  }
   nodeRef = node;
+  const rec = node.recovery!;
+  if (rec.recovered) {
+    node.send({ type: 'node.recovered', now: Date.now() }, 'local');
+    log.info({ ...rec, journalRecords: storeRecovery.records, tornBytes: storeRecovery.tornBytes }, `recovered the node from its log: snapshot at seq ${rec.snapshotSeq}, ${rec.replayed} events replayed, ${rec.ms} ms (store ${storeRecovery.ms} ms)`);
+  }
 
   let api: ApiServer | undefined;
   let monitor: ReturnType<typeof createMonitor> | undefined;
+  let network: NetworkService | undefined;
   const stop = async () => {
     await monitor?.stop();
+    await network?.stop().catch((e: Error) => log.warn({ err: e.message }, 'network did not stop cleanly'));
     await api?.stop();
     await fs.rm(path.join(dataDir, API_FILE), { force: true });
     effects.stop();
-    if (node.status === 'running') {
-      node.send({ type: 'node.stop' } satisfies NodeEvent);
-      await node.drain();
-    }
     await supervisor.stop();
     await effects.flush();
+    await store.close();
+    inspector?.stop();
   };
 
   try {
-    const nodeApi = createNodeApi({ node, identity, dataDir, listen: () => [], apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
+    const nodeApi = createNodeApi({ node, identity, dataDir, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
+    network = await startNetwork(config, identity, node, log);
     if (config.api) {
       api = await startApiServer({ ...config.api, token }, nodeApi, log);
       await writeJson(path.join(dataDir, API_FILE), { url: api.url, pid: process.pid });
     }
+    const state = await settled(node);
+    const onboard = fresh || flagsGiven || config.rebenchmark || (state !== 'registered' && state !== 'offboarded');
     let benchmarked = false;
-    if (shouldOnboard) {
-      benchmarked = config.rebenchmark || !stored?.registration?.benchmark;
+    if (onboard) {
+      benchmarked = config.rebenchmark || !saved?.benchmark;
       const reply = await node.ask({ type: 'node.onboard', offer, host: { dataDir, dataDirWritable: true }, rebenchmark: config.rebenchmark } satisfies OmitFrom<NodeEvent, 'replyTo'>, ONBOARD_TIMEOUT_MS);
       if (!reply.ok) throw new OnboardingError(`onboarding failed: ${reply.message}`);
     }
     monitor = createMonitor({ dataDir, intervalMs: config.monitorIntervalMs, onError: (e: Error) => log.warn({ err: e.message }, 'monitoring sample failed') }, (sample) =>
-      node.send({ type: 'monitor.sample', sample } satisfies NodeEvent),
+      node.send({ type: 'monitor.sample', sample } satisfies NodeEvent, 'monitor'),
     );
     await monitor.start();
     const view = await node.view();
     const ready: ReadyInfo = {
-      event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: [], api: api?.url ?? null,
-      dataDir, state: String(view.value), benchmarked, startMs: Math.round(performance.now() - t0),
+      event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: network.listen(), api: api?.url ?? null,
+      dataDir, state: String(view.value), benchmarked,
+      recovered: rec.recovered ? { ...rec, journalRecords: storeRecovery.records, tornBytes: storeRecovery.tornBytes } : null,
+      inspect: inspector?.url ?? null, startMs: Math.round(performance.now() - t0),
     };
     return { ready, node, fatal, stop };
   } catch (e) {
     await stop().catch(() => {});
     throw e;
   }
-}
-
-function createNodeApi(deps: {
-  node: NodeRef;
-  identity: Identity;
-  dataDir: string;
-  listen: () => string[];
-  apiUrl: () => string | null;
-  descriptor: () => { key: string; nodeId: NodeId } | undefined;
-  setDescriptor: (d: { key: string; nodeId: NodeId }) => void;
-}): NodeApi {
-  const { node } = deps;
-  const view = async () => (await node.view()).context as NodeView;
-  const ask = (e: OmitFrom<NodeEvent, 'replyTo'>): Promise<ReplyBody> => node.ask(e);
-  return {
-    async info() {
-      const v = await view();
-      const key = JSON.stringify(v.registration?.capability ?? null);
-      let d = deps.descriptor();
-      if (!d || d.key !== key) {
-        d = { key, nodeId: (await describe(deps.identity, v.registration?.capability ?? null)).nodeId };
-        deps.setDescriptor(d);
-      }
-      return {
-        identity: d.nodeId,
-        state: v.state,
-        capability: v.capability,
-        locks: Object.values(v.locks),
-        allocations: Object.values(v.allocations),
-        benchmark: v.registration?.benchmark ?? null,
-        monitoring: { sample: v.sample, constrained: v.constrained },
-        problems: v.problems,
-        listen: deps.listen(),
-        peers: 0,
-        api: deps.apiUrl(),
-        dataDir: deps.dataDir,
-        restarts: node.restarts,
-      };
-    },
-    peers: async () => [],
-    preferences: async () => (await view()).preferences,
-    setPreferences: (preferences) => ask({ type: 'preferences.set', preferences }),
-    onboard: async (offer) => {
-      const current = (await view()).registration?.offer ?? {};
-      return ask({ type: 'node.onboard', offer: { ...current, ...offer }, host: { dataDir: deps.dataDir, dataDirWritable: await probeWritable(deps.dataDir) } });
-    },
-    offboard: () => ask({ type: 'node.offboard' }),
-  };
 }

@@ -45,6 +45,9 @@ export const preferencesSchema = z
   })
   .strict();
 
+/** POST /v1/ping: a peer id and how many round trips. */
+export const pingSchema = z.object({ peer: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'not a peer id'), count: z.number().int().min(1).max(1000) }).strict();
+
 /** A readable one-line account of what is wrong, naming each field. */
 export function describeIssues(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`).join('; ');

@@ -1,12 +1,14 @@
 /**
- * The supervisor: spawns actors in worker threads through comlink, routes events to them in batches, hands
- * the intents they emit to the runtime, and restarts a failed actor from its latest snapshot plus the events
- * since (replayed with effects off), with an Erlang-style restart intensity limit.
+ * The supervisor: spawns actors in worker threads through comlink, writes every event to the durable event
+ * log before the actor sees it, delivers events in batches, hands the intents actors emit to the runtime, and
+ * restarts a failed actor from its latest snapshot plus the logged events since (replayed with effects off),
+ * with an Erlang-style restart intensity limit. On process start, actors the log knows are recovered the same way.
  */
 import { Worker } from 'node:worker_threads';
 import { type Remote, releaseProxy, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { ActorHostApi, ActorView, DeliverResult, VersionedSnapshot } from '../actors/actor.protocol.ts';
+import type { ActorHostApi, ActorView, DeliverResult, InspectionRecord, VersionedSnapshot } from '../actors/actor.protocol.ts';
+import type { EventLog, LoggedEvent } from '../actors/event-log.ts';
 import type { ReplyBody } from '../machines/node.messages.ts';
 
 export interface SupervisorInit {
@@ -40,8 +42,21 @@ export interface SupervisorDeps {
   readonly onIntents: (actorId: string, intents: readonly unknown[]) => void;
   /** An actor failed more often than the restart intensity allows. */
   readonly onEscalate: (error: Error) => void;
+  /** Where events are made durable before actors act on them. */
+  readonly eventLog: EventLog;
+  /** Inspection records from every actor (only asked for when set). */
+  readonly onInspect?: (records: readonly InspectionRecord[]) => void;
   readonly now?: () => number;
   readonly workerUrl?: URL;
+}
+
+/** How an actor came up: fresh, or rebuilt from its log. */
+export interface Recovery {
+  readonly recovered: boolean;
+  readonly snapshotSeq: number;
+  readonly replayed: number;
+  readonly lastSeq: number;
+  readonly ms: number;
 }
 
 export class RestartIntensityError extends Error {
@@ -62,10 +77,7 @@ export class ActorFailedError extends Error {
   override name = 'ActorFailedError';
 }
 
-interface Entry {
-  readonly seq: number;
-  readonly event: { readonly type: string; readonly replyTo?: string };
-}
+type Entry = LoggedEvent & { readonly payload: { readonly type: string; readonly replyTo?: string } };
 
 interface Pending {
   resolve(r: ReplyBody): void;
@@ -83,20 +95,26 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   #worker!: Worker;
   #remote!: Remote<ActorHostApi>;
   #epoch = 0;
+  /** Last seq given to an event. */
   #seq = 0;
+  /** Last seq posted to the worker. */
+  #posted = 0;
+  /** Last seq the worker processed. */
   #acked = 0;
+  #snapshotSeq = 0;
+  /** Events not yet handed to the log. */
   #queue: Entry[] = [];
-  /** Events sent since the snapshot, in order; those with seq <= #acked were processed. */
-  #journal: Entry[] = [];
+  /** Appends in order; each link delivers its batch once it is durable. */
+  #chain: Promise<void> = Promise.resolve();
   #inFlight = 0;
   #idle: (() => void)[] = [];
-  #snapshot: VersionedSnapshot | undefined;
   #snapshotting = false;
   #flushScheduled = false;
   #restarts: number[] = [];
   #pending = new Map<string, Pending>();
   #askSeq = 0;
   #status: 'starting' | 'running' | 'restarting' | 'stopped' | 'failed' = 'starting';
+  #recovery: Recovery | undefined;
 
   constructor(
     readonly id: string,
@@ -115,17 +133,37 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return this.#restarts.length;
   }
 
-  async start(snapshot?: VersionedSnapshot): Promise<ActorView> {
-    this.#snapshot = snapshot;
-    if (snapshot) this.#seq = this.#acked = snapshot.seq;
-    return this.#boot([]);
+  /** How the actor came up at spawn. */
+  get recovery(): Recovery | undefined {
+    return this.#recovery;
   }
 
-  /** Queues an event; batches leave on the next turn of the event loop. */
-  send(event: E): void {
+  /**
+   * Starts the actor: from the log when it knows the actor (its snapshot plus the events since, replayed with
+   * effects off), otherwise fresh, registering it. `snapshot` overrides the logged one (tests, tools).
+   */
+  async start(override?: VersionedSnapshot): Promise<ActorView> {
+    const t0 = performance.now();
+    const log = this.deps.eventLog;
+    const known = await log.actor(this.id);
+    if (!known) await log.register({ id: this.id, kind: this.kind, input: this.input, createdAt: this.#now() });
+    const input = known ? known.input : this.input;
+    const snapshot = override ?? (await log.latestSnapshot(this.id));
+    const events = await log.eventsAfter(this.id, snapshot?.seq ?? 0);
+    const lastSeq = Math.max(await log.lastSeq(this.id), snapshot?.seq ?? 0);
+    this.#seq = this.#posted = this.#acked = lastSeq;
+    this.#snapshotSeq = snapshot?.seq ?? 0;
+    const view = await this.#boot(input, snapshot, events.map((e) => e.payload));
+    this.#flush();
+    this.#recovery = { recovered: known !== undefined, snapshotSeq: snapshot?.seq ?? 0, replayed: events.length, lastSeq, ms: Math.round(performance.now() - t0) };
+    return view;
+  }
+
+  /** Queues an event; it is logged, then delivered, in a batch on the next turn of the event loop. */
+  send(event: E, origin = 'local'): void {
     if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
     this.#seq += 1;
-    this.#queue.push({ seq: this.#seq, event });
+    this.#queue.push({ seq: this.#seq, ts: this.#now(), type: event.type, origin, payload: event as Entry['payload'] });
     if (this.#queue.length >= this.init.batchSize) this.#flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -137,7 +175,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   /** Sends a command and waits for the actor's reply to it. */
-  ask(event: OmitFrom<E, 'replyTo'>, timeoutMs = this.init.askTimeoutMs): Promise<ReplyBody> {
+  ask(event: OmitFrom<E, 'replyTo'>, timeoutMs = this.init.askTimeoutMs, origin = 'local'): Promise<ReplyBody> {
     this.#askSeq += 1;
     const replyTo = `${this.id}#${this.#askSeq}`;
     return new Promise<ReplyBody>((resolve, reject) => {
@@ -147,7 +185,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       }, timeoutMs);
       this.#pending.set(replyTo, { resolve, reject, timer });
       try {
-        this.send({ ...event, replyTo } as unknown as E);
+        this.send({ ...event, replyTo } as unknown as E, origin);
       } catch (e) {
         clearTimeout(timer);
         this.#pending.delete(replyTo);
@@ -163,7 +201,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return this.#remote.view(this.id);
   }
 
-  /** Resolves when every queued event has been processed. */
+  /** Resolves when every queued event has been logged and processed. */
   drain(): Promise<void> {
     if (this.#status === 'stopped' || this.#status === 'failed') return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
     this.#flush();
@@ -190,9 +228,13 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
 
   async stop(): Promise<void> {
     if (this.#status === 'stopped') return;
-    if (this.#status === 'running') await this.drain();
+    if (this.#status === 'running') {
+      await this.drain().catch(() => {});
+      await this.#finalSnapshot();
+    }
     this.#status = 'stopped';
     this.#rejectAll(new ActorFailedError(`actor ${this.id} stopped`));
+    await this.#chain.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([this.#remote.stop(this.id), new Promise((r) => (timer = setTimeout(r, 1000)))]);
@@ -205,7 +247,23 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     await this.#worker.terminate();
   }
 
-  async #boot(replay: readonly unknown[]): Promise<ActorView> {
+  /** A snapshot at a clean stop, so the next start replays nothing. */
+  async #finalSnapshot(): Promise<void> {
+    if (this.#status !== 'running' || this.#acked === this.#snapshotSeq) return;
+    try {
+      const snap = await this.#remote.persisted(this.id, this.#acked);
+      await this.deps.eventLog.saveSnapshot(this.id, snap);
+      this.#snapshotSeq = snap.seq;
+    } catch (e) {
+      this.deps.log.warn({ actor: this.id, err: (e as Error).message }, 'no snapshot at stop; the next start replays the log');
+    }
+  }
+
+  #now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async #boot(input: unknown, snapshot: VersionedSnapshot | undefined, replay: readonly unknown[]): Promise<ActorView> {
     const epoch = ++this.#epoch;
     const worker = new Worker(this.deps.workerUrl ?? DEFAULT_WORKER_URL);
     this.#worker = worker;
@@ -218,11 +276,11 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     worker.on('exit', (code) => {
       if (booted && epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
     });
-    const view = await Promise.race([this.#remote.init(this.id, this.kind, { input: this.input, replay, ...(this.#snapshot ? { snapshot: this.#snapshot } : {}) }), exited]);
+    const opts = { input, replay, ...(snapshot ? { snapshot } : {}), ...(this.deps.onInspect ? { inspect: true } : {}) };
+    const view = await Promise.race([this.#remote.init(this.id, this.kind, opts), exited]);
     booted = true;
-    if (epoch !== this.#epoch) return view;
-    this.#status = 'running';
-    this.#flush();
+    if (view.inspections) this.deps.onInspect?.(view.inspections);
+    if (epoch === this.#epoch) this.#status = 'running';
     return view;
   }
 
@@ -230,15 +288,37 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (this.#status !== 'running') return;
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.init.batchSize);
-      this.#journal.push(...batch);
       this.#inFlight += 1;
+      const durable = this.deps.eventLog.append(this.id, batch);
       const epoch = this.#epoch;
-      this.#remote.deliver(this.id, batch.map((e) => e.event)).then(
-        (r) => this.#delivered(epoch, batch, r),
-        (err: Error) => epoch === this.#epoch && this.#failed(`deliver failed: ${err.message}`),
-      );
+      this.#chain = this.#chain
+        .then(() => durable)
+        .then(
+          () => this.#post(epoch, batch),
+          (err: Error) => this.#logFailed(err),
+        );
     }
     this.#notifyIdle();
+  }
+
+  /** Hands a durable batch to the worker (pipelined: does not wait for the answer). */
+  #post(epoch: number, batch: readonly Entry[]): void {
+    if (epoch !== this.#epoch) return; // a restart redelivers it from the log
+    this.#posted = batch.at(-1)!.seq;
+    this.#remote.deliver(this.id, batch.map((e) => e.payload)).then(
+      (r) => this.#delivered(epoch, batch, r),
+      (err: Error) => epoch === this.#epoch && this.#failed(`deliver failed: ${err.message}`),
+    );
+  }
+
+  #logFailed(err: Error): void {
+    if (this.#status === 'failed' || this.#status === 'stopped') return;
+    this.#status = 'failed';
+    this.#epoch += 1;
+    const e = Object.assign(new Error(`actor ${this.id} cannot log events: ${err.message}`), { name: 'EventLogError' });
+    this.#rejectAll(e);
+    void this.#worker.terminate();
+    this.deps.onEscalate(e);
   }
 
   #delivered(epoch: number, batch: readonly Entry[], r: DeliverResult): void {
@@ -246,13 +326,13 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#inFlight -= 1;
     const done = r.failure ? r.failure.index : batch.length;
     if (done > 0) this.#acked = batch[done - 1]!.seq;
+    if (r.inspections) this.deps.onInspect?.(r.inspections);
     this.#handleIntents(r.intents);
     if (r.failure) {
       const poison = batch[r.failure.index]!;
-      this.#journal = this.#journal.filter((e) => e.seq !== poison.seq);
-      this.deps.log.error({ actor: this.id, event: poison.event.type, error: r.failure }, `actor ${this.id} failed on ${poison.event.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
-      if (poison.event.replyTo) this.#settle(poison.event.replyTo, null, new ActorFailedError(`${poison.event.type} failed: ${r.failure.message}`));
-      this.#failed(r.failure.message);
+      this.deps.log.error({ actor: this.id, event: poison.type, seq: poison.seq, error: r.failure }, `actor ${this.id} failed on ${poison.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
+      if (poison.payload.replyTo) this.#settle(poison.payload.replyTo, null, new ActorFailedError(`${poison.type} failed: ${r.failure.message}`));
+      this.#failed(r.failure.message, poison.seq);
       return;
     }
     this.#maybeSnapshot();
@@ -263,8 +343,10 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     const rest: unknown[] = [];
     for (const i of intents) {
       const intent = i as { type: string; replyTo?: string } & ReplyBody;
-      if (intent.type === 'reply.send' && intent.replyTo) this.#settle(intent.replyTo, intent, null);
-      else rest.push(i);
+      if (intent.type === 'reply.send' && intent.replyTo) {
+        const { type: _t, replyTo, ...body } = intent;
+        this.#settle(replyTo, body as ReplyBody, null);
+      } else rest.push(i);
     }
     if (rest.length > 0) this.deps.onIntents(this.id, rest);
   }
@@ -279,34 +361,31 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #maybeSnapshot(): void {
-    const since = this.#acked - (this.#snapshot?.seq ?? 0);
-    if (this.#snapshotting || since < this.init.snapshotEvery || this.#queue.length > 0) return;
+    if (this.#snapshotting || this.#acked - this.#snapshotSeq < this.init.snapshotEvery) return;
     this.#snapshotting = true;
     const epoch = this.#epoch;
-    // The worker answers after every batch sent so far (the queue is empty), not only the acknowledged ones.
-    const seq = this.#seq;
-    this.#remote.persisted(this.id, seq).then(
-      (snap) => {
-        this.#snapshotting = false;
+    // The worker answers after every batch posted so far, so the snapshot covers exactly up to #posted.
+    const seq = this.#posted;
+    this.#remote
+      .persisted(this.id, seq)
+      .then(async (snap) => {
         if (epoch !== this.#epoch) return;
-        this.#snapshot = snap;
-        this.#journal = this.#journal.filter((e) => e.seq > snap.seq);
-      },
-      () => {
+        await this.deps.eventLog.saveSnapshot(this.id, snap);
+        this.#snapshotSeq = Math.max(this.#snapshotSeq, snap.seq);
+      })
+      .catch((err: Error) => this.deps.log.warn({ actor: this.id, err: err.message }, 'snapshot failed; the actor keeps running on its log'))
+      .finally(() => {
         this.#snapshotting = false;
-      },
-    );
+      });
   }
 
-  #failed(cause: string): void {
+  #failed(cause: string, poisonSeq?: number): void {
     if (this.#status === 'restarting' || this.#status === 'stopped' || this.#status === 'failed') return;
     this.#epoch += 1;
     this.#inFlight = 0;
-    this.#snapshotting = false;
-    const now = (this.deps.now ?? Date.now)();
+    const now = this.#now();
     this.#restarts = this.#restarts.filter((t) => now - t < this.init.withinMs);
-    const old = this.#worker;
-    void old.terminate();
+    void this.#worker.terminate();
     if (this.#restarts.length >= this.init.maxRestarts) {
       this.#status = 'failed';
       const err = new RestartIntensityError(this.id, this.#restarts.length, this.init.withinMs, cause);
@@ -316,15 +395,30 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     }
     this.#restarts.push(now);
     this.#status = 'restarting';
-    const replay = this.#journal.filter((e) => e.seq <= this.#acked);
-    const unacked = this.#journal.filter((e) => e.seq > this.#acked);
-    this.#journal = replay;
-    this.#queue = [...unacked, ...this.#queue];
-    this.deps.log.warn({ actor: this.id, cause, replay: replay.length, redeliver: unacked.length, restarts: this.#restarts.length }, `restarting actor ${this.id} from its snapshot`);
-    this.#boot(replay.map((e) => e.event)).catch((err: Error) => {
+    this.#restart(cause, poisonSeq).catch((err: Error) => {
       this.#status = 'running';
       this.#failed(`restart failed: ${err.message}`);
     });
+  }
+
+  /** Rebuilds the actor from the log: processed events are replayed with effects off, the rest redelivered. */
+  async #restart(cause: string, poisonSeq: number | undefined): Promise<void> {
+    const log = this.deps.eventLog;
+    if (poisonSeq !== undefined) await log.markDropped(this.id, poisonSeq, cause);
+    await this.#chain.catch(() => {}); // every append that was under way has settled
+    const snapshot = await log.latestSnapshot(this.id);
+    const events = await log.eventsAfter(this.id, snapshot?.seq ?? 0);
+    const replay = events.filter((e) => e.seq <= this.#acked);
+    const redeliver = events.filter((e) => e.seq > this.#acked) as Entry[];
+    this.deps.log.warn({ actor: this.id, cause, snapshotSeq: snapshot?.seq ?? 0, replay: replay.length, redeliver: redeliver.length, restarts: this.#restarts.length }, `restarting actor ${this.id} from its snapshot`);
+    const known = await log.actor(this.id);
+    this.#snapshotSeq = snapshot?.seq ?? 0;
+    await this.#boot(known?.input ?? this.input, snapshot, replay.map((e) => e.payload));
+    for (let i = 0; i < redeliver.length; i += this.init.batchSize) {
+      this.#inFlight += 1;
+      this.#post(this.#epoch, redeliver.slice(i, i + this.init.batchSize));
+    }
+    this.#flush();
   }
 
   #assertAlive(): void {

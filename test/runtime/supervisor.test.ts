@@ -1,5 +1,6 @@
 // The supervisor with real worker threads running the Node machine (runtime/actor.worker.js, so build first).
 // One suite per behaviour; each test gets a fresh Supervisor and one spawned Node actor, stopped after it.
+import { MemoryEventLog } from '../../actors/event-log.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -153,6 +154,7 @@ function behaviour(title: string, init: Partial<SupervisorInit> = {}, opts: Opti
           for (const i of intents) ctx.intents.push(i as NodeIntent);
         },
         onEscalate: (e) => ctx.escalations.push(e),
+        eventLog: new MemoryEventLog(),
         now: () => ctx.clock ?? Date.now(),
         ...(opts.workerUrl ? { workerUrl: opts.workerUrl } : {}),
       },
@@ -512,10 +514,11 @@ Stop('after stop() the actor is stopped: pending asks reject, send throws, view 
 
 Stop('a process whose supervisor stopped exits by itself, promptly: no worker thread or timer is left', async () => {
   const supervisorJs = fileURLToPath(new URL('../../runtime/supervisor.js', import.meta.url));
+  const eventLogJs = fileURLToPath(new URL('../../actors/event-log.js', import.meta.url));
   const script = `
-    import(${JSON.stringify(supervisorJs)}).then(async ({ Supervisor, SUPERVISOR_DEFAULTS }) => {
+    Promise.all([import(${JSON.stringify(supervisorJs)}), import(${JSON.stringify(eventLogJs)})]).then(async ([{ Supervisor, SUPERVISOR_DEFAULTS }, { MemoryEventLog }]) => {
       const log = { info() {}, warn() {}, error() {} };
-      const sup = new Supervisor(SUPERVISOR_DEFAULTS, { log, onIntents() {}, onEscalate() {} });
+      const sup = new Supervisor(SUPERVISOR_DEFAULTS, { log, onIntents() {}, onEscalate() {}, eventLog: new MemoryEventLog() });
       const ref = await sup.spawn({ id: 'n', kind: 'node', input: {} });
       ref.send({ type: 'node.offboard' });
       const view = await ref.view();

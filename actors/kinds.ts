@@ -1,0 +1,11 @@
+/** Every actor kind this build can host, by name: the worker and the replay tool look kinds up here. */
+import { type ActorKind, UnknownActorKindError } from './hosted-actor.ts';
+import { nodeActorKind } from './node.actor.ts';
+
+export const ACTOR_KINDS: ReadonlyMap<string, ActorKind> = new Map([[nodeActorKind.kind, nodeActorKind]]);
+
+export function actorKind(name: string): ActorKind {
+  const k = ACTOR_KINDS.get(name);
+  if (!k) throw new UnknownActorKindError(name);
+  return k;
+}

@@ -1,0 +1,60 @@
+/**
+ * The libp2p host: websockets (plain /ws, or /wss with a certificate), noise, yamux, identify, ping,
+ * gossipsub and bootstrap. Its peer key is the node's identity key, so the peer id is the identity's.
+ */
+import { bootstrap } from '@libp2p/bootstrap';
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { Ed25519PrivateKey, Libp2p } from '@libp2p/interface';
+import { noise } from '@libp2p/noise';
+import { ping } from '@libp2p/ping';
+import { webSockets } from '@libp2p/websockets';
+import { yamux } from '@libp2p/yamux';
+import { createLibp2p } from 'libp2p';
+
+export interface HostInit {
+  readonly privateKey: Ed25519PrivateKey;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  /** PEM certificate and key for /wss listeners. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Most connections kept open. */
+  readonly maxConnections: number;
+}
+
+export type HostServices = { identify: unknown; ping: unknown; pubsub: GossipSub };
+export type Libp2pHost = Libp2p<HostServices>;
+
+export class ListenError extends Error {
+  override name = 'ListenError';
+  readonly exitCode = 2;
+}
+
+export async function createLibp2pHost(init: HostInit): Promise<Libp2pHost> {
+  const peerDiscovery = init.bootstrap.length > 0 ? [bootstrap({ list: [...init.bootstrap], timeout: 10 })] : [];
+  try {
+    return (await createLibp2p({
+      privateKey: init.privateKey,
+      addresses: { listen: [...init.listen] },
+      transports: [webSockets(init.tls ? { https: { cert: init.tls.cert, key: init.tls.key } } : {})],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery,
+      connectionManager: { maxConnections: init.maxConnections },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign' }),
+      },
+    })) as unknown as Libp2pHost;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(err.message)) {
+      throw new ListenError(`a --listen address is in use (${err.message}); pass another port, or port 0 for any free one`);
+    }
+    if (err.name === 'UnsupportedListenAddressesError' || err.name === 'NoValidAddressesError' || /listen/i.test(err.message)) {
+      throw new ListenError(`cannot listen on ${init.listen.join(', ')}: ${err.message}; use e.g. /ip4/127.0.0.1/tcp/0/ws`);
+    }
+    throw e;
+  }
+}

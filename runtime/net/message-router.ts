@@ -1,0 +1,337 @@
+/**
+ * The router: an address is {peer, inbox}. Local inboxes are registered here; envelopes for other peers are
+ * signed and handed to the transport (the per-peer actor channel), broadcasts go to gossipsub. Arriving
+ * envelopes pass every check of the edge (shape, sender, addressee, time, replay, signature, event type and
+ * payload) before an inbox sees them; each refusal is counted by reason and logged. Request/reply: a request
+ * names a one-shot reply inbox in `replyTo` and carries its deadline in `exp`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ZodType } from 'zod';
+import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_TTL_MS, type RejectReason, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
+import { MAX_BATCH, decodeBody, encodeBody, sealBatch, sealOne, splitSigned } from './envelope-codec.ts';
+import { type PayloadSchemas, parseEnvelope, parsePayload } from './envelope-schema.ts';
+import type { EnvelopeSigner, EnvelopeVerifier } from './envelope-signer.ts';
+import type { NetCounters } from './net-counters.ts';
+import { ReplayCache } from './replay-cache.ts';
+
+/** What carries sealed envelopes: the per-peer channels and the broadcast topic. */
+export interface FrameTransport {
+  /** Queues frames, in order, on the peer's channel (opening it when needed); waits while it is full. */
+  sendFrames(peer: string, frames: readonly Uint8Array[], deadline: number): Promise<void>;
+  /** True when the peer's channel is open and `n` more frames fit in it now. */
+  ready(peer: string, n: number): boolean;
+  publish(data: Uint8Array): Promise<void>;
+}
+
+/** Envelopes for one peer collected during one turn of the event loop, signed together when it ends. */
+interface Outbox {
+  readonly bodies: Uint8Array[];
+  deadline: number;
+  readonly done: Promise<void>;
+  readonly settle: { resolve: () => void; reject: (e: Error) => void };
+}
+
+/** An envelope that passed every check, as an inbox sees it. */
+export interface Inbound<P = unknown> {
+  readonly envelope: UnsignedEnvelope<string, P>;
+  readonly broadcast: boolean;
+}
+
+export interface InboxSpec {
+  readonly name: string;
+  /** Event types this inbox takes; any other is refused as not-accepted. */
+  readonly accepts: readonly string[];
+  handle(msg: Inbound): void;
+}
+
+export interface RouterLog {
+  debug(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface RouterDeps {
+  readonly signer: EnvelopeSigner;
+  readonly verifier: EnvelopeVerifier;
+  readonly transport: FrameTransport;
+  readonly counters: NetCounters;
+  readonly log: RouterLog;
+  readonly now?: () => number;
+}
+
+export interface SendOptions {
+  /** The sending inbox (default `net`). */
+  readonly from?: string;
+  readonly ttlMs?: number;
+  readonly replyTo?: string;
+}
+
+export class RequestTimeoutError extends Error {
+  override name = 'RequestTimeoutError';
+}
+
+/** The remote side answered a request with `net.error`. */
+export class RemoteError extends Error {
+  override name = 'RemoteError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class UnknownInboxError extends Error {
+  override name = 'UnknownInboxError';
+}
+
+interface PendingReply {
+  readonly resolve: (m: Inbound) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly peer: string;
+}
+
+const WARN_EVERY_MS = 10_000;
+
+export class MessageRouter {
+  readonly #inboxes = new Map<string, InboxSpec>();
+  readonly #schemas = new Map<string, ZodType>();
+  readonly #pending = new Map<string, PendingReply>();
+  readonly #replay = new ReplayCache();
+  readonly #lastWarn = new Map<string, number>();
+  readonly #bootId = randomBytes(9).toString('base64url');
+  readonly #now: () => number;
+  readonly #sweep: NodeJS.Timeout;
+  readonly #outbox = new Map<string, Outbox>();
+  #flushScheduled = false;
+  #seq = 0;
+
+  constructor(readonly deps: RouterDeps) {
+    this.#now = deps.now ?? Date.now;
+    this.#sweep = setInterval(() => this.#replay.sweep(this.#now()), 10_000);
+    this.#sweep.unref();
+  }
+
+  get peer(): string {
+    return this.deps.signer.peer;
+  }
+
+  /** Adds payload schemas, one per event type. Only types with a schema can arrive from the network. */
+  addSchemas(schemas: PayloadSchemas): void {
+    for (const [type, schema] of schemas) this.#schemas.set(type, schema);
+  }
+
+  /** Registers a local inbox; returns a function that removes it. */
+  register(spec: InboxSpec): () => void {
+    if (this.#inboxes.has(spec.name)) throw new Error(`inbox ${spec.name} is already registered`);
+    this.#inboxes.set(spec.name, spec);
+    return () => this.#inboxes.delete(spec.name);
+  }
+
+  /** Sends one event to an address; resolves with the envelope id once it is queued on the peer's channel. */
+  async send(to: Address, type: string, payload: unknown, opts: SendOptions = {}): Promise<string> {
+    const env = this.#envelope(to, type, payload, opts, this.#now() + Math.min(opts.ttlMs ?? DEFAULT_TTL_MS, MAX_TTL_MS));
+    await this.#dispatchOut(env);
+    return env.id;
+  }
+
+  /** Sends a request and waits for the one reply to it, until the deadline. */
+  request<P = unknown>(to: Address, type: string, payload: unknown, opts: { from?: string; timeoutMs?: number } = {}): Promise<Inbound<P>> {
+    const timeoutMs = Math.min(opts.timeoutMs ?? DEFAULT_TTL_MS, MAX_TTL_MS);
+    const env = this.#envelope(to, type, payload, { from: opts.from ?? 'net' }, this.#now() + timeoutMs);
+    const replyInbox = `reply/${env.id}`;
+    const withReply = { ...env, replyTo: replyInbox };
+    return new Promise<Inbound<P>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(replyInbox);
+        reject(new RequestTimeoutError(`no answer to ${type} from ${to.peer} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(replyInbox, { resolve: resolve as (m: Inbound) => void, reject, timer, peer: to.peer });
+      this.#dispatchOut(withReply).catch((e: Error) => {
+        clearTimeout(timer);
+        this.#pending.delete(replyInbox);
+        reject(e);
+      });
+    });
+  }
+
+  /** Answers a request; the reply carries the request's deadline. Does nothing when no answer was asked for. */
+  async reply(req: Inbound, type: string, payload: unknown): Promise<void> {
+    const r = req.envelope;
+    if (!r.replyTo) return;
+    const env = this.#envelope({ peer: r.from.peer, inbox: r.replyTo }, type, payload, { from: r.to.inbox }, replyExpiry(r, this.#now()));
+    await this.#dispatchOut(env);
+  }
+
+  /** Broadcasts one event to `inbox` on every peer subscribed to the topic. */
+  async broadcast(inbox: string, type: string, payload: unknown, opts: SendOptions = {}): Promise<string> {
+    const env = this.#envelope({ peer: BROADCAST_PEER, inbox }, type, payload, opts, this.#now() + Math.min(opts.ttlMs ?? DEFAULT_TTL_MS, MAX_TTL_MS));
+    await this.deps.transport.publish(sealOne(encodeBody(env), this.deps.signer.sign).data);
+    this.deps.counters.broadcastOut += 1;
+    return env.id;
+  }
+
+  /**
+   * One envelope frame body from `peer` (the authenticated remote peer, or the gossip author). Runs every
+   * check of the edge, then hands the envelope to its reply waiter or inbox. Never throws. False when refused.
+   */
+  receive(peer: string, kind: number, frameBody: Uint8Array, broadcast: boolean): boolean {
+    const signed = splitSigned(kind, frameBody);
+    if (!signed) return this.#refuse(peer, 'malformed', 'frame too short for its signature or batch path');
+    let raw: unknown;
+    try {
+      raw = decodeBody(signed.body);
+    } catch (e) {
+      return this.#refuse(peer, 'malformed', `not DAG-CBOR: ${(e as Error).message}`);
+    }
+    const parsed = parseEnvelope(raw);
+    if (!parsed.ok) return this.#refuse(peer, parsed.reason, parsed.detail);
+    const env = parsed.envelope;
+    const now = this.#now();
+    const rule = checkArrival(env, { now, localPeer: this.peer, remotePeer: peer, broadcast });
+    if (rule) return this.#refuse(peer, rule, `${env.type} ${env.id}`);
+    if (this.deps.verifier.didOf(env.from.peer) !== env.from.did) return this.#refuse(peer, 'did-mismatch', `${env.from.did} is not the key of ${env.from.peer}`);
+    const fresh = this.#replay.admit(env.from.peer, env.id, env.exp, now);
+    if (fresh !== 'fresh') return this.#refuse(peer, 'replayed', fresh === 'full' ? 'too many live message ids from this peer' : `id ${env.id} seen before`);
+    if (!this.deps.verifier.verify(env.from.peer, signed)) {
+      this.#replay.forget(env.from.peer, env.id);
+      return this.#refuse(peer, 'bad-signature', `${env.type} ${env.id}`);
+    }
+    const payload = parsePayload(this.#schemas, env.type, env.payload);
+    if (!payload.ok) {
+      this.#answerError({ envelope: env, broadcast }, payload.reason, payload.detail);
+      return this.#refuse(peer, payload.reason, payload.detail);
+    }
+    const msg: Inbound = { envelope: { ...env, payload: payload.payload }, broadcast };
+    if (broadcast) this.deps.counters.broadcastIn += 1;
+    else this.deps.counters.in += 1;
+    this.#deliver(msg, peer);
+    return true;
+  }
+
+  #refuse(peer: string, reason: RejectReason, detail: string): false {
+    this.reject(peer, reason, detail);
+    return false;
+  }
+
+  /** Counts and logs a refusal: the first per peer and reason in a while at warn, the rest at debug. */
+  reject(peer: string, reason: RejectReason, detail: string): void {
+    this.deps.counters.reject(reason);
+    const key = `${peer}|${reason}`;
+    const now = this.#now();
+    const last = this.#lastWarn.get(key);
+    if (last === undefined || now - last > WARN_EVERY_MS) {
+      if (this.#lastWarn.size > 10_000) this.#lastWarn.clear();
+      this.#lastWarn.set(key, now);
+      this.deps.log.warn({ peer, reason, detail }, `rejected a message from ${peer}: ${reason} (more from this peer for this reason within ${WARN_EVERY_MS / 1000} s are logged at debug)`);
+    } else {
+      this.deps.log.debug({ peer, reason, detail }, `rejected a message: ${reason}`);
+    }
+  }
+
+  /** Fails every waiting request, e.g. when the node stops. */
+  stop(): void {
+    clearInterval(this.#sweep);
+    for (const [k, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new RequestTimeoutError('the network stopped before the answer arrived'));
+      this.#pending.delete(k);
+    }
+  }
+
+  #envelope(to: Address, type: string, payload: unknown, opts: SendOptions, exp: number): UnsignedEnvelope {
+    this.#seq += 1;
+    const env: UnsignedEnvelope = {
+      v: ENVELOPE_VERSION,
+      id: `${this.#bootId}.${this.#seq.toString(36)}`,
+      from: { peer: this.peer, did: this.deps.signer.did, inbox: opts.from ?? 'net' },
+      to,
+      type,
+      payload,
+      ts: this.#now(),
+      exp,
+    };
+    return opts.replyTo === undefined ? env : { ...env, replyTo: opts.replyTo };
+  }
+
+  /**
+   * Puts an envelope in its peer's outbox; the outbox is signed and queued on the channel at the end of this
+   * turn of the event loop (at once when full). Resolves at once while the channel has room; otherwise, and
+   * for a peer without an open channel yet, when the outbox is queued (so a full channel slows the sender).
+   */
+  #dispatchOut(env: UnsignedEnvelope): Promise<void> {
+    const peer = env.to.peer;
+    if (peer === this.peer) {
+      queueMicrotask(() => this.#deliver({ envelope: env, broadcast: false }, this.peer));
+      return Promise.resolve();
+    }
+    let box = this.#outbox.get(peer);
+    if (!box) {
+      const settle = {} as Outbox['settle'];
+      const done = new Promise<void>((resolve, reject) => Object.assign(settle, { resolve, reject }));
+      done.catch(() => {}); // callers that were answered at once do not wait on it
+      box = { bodies: [], deadline: env.exp, done, settle };
+      this.#outbox.set(peer, box);
+    }
+    box.bodies.push(encodeBody(env));
+    box.deadline = Math.min(box.deadline, env.exp);
+    const immediate = this.deps.transport.ready(peer, box.bodies.length);
+    if (box.bodies.length >= MAX_BATCH) this.#flush(peer);
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        for (const p of [...this.#outbox.keys()]) this.#flush(p);
+      });
+    }
+    return immediate ? Promise.resolve() : box.done;
+  }
+
+  #flush(peer: string): void {
+    const box = this.#outbox.get(peer);
+    if (!box) return;
+    this.#outbox.delete(peer);
+    const frames = sealBatch(box.bodies, this.deps.signer.sign);
+    this.deps.transport.sendFrames(peer, frames, box.deadline).then(
+      () => {
+        this.deps.counters.out += frames.length;
+        box.settle.resolve();
+      },
+      (e: Error) => {
+        this.deps.log.debug({ peer, dropped: frames.length, err: e.message }, `could not send ${frames.length} messages to ${peer}`);
+        box.settle.reject(e);
+      },
+    );
+  }
+
+  #deliver(msg: Inbound, peer: string): void {
+    const env = msg.envelope;
+    const waiter = this.#pending.get(env.to.inbox);
+    if (waiter) {
+      if (waiter.peer !== env.from.peer) return this.reject(peer, 'misaddressed', `reply for ${env.to.inbox} from the wrong peer`);
+      this.#pending.delete(env.to.inbox);
+      clearTimeout(waiter.timer);
+      if (env.type === 'net.error') {
+        const p = env.payload as { code: string; message: string };
+        waiter.reject(new RemoteError(p.code, `${env.from.peer} refused the request: ${p.code}: ${p.message}`));
+      } else waiter.resolve(msg);
+      return;
+    }
+    const inbox = this.#inboxes.get(env.to.inbox);
+    if (!inbox) {
+      if (!env.to.inbox.startsWith('reply/')) this.#answerError(msg, 'no-inbox', `no inbox ${env.to.inbox}`);
+      return this.reject(peer, 'no-inbox', `${env.to.inbox} (${env.type})`);
+    }
+    if (!inbox.accepts.includes(env.type)) {
+      this.#answerError(msg, 'not-accepted', `inbox ${inbox.name} does not take ${env.type}`);
+      return this.reject(peer, 'not-accepted', `${env.type} to ${inbox.name}`);
+    }
+    try {
+      inbox.handle(msg);
+    } catch (e) {
+      this.deps.log.warn({ inbox: inbox.name, type: env.type, err: (e as Error).message }, `inbox ${inbox.name} failed on ${env.type}`);
+    }
+  }
+
+  #answerError(req: Inbound, code: string, message: string): void {
+    if (!req.envelope.replyTo || req.broadcast) return;
+    this.reply(req, 'net.error', { code, message }).catch(() => {});
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The network service: the libp2p host, the signed-envelope router with its direct channels and gossipsub
+ * topic, discovery (bootstrap, then peer exchange so a node that joined through one peer learns the others),
+ * RTT probes and the topology. Built by `createNetworkService`, with start() / stop().
+ */
+import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import { NET_INBOX, type NetPong, type PayloadOf, type PeerEdge, type PeersReply } from '../../machines/net.messages.ts';
+import { ACTOR_PROTOCOL, Libp2pActorTransport } from './actor-transport.ts';
+import { createEnvelopeSigner, createEnvelopeVerifier } from './envelope-signer.ts';
+import { FLOW_DEFAULTS, type FlowInit } from './flow-control.ts';
+import { FrameKind } from './frame-codec.ts';
+import { type Libp2pHost, createLibp2pHost } from './libp2p-host.ts';
+import { MessageRouter } from './message-router.ts';
+import { NetCounters, type NetCountersView } from './net-counters.ts';
+import { netInbox } from './net-inbox.ts';
+import { netPayloadSchemas } from './net-schemas.ts';
+import { type PeerView, type Topology, buildTopology } from './topology.ts';
+
+export interface NetworkInit {
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly flow: FlowInit;
+  /** Gossipsub topic for broadcasts. */
+  readonly topic: string;
+  readonly probeIntervalMs: number;
+  /** How often to ask neighbours for their peers, and to dial bootstrap peers we lost. */
+  readonly exchangeIntervalMs: number;
+  /** Peer exchange stops dialling new peers at this many connections. */
+  readonly maxPeers: number;
+  readonly maxConnections: number;
+}
+
+export const NETWORK_DEFAULTS: Omit<NetworkInit, 'listen' | 'bootstrap'> = Object.freeze({
+  flow: FLOW_DEFAULTS,
+  topic: '/dms/broadcast/1.0.0',
+  probeIntervalMs: 5_000,
+  exchangeIntervalMs: 10_000,
+  maxPeers: 50,
+  maxConnections: 200,
+});
+
+export interface NetworkLog {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface NetworkDeps {
+  readonly key: Ed25519PrivateKey;
+  readonly peerId: string;
+  readonly log: NetworkLog;
+}
+
+export interface NetworkService {
+  readonly router: MessageRouter;
+  readonly libp2p: Libp2pHost;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Full listen multiaddrs, each ending in /p2p/<peerId>. */
+  listen(): string[];
+  peers(): PeerView[];
+  counters(): NetCountersView;
+  /** Our edges joined with those our neighbours report (asked with a short deadline). */
+  topology(timeoutMs?: number): Promise<Topology>;
+  /** Round trips of signed net.ping / net.pong with a peer, in ms. */
+  ping(peer: string, count: number, timeoutMs?: number): Promise<number[]>;
+}
+
+export class PeerIdMismatchError extends Error {
+  override name = 'PeerIdMismatchError';
+}
+
+export async function createNetworkService(init: NetworkInit, deps: NetworkDeps): Promise<NetworkService> {
+  const { log } = deps;
+  const libp2p = await createLibp2pHost({ privateKey: deps.key, listen: init.listen, bootstrap: init.bootstrap, maxConnections: init.maxConnections, ...(init.tls ? { tls: init.tls } : {}) });
+  if (libp2p.peerId.toString() !== deps.peerId) {
+    await libp2p.stop();
+    throw new PeerIdMismatchError(`libp2p peer id ${libp2p.peerId.toString()} is not the identity's ${deps.peerId}`);
+  }
+  const self = deps.peerId;
+  const counters = new NetCounters();
+  const dmsPeers = new Set<string>();
+  const connectedAt = new Map<string, string>();
+  const timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+  // created before the router needs it; `receive` closes over the router defined just below
+  const transport = new Libp2pActorTransport({
+    libp2p,
+    flow: init.flow,
+    onEnvelope: (peer, kind, body) => router.receive(peer, kind, body, false),
+    onReject: (peer, reason, detail) => router.reject(peer, reason, detail),
+    log,
+  });
+  const router = new MessageRouter({
+    signer: createEnvelopeSigner(deps.key, self),
+    verifier: createEnvelopeVerifier(),
+    counters,
+    log,
+    transport: {
+      sendFrames: (peer, frames, deadline) => transport.sendFrames(peer, frames, deadline),
+      ready: (peer, n) => transport.ready(peer, n),
+      publish: async (data) => {
+        await libp2p.services.pubsub.publish(init.topic, data);
+      },
+    },
+  });
+  router.addSchemas(netPayloadSchemas);
+
+  const addrsOf = (peer: PeerId): string[] => {
+    const conns = libp2p.getConnections(peer);
+    return conns.length > 0 ? [conns[0]!.remoteAddr.toString()] : [];
+  };
+  const announced = async (peer: PeerId): Promise<string[]> => {
+    try {
+      const p = await libp2p.peerStore.get(peer);
+      return p.addresses.map((a) => a.multiaddr.toString()).slice(0, 8);
+    } catch {
+      return [];
+    }
+  };
+  const knownAddrs = new Map<string, string[]>();
+  const edges = (): PeerEdge[] =>
+    libp2p.getPeers().map((p) => {
+      const id = p.toString();
+      return { peer: id, addrs: knownAddrs.get(id) ?? [], rttMs: rttOf(id) };
+    });
+  const rttOf = (peer: string): number | null => {
+    const r = transport.outbound(peer)?.rttMs ?? libp2p.getConnections(peerIdFromString(peer))[0]?.rtt ?? null;
+    return r == null ? null : Math.round(r * 1000) / 1000;
+  };
+
+  const dial = async (peer: string, addrs: readonly string[]) => {
+    if (peer === self || libp2p.getConnections(peerIdFromString(peer)).length > 0 || libp2p.getPeers().length >= init.maxPeers) return;
+    const full = addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)).filter((a) => /\/(ws|wss)\//.test(`${a}/`));
+    if (full.length === 0) return;
+    try {
+      await libp2p.dial(full.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(5_000) });
+      log.info({ peer }, 'connected to a peer learned through peer exchange');
+    } catch (e) {
+      log.debug({ peer, err: (e as Error).message }, 'could not dial a peer learned through peer exchange');
+    }
+  };
+  const exchange = async (peer: string) => {
+    try {
+      const r = await router.request<PayloadOf<PeersReply>>({ peer, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs: 5_000 });
+      await Promise.all(r.envelope.payload.peers.map((p) => dial(p.peer, p.addrs)));
+    } catch (e) {
+      log.debug({ peer, err: (e as Error).message }, 'peer exchange failed');
+    }
+  };
+  const dialBootstrap = () => {
+    for (const a of init.bootstrap) {
+      const peer = a.split('/p2p/').pop()!;
+      if (peer === self || libp2p.getConnections(peerIdFromString(peer)).length > 0) continue;
+      libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(5_000) }).catch((e: Error) => log.debug({ addr: a, err: e.message }, 'bootstrap peer not reachable yet'));
+    }
+  };
+
+  const onIdentify = (evt: CustomEvent<{ peerId: PeerId; protocols: string[] }>) => {
+    const peer = evt.detail.peerId.toString();
+    if (!evt.detail.protocols.includes(ACTOR_PROTOCOL) || stopped) return;
+    dmsPeers.add(peer);
+    void announced(evt.detail.peerId).then((a) => knownAddrs.set(peer, a));
+    transport.channel(peer).then(
+      () => exchange(peer),
+      (e: Error) => log.debug({ peer, err: e.message }, 'could not open the actor channel'),
+    );
+  };
+  const onConnect = (evt: CustomEvent<PeerId>) => {
+    const peer = evt.detail.toString();
+    if (!connectedAt.has(peer)) connectedAt.set(peer, new Date().toISOString());
+    log.info({ peer }, 'peer connected');
+  };
+  const onDisconnect = (evt: CustomEvent<PeerId>) => {
+    const peer = evt.detail.toString();
+    connectedAt.delete(peer);
+    log.info({ peer }, 'peer disconnected');
+  };
+
+  const service: NetworkService = {
+    router,
+    libp2p,
+    async start() {
+      libp2p.addEventListener('peer:identify', onIdentify as never);
+      libp2p.addEventListener('peer:connect', onConnect);
+      libp2p.addEventListener('peer:disconnect', onDisconnect);
+      router.register(netInbox(router, edges));
+      await transport.start();
+      const pubsub = libp2p.services.pubsub;
+      pubsub.topicValidators.set(init.topic, (_from, msg) => {
+        if (msg.type !== 'signed' || msg.data.length < 2 || msg.data[0] !== FrameKind.ENVELOPE) {
+          router.reject(msg.type === 'signed' ? msg.from.toString() : 'unknown', 'malformed', 'broadcast is not a signed envelope');
+          return TopicValidatorResult.Reject;
+        }
+        return router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject;
+      });
+      pubsub.subscribe(init.topic);
+      dialBootstrap();
+      timers.push(setInterval(() => transport.probeAll(), init.probeIntervalMs));
+      timers.push(
+        setInterval(() => {
+          dialBootstrap();
+          for (const p of dmsPeers) if (libp2p.getConnections(peerIdFromString(p)).length > 0) void exchange(p);
+        }, init.exchangeIntervalMs),
+      );
+      for (const t of timers) t.unref();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const t of timers) clearInterval(t);
+      router.stop();
+      await transport.stop();
+      await libp2p.stop();
+    },
+    listen: () => libp2p.getMultiaddrs().map((a) => a.toString()),
+    peers: () =>
+      libp2p.getConnections().flatMap((c, i, all) => {
+        const peer = c.remotePeer.toString();
+        if (all.findIndex((d) => d.remotePeer.equals(c.remotePeer)) !== i) return [];
+        return [{ peer, remoteAddr: c.remoteAddr.toString(), addrs: knownAddrs.get(peer) ?? addrsOf(c.remotePeer), direction: c.direction, rttMs: rttOf(peer), dms: dmsPeers.has(peer), connectedAt: connectedAt.get(peer) ?? new Date(c.timeline.open).toISOString() }];
+      }),
+    counters: () => counters.view(),
+    async topology(timeoutMs = 2_000) {
+      const mine = edges().map((e) => ({ from: self, to: e.peer, rttMs: e.rttMs }));
+      const theirs = await Promise.all(
+        [...dmsPeers].filter((p) => libp2p.getConnections(peerIdFromString(p)).length > 0).map(async (p) => {
+          try {
+            const r = await router.request<PayloadOf<PeersReply>>({ peer: p, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs });
+            return r.envelope.payload.peers.map((e) => ({ from: p, to: e.peer, rttMs: e.rttMs }));
+          } catch {
+            return [];
+          }
+        }),
+      );
+      return buildTopology({ peer: self, did: router.deps.signer.did, addrs: service.listen() }, [...mine, ...theirs.flat()]);
+    },
+    async ping(peer, count, timeoutMs = 5_000) {
+      const rtts: number[] = [];
+      for (let seq = 0; seq < count; seq += 1) {
+        const t0 = performance.now();
+        const r = await router.request<PayloadOf<NetPong>>({ peer, inbox: NET_INBOX }, 'net.ping', { seq }, { timeoutMs });
+        if (r.envelope.payload.seq !== seq) throw new Error(`pong ${r.envelope.payload.seq} answers ping ${seq}`);
+        rtts.push(performance.now() - t0);
+      }
+      return rtts;
+    },
+  };
+  return service;
+}

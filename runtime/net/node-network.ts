@@ -1,0 +1,41 @@
+/**
+ * The network as the node service uses it: built from the run config and the identity key, with the Node
+ * actor's inbox registered, and the API views (peers, topology, ping, counters) the CLI shows.
+ */
+import type { RunConfig } from '../config.ts';
+import type { Identity } from '../identity.ts';
+import { NODE_REMOTE_EVENTS, type EventSink, actorInbox } from './actor-inbox.ts';
+import { NETWORK_DEFAULTS, type NetworkLog, type NetworkService, createNetworkService } from './network-service.ts';
+import { topologyToDot } from './topology.ts';
+
+export async function startNetwork(config: RunConfig, identity: Identity, node: EventSink, log: NetworkLog): Promise<NetworkService> {
+  const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap }, { key: identity.key, peerId: identity.peerId, log });
+  net.router.register(actorInbox('node', node, NODE_REMOTE_EVENTS));
+  try {
+    await net.start();
+  } catch (e) {
+    await net.stop().catch(() => {});
+    throw e;
+  }
+  return net;
+}
+
+/** What `info` adds about the network. */
+export function netInfo(net: NetworkService | undefined): { listen: string[]; peers: number; messages: unknown } {
+  if (!net) return { listen: [], peers: 0, messages: null };
+  return { listen: net.listen(), peers: net.peers().length, messages: net.counters() };
+}
+
+export async function topologyView(net: NetworkService | undefined): Promise<unknown> {
+  if (!net) return { vertex: null, vertices: [], edges: [], dot: 'graph dms {\n}\n' };
+  const t = await net.topology();
+  return { ...t, dot: topologyToDot(t) };
+}
+
+export async function pingView(net: NetworkService | undefined, peer: string, count: number): Promise<unknown> {
+  if (!net) throw new Error('the network is not running');
+  const rtts = await net.ping(peer, count);
+  const sorted = [...rtts].sort((a, b) => a - b);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return { peer, count: rtts.length, rttMs: rtts.map(round), minMs: round(sorted[0]!), p50Ms: round(sorted[Math.floor(sorted.length / 2)]!), maxMs: round(sorted.at(-1)!) };
+}

@@ -1,0 +1,62 @@
+/**
+ * What the local API asks of the running node, answered from the Node actor, the identity and the network.
+ */
+import type { NodeView } from '../actors/node.actor.ts';
+import type { NodeEvent, ReplyBody } from '../machines/node.messages.ts';
+import type { NodeApi } from './api.ts';
+import { probeWritable } from './files.ts';
+import { type Identity, type NodeId, describe } from './identity.ts';
+import type { NetworkService } from './net/network-service.ts';
+import { netInfo, pingView, topologyView } from './net/node-network.ts';
+import type { ActorRef, OmitFrom } from './supervisor.ts';
+
+type NodeRef = ActorRef<NodeEvent>;
+
+export function createNodeApi(deps: {
+  node: NodeRef;
+  identity: Identity;
+  dataDir: string;
+  net: () => NetworkService | undefined;
+  apiUrl: () => string | null;
+  descriptor: () => { key: string; nodeId: NodeId } | undefined;
+  setDescriptor: (d: { key: string; nodeId: NodeId }) => void;
+}): NodeApi {
+  const { node } = deps;
+  const view = async () => (await node.view()).context as NodeView;
+  const ask = (e: OmitFrom<NodeEvent, 'replyTo'>): Promise<ReplyBody> => node.ask(e, undefined, 'api');
+  return {
+    async info() {
+      const v = await view();
+      const key = JSON.stringify(v.registration?.capability ?? null);
+      let d = deps.descriptor();
+      if (!d || d.key !== key) {
+        d = { key, nodeId: (await describe(deps.identity, v.registration?.capability ?? null)).nodeId };
+        deps.setDescriptor(d);
+      }
+      return {
+        identity: d.nodeId,
+        state: v.state,
+        capability: v.capability,
+        locks: Object.values(v.locks),
+        allocations: Object.values(v.allocations),
+        benchmark: v.registration?.benchmark ?? null,
+        monitoring: { sample: v.sample, constrained: v.constrained },
+        problems: v.problems,
+        ...netInfo(deps.net()),
+        api: deps.apiUrl(),
+        dataDir: deps.dataDir,
+        restarts: node.restarts,
+      };
+    },
+    peers: async () => deps.net()?.peers() ?? [],
+    topology: () => topologyView(deps.net()),
+    ping: (peer, count) => pingView(deps.net(), peer, count),
+    preferences: async () => (await view()).preferences,
+    setPreferences: (preferences) => ask({ type: 'preferences.set', preferences }),
+    onboard: async (offer) => {
+      const current = (await view()).registration?.offer ?? {};
+      return ask({ type: 'node.onboard', offer: { ...current, ...offer }, host: { dataDir: deps.dataDir, dataDirWritable: await probeWritable(deps.dataDir) } });
+    },
+    offboard: () => ask({ type: 'node.offboard' }),
+  };
+}

@@ -1,0 +1,624 @@
+// `npm run bench`: each benchmark runs our path and the raw baseline it is built on in the same run, and
+// prints both, their ratio and the target. The results go to stdout's last line as JSON, and also to a file
+// with `--json FILE`. `--strict` exits 1 when a target is missed (by default a miss is reported, not fatal).
+// Loads the compiled JS (`npm run bench` builds first). Bounded: the whole run is killed after WATCHDOG_MS.
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { releaseProxy, wrap } from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { createActor } from 'xstate';
+import { nodeMachine } from '../../machines/node.machine.js';
+import { writeJson } from '../../runtime/files.js';
+import { SUPERVISOR_DEFAULTS, Supervisor } from '../../runtime/supervisor.js';
+import { INPUT, measureBatch, mixedEvents, onboardEvent } from './fixtures.mjs';
+
+// The supervisor writes every event to an event log before delivering it (when the build has one): the in-memory
+// log isolates delivery; the node's durable log (runtime/store.ts) is measured separately in `delivery-durable`.
+const eventLogModule = await import('../../actors/event-log.js').catch(() => null);
+const storeModule = await import('../../runtime/store.js').catch(() => null);
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN_JS = path.join(root, 'runtime', 'main.js');
+const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
+const WATCHDOG_MS = 150_000;
+
+const args = process.argv.slice(2);
+const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+if (args.includes('--json') && !jsonFile) usage('--json needs a file name');
+const strict = args.includes('--strict');
+function usage(msg) {
+  process.stderr.write(`bench: ${msg}\nusage: node test/bench/run.mjs [--json FILE] [--strict]\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------- cleanup
+
+const children = new Set();
+const tmpDirs = new Set();
+const cleanups = new Set();
+
+async function cleanup() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+  for (const f of [...cleanups].reverse()) await f().catch(() => {}); // last opened, first closed
+  cleanups.clear();
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
+  tmpDirs.clear();
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; giving up\n`);
+  void cleanup().finally(() => process.exit(1));
+}, WATCHDOG_MS);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function tempDir(tag) {
+  const d = await mkdtemp(path.join(os.tmpdir(), `dms-bench-${tag}-`));
+  tmpDirs.add(d);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const round = (x, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
+const note = (msg) => process.stderr.write(`  ${msg}\n`);
+/** On a busy machine a benchmark stops after two measured runs once it has used its time budget. */
+function overBudget(began, budgetMs, runsDone) {
+  const over = runsDone >= 2 && performance.now() - began > budgetMs;
+  if (over) note(`time budget of ${budgetMs / 1000} s used: stopping after ${runsDone} runs`);
+  return over;
+}
+
+/**
+ * Runs one side of a benchmark: `fn` resolves to { events, ms }. Also returns events per CPU-second of this
+ * process (all threads: main, workers, GC, libuv), which other processes on the machine disturb less than the
+ * wall clock. Only one side runs at a time, so the process's CPU time is that side's.
+ */
+async function sample(fn, arg) {
+  const c0 = process.cpuUsage();
+  const r = await fn(arg);
+  const c = process.cpuUsage(c0);
+  return { rate: r.events / (r.ms / 1000), cpuRate: r.events / ((c.user + c.system) / 1e6) };
+}
+
+/** Medians of the runs of both sides, and their ratios. */
+function summarize(oursRuns, rawRuns) {
+  const o = median(oursRuns.map((x) => x.rate));
+  const b = median(rawRuns.map((x) => x.rate));
+  const oc = median(oursRuns.map((x) => x.cpuRate));
+  const bc = median(rawRuns.map((x) => x.cpuRate));
+  return {
+    ours: round(o),
+    raw: round(b),
+    ratio: round(o / b, 3),
+    perCpuSecond: { ours: round(oc), raw: round(bc), ratio: round(oc / bc, 3) },
+    runs: { ours: oursRuns.map((x) => round(x.rate)), raw: rawRuns.map((x) => round(x.rate)) },
+  };
+}
+
+function withTimeout(promise, ms, what) {
+  let t;
+  return Promise.race([
+    promise.finally(() => clearTimeout(t)),
+    new Promise((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+function newSupervisor(eventLog = eventLogModule ? new eventLogModule.MemoryEventLog() : undefined) {
+  const failures = [];
+  const counts = { intents: 0 };
+  const sup = new Supervisor(SUPERVISOR_DEFAULTS, {
+    ...(eventLog ? { eventLog } : {}),
+    log: { info() {}, warn: (o, m) => failures.push(m ?? JSON.stringify(o)), error: (o, m) => failures.push(m ?? JSON.stringify(o)) },
+    onIntents: (_id, intents) => {
+      counts.intents += intents.length;
+    },
+    onEscalate: (e) => failures.push(e.message),
+  });
+  const stop = () => sup.stop();
+  cleanups.add(stop);
+  return { sup, failures, counts, stop };
+}
+
+// ---------------------------------------------------------------------------------------------- 1. event rate
+
+/**
+ * Node machine event rate inside its worker actor (ActorRef.measure: a fresh hosted actor in the worker, timed
+ * there) vs a raw XState actor of the same machine in this thread, for the same events.
+ * - `recurring`: one batch of 1000 events (onboard, then the mix) delivered ROUNDS times, as `measure` repeats
+ *   its list; the lock ids recur from round to round.
+ * - `unique`: one list of ROUNDS * 1000 events whose lock ids are all new, delivered once (each side gets a
+ *   freshly deserialized copy, as events arrive in the worker). Real lock ids are new each time; the ledger
+ *   keeps locks in records keyed by id, and every new key costs V8 new hidden classes and garbage, so this is
+ *   the slower and more realistic case.
+ */
+async function benchEventRate(mode) {
+  const BATCH = 1000;
+  const ROUNDS = mode === 'recurring' ? 20 : 10; // 20k (10k) events per run
+  const RUNS = mode === 'recurring' ? 7 : 5;
+  const fixed = measureBatch(BATCH, 'm');
+  const list = (k) => {
+    if (mode === 'recurring') return { events: fixed, rawEvents: fixed, count: ROUNDS };
+    const events = measureBatch(BATCH * ROUNDS, `u${k}`);
+    return { events, rawEvents: structuredClone(events), count: 1 };
+  };
+
+  const { sup, failures, stop } = newSupervisor();
+  const ref = await withTimeout(sup.spawn({ id: `bench-measure-${mode}`, kind: 'node', input: INPUT }), 10_000, 'spawning the Node worker');
+
+  const raw = async ({ rawEvents: events, count }) => {
+    const actor = createActor(nodeMachine, { input: INPUT });
+    actor.start();
+    const t0 = performance.now();
+    for (let r = 0; r < count; r += 1) for (let i = 0; i < events.length; i += 1) actor.send(events[i]);
+    const ms = performance.now() - t0;
+    const snap = actor.getSnapshot();
+    actor.stop();
+    if (snap.status !== 'active' || snap.value !== 'registered' || Object.keys(snap.context.ledger.locks).length !== 0) {
+      throw new Error(`raw actor ended ${snap.status}/${String(snap.value)}: the benchmark events are wrong`);
+    }
+    return { events: count * events.length, ms };
+  };
+  const ours = async ({ events, count }) => {
+    const r = await withTimeout(ref.measure(events, count), 30_000, 'ActorRef.measure');
+    if (r.events !== events.length * count) throw new Error(`measure delivered ${r.events} of ${events.length * count} events`);
+    return r;
+  };
+
+  const began = performance.now();
+  for (let w = 0; w < 2; w += 1) {
+    const l = list(`w${w}`);
+    await raw(l);
+    await ours(l);
+  }
+  const oursRuns = [];
+  const rawRuns = [];
+  for (let k = 0; k < RUNS && !overBudget(began, 8_000, k); k += 1) {
+    const l = list(k);
+    // alternate, so drift (GC, other processes on the 2 cores) hits both alike
+    if (k % 2) {
+      rawRuns.push(await sample(raw, l));
+      oursRuns.push(await sample(ours, l));
+    } else {
+      oursRuns.push(await sample(ours, l));
+      rawRuns.push(await sample(raw, l));
+    }
+  }
+  await stop();
+  cleanups.delete(stop);
+  if (failures.length) throw new Error(`supervisor reported: ${failures.join('; ')}`);
+  const sum = summarize(oursRuns, rawRuns);
+  return {
+    id: `event-rate-${mode}`,
+    name:
+      mode === 'recurring'
+        ? `Node machine events/s, a batch of ${BATCH} (onboard + lock/unlock/sample) x${ROUNDS}, ids recur per round: ActorRef.measure in the worker vs raw createActor().send in one thread`
+        : `Node machine events/s, ${(BATCH * ROUNDS) / 1000}k events with all-new lock ids, delivered once: ActorRef.measure in the worker vs raw createActor().send in one thread`,
+    unit: 'events/s',
+    ours: sum.ours,
+    raw: sum.raw,
+    ratio: sum.ratio,
+    targets: [{ kind: 'ratio', min: 0.8 }],
+    detail: { eventsPerRun: ROUNDS * BATCH, runs: oursRuns.length, oursRuns: sum.runs.ours, rawRuns: sum.runs.raw, perCpuSecond: sum.perCpuSecond },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- 2. delivery
+
+/**
+ * Main thread -> Node worker through the supervisor (ActorRef.send N events, then drain()) vs raw pipelined
+ * comlink calls of 1000 events each to a minimal worker feeding a raw XState actor of the same machine.
+ * - `memory`: the supervisor logs to the in-memory event log, so this measures delivery.
+ * - `durable`: the supervisor logs to the node's durable event log (runtime/store.ts: Dexie + journal with
+ *   fdatasync) before delivering; the raw side appends each batch as a JSON line to a file and fdatasyncs it
+ *   before its comlink call.
+ */
+async function benchDelivery(mode) {
+  const durable = mode === 'durable';
+  const N = durable ? 40_000 : 100_000;
+  const RUNS = 3;
+  const WARM = durable ? 10_000 : 20_000;
+  const BATCH = 1000;
+
+  let store;
+  let rawFh;
+  let closeStore;
+  let closeFh;
+  if (durable) {
+    if (!storeModule?.DexieEventLog || !eventLogModule) throw new Error('this build has no durable event log (runtime/store.js)');
+    const dir = await tempDir('store');
+    ({ store } = await storeModule.DexieEventLog.open({ dataDir: dir, ...(storeModule.STORE_DEFAULTS ?? { compactBytes: 32 * 1024 * 1024 }) }));
+    closeStore = () => store.close();
+    cleanups.add(closeStore);
+    rawFh = await open(path.join(dir, 'raw-journal.log'), 'a');
+    closeFh = () => rawFh.close();
+    cleanups.add(closeFh);
+  }
+  const { sup, failures, counts, stop } = newSupervisor(store);
+  const ref = await withTimeout(sup.spawn({ id: `bench-deliver-${mode}`, kind: 'node', input: INPUT }), 10_000, 'spawning the Node worker');
+  ref.send(onboardEvent());
+  const v = await withTimeout(ref.view(), 10_000, 'onboarding the Node actor');
+  if (v.value !== 'registered') throw new Error(`the Node actor is ${String(v.value)} after onboarding, not registered`);
+
+  const worker = new Worker(RAW_WORKER);
+  const remote = wrap(nodeEndpoint(worker));
+  let closed = false;
+  const closeRaw = async () => {
+    if (closed) return;
+    closed = true;
+    remote[releaseProxy]();
+    await worker.terminate();
+  };
+  cleanups.add(closeRaw);
+  const rv = await withTimeout(remote.init(INPUT, [onboardEvent()]), 10_000, 'starting the raw comlink worker');
+  if (rv.value !== 'registered') throw new Error(`the raw actor is ${String(rv.value)} after onboarding`);
+
+  const ours = async (events) => {
+    const t0 = performance.now();
+    for (let i = 0; i < events.length; i += 1) ref.send(events[i]);
+    await withTimeout(ref.drain(), 60_000, 'ActorRef.drain');
+    return { events: events.length, ms: performance.now() - t0 };
+  };
+  const raw = async (events) => {
+    const t0 = performance.now();
+    const calls = [];
+    let chain = Promise.resolve();
+    for (let i = 0; i < events.length; i += BATCH) {
+      const batch = events.slice(i, i + BATCH);
+      if (rawFh) {
+        chain = chain.then(async () => {
+          await rawFh.write(`${JSON.stringify(batch)}\n`);
+          await rawFh.datasync();
+        });
+        calls.push(chain.then(() => remote.deliver(batch)));
+      } else calls.push(remote.deliver(batch));
+    }
+    const done = (await withTimeout(Promise.all(calls), 60_000, 'raw comlink delivery')).reduce((a, b) => a + b, 0);
+    if (done !== events.length) throw new Error(`raw worker processed ${done} of ${events.length} events`);
+    return { events: events.length, ms: performance.now() - t0 };
+  };
+
+  const began = performance.now();
+  for (let w = 0; w < (durable ? 1 : 2); w += 1) {
+    const warm = mixedEvents(WARM, `w${w}`);
+    await ours(warm);
+    await raw(warm);
+  }
+  const oursRuns = [];
+  const rawRuns = [];
+  for (let k = 0; k < RUNS && !overBudget(began, durable ? 10_000 : 18_000, k); k += 1) {
+    const events = mixedEvents(N, `d${k}`);
+    if (k % 2) {
+      rawRuns.push(await sample(raw, events));
+      oursRuns.push(await sample(ours, events));
+    } else {
+      oursRuns.push(await sample(ours, events));
+      rawRuns.push(await sample(raw, events));
+    }
+  }
+  const end = await ref.view();
+  const locks = Object.keys(end.context.locks).length;
+  if (end.value !== 'registered' || locks !== 0 || ref.restarts !== 0) {
+    throw new Error(`the Node actor ended ${String(end.value)} with ${locks} locks and ${ref.restarts} restarts`);
+  }
+  await stop();
+  cleanups.delete(stop);
+  await closeRaw();
+  cleanups.delete(closeRaw);
+  for (const close of [closeFh, closeStore]) {
+    if (!close) continue;
+    await close();
+    cleanups.delete(close);
+  }
+  if (failures.length) throw new Error(`supervisor reported: ${failures.join('; ')}`);
+  const sum = summarize(oursRuns, rawRuns);
+  return {
+    id: durable ? 'delivery-durable' : 'delivery',
+    name: durable
+      ? `main thread -> Node worker with the durable event log (Dexie + journal, fdatasync): ActorRef.send x${N / 1000}k + drain() vs raw append+fdatasync of each ${BATCH}-event batch, then its comlink call`
+      : `main thread -> Node worker: ActorRef.send x${N / 1000}k + drain() (in-memory event log) vs raw comlink deliver(batch of ${BATCH}), pipelined`,
+    unit: 'events/s',
+    ours: sum.ours,
+    raw: sum.raw,
+    ratio: sum.ratio,
+    targets: durable ? [] : [
+      { kind: 'ratio', min: 0.8 },
+      { kind: 'ours', min: 50_000 },
+    ],
+    detail: { events: N, batch: BATCH, runs: oursRuns.length, oursRuns: sum.runs.ours, rawRuns: sum.runs.raw, perCpuSecond: sum.perCpuSecond, nonReplyIntents: counts.intents },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- 3. startup
+
+function spawnTracked(cmd, argv, opts) {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function exited(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** Spawns a node on `dir` and resolves at its ready line: { ms (spawn to ready line), ready, child }. */
+function startDms(dir, timeoutMs) {
+  const t0 = performance.now();
+  const child = spawnTracked(process.execPath, [MAIN_JS, '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json'], { cwd: root });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const fail = (why) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${why}; stderr: ${err.trim().slice(-500) || '(empty)'}`));
+    };
+    const timer = setTimeout(() => fail(`no ready line within ${timeoutMs} ms`), timeoutMs);
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.stdout.on('data', (d) => {
+      const at = performance.now();
+      out += d;
+      for (const line of out.split('\n').slice(0, -1)) {
+        let msg;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (msg?.event === 'ready') {
+          clearTimeout(timer);
+          child.stdout.removeAllListeners('data');
+          child.stdout.resume();
+          resolve({ ms: at - t0, ready: msg, child });
+          return;
+        }
+      }
+    });
+    child.once('exit', (code, signal) => fail(`the node exited (${code ?? signal}) before its ready line`));
+  });
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves with the ms it took and how it ended. */
+async function stopDms(child) {
+  const t0 = performance.now();
+  child.removeAllListeners('exit');
+  const done = exited(child);
+  child.kill('SIGTERM');
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const r = await done;
+  clearTimeout(killer);
+  return { ms: performance.now() - t0, ...r };
+}
+
+async function nodeE0() {
+  const t0 = performance.now();
+  const child = spawnTracked(process.execPath, ['-e', '0'], {});
+  child.stdout.resume();
+  child.stderr.resume();
+  const r = await withTimeout(exited(child), 10_000, '`node -e 0`');
+  if (r.code !== 0) throw new Error(`\`node -e 0\` exited ${r.code ?? r.signal}`);
+  return performance.now() - t0;
+}
+
+async function benchStartup() {
+  const STARTS = 5;
+  const dir = await tempDir('start');
+  // first start benchmarks the machine and stores the registration
+  const first = await startDms(dir, 90_000);
+  if (!first.ready.benchmarked) throw new Error('the first start did not benchmark (data dir not fresh?)');
+  const unclean = [];
+  const firstStop = await stopDms(first.child);
+  if (firstStop.code !== 0) unclean.push(`first start: exit ${firstStop.code ?? firstStop.signal}`);
+  note(`startup: first start (benchmarking) ${round(first.ms)} ms; stop ${round(firstStop.ms)} ms`);
+
+  await nodeE0(); // warm the page cache for the baseline too
+  const ours = [];
+  const inside = [];
+  const stops = [];
+  const base = [];
+  const began = performance.now();
+  for (let k = 0; k < STARTS && !overBudget(began, 10_000, k); k += 1) {
+    const s = await startDms(dir, 30_000);
+    if (s.ready.benchmarked) throw new Error('a cached start benchmarked again');
+    if (s.ready.state !== 'registered') throw new Error(`a cached start is ${s.ready.state}, not registered`);
+    ours.push(s.ms);
+    inside.push(s.ready.startMs);
+    const st = await stopDms(s.child);
+    if (st.code !== 0) unclean.push(`start ${k + 1}: exit ${st.code ?? st.signal}`);
+    stops.push(st.ms);
+    base.push(await nodeE0());
+  }
+  const o = median(ours);
+  const b = median(base);
+  return {
+    id: 'start-to-ready',
+    name: 'start to ready, benchmark cached: spawn `node runtime/main.js --json` to its ready line vs `node -e 0` spawn to exit',
+    unit: 'ms',
+    lowerIsBetter: true,
+    ours: round(o),
+    raw: round(b),
+    ratio: round(o / b, 2),
+    targets: [{ kind: 'ours', max: 1000 }],
+    detail: {
+      starts: ours.length,
+      oursMs: { median: round(o), min: round(Math.min(...ours)), max: round(Math.max(...ours)), runs: ours.map((x) => round(x)) },
+      readyStartMs: { median: median(inside), runs: inside },
+      outsideStartNodeMs: { median: round(median(ours.map((x, i) => x - inside[i]))) },
+      stopMs: { median: round(median(stops)), runs: stops.map((x) => round(x)) },
+      rawMs: { median: round(b), min: round(Math.min(...base)), max: round(Math.max(...base)), runs: base.map((x) => round(x)) },
+      firstStartWithBenchmarkMs: round(first.ms),
+      uncleanStops: unclean,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- 4. durable write
+
+/** runtime/files.ts writeJson (temp, fsync, rename, fsync dir) vs a raw append + fdatasync of the same JSON. */
+async function benchDurableWrite() {
+  const N = 100;
+  const dir = await tempDir('write');
+  const value = { offboarded: false, registration: { capability: { cpu: 2, memory: 4 * 1024 ** 3, disk: 50 * 1024 ** 3, gpus: [], executors: ['wasm'] } } };
+  const ours = async () => {
+    const file = path.join(dir, 'registration.json');
+    const t0 = performance.now();
+    for (let i = 0; i < N; i += 1) await writeJson(file, { ...value, i });
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const raw = async () => {
+    const fh = await open(path.join(dir, 'journal.log'), 'a');
+    try {
+      const t0 = performance.now();
+      for (let i = 0; i < N; i += 1) {
+        await fh.appendFile(`${JSON.stringify({ ...value, i }, null, 2)}\n`);
+        await fh.datasync();
+      }
+      return N / ((performance.now() - t0) / 1000);
+    } finally {
+      await fh.close();
+    }
+  };
+  await ours();
+  await raw();
+  const o = [];
+  const b = [];
+  for (let k = 0; k < 3; k += 1) {
+    o.push(await ours());
+    b.push(await raw());
+  }
+  return {
+    id: 'durable-write',
+    name: `durable small JSON write: writeJson (tmp+fsync+rename+dir fsync) vs raw append+fdatasync, ${os.tmpdir()}`,
+    unit: 'writes/s',
+    ours: round(median(o)),
+    raw: round(median(b)),
+    ratio: round(median(o) / median(b), 3),
+    targets: [],
+    detail: { writes: N, runs: 3, oursRuns: o.map((x) => round(x)), rawRuns: b.map((x) => round(x)) },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+function judge(r) {
+  const checks = r.targets.map((t) => {
+    const v = t.kind === 'ratio' ? r.ratio : r.ours;
+    const ok = (t.min === undefined || v >= t.min) && (t.max === undefined || v <= t.max);
+    return { ...t, value: v, ok };
+  });
+  return { ...r, checks, pass: checks.every((c) => c.ok) };
+}
+
+function fmtValue(v, unit) {
+  if (unit === 'ms') return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ms`;
+  if (v >= 10_000) return `${(v / 1000).toLocaleString('en', { maximumFractionDigits: 1 })}k ${unit}`;
+  return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ${unit}`;
+}
+
+function fmtTarget(t, unit) {
+  const op = t.min !== undefined ? '>=' : '<=';
+  const lim = t.min ?? t.max;
+  return t.kind === 'ratio' ? `ratio ${op} ${lim}x` : `ours ${op} ${fmtValue(lim, unit)}`;
+}
+
+function table(results) {
+  const head = ['#', 'benchmark', 'ours', 'raw baseline', 'ratio', 'target', 'result'];
+  const rows = results.map((r, i) => [
+    String(i + 1),
+    r.id,
+    r.error ? 'error' : fmtValue(r.ours, r.unit),
+    r.error ? '' : fmtValue(r.raw, r.unit),
+    r.error ? '' : `${r.ratio}x`,
+    r.targets.length ? r.targets.map((t) => fmtTarget(t, r.unit)).join(', ') : '(info)',
+    r.error ? 'ERROR' : r.targets.length === 0 ? '-' : r.pass ? 'pass' : `MISS (${r.checks.filter((c) => !c.ok).map((c) => fmtTarget(c, r.unit)).join(', ')})`,
+  ]);
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+  const line = (cells) => cells.map((x, c) => (c >= 2 && c <= 4 ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
+  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  ')];
+  for (const row of rows) out.push(line(row));
+  out.push('');
+  results.forEach((r, i) => {
+    out.push(`${i + 1}. ${r.name}`);
+    if (r.error) out.push(`   error: ${r.error}`);
+    else if (r.id === 'start-to-ready') {
+      const d = r.detail;
+      out.push(`   ours median ${d.oursMs.median} ms (min ${d.oursMs.min}, max ${d.oursMs.max}) over ${d.starts} starts; of which inside startNode (ready.startMs) median ${d.readyStartMs.median} ms, before it (process start, module loading) median ${d.outsideStartNodeMs.median} ms; SIGTERM to exit median ${d.stopMs.median} ms`);
+      out.push(`   raw \`node -e 0\` median ${d.rawMs.median} ms (min ${d.rawMs.min}, max ${d.rawMs.max}); first start with benchmarking ${d.firstStartWithBenchmarkMs} ms`);
+      if (d.uncleanStops.length) out.push(`   WARNING: SIGTERM did not end the node with exit code 0: ${d.uncleanStops.join('; ')}`);
+    } else if (r.detail) {
+      out.push(`   ours runs ${r.detail.oursRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`);
+      out.push(`   raw runs  ${r.detail.rawRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`);
+      const c = r.detail.perCpuSecond;
+      if (c) out.push(`   per CPU-second of the process: ours ${fmtValue(c.ours, 'events')}, raw ${fmtValue(c.raw, 'events')}, ratio ${c.ratio}x`);
+    }
+  });
+  return out.join('\n');
+}
+
+const benches = [
+  ['event-rate-recurring', () => benchEventRate('recurring')],
+  ['event-rate-unique', () => benchEventRate('unique')],
+  ['delivery', () => benchDelivery('memory')],
+  ['delivery-durable', () => benchDelivery('durable')],
+  ['start-to-ready', benchStartup],
+  ['durable-write', benchDurableWrite],
+];
+
+const started = performance.now();
+const loadBefore = os.loadavg()[0];
+const results = [];
+try {
+  for (const [id, fn] of benches) {
+    const t0 = performance.now();
+    process.stderr.write(`bench: ${id} ...\n`);
+    try {
+      results.push(judge(await fn()));
+    } catch (e) {
+      results.push({ id, name: id, unit: '', targets: [], error: e.message, pass: false });
+      await cleanup();
+    }
+    note(`${id} took ${round((performance.now() - t0) / 1000, 1)} s`);
+  }
+} finally {
+  await cleanup();
+}
+
+const report = {
+  suite: 'dms-runtime bench',
+  node: process.version,
+  cpus: os.availableParallelism(),
+  at: new Date().toISOString(),
+  totalSeconds: round((performance.now() - started) / 1000, 1),
+  // other processes on the machine slow every figure; the ratios, measured side by side, suffer less
+  loadAverage1m: { before: round(loadBefore, 2), after: round(os.loadavg()[0], 2) },
+  ok: results.every((r) => !r.error && r.pass !== false),
+  results,
+};
+process.stdout.write(
+  `\n${table(results)}\n\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after (above ${report.cpus}, other processes were competing for the cores)\n`,
+);
+if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+process.stdout.write(`${JSON.stringify(report)}\n`);
+clearTimeout(watchdog);
+const failed = results.some((r) => r.error) || (strict && !report.ok);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,246 @@
+/**
+ * End-to-end harness: starts real `node runtime/main.js` processes (the compiled JS, cwd the repo root) and
+ * runs CLI commands, each bounded by a timeout. Every process it starts is tracked so `killAll` (in an
+ * `after` hook) and process exit can end whatever a failing test left running.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const MAIN = path.join(ROOT, 'runtime', 'main.js');
+
+/** What a finished CLI command left behind. */
+export interface CliResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The `--json` ready line. */
+export interface ReadyLine {
+  readonly event: string;
+  readonly peerId: string;
+  readonly did: string;
+  readonly uuid: string;
+  readonly listen: string[];
+  readonly api: string;
+  readonly dataDir: string;
+  readonly state: string;
+  readonly benchmarked: boolean;
+  readonly startMs: number;
+}
+
+export interface NodeProcess {
+  readonly child: ChildProcess;
+  readonly ready: ReadyLine;
+  readonly dataDir: string;
+  /** Everything the node wrote to stderr so far. */
+  stderr(): string;
+  /** Sends `signal` and waits (bounded) for the exit; SIGKILLs and throws when the node does not exit in time. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILLs the node if it still runs and waits for it to go. */
+  kill(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
+const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
+  if (exited(child)) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal });
+    });
+  });
+}
+
+/** SIGKILLs every process this harness started that still runs. */
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...live].map(async (c) => {
+      c.kill('SIGKILL');
+      await waitExit(c, 5000);
+    }),
+  );
+}
+
+/** Runs `node runtime/main.js ...args` to the end; rejects (after SIGKILL) if it takes longer than timeoutMs. */
+export function cli(args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`\`main.js ${args.join(' ')}\` did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    // 'close' rather than 'exit': the output streams are complete by then
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Like `cli`, with `--json` added and stdout parsed; rejects when the command fails or prints no JSON. */
+export async function cliJson<T = Record<string, unknown>>(args: readonly string[]): Promise<T> {
+  const r = await cli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`\`main.js ${args.join(' ')} --json\` exited ${String(r.code)}: ${r.stderr}`);
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`\`main.js ${args.join(' ')} --json\` printed no JSON document: ${JSON.stringify(r.stdout)}`);
+  }
+}
+
+/**
+ * Starts a node on `dataDir` (loopback API on a free port, JSON ready line) and resolves once the ready line
+ * is out. Rejects, with the node's stderr, if it exits first or is not ready within timeoutMs (then it is killed).
+ */
+export async function startNode(dataDir: string, extra: readonly string[] = [], opts: { timeoutMs?: number } = {}): Promise<NodeProcess> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const args = [MAIN, 'run', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', ...extra];
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const readyLine = await new Promise<string>((resolve, reject) => {
+    let settled = false;
+    const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`node on ${dataDir} ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
+    };
+    const timer = setTimeout(() => fail(`printed no ready line within ${timeoutMs} ms`), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const nl = stdout.indexOf('\n');
+      if (nl >= 0 && !settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(stdout.slice(0, nl));
+      }
+    });
+    child.once('close', (code, signal) => fail(`exited (code ${String(code)}, signal ${String(signal)}) before it was ready`));
+    child.once('error', (e) => fail(`could not be spawned: ${e.message}`));
+  });
+  let ready: ReadyLine;
+  try {
+    ready = JSON.parse(readyLine) as ReadyLine;
+  } catch {
+    child.kill('SIGKILL');
+    throw new Error(`the ready line is not JSON: ${readyLine}`);
+  }
+  return {
+    child,
+    ready,
+    dataDir,
+    stderr: () => stderr,
+    async stop(signal = 'SIGTERM', stopTimeoutMs = 5000) {
+      if (!exited(child)) child.kill(signal);
+      const r = await waitExit(child, stopTimeoutMs);
+      if (r) return r;
+      child.kill('SIGKILL');
+      await waitExit(child, 5000);
+      throw new Error(`node on ${dataDir} did not exit within ${stopTimeoutMs} ms of ${signal}\nstderr: ${stderr}`);
+    },
+    async kill() {
+      if (!exited(child)) child.kill('SIGKILL');
+      await waitExit(child, 5000);
+    },
+  };
+}
+
+/** The environment without DMS_HOME, so a developer's own node is never the one a test talks to. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.DMS_HOME;
+  return env;
+}
+
+const tempDirs = new Set<string>();
+
+/** A fresh empty directory under os.tmpdir(); `removeTempDirs` deletes it. */
+export async function makeTempDir(label = 'node'): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `dms-e2e-${label}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all([...tempDirs].map((d) => fs.rm(d, { recursive: true, force: true })));
+  tempDirs.clear();
+}
+
+/** Each file's mode and content (base64), by path relative to `dir`, subdirectories included; `null` when `dir` does not exist. */
+export async function snapshotDir(dir: string): Promise<Record<string, string> | null> {
+  const out: Record<string, string> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await fs.readdir(path.join(dir, rel))).sort()) {
+      const r = path.join(rel, name);
+      const st = await fs.stat(path.join(dir, r));
+      const mode = (st.mode & 0o777).toString(8);
+      if (st.isDirectory()) {
+        out[`${r}/`] = mode;
+        await walk(r);
+      } else {
+        out[r] = `${mode} ${(await fs.readFile(path.join(dir, r))).toString('base64')}`;
+      }
+    }
+  };
+  try {
+    await walk('');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(dir))) return null;
+    throw e;
+  }
+  return out;
+}
+
+/** Permission bits of a file, e.g. 0o600. */
+export async function modeOf(file: string): Promise<number> {
+  return (await fs.stat(file)).mode & 0o777;
+}
+
+export async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Polls `check` every 50 ms until it returns true; false if it never did within timeoutMs. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 3000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

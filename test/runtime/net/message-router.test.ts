@@ -1,0 +1,228 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { z } from 'zod';
+import { NET_INBOX } from '../../../machines/net.messages.ts';
+import type { Ed25519PrivateKey } from '@libp2p/interface';
+import type { Inbound, MessageRouter } from '../../../runtime/net/message-router.ts';
+import type { NetCounters } from '../../../runtime/net/net-counters.ts';
+
+// libp2p's packages are ESM only and uvu runs suites through tsx's require hook: load them dynamically
+const lib = (async () => ({
+  ...(await import('@libp2p/crypto/keys')),
+  dagCbor: await import('@ipld/dag-cbor'),
+  ...(await import('@libp2p/peer-id')),
+  ...(await import('../../../runtime/net/actor-inbox.ts')),
+  ...(await import('../../../runtime/net/envelope-codec.ts')),
+  ...(await import('../../../runtime/net/envelope-signer.ts')),
+  ...(await import('../../../runtime/net/frame-codec.ts')),
+  ...(await import('../../../runtime/net/message-router.ts')),
+  ...(await import('../../../runtime/net/net-counters.ts')),
+  ...(await import('../../../runtime/net/net-inbox.ts')),
+  ...(await import('../../../runtime/net/net-schemas.ts')),
+}))();
+type Lib = Awaited<typeof lib>;
+let L: Lib;
+
+const quiet = { debug() {}, warn() {} };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Side {
+  peer: string;
+  router: MessageRouter;
+  counters: NetCounters;
+  got: Inbound[];
+  /** Frames this side sent: their kind and body after the kind byte. */
+  sent: { kind: number; body: Uint8Array }[];
+  key: Ed25519PrivateKey;
+}
+
+interface Ctx {
+  a: Side;
+  b: Side;
+  clock: { now: number };
+}
+
+/** Two routers joined by an in-memory transport: what one sends, the other receives as from its peer. */
+async function pair(ctx: Ctx): Promise<void> {
+  L = await lib;
+  const { generateKeyPair, peerIdFromPrivateKey, NetCounters, MessageRouter, createEnvelopeSigner, createEnvelopeVerifier, FrameDecoder, netPayloadSchemas, netInbox } = L;
+  ctx.clock = { now: Date.now() };
+  const sides: Side[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const key = await generateKeyPair('Ed25519');
+    const peer = peerIdFromPrivateKey(key).toString();
+    const counters = new NetCounters();
+    const side = { peer, counters, got: [], sent: [], key } as unknown as Side;
+    side.router = new MessageRouter({
+      signer: createEnvelopeSigner(key, peer),
+      verifier: createEnvelopeVerifier(),
+      counters,
+      log: quiet,
+      now: () => ctx.clock.now,
+      transport: {
+        sendFrames: async (to, frames) => {
+          const other = sides.find((s) => s.peer === to);
+          if (!other) throw new Error(`no route to ${to}`);
+          for (const frame of frames) {
+            const [f] = new FrameDecoder().push(frame);
+            side.sent.push(f!);
+            queueMicrotask(() => other.router.receive(peer, f!.kind, f!.body, false));
+          }
+        },
+        ready: () => true,
+        publish: async () => {},
+      },
+    });
+    side.router.addSchemas(netPayloadSchemas);
+    side.router.addSchemas(new Map([['test.note', z.object({ text: z.string().max(10) }).strict()]]));
+    side.router.register({ name: 'notes', accepts: ['test.note'], handle: (m) => side.got.push(m) });
+    side.router.register(netInbox(side.router, () => []));
+    sides.push(side);
+  }
+  ctx.a = sides[0]!;
+  ctx.b = sides[1]!;
+}
+
+function routerSuite(title: string) {
+  const s = suite<Ctx>(title);
+  s.before.each(pair);
+  s.after.each((ctx) => {
+    ctx.a.router.stop();
+    ctx.b.router.stop();
+  });
+  return s;
+}
+
+/** Signs an arbitrary unsigned envelope with `side`'s key, as a peer running other code could. */
+function craft(side: Side, over: Record<string, unknown>, ctx: Ctx): Uint8Array {
+  const { createEnvelopeSigner, dagCbor, sealOne } = L;
+  const env = {
+    v: 1,
+    id: `crafted.${Math.random().toString(36).slice(2)}`,
+    from: { peer: side.peer, did: createEnvelopeSigner(side.key, side.peer).did, inbox: 'net' },
+    to: { peer: ctx.b.peer, inbox: 'notes' },
+    type: 'test.note',
+    payload: { text: 'hi' },
+    ts: ctx.clock.now,
+    exp: ctx.clock.now + 1000,
+    ...over,
+  };
+  const body = dagCbor.encode(env);
+  return sealOne(body, createEnvelopeSigner(side.key, side.peer).sign).data.subarray(1);
+}
+
+const Delivery = routerSuite('the router delivers signed events to inboxes');
+
+Delivery('an event reaches the addressed inbox with its sender, and both sides count it', async ({ a, b }) => {
+  await a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'hello' }, { from: 'me' });
+  await sleep(5);
+  assert.is(b.got.length, 1);
+  assert.equal(b.got[0]!.envelope.payload, { text: 'hello' });
+  assert.is(b.got[0]!.envelope.from.peer, a.peer);
+  assert.is(b.got[0]!.envelope.from.inbox, 'me');
+  assert.is(a.counters.view().out, 1);
+  assert.is(b.counters.view().in, 1);
+  assert.is(b.counters.view().rejectedTotal, 0);
+});
+
+Delivery('request/reply: net.ping is answered by net.pong within the deadline', async ({ a, b }) => {
+  const r = await a.router.request<{ seq: number }>({ peer: b.peer, inbox: NET_INBOX }, 'net.ping', { seq: 7 }, { timeoutMs: 1000 });
+  assert.is(r.envelope.type, 'net.pong');
+  assert.is(r.envelope.payload.seq, 7);
+  assert.ok(r.envelope.exp <= Date.now() + 1000);
+});
+
+Delivery('a request nobody answers fails with RequestTimeoutError at its deadline', async ({ a, b }) => {
+  const t0 = Date.now();
+  const err = await a.router.request({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'x' }, { timeoutMs: 80 }).catch((e: Error) => e);
+  assert.is((err as Error).name, 'RequestTimeoutError');
+  assert.ok(Date.now() - t0 >= 75);
+});
+
+Delivery('a request to a missing inbox is answered with net.error and counted as no-inbox', async ({ a, b }) => {
+  const err = (await a.router.request({ peer: b.peer, inbox: 'nobody' }, 'test.note', { text: 'x' }, { timeoutMs: 1000 }).catch((e: Error) => e)) as Error & { code?: string };
+  assert.is(err.name, 'RemoteError');
+  assert.is(err.code, 'no-inbox');
+  assert.is(b.counters.view().rejected['no-inbox'], 1);
+});
+
+Delivery('the node inbox passes only the remote event types it lists', async ({ a, b }) => {
+  const events: { type: string }[] = [];
+  b.router.register(L.actorInbox('node', { send: (e) => events.push(e) }, ['test.note']));
+  await a.router.send({ peer: b.peer, inbox: 'node' }, 'test.note', { text: 'ok' });
+  const err = (await a.router.request({ peer: b.peer, inbox: 'node' }, 'net.ping', { seq: 1 }, { timeoutMs: 1000 }).catch((e: Error) => e)) as Error & { code?: string };
+  assert.is(err.code, 'not-accepted');
+  assert.is(events.length, 1);
+  assert.is(events[0]!.type, 'test.note');
+  assert.is((events[0] as unknown as { origin: { from: { peer: string } } }).origin.from.peer, a.peer);
+});
+
+Delivery('an event to this node itself is delivered locally, without the transport', async ({ b }) => {
+  await b.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'self' });
+  await sleep(1);
+  assert.is(b.got.length, 1);
+  assert.is(b.sent.length, 0);
+});
+
+Delivery.run();
+
+const Refusals = routerSuite('the router refuses bad envelopes, counting each by reason');
+
+Refusals('the same frame twice: the second is replayed', async ({ a, b }) => {
+  await a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'once' });
+  await sleep(2);
+  assert.is(b.router.receive(a.peer, 1, a.sent[0]!.body, false), false);
+  assert.is(b.got.length, 1);
+  assert.is(b.counters.view().rejected.replayed, 1);
+});
+
+Refusals('a body changed after signing fails the signature, and the untouched one still passes after it', (ctx) => {
+  const good = craft(ctx.a, { payload: { text: 'abc' } }, ctx);
+  const bad = Uint8Array.from(good);
+  bad[Buffer.from(bad).indexOf('abc')] = 'x'.charCodeAt(0);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, bad, false), false);
+  assert.is(ctx.b.counters.view().rejected['bad-signature'], 1);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, good, false), true);
+});
+
+Refusals('a frame whose `from` is not the peer it came from', (ctx) => {
+  assert.is(ctx.b.router.receive('12D3KooWSomeoneElse', 1, craft(ctx.a, {}, ctx), false), false);
+  assert.is(ctx.b.counters.view().rejected['from-mismatch'], 1);
+});
+
+Refusals('a did that is not the sender\'s key', (ctx) => {
+  const f = craft(ctx.a, { from: { peer: ctx.a.peer, did: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', inbox: 'net' } }, ctx);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), false);
+  assert.is(ctx.b.counters.view().rejected['did-mismatch'], 1);
+});
+
+Refusals('an expired envelope', (ctx) => {
+  const f = craft(ctx.a, { ts: ctx.clock.now - 2000, exp: ctx.clock.now - 1 }, ctx);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), false);
+  assert.is(ctx.b.counters.view().rejected.expired, 1);
+});
+
+Refusals('an unknown event type, and a known type with a wrong payload', (ctx) => {
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { type: 'test.unknown' }, ctx), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 'far too long a note' } }, ctx), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 1 } }, ctx), false), false);
+  const r = ctx.b.counters.view().rejected;
+  assert.is(r['unknown-type'], 1);
+  assert.is(r['invalid-payload'], 2);
+  assert.is(ctx.b.got.length, 0);
+});
+
+Refusals('bytes that are not an envelope: too short, not CBOR, wrong shape', (ctx) => {
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(10), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(200).fill(0xff), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { extra: 1 }, ctx), false), false);
+  assert.is(ctx.b.counters.view().rejected.malformed, 3);
+});
+
+Refusals('after all that, a good envelope still gets through', async (ctx) => {
+  ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(200).fill(0xff), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), false), true);
+  assert.is(ctx.b.got.length, 1);
+});
+
+Refusals.run();
