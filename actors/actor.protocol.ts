@@ -18,6 +18,12 @@ export type InspectionRecord =
   | { readonly type: '@xstate.event'; readonly sessionId: string; readonly sourceId?: string; readonly rootId?: string; readonly event: { readonly type: string } }
   | { readonly type: '@xstate.snapshot'; readonly sessionId: string; readonly rootId?: string; readonly event: { readonly type: string }; readonly snapshot: PlainSnapshot };
 
+/** A recorded fact and the position, in its batch or replay, of the event that produced it. */
+export interface IndexedFact {
+  readonly index: number;
+  readonly fact: { readonly type: string };
+}
+
 export interface PlainSnapshot {
   readonly value: unknown;
   readonly context: unknown;
@@ -39,6 +45,8 @@ export interface DeliverResult {
   readonly processed: number;
   /** Inspection records, when the actor was started with `inspect`. */
   readonly inspections?: readonly InspectionRecord[];
+  /** Facts the batch produced (see ActorKind.facts). */
+  readonly facts?: readonly IndexedFact[];
   /** Set when the actor failed on the event at `index` of the batch; events after it were not processed. */
   readonly failure?: { readonly index: number; readonly name: string; readonly message: string };
 }
@@ -53,7 +61,7 @@ export interface ActorView {
 
 /** The API a worker exposes through comlink. One worker may host many actors. */
 export interface ActorHostApi {
-  init(id: string, kind: string, opts: InitOptions): Promise<ActorView & { readonly inspections?: readonly InspectionRecord[] }>;
+  init(id: string, kind: string, opts: InitOptions): Promise<ActorView & { readonly inspections?: readonly InspectionRecord[]; readonly facts?: readonly IndexedFact[] }>;
   deliver(id: string, batch: readonly unknown[]): DeliverResult;
   persisted(id: string, seq: number): VersionedSnapshot;
   view(id: string): ActorView;

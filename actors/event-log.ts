@@ -16,6 +16,11 @@ export interface LoggedEvent {
   readonly payload: unknown;
 }
 
+export interface MetaEntry {
+  readonly key: string;
+  readonly value: unknown;
+}
+
 /** An actor the log knows: enough to start it again from nothing. */
 export interface ActorRecord {
   readonly id: string;
@@ -29,8 +34,11 @@ export interface EventLog {
   append(actor: string, events: readonly LoggedEvent[]): Promise<void>;
   /** Records that the event at `seq` made the actor fail and was dropped; replays skip it. */
   markDropped(actor: string, seq: number, reason: string): Promise<void>;
-  /** Stores a snapshot and lets go of the events it covers (they stay in the on-disk history). */
-  saveSnapshot(actor: string, snapshot: VersionedSnapshot): Promise<void>;
+  /**
+   * Stores a snapshot and lets go of the events it covers (they stay in the on-disk history), together with
+   * `meta` rows that must change atomically with it (e.g. indexes as of the snapshot).
+   */
+  saveSnapshot(actor: string, snapshot: VersionedSnapshot, meta?: readonly MetaEntry[]): Promise<void>;
   latestSnapshot(actor: string): Promise<VersionedSnapshot | undefined>;
   /** Events after `seq` (not dropped), in order. */
   eventsAfter(actor: string, seq: number): Promise<LoggedEvent[]>;
@@ -65,7 +73,10 @@ export class MemoryEventLog implements EventLog {
     this.#dropped.set(actor, set);
   }
 
-  async saveSnapshot(actor: string, snapshot: VersionedSnapshot): Promise<void> {
+  readonly meta = new Map<string, unknown>();
+
+  async saveSnapshot(actor: string, snapshot: VersionedSnapshot, meta: readonly MetaEntry[] = []): Promise<void> {
+    for (const m of meta) this.meta.set(m.key, m.value);
     this.#snapshots.set(actor, snapshot);
     this.#events.set(actor, (this.#events.get(actor) ?? []).filter((e) => e.seq > snapshot.seq));
   }

@@ -3,7 +3,7 @@
  * restores from a versioned snapshot, and replays events with effects switched off.
  */
 import { type AnyStateMachine, type Actor, type InspectionEvent, createActor } from 'xstate';
-import type { ActorView, DeliverResult, InspectionRecord, PlainSnapshot, VersionedSnapshot } from './actor.protocol.ts';
+import type { ActorView, DeliverResult, IndexedFact, InspectionRecord, PlainSnapshot, VersionedSnapshot } from './actor.protocol.ts';
 
 /** One kind of actor: its machine, the version of its snapshot shape, and how its state is shown. */
 export interface ActorKind {
@@ -12,6 +12,8 @@ export interface ActorKind {
   readonly logic: AnyStateMachine;
   /** A plain view of a snapshot's context for clients (defaults to the context itself). */
   readonly present?: (context: unknown, value: unknown) => unknown;
+  /** Recorded facts between two contexts (for the indexes); computed live and during replay alike. */
+  readonly facts?: (before: unknown, after: unknown) => readonly { readonly type: string }[];
 }
 
 export class SnapshotVersionError extends Error {
@@ -33,6 +35,8 @@ export class HostedActor {
   readonly #actor: Actor<AnyStateMachine>;
   #sink: unknown[] | null = null;
   #inspections: InspectionRecord[] | null;
+  #facts: IndexedFact[] = [];
+  #context: unknown;
 
   constructor(readonly id: string, kind: ActorKind, opts: { snapshot?: VersionedSnapshot; input?: unknown; replay?: readonly unknown[]; inspect?: boolean }) {
     this.#kind = kind;
@@ -48,7 +52,12 @@ export class HostedActor {
     });
     this.#actor.on('*', (intent) => this.#sink?.push(intent));
     this.#actor.start();
-    for (const e of opts.replay ?? []) this.#actor.send(e as never);
+    this.#context = this.#actor.getSnapshot().context;
+    const replay = opts.replay ?? [];
+    for (let i = 0; i < replay.length; i += 1) {
+      this.#actor.send(replay[i] as never);
+      this.#collectFacts(i);
+    }
     this.#throwIfFailed();
   }
 
@@ -59,6 +68,7 @@ export class HostedActor {
     try {
       for (let i = 0; i < batch.length; i += 1) {
         this.#actor.send(batch[i] as never);
+        this.#collectFacts(i);
         const snap = this.#actor.getSnapshot();
         if (snap.status === 'error') {
           const err = snap.error as { name?: string; message?: string } | undefined;
@@ -71,16 +81,40 @@ export class HostedActor {
     }
   }
 
-  /** The inspection records collected since the last call (none unless started with `inspect`). */
-  #takeInspections(): { inspections?: InspectionRecord[] } {
-    if (!this.#inspections || this.#inspections.length === 0) return {};
-    const inspections = this.#inspections;
-    this.#inspections = [];
-    return { inspections };
+  /** The inspection records and facts collected since the last call. */
+  #takeInspections(): { inspections?: InspectionRecord[]; facts?: IndexedFact[] } {
+    const out: { inspections?: InspectionRecord[]; facts?: IndexedFact[] } = {};
+    if (this.#inspections && this.#inspections.length > 0) {
+      out.inspections = this.#inspections;
+      this.#inspections = [];
+    }
+    if (this.#facts.length > 0) {
+      out.facts = this.#facts;
+      this.#facts = [];
+    }
+    return out;
+  }
+
+  /** Facts produced by the event at `index` of the current batch (or replay). */
+  #collectFacts(index: number): void {
+    if (!this.#kind.facts) return;
+    const context = this.#actor.getSnapshot().context;
+    if (context === this.#context) return;
+    for (const fact of this.#kind.facts(this.#context, context)) this.#facts.push({ index, fact });
+    this.#context = context;
+  }
+
+  /** Facts of the replay done at construction. */
+  takeFacts(): IndexedFact[] {
+    const f = this.#facts;
+    this.#facts = [];
+    return f;
   }
 
   takeInspections(): InspectionRecord[] {
-    return this.#takeInspections().inspections ?? [];
+    const r = this.#inspections ?? [];
+    if (this.#inspections) this.#inspections = [];
+    return r;
   }
 
   /** The current state value (cheap; for replay timelines). */
@@ -91,7 +125,8 @@ export class HostedActor {
   #inspect(e: InspectionEvent): void {
     const ref = e.actorRef as unknown as { sessionId: string; id?: string; _parent?: { sessionId: string }; logic?: { toJSON?: () => unknown } };
     const plain = (s: unknown): PlainSnapshot => {
-      const snap = s as { value?: unknown; context?: unknown; status?: string };
+      // xstate announces an actor (@xstate.actor) from its constructor, before it has a snapshot
+      const snap = (s ?? {}) as { value?: unknown; context?: unknown; status?: string };
       return { value: snap.value, context: snap.context, status: snap.status ?? 'active' };
     };
     const base = { sessionId: ref.sessionId, ...(e.rootId ? { rootId: e.rootId } : {}) };

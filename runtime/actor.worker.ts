@@ -24,7 +24,8 @@ const api: ActorHostApi = {
     const hosted = new HostedActor(id, kindOf(kind), opts);
     actors.set(id, hosted);
     const inspections = hosted.takeInspections();
-    return { ...hosted.view(), ...(inspections.length ? { inspections } : {}) };
+    const facts = hosted.takeFacts();
+    return { ...hosted.view(), ...(inspections.length ? { inspections } : {}), ...(facts.length ? { facts } : {}) };
   },
   deliver: (id, batch) => actor(id).deliver(batch),
   persisted: (id, seq) => actor(id).persisted(seq),

@@ -10,7 +10,7 @@ import type { ReplyBody } from '../machines/node.messages.ts';
 import type { Offer } from '../machines/onboarding.ts';
 import type { Preferences } from '../machines/preferences.ts';
 import { AddressInUseError } from './errors.ts';
-import { describeIssues, offerSchema, pingSchema, preferencesSchema } from './schemas.ts';
+import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './schemas.ts';
 
 /** What the API asks of the running node. */
 export interface NodeApi {
@@ -24,6 +24,15 @@ export interface NodeApi {
   setPreferences(p: Preferences): Promise<ReplyBody>;
   onboard(offer: Offer): Promise<ReplyBody>;
   offboard(): Promise<ReplyBody>;
+  /** The seed's indexes, projected from the event log. */
+  indexes(): Promise<unknown>;
+  /** Every allocation that ran or runs on this node. */
+  allocations(): Promise<unknown>;
+  /** The capability ledger, by hand: hold resources, turn a hold into an allocation, release. */
+  lock(req: z.output<typeof lockSchema>): Promise<ReplyBody>;
+  unlock(id: string): Promise<ReplyBody>;
+  allocate(allocationId: string, lockId: string): Promise<ReplyBody>;
+  release(allocationId: string): Promise<ReplyBody>;
 }
 
 export interface ApiLog {
@@ -57,6 +66,8 @@ function routes(api: NodeApi): Record<string, Handler> {
   return {
     'GET /v1/info': () => api.info(),
     'GET /v1/peers': () => api.peers(),
+    'GET /v1/indexes': () => api.indexes(),
+    'GET /v1/allocations': () => api.allocations(),
     'GET /v1/topology': () => api.topology(),
     'POST /v1/ping': async (b) => {
       const { peer, count } = parse(pingSchema, b);
@@ -66,6 +77,13 @@ function routes(api: NodeApi): Record<string, Handler> {
     'PUT /v1/preferences': async (b) => replyToResult(await api.setPreferences(parse(preferencesSchema, b) as Preferences)),
     'POST /v1/onboard': async (b) => replyToResult(await api.onboard(parse(offerSchema, b ?? {}) as Offer)),
     'POST /v1/offboard': async () => replyToResult(await api.offboard()),
+    'POST /v1/ledger/lock': async (b) => replyToResult(await api.lock(parse(lockSchema, b))),
+    'POST /v1/ledger/unlock': async (b) => replyToResult(await api.unlock(parse(unlockSchema, b).id)),
+    'POST /v1/ledger/allocate': async (b) => {
+      const r = parse(allocateSchema, b);
+      return replyToResult(await api.allocate(r.allocationId, r.lockId));
+    },
+    'POST /v1/ledger/release': async (b) => replyToResult(await api.release(parse(releaseSchema, b).allocationId)),
   };
 }
 

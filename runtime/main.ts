@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import YAML from 'yaml';
 import { formatBytes } from '../machines/capability.ts';
 import { type ApiClient, connect } from './client.ts';
-import { type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
+import { DEFAULT_INSPECT, type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
 import { UsageError, exitCodeOf } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { formatNetInfo, formatPeers, formatPing, formatTopology } from './net/net-format.ts';
@@ -93,7 +93,6 @@ async function run(opts: RawOptions): Promise<void> {
   // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
   const { startNode } = await import('./node-service.ts');
   const node = await startNode(config, log);
-  print(config.json, node.ready, () => `DMS node ready  peerId=${node.ready.peerId}  api=${node.ready.api ?? 'off'}  state=${node.ready.state}  data=${node.ready.dataDir}  (${node.ready.startMs} ms)`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
@@ -108,6 +107,8 @@ async function run(opts: RawOptions): Promise<void> {
     };
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
+    // only now: whoever reads the ready line may signal at once (and a busy machine runs it first)
+    print(config.json, node.ready, () => `DMS node ready  peerId=${node.ready.peerId}  api=${node.ready.api ?? 'off'}  state=${node.ready.state}  data=${node.ready.dataDir}  (${node.ready.startMs} ms)`);
     void node.fatal.then((e) => {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = 1;
@@ -194,6 +195,55 @@ export function buildCli(): Command {
     const r = await api.request('POST', '/v1/offboard');
     print(json, r, () => 'offboarded: this node offers nothing until `onboard`');
   });
+
+  clientOptions(program.command('allocations').description('allocations that run or ran on this node (from the indexes of its event log)')).action(async (opts: RawOptions) => {
+    const { api, json } = await client(opts);
+    const list = (await api.request('GET', '/v1/allocations')) as { id: string; lockId: string; resources: { cpu: number; memory: number; disk: number }; createdAt: number; endedAt: number | null }[];
+    print(json, list, () =>
+      list.length === 0
+        ? 'no allocations yet'
+        : list.map((a) => `${a.id.padEnd(24)} cpu ${a.resources.cpu}  memory ${formatBytes(a.resources.memory)}  disk ${formatBytes(a.resources.disk)}  ${new Date(a.createdAt).toISOString()}  ${a.endedAt === null ? 'running' : `ended ${new Date(a.endedAt).toISOString()}`}`).join('\n'),
+    );
+  });
+
+  program
+    .command('replay')
+    .description("rebuild an actor's state from the data dir's event log (no running node needed): timeline and final state")
+    .option('--data-dir <dir>', 'the node\'s data dir (default $DMS_HOME, else ~/.dms)')
+    .option('--actor <id>', 'which actor', 'node')
+    .option('--to <seq>', 'stop after this event sequence number')
+    .option('--summary', 'print only the final state, not the timeline')
+    .addOption(new Option('--inspect [url]', 'stream the history to the Stately inspector (default: a relay on ws://127.0.0.1:8080)'))
+    .option('--json', 'JSON lines: one per event, then the final state')
+    .option('--log-level <level>', 'silent, error, warn, info or debug', 'warn')
+    .action(async (opts: RawOptions & { actor: string; to?: string; summary?: boolean }) => {
+      debug = opts.logLevel === 'debug';
+      const to = opts.to === undefined ? null : Number(opts.to);
+      if (to !== null && (!Number.isInteger(to) || to < 0)) throw new UsageError(`--to "${opts.to}" must be a whole number >= 0 (an event sequence number)`);
+      const { dataDir } = parseClientConfig(opts, process.env);
+      const { replay } = await import('./replay.ts');
+      const inspectUrl = opts.inspect === undefined || opts.inspect === false ? null : opts.inspect === true ? DEFAULT_INSPECT : opts.inspect;
+      const inspector = inspectUrl ? await (await import('./inspector.ts')).createInspectorBridge(inspectUrl, createLogger('warn')) : null;
+      const json = opts.json === true;
+      const r = await replay({
+        dataDir, actor: opts.actor, to, json, timeline: opts.summary !== true, inspector,
+        out: (line) => process.stdout.write(`${line}\n`),
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      print(json, { event: 'final', actor: opts.actor, ...r }, () =>
+        [
+          `replayed ${r.events} events of ${opts.actor} up to seq ${r.lastSeq} in ${r.ms} ms`,
+          ...(r.failed ? [`the actor failed at seq ${r.failed.seq}: ${r.failed.message} (the live node dropped that event)`] : []),
+          `state    ${typeof r.state === 'string' ? r.state : JSON.stringify(r.state)}`,
+          `context  ${JSON.stringify(r.context, null, 2).replace(/\n/g, '\n         ')}`,
+        ].join('\n'),
+      );
+      if (inspector) {
+        if (inspector.page) process.stderr.write(`inspector: open ${inspector.page}; press Ctrl-C when done\n`);
+        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        inspector.stop();
+      }
+    });
 
   return program;
 }

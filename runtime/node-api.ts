@@ -2,6 +2,7 @@
  * What the local API asks of the running node, answered from the Node actor, the identity and the network.
  */
 import type { NodeView } from '../actors/node.actor.ts';
+import type { Indexes } from '../machines/indexes.ts';
 import type { NodeEvent, ReplyBody } from '../machines/node.messages.ts';
 import type { NodeApi } from './api.ts';
 import { probeWritable } from './files.ts';
@@ -14,6 +15,7 @@ type NodeRef = ActorRef<NodeEvent>;
 
 export function createNodeApi(deps: {
   node: NodeRef;
+  indexes: () => Indexes;
   identity: Identity;
   dataDir: string;
   net: () => NetworkService | undefined;
@@ -58,5 +60,14 @@ export function createNodeApi(deps: {
       return ask({ type: 'node.onboard', offer: { ...current, ...offer }, host: { dataDir: deps.dataDir, dataDirWritable: await probeWritable(deps.dataDir) } });
     },
     offboard: () => ask({ type: 'node.offboard' }),
+    indexes: async () => deps.indexes(),
+    allocations: async () => Object.values(deps.indexes().allocations),
+    lock: (r) => {
+      const now = Date.now();
+      return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });
+    },
+    unlock: (id) => ask({ type: 'ledger.unlock', id }),
+    allocate: (allocationId, lockId) => ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }),
+    release: (allocationId) => ask({ type: 'ledger.release', allocationId }),
   };
 }

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { EMPTY_INDEXES, type Indexes } from '../machines/indexes.ts';
 import type { NodeEvent } from '../machines/node.messages.ts';
 import { type Benchmark, type Offer, type Registration, resolveOffer, validateOffer } from '../machines/onboarding.ts';
 import { type ApiServer, startApiServer } from './api.ts';
@@ -21,6 +22,7 @@ import { createMonitor } from './monitor.ts';
 import type { NetworkService } from './net/network-service.ts';
 import { startNetwork } from './net/node-network.ts';
 import { createNodeApi } from './node-api.ts';
+import { INDEXES_KEY, createIndexStore, recordFacts } from './projections.ts';
 import { IDENTITY_KEY, REGISTRATION_KEY, createNodeEffects } from './node-effects.ts';
 import { DexieEventLog, JOURNAL_DIR, STORE_DEFAULTS } from './store.ts';
 import { type ActorRef, type OmitFrom, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from './supervisor.ts';
@@ -112,6 +114,7 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   const fatal = new Promise<Error>((r) => (resolveFatal = r));
   let nodeRef: NodeRef | undefined;
   let descriptor: { key: string; nodeId: NodeId } | undefined;
+  const indexes = createIndexStore((await store.getMeta<Indexes>(INDEXES_KEY)) ?? EMPTY_INDEXES);
   const inspector: InspectorBridge | null = config.inspect ? await createInspectorBridge(config.inspect, log) : null;
   const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined) });
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
@@ -119,6 +122,8 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     eventLog: store,
     onIntents: (_id, intents) => effects.handle(intents),
     onEscalate: (e) => resolveFatal(e),
+    onFacts: (facts) => recordFacts(indexes, facts),
+    snapshotMeta: (id) => (id === 'node' ? [{ key: INDEXES_KEY, value: indexes.getSnapshot().context }] : []),
     ...(inspector ? { onInspect: (records) => inspector.forward(records) } : {}),
   });
   let node: NodeRef;
@@ -153,7 +158,7 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   };
 
   try {
-    const nodeApi = createNodeApi({ node, identity, dataDir, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
+    const nodeApi = createNodeApi({ node, identity, dataDir, indexes: () => indexes.getSnapshot().context, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
     network = await startNetwork(config, identity, node, log);
     if (config.api) {
       api = await startApiServer({ ...config.api, token }, nodeApi, log);

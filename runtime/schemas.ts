@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
-import { parseSize } from './units.ts';
+import { parseDuration, parseSize } from './units.ts';
 
 export const sizeSchema = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = parseSize(v);
@@ -47,6 +47,28 @@ export const preferencesSchema = z
 
 /** POST /v1/ping: a peer id and how many round trips. */
 export const pingSchema = z.object({ peer: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'not a peer id'), count: z.number().int().min(1).max(1000) }).strict();
+
+const ledgerId = z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only');
+
+/** A manual lock: resources held for `ttl` (a duration), e.g. reserved for local use. */
+export const lockSchema = z
+  .object({
+    id: ledgerId,
+    resources: z.object({ cpu: z.number().nonnegative(), memory: sizeSchema, disk: sizeSchema, gpus: z.number().int().nonnegative().default(0) }).strict(),
+    ports: z.object({ static: z.array(z.number().int().min(1).max(65535)).max(1000).optional(), dynamic: z.number().int().min(0).max(1000).optional() }).strict().optional(),
+    ttl: z.union([z.number(), z.string()]).transform((v, ctx) => {
+      const n = parseDuration(v);
+      if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; use milliseconds or a unit such as 30s or 5m` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  })
+  .strict();
+export const unlockSchema = z.object({ id: ledgerId }).strict();
+export const allocateSchema = z.object({ allocationId: ledgerId, lockId: ledgerId }).strict();
+export const releaseSchema = z.object({ allocationId: ledgerId }).strict();
 
 /** A readable one-line account of what is wrong, naming each field. */
 export function describeIssues(err: z.ZodError): string {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Dexie, type DBCoreKeyRange, type DBCoreMutateRequest, type DBCoreMutateResponse, type Table } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import type { VersionedSnapshot } from '../actors/actor.protocol.ts';
-import type { ActorRecord, EventLog, LoggedEvent } from '../actors/event-log.ts';
+import type { ActorRecord, EventLog, LoggedEvent, MetaEntry } from '../actors/event-log.ts';
 import { readJson, writeFileDurable } from './files.ts';
 import { Journal, listSegments, readSegments, segmentName } from './journal.ts';
 
@@ -210,8 +210,9 @@ export class DexieEventLog implements EventLog {
     await this.#settle();
   }
 
-  async saveSnapshot(actor: string, snapshot: VersionedSnapshot): Promise<void> {
-    await this.db.transaction('rw', this.db.snapshots, this.db.events, async () => {
+  async saveSnapshot(actor: string, snapshot: VersionedSnapshot, meta: readonly MetaEntry[] = []): Promise<void> {
+    await this.db.transaction('rw', this.db.snapshots, this.db.events, this.db.meta, async () => {
+      if (meta.length > 0) await this.db.meta.bulkPut(meta.map((m) => ({ key: m.key, value: m.value })));
       await this.db.snapshots.put({ ...snapshot, actor, ts: Date.now() });
       await this.db.events.where('[actor+seq]').between([actor, 0], [actor, snapshot.seq], true, true).delete();
     });

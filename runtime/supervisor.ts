@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { type Remote, releaseProxy, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { ActorHostApi, ActorView, DeliverResult, InspectionRecord, VersionedSnapshot } from '../actors/actor.protocol.ts';
+import type { ActorHostApi, ActorView, DeliverResult, IndexedFact, InspectionRecord, VersionedSnapshot } from '../actors/actor.protocol.ts';
 import type { EventLog, LoggedEvent } from '../actors/event-log.ts';
 import type { ReplyBody } from '../machines/node.messages.ts';
 
@@ -46,8 +46,20 @@ export interface SupervisorDeps {
   readonly eventLog: EventLog;
   /** Inspection records from every actor (only asked for when set). */
   readonly onInspect?: (records: readonly InspectionRecord[]) => void;
+  /** Facts from live events, and from the events replayed when an actor is recovered at spawn. */
+  readonly onFacts?: (facts: readonly FactRecord[]) => void;
+  /** Store rows to save together with an actor's snapshot (e.g. the indexes as of that snapshot). */
+  readonly snapshotMeta?: (actorId: string) => readonly { readonly key: string; readonly value: unknown }[];
   readonly now?: () => number;
   readonly workerUrl?: URL;
+}
+
+/** A fact with the logged event that produced it. */
+export interface FactRecord {
+  readonly actor: string;
+  readonly seq: number;
+  readonly ts: number;
+  readonly fact: { readonly type: string };
 }
 
 /** How an actor came up: fresh, or rebuilt from its log. */
@@ -154,6 +166,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#seq = this.#posted = this.#acked = lastSeq;
     this.#snapshotSeq = snapshot?.seq ?? 0;
     const view = await this.#boot(input, snapshot, events.map((e) => e.payload));
+    this.#reportFacts(view.facts, events);
     this.#flush();
     this.#recovery = { recovered: known !== undefined, snapshotSeq: snapshot?.seq ?? 0, replayed: events.length, lastSeq, ms: Math.round(performance.now() - t0) };
     return view;
@@ -252,7 +265,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (this.#status !== 'running' || this.#acked === this.#snapshotSeq) return;
     try {
       const snap = await this.#remote.persisted(this.id, this.#acked);
-      await this.deps.eventLog.saveSnapshot(this.id, snap);
+      await this.deps.eventLog.saveSnapshot(this.id, snap, this.deps.snapshotMeta?.(this.id));
       this.#snapshotSeq = snap.seq;
     } catch (e) {
       this.deps.log.warn({ actor: this.id, err: (e as Error).message }, 'no snapshot at stop; the next start replays the log');
@@ -263,7 +276,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return (this.deps.now ?? Date.now)();
   }
 
-  async #boot(input: unknown, snapshot: VersionedSnapshot | undefined, replay: readonly unknown[]): Promise<ActorView> {
+  async #boot(input: unknown, snapshot: VersionedSnapshot | undefined, replay: readonly unknown[]): Promise<ActorView & { facts?: readonly IndexedFact[] }> {
     const epoch = ++this.#epoch;
     const worker = new Worker(this.deps.workerUrl ?? DEFAULT_WORKER_URL);
     this.#worker = worker;
@@ -327,6 +340,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     const done = r.failure ? r.failure.index : batch.length;
     if (done > 0) this.#acked = batch[done - 1]!.seq;
     if (r.inspections) this.deps.onInspect?.(r.inspections);
+    this.#reportFacts(r.facts, batch);
     this.#handleIntents(r.intents);
     if (r.failure) {
       const poison = batch[r.failure.index]!;
@@ -337,6 +351,11 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     }
     this.#maybeSnapshot();
     this.#notifyIdle();
+  }
+
+  #reportFacts(facts: readonly IndexedFact[] | undefined, events: readonly LoggedEvent[]): void {
+    if (!facts || !this.deps.onFacts) return;
+    this.deps.onFacts(facts.map((f) => ({ actor: this.id, seq: events[f.index]!.seq, ts: events[f.index]!.ts, fact: f.fact })));
   }
 
   #handleIntents(intents: readonly unknown[]): void {
@@ -370,7 +389,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       .persisted(this.id, seq)
       .then(async (snap) => {
         if (epoch !== this.#epoch) return;
-        await this.deps.eventLog.saveSnapshot(this.id, snap);
+        await this.deps.eventLog.saveSnapshot(this.id, snap, this.deps.snapshotMeta?.(this.id));
         this.#snapshotSeq = Math.max(this.#snapshotSeq, snap.seq);
       })
       .catch((err: Error) => this.deps.log.warn({ actor: this.id, err: err.message }, 'snapshot failed; the actor keeps running on its log'))

@@ -11,6 +11,7 @@ import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, remov
 
 const PROTOCOL = '/dms/actor/1.0.0';
 const DOMAIN = new TextEncoder().encode('dms/envelope/v1\n');
+const BATCH_DOMAIN = new TextEncoder().encode('dms/envelope-batch/v1\n');
 
 const lib = (async () => ({
   ...(await import('libp2p')),
@@ -39,8 +40,8 @@ interface Ctx {
   key: Ed25519PrivateKey;
   me: string;
   did: string;
-  /** Envelopes the node sent back to the raw peer (its replies), decoded. */
-  replies: Record<string, unknown>[];
+  /** Envelopes the node sent back to the raw peer (its replies), decoded, with whether their signature verified. */
+  replies: (Record<string, unknown> & { verified: boolean })[];
 }
 
 const varint = (n: number): number[] => {
@@ -73,6 +74,50 @@ async function sealed(ctx: Ctx, env: Record<string, unknown>, forge = false): Pr
   const body = ctx.L.dagCbor.encode(env);
   const sig = forge ? new Uint8Array(64).fill(7) : await ctx.key.sign(Uint8Array.from([...DOMAIN, ...body]));
   return frame(0x01, Uint8Array.from([...sig, ...body]));
+}
+
+const sha256 = async (...parts: Uint8Array[]) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(parts.flatMap((p) => [...p]))));
+const readVarint = (b: Uint8Array, o: number): [number, number] => {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    const x = b[o++]!;
+    v += (x & 0x7f) * scale;
+    scale *= 128;
+    if ((x & 0x80) === 0) return [v, o];
+  }
+};
+
+/**
+ * Decodes and verifies an envelope frame from A: kind 0x01 is signed alone; kind 0x05 carries a batch
+ * signature over a Merkle root, its batch size, index and sibling hashes (leaf = sha256(0x00 body),
+ * node = sha256(0x01 left right), an odd last node moves up unchanged).
+ */
+async function readEnvelope(ctx: Ctx, f: Uint8Array): Promise<Record<string, unknown> & { verified: boolean }> {
+  const sig = f.subarray(1, 65);
+  const key = ctx.L.peerIdFromString(ctx.a.ready.peerId).publicKey!;
+  if (f[0] === 0x01) {
+    const body = f.subarray(65);
+    const verified = await key.verify(Uint8Array.from([...DOMAIN, ...body]), sig);
+    return { ...(ctx.L.dagCbor.decode(body) as object), verified };
+  }
+  const [count, o1] = readVarint(f, 65);
+  let [index, o] = readVarint(f, o1);
+  const siblings: Uint8Array[] = [];
+  for (let n = count, i = index; n > 1; i = Math.floor(i / 2), n = Math.ceil(n / 2)) {
+    if ((i ^ 1) < n) {
+      siblings.push(f.subarray(o, o + 32));
+      o += 32;
+    }
+  }
+  const body = f.subarray(o);
+  let hash = await sha256(Uint8Array.of(0), body);
+  let k = 0;
+  for (let n = count; n > 1; index = Math.floor(index / 2), n = Math.ceil(n / 2)) {
+    if ((index ^ 1) < n) hash = index % 2 === 0 ? await sha256(Uint8Array.of(1), hash, siblings[k++]!) : await sha256(Uint8Array.of(1), siblings[k++]!, hash);
+  }
+  const verified = await key.verify(Uint8Array.from([...BATCH_DOMAIN, ...hash]), sig);
+  return { ...(ctx.L.dagCbor.decode(body) as object), verified };
 }
 
 /** Opens a fresh actor stream from the raw peer to A (redialling when a previous case got us cut off). */
@@ -130,7 +175,7 @@ Bad.before(async (ctx) => {
         }
         if (i >= buf.length || buf.length < i + 1 + len) return;
         const body = buf.subarray(i + 1, i + 1 + len);
-        if (body[0] === 0x01) ctx.replies.push(L.dagCbor.decode(body.subarray(65)) as Record<string, unknown>);
+        if (body[0] === 0x01 || body[0] === 0x05) void readEnvelope(ctx, body).then((r) => ctx.replies.push(r));
         else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
         buf = buf.slice(i + 1 + len);
       }
@@ -153,6 +198,7 @@ Bad('a well-formed signed ping from the raw peer is answered with a signed pong'
   assert.ok(await eventually(() => ctx.replies.some((r) => r.type === 'net.pong'), 10_000), `no pong came back: ${JSON.stringify(ctx.replies)}`);
   const r = ctx.replies.find((x) => x.type === 'net.pong')!;
   assert.equal(r.payload, { seq: 1 });
+  assert.ok(ctx.replies.every((x) => x.verified), 'a reply from A does not verify');
   assert.equal(r.to, { peer: ctx.me, inbox: 'reply/raw-1' });
   assert.is((r.from as { peer: string }).peer, ctx.a.ready.peerId);
 });

@@ -32,7 +32,7 @@ async function connect(ctx: Ctx, flow: FlowInit, withSender = true): Promise<voi
   ctx.rejects = [];
   ctx.raw = a;
   ctx.inb = new L.InboundChannel('sender', b, flow, {
-    onEnvelope: (_p, body) => ctx.got.push(body[0]!),
+    onEnvelope: (_p, _kind, body) => ctx.got.push(body[0]!),
     onReject: (_p, reason) => ctx.rejects.push(reason),
     onClose: () => {},
   });
@@ -49,7 +49,7 @@ Flow.after.each((ctx) => {
 
 Flow('every frame arrives in order, and the sender never holds more than the credit it was granted', async (ctx) => {
   await connect(ctx, { ...FLOW_DEFAULTS, initialCredit: 16, creditBatch: 4 });
-  for (let i = 0; i < 500; i += 1) await ctx.out.send(envelopeFrame(i), Date.now() + 5000);
+  for (let i = 0; i < 500; i += 1) await ctx.out.send([envelopeFrame(i)], Date.now() + 5000);
   for (let i = 0; i < 200 && ctx.got.length < 500; i += 1) await sleep(5);
   assert.is(ctx.got.length, 500);
   assert.equal(ctx.got.slice(0, 5), [0, 1, 2, 3, 4]);
@@ -64,7 +64,7 @@ Flow('a receiver that grants slowly slows the sender: send() waits while the que
   const t0 = Date.now();
   let maxQueued = 0;
   for (let i = 0; i < 60; i += 1) {
-    await ctx.out.send(envelopeFrame(i), Date.now() + 5000);
+    await ctx.out.send([envelopeFrame(i)], Date.now() + 5000);
     maxQueued = Math.max(maxQueued, ctx.out.queued);
   }
   for (let i = 0; i < 200 && ctx.got.length < 60; i += 1) await sleep(5);
@@ -76,7 +76,7 @@ Flow('a receiver that grants slowly slows the sender: send() waits while the que
 
 Flow('send() gives up at the deadline when the queue stays full', async (ctx) => {
   await connect(ctx, { ...FLOW_DEFAULTS, initialCredit: 1, creditBatch: 1, ratePerSec: 1, burst: 1, maxQueue: 1 });
-  const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => ctx.out.send(envelopeFrame(i), Date.now() + 100)));
+  const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => ctx.out.send([envelopeFrame(i)], Date.now() + 100)));
   const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
   assert.ok(failed.length >= 1);
   assert.is((failed[0]!.reason as Error).name, 'SendTimeoutError');

@@ -164,6 +164,37 @@ Delivery('an event to this node itself is delivered locally, without the transpo
   assert.is(b.sent.length, 0);
 });
 
+Delivery('events sent in one turn travel under one batch signature, each verifiable on its own, in order', async ({ a, b }) => {
+  await Promise.all(Array.from({ length: 40 }, (_, i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `n${i}` })));
+  await sleep(10);
+  assert.is(b.got.length, 40);
+  assert.equal(b.got.map((m) => (m.envelope.payload as { text: string }).text), Array.from({ length: 40 }, (_, i) => `n${i}`));
+  // 40 = a full batch of 32, then 8 more
+  assert.ok(a.sent.every((f) => f.kind === 0x05));
+  const sigs = new Set(a.sent.map((f) => Buffer.from(f.body.subarray(0, 64)).toString('hex')));
+  assert.is(sigs.size, 2);
+  assert.is(b.counters.view().in, 40);
+});
+
+Delivery('a batched envelope changed after signing, or moved to another place in its batch, is refused', async ({ a, b }) => {
+  await Promise.all([0, 1, 2].map((i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `abc${i}` })));
+  await sleep(5);
+  const [f0, f1] = a.sent;
+  const fresh = new L.MessageRouter({ ...b.router.deps, counters: new L.NetCounters() });
+  fresh.addSchemas(new Map([['test.note', z.object({ text: z.string() }).strict()]]));
+  fresh.register({ name: 'notes', accepts: ['test.note'], handle: () => {} });
+  const tampered = Uint8Array.from(f0!.body);
+  tampered[Buffer.from(tampered).indexOf('abc0')] = 'x'.charCodeAt(0);
+  assert.is(fresh.receive(a.peer, 0x05, tampered, false), false);
+  // f1's body under f0's signature, index and path (in a batch of 3 both have a 2-hash path: 64 + 2 + 64 bytes)
+  const PREFIX = 64 + 2 + 2 * 32;
+  const moved = Uint8Array.from([...f0!.body.subarray(0, PREFIX), ...f1!.body.subarray(PREFIX)]);
+  assert.is(fresh.receive(a.peer, 0x05, moved, false), false);
+  assert.is(fresh.deps.counters.view().rejected['bad-signature'], 2);
+  assert.is(fresh.receive(a.peer, 0x05, f0!.body, false), true);
+  fresh.stop();
+});
+
 Delivery.run();
 
 const Refusals = routerSuite('the router refuses bad envelopes, counting each by reason');
