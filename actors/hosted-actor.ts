@@ -51,6 +51,9 @@ export class HostedActor {
       ...(opts.inspect ? { inspect: (e: InspectionEvent) => this.#inspect(e) } : {}),
     });
     this.#actor.on('*', (intent) => this.#sink?.push(intent));
+    // A failure is reported by deliver() (or thrown from here during replay). Without an error observer xstate
+    // would also rethrow it from a timer as an uncaught exception, killing the replay tool or the whole worker.
+    this.#actor.subscribe({ error: () => {} });
     this.#actor.start();
     this.#context = this.#actor.getSnapshot().context;
     const replay = opts.replay ?? [];

@@ -655,3 +655,83 @@ Answers('stopping while benchmarking answers the pending onboard', (h) => {
 });
 
 Answers.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Recovered = behaviour('node: node.recovered re-arms what the old process was doing');
+
+Recovered('locks that expired while the node was down are dropped and logged; live ones stay and re-arm the timer', (h) => {
+  registered(h);
+  send(h, lockEv('a', res(0.25), T0 + 1000));
+  send(h, lockEv('b', res(0.25), T0 + 5000));
+  send(h, lockEv('c', res(0.25), T0 + 3000));
+  send(h, lockEv('d', res(0.25), T0 + 2000)); // expires exactly at `now`: gone too
+  const out = send(h, { type: 'node.recovered', now: T0 + 2000 });
+  assert.equal(Object.keys(ctx(h).ledger.locks).sort(), ['b', 'c']);
+  const logs = ofType(out, 'log.write');
+  assert.is(logs.length, 1);
+  assert.equal(logs[0]!.data, { expired: ['a', 'd'] });
+  assert.match(logs[0]!.message, /while the node was down: a, d/);
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', at: T0 + 3000 }]);
+  assert.equal(ofType(out, 'benchmark.run'), []);
+  assert.is(state(h), 'registered');
+  // the freed resources are available again: 2 cpu offered, 0.5 still locked
+  assert.is(available(h).cpu, 1.5);
+});
+
+Recovered('when every lock expired, they are all dropped and no timer is armed', (h) => {
+  registered(h);
+  send(h, lockEv('a', res(0.5), T0 + 1000));
+  const out = send(h, { type: 'node.recovered', now: T0 + 1000 });
+  assert.equal(ctx(h).ledger.locks, {});
+  assert.equal(ofType(out, 'log.write').map((l) => l.data), [{ expired: ['a'] }]);
+  assert.equal(ofType(out, 'timer.schedule'), []);
+});
+
+Recovered('with no expired locks nothing is logged and the ledger is untouched; the timer is still re-armed', (h) => {
+  registered(h);
+  send(h, lockEv('a', res(0.25), T0 + 4000));
+  send(h, lockEv('b', res(0.25), T0 + 3000));
+  const ledger = ctx(h).ledger;
+  const out = send(h, { type: 'node.recovered', now: T0 + 2999 });
+  assert.equal(out, [{ type: 'timer.schedule', at: T0 + 3000 }]);
+  assert.is(ctx(h).ledger, ledger);
+});
+
+Recovered('a node with nothing locked emits nothing on recovery', (h) => {
+  registered(h);
+  assert.equal(send(h, { type: 'node.recovered', now: T0 }), []);
+  assert.equal(send(h, { type: 'node.recovered', now: T0 }), []);
+});
+
+Recovered('in benchmarking the benchmark that died with the old process is asked for again', (h) => {
+  send(h, onboard(OFFER, { benchmark: undefined }));
+  assert.is(state(h), 'benchmarking');
+  const out = send(h, { type: 'node.recovered', now: T0 });
+  assert.is(state(h), 'benchmarking');
+  assert.equal(ofType(out, 'benchmark.run'), [{ type: 'benchmark.run' }]);
+  assert.equal(ofType(out, 'timer.schedule'), []);
+  assert.is(ctx(h).pendingReply, 'onboard-1');
+  // and the benchmark that answers it still completes the onboarding
+  const done = send(h, { type: 'benchmark.done', benchmark: bench });
+  assert.is(state(h), 'registered');
+  assert.is(theReply(done).replyTo, 'onboard-1');
+});
+
+Recovered('rebenchmarking with locks held: expired locks go, the timer is re-armed and benchmark.run is sent again', (h) => {
+  registered(h);
+  send(h, lockEv('a', res(0.25), T0 + 1000));
+  send(h, lockEv('b', res(0.25), T0 + 5000));
+  send(h, onboard(OFFER, { benchmark: undefined, rebenchmark: true, replyTo: 'rebench' }));
+  assert.is(state(h), 'benchmarking');
+  const out = send(h, { type: 'node.recovered', now: T0 + 2000 });
+  assert.equal(Object.keys(ctx(h).ledger.locks), ['b']);
+  assert.equal(ofType(out, 'benchmark.run'), [{ type: 'benchmark.run' }]);
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', at: T0 + 5000 }]);
+  assert.equal(
+    ofType(out, 'log.write').filter((l) => l.data?.['expired']).map((l) => l.data),
+    [{ expired: ['a'] }],
+  );
+});
+
+Recovered.run();
