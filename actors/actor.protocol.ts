@@ -41,7 +41,8 @@ export interface InitOptions {
 
 /** What a delivered batch produced: the intents to carry out, and the failure that stopped the actor, if any. */
 export interface DeliverResult {
-  readonly intents: readonly unknown[];
+  /** The intents, as the JSON text of an array (see `parseIntents`). */
+  readonly intents: string;
   readonly processed: number;
   /** Inspection records, when the actor was started with `inspect`. */
   readonly inspections?: readonly InspectionRecord[];
@@ -49,6 +50,11 @@ export interface DeliverResult {
   readonly facts?: readonly IndexedFact[];
   /** Set when the actor failed on the event at `index` of the batch; events after it were not processed. */
   readonly failure?: { readonly index: number; readonly name: string; readonly message: string };
+}
+
+/** The intents of a DeliverResult as objects. */
+export function parseIntents(r: DeliverResult): unknown[] {
+  return r.intents === '[]' ? [] : (JSON.parse(r.intents) as unknown[]);
 }
 
 export interface ActorView {

@@ -33,7 +33,7 @@ export class UnknownActorKindError extends Error {
 export class HostedActor {
   readonly #kind: ActorKind;
   readonly #actor: Actor<AnyStateMachine>;
-  #sink: unknown[] | null = null;
+  #sink: string[] | null = null;
   #inspections: InspectionRecord[] | null;
   #facts: IndexedFact[] = [];
   #context: unknown;
@@ -50,7 +50,7 @@ export class HostedActor {
       ...(opts.snapshot ? { snapshot: opts.snapshot.snapshot as never } : {}),
       ...(opts.inspect ? { inspect: (e: InspectionEvent) => this.#inspect(e) } : {}),
     });
-    this.#actor.on('*', (intent) => this.#sink?.push(intent));
+    this.#actor.on('*', (intent) => this.#sink?.push(JSON.stringify(intent)));
     // A failure is reported by deliver() (or thrown from here during replay). Without an error observer xstate
     // would also rethrow it from a timer as an uncaught exception, killing the replay tool or the whole worker.
     this.#actor.subscribe({ error: () => {} });
@@ -64,10 +64,14 @@ export class HostedActor {
     this.#throwIfFailed();
   }
 
-  /** Sends each event in order and returns the intents they produced. */
+  /**
+   * Sends each event in order and returns the intents they produced, as JSON text: intents kept as objects until
+   * the batch ends make V8 pretenure them, which more than halves the event rate; short-lived strings do not.
+   */
   deliver(batch: readonly unknown[]): DeliverResult {
-    const intents: unknown[] = [];
-    this.#sink = intents;
+    const parts: string[] = [];
+    this.#sink = parts;
+    const intents = { toString: () => `[${parts.join(',')}]` };
     try {
       for (let i = 0; i < batch.length; i += 1) {
         this.#actor.send(batch[i] as never);
@@ -75,10 +79,10 @@ export class HostedActor {
         const snap = this.#actor.getSnapshot();
         if (snap.status === 'error') {
           const err = snap.error as { name?: string; message?: string } | undefined;
-          return { intents, processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) }, ...this.#takeInspections() };
+          return { intents: String(intents), processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) }, ...this.#takeInspections() };
         }
       }
-      return { intents, processed: batch.length, ...this.#takeInspections() };
+      return { intents: String(intents), processed: batch.length, ...this.#takeInspections() };
     } finally {
       this.#sink = null;
     }

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { type Remote, releaseProxy, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { ActorHostApi, ActorView, DeliverResult, IndexedFact, InspectionRecord, VersionedSnapshot } from '../actors/actor.protocol.ts';
+import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type InspectionRecord, type VersionedSnapshot, parseIntents } from '../actors/actor.protocol.ts';
 import type { EventLog, LoggedEvent } from '../actors/event-log.ts';
 import type { ReplyBody } from '../machines/node.messages.ts';
 
@@ -341,7 +341,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (done > 0) this.#acked = batch[done - 1]!.seq;
     if (r.inspections) this.deps.onInspect?.(r.inspections);
     this.#reportFacts(r.facts, batch);
-    this.#handleIntents(r.intents);
+    this.#handleIntents(parseIntents(r));
     if (r.failure) {
       const poison = batch[r.failure.index]!;
       this.deps.log.error({ actor: this.id, event: poison.type, seq: poison.seq, error: r.failure }, `actor ${this.id} failed on ${poison.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
@@ -363,6 +363,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     for (const i of intents) {
       const intent = i as { type: string; replyTo?: string } & ReplyBody;
       if (intent.type === 'reply.send' && intent.replyTo) {
+        if (!this.#pending.has(intent.replyTo)) continue;
         const { type: _t, replyTo, ...body } = intent;
         this.#settle(replyTo, body as ReplyBody, null);
       } else rest.push(i);

@@ -62,7 +62,7 @@ const sampleEv = (at: number, memoryAvailable: number): Command => {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `p`, or a rejection naming `what` after `ms`: no test waits unbounded. */
-async function within<T>(what: string, p: Promise<T>, ms = 5000): Promise<T> {
+async function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
