@@ -1,0 +1,53 @@
+/**
+ * OS resource limits for a job's process, set before it runs: `prlimit` (util-linux) when the machine has it,
+ * else `ulimit` in a `sh -c` wrapper. Both exec the command, so the job keeps the pid that was spawned.
+ */
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+
+export interface OsLimits {
+  /** RLIMIT_AS: the most virtual memory each process may map (inherited by its children, each on its own). */
+  readonly addressSpaceBytes?: number;
+}
+
+export interface LimitedCommand {
+  readonly command: string;
+  readonly args: string[];
+}
+
+/** The first executable `name` on a PATH-style list, or undefined. */
+export function findExecutable(name: string, searchPath: string): string | undefined {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined;
+  for (const dir of searchPath.split(':')) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Wraps `command args` so it runs under `limits`, with core dumps off. `prlimit` is the path to prlimit, or
+ * undefined to use the shell wrapper.
+ */
+export function withOsLimits(command: string, args: readonly string[], limits: OsLimits, prlimit: string | undefined): LimitedCommand {
+  const as = limits.addressSpaceBytes;
+  if (prlimit) {
+    const flags = ['--core=0'];
+    if (as !== undefined) flags.push(`--as=${Math.floor(as)}`);
+    return { command: prlimit, args: [...flags, '--', command, ...args] };
+  }
+  const ulimits = ['ulimit -c 0'];
+  if (as !== undefined) ulimits.push(`ulimit -v ${Math.floor(as / 1024)}`);
+  // "$0" "$@" are the command and its arguments, passed as separate words: nothing is parsed by the shell.
+  return { command: '/bin/sh', args: ['-c', `${ulimits.join(' && ')} && exec "$0" "$@"`, command, ...args] };
+}

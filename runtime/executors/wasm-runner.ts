@@ -1,0 +1,134 @@
+/**
+ * The child process WasiExecutor starts for one WASM job (run as compiled JS: `node wasm-runner.js`). It reads the
+ * job from stdin (wasm-runner.protocol.ts), runs the module's `_start` under @bjorn3/browser_wasi_shim with only
+ * the given argv and env, no preopened directories (so no file system) and no sockets, writes the module's fd 1
+ * and 2 to its own stdout and stderr, and reports how the module ended as one JSON line on fd 3.
+ *
+ * Why the shim and not node:wasi: node:wasi (Node 20) keeps a stale pointer to the module's memory after
+ * memory.grow, so the next WASI call segfaults (nodejs/node#51303; exit 139 measured here). The shim reads the
+ * memory afresh on every call. Memory is capped by the executor's V8 flags and RLIMIT_AS, not here.
+ */
+import { readSync, writeSync } from 'node:fs';
+import { ConsoleStdout, File, OpenFile, WASI } from '@bjorn3/browser_wasi_shim';
+import { decodeRunnerInput, type RunnerJob, type RunnerResult } from './wasm-runner.protocol.ts';
+
+/** The part of the WebAssembly JS API used here (the project's lib has no DOM types, where it is declared). */
+interface WasmModuleRef {
+  readonly __brand: 'WebAssembly.Module';
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmInstance {
+  readonly exports: Record<string, unknown>;
+}
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<WasmModuleRef>;
+  instantiate(module: WasmModuleRef, imports: Record<string, Record<string, unknown>>): Promise<WasmInstance>;
+  Module: {
+    imports(module: WasmModuleRef): { module: string; name: string; kind: string }[];
+    exports(module: WasmModuleRef): { name: string; kind: string }[];
+  };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const CONTROL_FD = 3;
+const WASI_MODULE = 'wasi_snapshot_preview1';
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Retries EAGAIN: the pipes may be non-blocking, and the job's output must not be lost or reordered. */
+function retrying<T>(op: () => T): T {
+  for (;;) {
+    try {
+      return op();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
+function readStdin(): Buffer {
+  const chunks: Buffer[] = [];
+  const chunk = Buffer.alloc(1 << 20);
+  for (;;) {
+    const n = retrying(() => readSync(0, chunk));
+    if (n === 0) return Buffer.concat(chunks);
+    chunks.push(Buffer.from(chunk.subarray(0, n)));
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.byteLength) off += retrying(() => writeSync(fd, data, off));
+}
+
+function report(result: RunnerResult): void {
+  writeAll(CONTROL_FD, Buffer.from(`${JSON.stringify(result)}\n`));
+}
+
+/** The shim's args_sizes_get counts UTF-16 units instead of UTF-8 bytes: wrong for non-ASCII args. */
+function fixArgsSizes(wasi: WASI, argv: readonly string[]): void {
+  wasi.wasiImport.args_sizes_get = (argcPtr: number, bufSizePtr: number) => {
+    const view = new DataView(wasi.inst.exports.memory.buffer);
+    view.setUint32(argcPtr, argv.length, true);
+    view.setUint32(bufSizePtr, argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0), true);
+    return 0;
+  };
+}
+
+function refusal(err: unknown): RunnerResult {
+  const e = err as Error;
+  if (e?.name === 'CompileError') return { type: 'refused', cause: 'compile', message: `the module is not valid WebAssembly: ${e.message}` };
+  if (e?.name === 'LinkError') return { type: 'refused', cause: 'link', message: `the module cannot be linked: ${e.message}` };
+  if (e?.name === 'RangeError') return { type: 'refused', cause: 'memory', message: `the module's initial memory is over the job's memory limit: ${e.message}` };
+  return { type: 'refused', cause: 'compile', message: `the module could not be loaded: ${e?.message ?? String(err)}` };
+}
+
+async function instantiate(job: RunnerJob, bytes: Uint8Array): Promise<{ wasi: WASI; instance: WasmInstance } | RunnerResult> {
+  let module: WasmModuleRef;
+  try {
+    module = await wasm.compile(bytes);
+  } catch (err) {
+    return refusal(err);
+  }
+  const foreign = wasm.Module.imports(module).filter((i) => i.module !== WASI_MODULE);
+  if (foreign.length > 0) {
+    const names = foreign.map((i) => `${i.module}.${i.name}`).join(', ');
+    return { type: 'refused', cause: 'link', message: `the module imports ${names}; only ${WASI_MODULE} (WASI preview1) is provided` };
+  }
+  const exports = wasm.Module.exports(module);
+  const missing = [['_start', 'function'], ['memory', 'memory']].filter(([name, kind]) => !exports.some((e) => e.name === name && e.kind === kind));
+  if (missing.length > 0) {
+    return { type: 'refused', cause: 'not-command', message: `the module does not export ${missing.map(([n]) => n).join(' and ')}: it is not a WASI command (build it as an executable, e.g. wasm32-wasi with a main)` };
+  }
+  const fds = [
+    new OpenFile(new File([])), // stdin: empty
+    new ConsoleStdout((data) => writeAll(1, data)),
+    new ConsoleStdout((data) => writeAll(2, data)),
+  ];
+  const wasi = new WASI([...job.argv], [...job.env], fds, { debug: false }); // debug logs to stdout: the job's
+  fixArgsSizes(wasi, job.argv);
+  try {
+    return { wasi, instance: await wasm.instantiate(module, { [WASI_MODULE]: wasi.wasiImport }) };
+  } catch (err) {
+    return refusal(err);
+  }
+}
+
+function run(wasi: WASI, instance: WasmInstance): RunnerResult {
+  const memory = instance.exports['memory'] as WasmMemory;
+  const start = instance as unknown as Parameters<WASI['start']>[0];
+  try {
+    const code = wasi.start(start);
+    return { type: 'exited', code, memoryBytes: memory.buffer.byteLength };
+  } catch (err) {
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    return { type: 'trapped', message, memoryBytes: memory.buffer.byteLength };
+  }
+}
+
+const { job, module } = decodeRunnerInput(readStdin());
+const ready = await instantiate(job, module);
+report('type' in ready ? ready : run(ready.wasi, ready.instance));
+process.exit(0);
