@@ -1,7 +1,6 @@
 // Fixed inputs for the benchmarks: a benchmark object (so onboarding never measures the machine), an offer,
 // and a realistic mixed event list for a registered Node: ledger.lock / ledger.unlock pairs with unique ids
-// (about LAG locks outstanding at any time, each asking for one dynamic port, each with a replyTo as the API's
-// asks carry) and monitor.sample events. Time is fixed: the machine never reads a clock.
+// (about LAG locks outstanding at any time, each asking for one dynamic port) and monitor.sample events. Time is fixed: the machine never reads a clock.
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -40,7 +39,7 @@ const LAG = 8;
  * every lock taken is released by the end, so the list can be delivered again and again. Ratio of
  * lock : unlock : sample is 2 : 2 : 1. `prefix` makes the lock ids unique per list.
  */
-export function mixedEvents(n, prefix) {
+export function mixedEvents(n, prefix, { replyTo = false } = {}) {
   const out = [];
   const lock = (i) => ({
     type: 'ledger.lock',
@@ -50,9 +49,9 @@ export function mixedEvents(n, prefix) {
     expiresAt: T0 + 60_000 + i,
     now: T0,
     holder: 'bench-requester',
-    replyTo: `bench#l${prefix}-${i}`,
+    ...(replyTo ? { replyTo: `bench#l${prefix}-${i}` } : {}),
   });
-  const unlock = (i) => ({ type: 'ledger.unlock', id: `${prefix}-${i}`, replyTo: `bench#u${prefix}-${i}` });
+  const unlock = (i) => ({ type: 'ledger.unlock', id: `${prefix}-${i}`, ...(replyTo ? { replyTo: `bench#u${prefix}-${i}` } : {}) });
   const sample = (i) => ({
     type: 'monitor.sample',
     sample: { at: T0 + i, load1: 0.25 + (i % 7) / 100, memoryTotal: 10 * GiB, memoryAvailable: 8 * GiB - (i % 13) * MiB, diskFree: 200 * GiB },
@@ -73,6 +72,6 @@ export function mixedEvents(n, prefix) {
 }
 
 /** One batch for ActorRef.measure / the raw loop: onboard first (a re-onboard on later rounds), then mixed events. */
-export function measureBatch(size, prefix) {
-  return [onboardEvent(), ...mixedEvents(size - 1, prefix)];
+export function measureBatch(size, prefix, opts) {
+  return [onboardEvent(), ...mixedEvents(size - 1, prefix, opts)];
 }
