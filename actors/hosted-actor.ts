@@ -136,13 +136,15 @@ export class HostedActor {
       const snap = (s ?? {}) as { value?: unknown; context?: unknown; status?: string };
       return { value: snap.value, context: snap.context, status: snap.status ?? 'active' };
     };
-    const base = { sessionId: ref.sessionId, ...(e.rootId ? { rootId: e.rootId } : {}) };
+    // session ids are numbered per thread (x:0, x:1, ...): qualify them by the hosted actor's id, unique per node
+    const sid = (id: string) => `${this.id}/${id}`;
+    const base = { sessionId: sid(ref.sessionId), ...(e.rootId ? { rootId: sid(e.rootId) } : {}) };
     if (e.type === '@xstate.actor') {
       const def = ref.logic?.toJSON?.();
-      this.#inspections?.push({ type: e.type, ...base, name: ref.id ?? ref.sessionId, ...(ref._parent ? { parentId: ref._parent.sessionId } : {}), ...(def ? { definition: JSON.stringify(def) } : {}), snapshot: plain(e.actorRef.getSnapshot()) });
+      this.#inspections?.push({ type: e.type, ...base, name: ref.id ?? ref.sessionId, ...(ref._parent ? { parentId: sid(ref._parent.sessionId) } : {}), ...(def ? { definition: JSON.stringify(def) } : {}), snapshot: plain(e.actorRef.getSnapshot()) });
     } else if (e.type === '@xstate.event') {
       const source = e.sourceRef as unknown as { sessionId?: string } | undefined;
-      this.#inspections?.push({ type: e.type, ...base, ...(source?.sessionId ? { sourceId: source.sessionId } : {}), event: e.event });
+      this.#inspections?.push({ type: e.type, ...base, ...(source?.sessionId ? { sourceId: sid(source.sessionId) } : {}), event: e.event });
     } else if (e.type === '@xstate.snapshot') {
       this.#inspections?.push({ type: e.type, ...base, event: e.event, snapshot: plain(e.snapshot) });
     }

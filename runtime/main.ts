@@ -108,7 +108,9 @@ async function run(opts: RawOptions): Promise<void> {
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     // only now: whoever reads the ready line may signal at once (and a busy machine runs it first)
-    print(config.json, node.ready, () => `DMS node ready  peerId=${node.ready.peerId}  api=${node.ready.api ?? 'off'}  state=${node.ready.state}  data=${node.ready.dataDir}  (${node.ready.startMs} ms)`);
+    const rec = node.ready.recovered;
+    const recovered = rec ? `  recovered: snapshot at seq ${rec.snapshotSeq} + ${rec.replayed} events replayed in ${rec.ms} ms` : '';
+    print(config.json, node.ready, () => `DMS node ready  peerId=${node.ready.peerId}  api=${node.ready.api ?? 'off'}  state=${node.ready.state}  data=${node.ready.dataDir}  (${node.ready.startMs} ms)${recovered}`);
     void node.fatal.then((e) => {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = 1;
@@ -134,6 +136,8 @@ export function buildCli(): Command {
       .option('--data-dir <dir>', 'state, keys, logs (default $DMS_HOME, else ~/.dms)')
       .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/9000/ws)', collect, [])
       .option('--bootstrap <multiaddr>', 'peer to join through (full multiaddr with /p2p/<peerId>), repeatable', collect, [])
+      .option('--tls-cert <file>', 'PEM certificate for /wss listen addresses (with --tls-key)')
+      .option('--tls-key <file>', 'PEM private key of --tls-cert')
       .option('--api <host:port>', 'local HTTP API address, or "off"', '127.0.0.1:9999'),
   )
     .option('--rebenchmark', 'measure the machine again even if a benchmark is stored')
@@ -230,6 +234,8 @@ export function buildCli(): Command {
         out: (line) => process.stdout.write(`${line}\n`),
         progress: (line) => process.stderr.write(`${line}\n`),
       });
+      // listen for Ctrl-C before the final state is out: whoever reads it may press Ctrl-C at once
+      const interrupted = inspector ? new Promise<void>((resolve) => process.once('SIGINT', () => resolve())) : null;
       print(json, { event: 'final', actor: opts.actor, ...r }, () =>
         [
           `replayed ${r.events} events of ${opts.actor} up to seq ${r.lastSeq} in ${r.ms} ms`,
@@ -240,7 +246,7 @@ export function buildCli(): Command {
       );
       if (inspector) {
         if (inspector.page) process.stderr.write(`inspector: open ${inspector.page}; press Ctrl-C when done\n`);
-        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        await interrupted;
         inspector.stop();
       }
     });
