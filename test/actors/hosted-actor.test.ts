@@ -7,33 +7,12 @@ import { assign, enqueueActions, setup } from 'xstate';
 import type { IndexedFact, InspectionRecord } from '../../actors/actor.protocol.ts';
 import { type ActorKind, HostedActor } from '../../actors/hosted-actor.ts';
 import { type NodeView, nodeActorKind } from '../../actors/node.actor.ts';
-import type { Resources } from '../../machines/capability.ts';
 import type { Fact } from '../../machines/indexes.ts';
 import { NODE_MACHINE_VERSION } from '../../machines/node.machine.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
-import type { Benchmark, HostFacts, Offer } from '../../machines/onboarding.ts';
+import { BENCH, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
+import { sleep } from '../fixtures/waiting.ts';
 
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
-
-const BENCH: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const HOST: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm'] };
-
-const res = (cpu: number, memory = 0): Resources => ({ cpu, memory, disk: 0, gpus: 0 });
 const onboard: NodeEvent = { type: 'node.onboard', offer: OFFER, host: HOST, benchmark: BENCH };
 const lockEv = (id: string, expiresAt = T0 + 10_000): NodeEvent => ({ type: 'ledger.lock', id, resources: res(0.5, GiB), expiresAt, now: T0, replyTo: `lock-${id}` });
 const allocEv = (allocationId: string, lockId: string): NodeEvent => ({ type: 'ledger.allocate', allocationId, lockId, now: T0 + 1 });
@@ -48,7 +27,7 @@ async function uncaughtDuring(fn: () => void, ms = 50): Promise<unknown[]> {
   process.on('uncaughtException', onError);
   try {
     fn();
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await sleep(ms);
   } finally {
     process.off('uncaughtException', onError);
   }

@@ -3,35 +3,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import type { Resources } from '../../machines/capability.ts';
 import { EMPTY_INDEXES, type Fact, type Indexes, type LoggedFact, evolveIndexes, ledgerFacts } from '../../machines/indexes.ts';
 import { type Ledger, type LedgerResult, allocate, emptyLedger, expire, lock, release, unlock } from '../../machines/ledger.ts';
 import { nodeMachine } from '../../machines/node.machine.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
-import { type Benchmark, type HostFacts, type Offer, resolveOffer } from '../../machines/onboarding.ts';
-
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
-
-const BENCH: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const HOST: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm'] };
-const CAPABILITY = resolveOffer(OFFER, BENCH);
-
-const res = (cpu: number, memory = 0): Resources => ({ cpu, memory, disk: 0, gpus: 0 });
+import { BENCH, CAPABILITY, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
 
 /** The ledger of an accepted command; fails the test on a refusal. */
 function ok(r: LedgerResult): Ledger {

@@ -5,29 +5,13 @@ import type { Resources } from '../../machines/capability.ts';
 import { NOTHING, availableResources } from '../../machines/ledger.ts';
 import { type NodeContext, type NodeMachine, nodeMachine } from '../../machines/node.machine.ts';
 import type { NodeEvent, NodeIntent, Sample } from '../../machines/node.messages.ts';
-import { type Benchmark, type HostFacts, type Offer, resolveOffer } from '../../machines/onboarding.ts';
+import { type Offer, resolveOffer } from '../../machines/onboarding.ts';
 import { DEFAULT_PREFERENCES } from '../../machines/preferences.ts';
+// bench: a 2-core machine with 10 GiB of RAM and 200 GiB free disk. Default offer: 1 cpu, 5 GiB, 100 GiB.
+import { BENCH as bench, GiB, HOST as host, OFFER as WASM_OFFER, T0 } from '../fixtures/node-fixtures.ts';
 
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
-
-/** A 2-core machine with 10 GiB of RAM and 200 GiB free disk. Default offer: 1 cpu, 5 GiB, 100 GiB. */
-const bench: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const host: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm', 'process'] };
+/** The shared offer (2 cpu, 4 GiB, 50 GiB) with the process executor as well as wasm. */
+const OFFER: Offer = { ...WASM_OFFER, executors: ['wasm', 'process'] };
 const CAPABILITY = resolveOffer(OFFER, bench);
 
 interface Harness {

@@ -1,27 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Capability } from '../../machines/capability.ts';
-import { type Benchmark, type HostFacts, type OnboardingProblem, resolveOffer, validateOffer } from '../../machines/onboarding.ts';
-
-const GiB = 1024 ** 3;
-
-/** A 2-core machine with 10 GiB of RAM (so 10% and 90% are whole GiB) and 200 GiB free disk. */
-const bench: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-
-const host: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
+import { type OnboardingProblem, resolveOffer, validateOffer } from '../../machines/onboarding.ts';
+// bench: a 2-core machine with 10 GiB of RAM (so 10% and 90% are whole GiB) and 200 GiB free disk.
+import { BENCH as bench, GiB, HOST as host } from '../fixtures/node-fixtures.ts';
 
 function offer(c: Partial<Capability>): Capability {
   return { cpu: 1, memory: 4 * GiB, disk: 50 * GiB, gpus: [], executors: ['wasm'], ...c };

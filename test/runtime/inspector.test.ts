@@ -8,37 +8,12 @@ import WebSocket from 'ws';
 import { HostedActor } from '../../actors/hosted-actor.ts';
 import { nodeActorKind } from '../../actors/node.actor.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
-import type { Benchmark, HostFacts, Offer } from '../../machines/onboarding.ts';
 import { type InspectorBridge, createInspectorBridge } from '../../runtime/inspector.ts';
 import { INSPECTOR_UI, type InspectorRelay, startInspectorRelay } from '../../runtime/inspector-relay.ts';
+import { BENCH, GiB, HOST, OFFER, T0 } from '../fixtures/node-fixtures.ts';
+import { sleep, waitFor, within } from '../fixtures/waiting.ts';
 
 const CHILD = fileURLToPath(new URL('./inspector-exit.child.ts', import.meta.url));
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
-
-// ---- bounded waiting ----
-
-async function within<T>(what: string, p: Promise<T>, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A websocket client of the relay that records every text message it receives. */
 interface Client {
@@ -147,22 +122,6 @@ interface BridgeCtx {
   actor: HostedActor;
 }
 
-const BENCH: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const HOST: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm'] };
 const BATCH: NodeEvent[] = [
   { type: 'node.onboard', offer: OFFER, host: HOST, benchmark: BENCH },
   { type: 'ledger.lock', id: 'a', resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 }, expiresAt: T0 + 1000, now: T0 },

@@ -6,29 +6,9 @@ import { HostedActor } from '../../actors/hosted-actor.ts';
 import { nodeActorKind } from '../../actors/node.actor.ts';
 import { EMPTY_INDEXES, type Fact, type Indexes, evolveIndexes } from '../../machines/indexes.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
-import type { Benchmark, HostFacts, Offer } from '../../machines/onboarding.ts';
 import { createIndexStore, recordFacts } from '../../runtime/projections.ts';
 import type { FactRecord } from '../../runtime/supervisor.ts';
-
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
-
-const BENCH: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const HOST: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm'] };
+import { BENCH, GiB, HOST, OFFER, T0 } from '../fixtures/node-fixtures.ts';
 
 const lockEv = (id: string, expiresAt: number, holder?: string): NodeEvent => ({
   type: 'ledger.lock',

@@ -10,36 +10,15 @@ import type { NodeView } from '../../actors/node.actor.ts';
 import type { Resources } from '../../machines/capability.ts';
 import { NODE_MACHINE_VERSION } from '../../machines/node.machine.ts';
 import type { NodeEvent, NodeIntent, ReplyBody, Sample } from '../../machines/node.messages.ts';
-import { type Benchmark, type HostFacts, type Offer, resolveOffer } from '../../machines/onboarding.ts';
 import { type ActorRef, type OmitFrom, SUPERVISOR_DEFAULTS, Supervisor, type SupervisorInit } from '../../runtime/supervisor.ts';
+import { BENCH, CAPABILITY, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
+import { sleep, waitFor, within as withinMs } from '../fixtures/waiting.ts';
 
-const GiB = 1024 ** 3;
-const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
 const ACTOR = 'node';
 
-/** A 2-core machine with 10 GiB of RAM and 200 GiB free disk; OFFER registers 2 cpu, 4 GiB, 50 GiB. */
-const BENCH: Benchmark = {
-  cores: 2,
-  cpuOpsPerSecPerCore: 1_000_000,
-  cpuOpsPerSecTotal: 1_900_000,
-  memoryTotal: 10 * GiB,
-  diskTotal: 500 * GiB,
-  diskFree: 200 * GiB,
-  diskWriteBytesPerSec: 200 * 1024 ** 2,
-  gpus: [],
-  arch: 'x64',
-  cpuModel: 'Test CPU',
-  measuredAt: '2024-01-01T00:00:00.000Z',
-  durationMs: 1234,
-};
-const HOST: HostFacts = { dataDir: '/var/lib/dms', dataDirWritable: true };
-const OFFER: Offer = { cpu: 2, memory: 4 * GiB, disk: 50 * GiB, executors: ['wasm'] };
-const CAPABILITY = resolveOffer(OFFER, BENCH);
-
 type Command = OmitFrom<NodeEvent, 'replyTo'>;
 
-const res = (cpu: number, memory = 0, disk = 0): Resources => ({ cpu, memory, disk, gpus: 0 });
 const onboard = (): Command => ({ type: 'node.onboard', offer: OFFER, host: HOST, benchmark: BENCH });
 /** An onboard with no benchmark known: the machine asks for one and keeps the request waiting until it comes. */
 const onboardUnmeasured = (): Command => ({ type: 'node.onboard', offer: OFFER, host: HOST });
@@ -59,28 +38,8 @@ const sampleEv = (at: number, memoryAvailable: number): Command => {
 
 // ---- bounded waiting ----
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `p`, or a rejection naming `what` after `ms`: no test waits unbounded. */
-async function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
+/** `p`, or a rejection naming `what` after `ms`: worker threads get longer than the shared default. */
+const within = <T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> => withinMs(what, p, ms);
 
 /** The error `p` rejects with (within `ms`); fails if it resolves. */
 async function rejection(what: string, p: Promise<unknown>, ms = 5000): Promise<Error> {
