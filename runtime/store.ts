@@ -105,6 +105,17 @@ function decodeMutation(m: Mutation): Mutation {
   return { ...m, values: (m.values as JournaledPage[]).map((p) => ({ actor: p.actor, seq: p.seq, first: p.first, json: JSON.stringify(p.events) })) };
 }
 
+/** Event pages are keyed [actor, seq]; held pages are looked up by this text of the key. */
+const pageKey = (k: readonly [string, number]) => `${k[1]}\u0000${k[0]}`;
+const isPageKey = (k: unknown): k is [string, number] => Array.isArray(k) && k.length === 2 && typeof k[0] === 'string' && typeof k[1] === 'number' && Number.isFinite(k[1]);
+/** A range over one actor's pages ([actor, a] .. [actor, b], as saveSnapshot deletes), which recovery can apply to held pages. */
+const isPageRange = (r: DBCoreKeyRange): boolean => r.type === 2 && isPageKey(r.lower) && isPageKey(r.upper) && r.lower[0] === r.upper[0];
+function inPageRange(p: JournaledPage, r: DBCoreKeyRange): boolean {
+  const [actor, lo] = r.lower as [string, number];
+  const hi = (r.upper as [string, number])[1];
+  return p.actor === actor && (r.lowerOpen ? p.seq > lo : p.seq >= lo) && (r.upperOpen ? p.seq < hi : p.seq <= hi);
+}
+
 function serialize(table: string, req: DBCoreMutateRequest, res: DBCoreMutateResponse): Mutation | null {
   const ok = <T>(list: readonly T[]) => (res.numFailures === 0 ? [...list] : list.filter((_, i) => !res.failures[i]));
   switch (req.type) {
@@ -170,15 +181,55 @@ export class DexieEventLog implements EventLog {
     const { segments, tornBytes } = await store.journal.open();
     const cp = (await readJson(path.join(init.dataDir, CHECKPOINT_FILE))) as { format: number; segment: number; tx: Mutation[] } | undefined;
     if (cp && cp.format !== CHECKPOINT_FORMAT) throw Object.assign(new Error(`checkpoint format ${cp.format} is not ${CHECKPOINT_FORMAT}; this build cannot read it`), { name: 'CheckpointFormatError' });
-    if (cp) await store.#apply(cp.tx.map(decodeMutation));
+    const held = new Map<string, JournaledPage>();
+    if (cp) await store.#recover(cp.tx, held);
     const todo = segments.filter((s) => s >= (cp?.segment ?? 0));
+    // the newest segment was parsed by journal.open() already (to find a torn tail): use those records
+    const newest = store.journal.takeOpened(todo.at(-1) ?? -1);
     let records = 0;
-    for await (const seg of readSegments(store.journal.init.dir, todo)) {
-      for (const r of seg.records) await store.#apply((r as { tx: Mutation[] }).tx.map(decodeMutation));
+    for await (const seg of readSegments(store.journal.init.dir, newest ? todo.slice(0, -1) : todo)) {
+      for (const r of seg.records) await store.#recover((r as { tx: Mutation[] }).tx, held);
       records += seg.records.length;
     }
+    for (const r of newest ?? []) await store.#recover((r as { tx: Mutation[] }).tx, held);
+    records += newest?.length ?? 0;
+    await store.#flushHeld(held);
     store.#suspended = false;
     return { store, recovery: { checkpoint: cp !== undefined, segments: todo.length, records, tornBytes, ms: Math.round(performance.now() - t0) } };
+  }
+
+  /**
+   * Applies one journaled transaction at recovery, holding event pages back instead of inserting them: most are
+   * deleted again by a later snapshot's deleteRange in the same journal, and inserting a page costs re-encoding its
+   * events and a structured clone of the text. The result is that of applying every transaction as it comes:
+   * deletes on the events table apply to the held pages (and to the table); anything else on that table first
+   * inserts the held pages. Pages still held at the end are inserted by #flushHeld.
+   */
+  async #recover(tx: readonly Mutation[], held: Map<string, JournaledPage>): Promise<void> {
+    const rest: Mutation[] = [];
+    for (const m of tx) {
+      if (m.t !== 'events') rest.push(m);
+      else if (m.op === 'add' || m.op === 'put') for (const p of m.values as JournaledPage[]) held.set(pageKey([p.actor, p.seq]), p);
+      else if (m.op === 'delete' && m.keys.every(isPageKey)) {
+        for (const k of m.keys) held.delete(pageKey(k as [string, number]));
+        rest.push(m);
+      } else if (m.op === 'deleteRange' && isPageRange(m.range)) {
+        for (const [k, p] of held) if (inPageRange(p, m.range)) held.delete(k);
+        rest.push(m);
+      } else {
+        if (rest.length > 0) await this.#apply(rest.splice(0).map(decodeMutation));
+        await this.#flushHeld(held);
+        rest.push(m);
+      }
+    }
+    if (rest.length > 0) await this.#apply(rest.map(decodeMutation));
+  }
+
+  async #flushHeld(held: Map<string, JournaledPage>): Promise<void> {
+    if (held.size === 0) return;
+    const values = [...held.values()];
+    held.clear();
+    await this.#apply([decodeMutation({ t: 'events', op: 'put', values })]);
   }
 
   async #apply(tx: readonly Mutation[]): Promise<void> {

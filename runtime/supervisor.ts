@@ -396,6 +396,8 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       .catch((err: Error) => this.deps.log.warn({ actor: this.id, err: err.message }, 'snapshot failed; the actor keeps running on its log'))
       .finally(() => {
         this.#snapshotting = false;
+        // a burst may have ended while this snapshot was saved: cover its tail too
+        if (epoch === this.#epoch && this.#status === 'running') this.#maybeSnapshot();
       });
   }
 

@@ -4,7 +4,7 @@
 // `--replies` gives lock and unlock events a replyTo, so their replies cross back as they do for API commands.
 // Loads the compiled JS (`npm run bench` builds first). Bounded: the whole run is killed after WATCHDOG_MS.
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ const storeModule = await import('../../runtime/store.js').catch(() => null);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN_JS = path.join(root, 'runtime', 'main.js');
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
-const WATCHDOG_MS = 150_000;
+const WATCHDOG_MS = 330_000;
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -577,8 +577,21 @@ function table(results) {
       const c = r.detail.perCpuSecond;
       if (c) out.push(`   per CPU-second of the process: ours ${fmtValue(c.ours, 'events')}, raw ${fmtValue(c.raw, 'events')}, ratio ${c.ratio}x`);
     }
+    for (const n of r.notes ?? []) out.push(`   ${n}`);
   });
   return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------- 5. durable event log
+
+/** test/bench/store.mjs in its own process (it builds a 1M-event data dir in a child and starts nodes on it); its rows have our shape. */
+async function benchStore() {
+  const file = path.join(await tempDir('store'), 'store.json');
+  const child = spawnTracked(process.execPath, [path.join(root, 'test', 'bench', 'store.mjs'), '--json', file], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = await withTimeout(exited(child), 200_000, 'test/bench/store.mjs');
+  const doc = JSON.parse(await readFile(file, 'utf8').catch(() => 'null'));
+  if (!doc) throw new Error(`test/bench/store.mjs exited ${r.code ?? r.signal} without results`);
+  return doc.results;
 }
 
 /** [id, fn]: fn resolves to one result (or an array of them) of the shape the table and JSON use. */
@@ -589,6 +602,7 @@ const benches = [
   ['delivery-durable', () => benchDelivery('durable')],
   ['start-to-ready', benchStartup],
   ['durable-write', benchDurableWrite],
+  ['store', benchStore],
 ];
 
 const started = performance.now();
