@@ -43,9 +43,13 @@ export interface UnsignedEnvelope<T extends string = string, P = unknown> {
   readonly replyTo?: string;
 }
 
-/** A signed envelope: ed25519 over a domain prefix plus the canonical encoding of the unsigned part. */
+/**
+ * A signed envelope: ed25519 over a domain prefix plus the canonical encoding of the unsigned part, or, for
+ * envelopes sent together, over the Merkle root of the batch's encodings, with this one's place and path.
+ */
 export interface Envelope<T extends string = string, P = unknown> extends UnsignedEnvelope<T, P> {
   readonly sig: Uint8Array;
+  readonly batch?: { readonly count: number; readonly index: number; readonly path: readonly Uint8Array[] };
 }
 
 /** Why a frame or envelope from the network was refused. Every one is counted by this name. */

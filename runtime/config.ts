@@ -31,6 +31,8 @@ export interface RunConfig {
   readonly json: boolean;
   readonly logLevel: LogLevelName;
   readonly monitorIntervalMs: number;
+  /** PEM certificate and key files for /wss (or /tls/ws) listen addresses; both or neither. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
 }
 
 export interface ClientConfig {
@@ -54,6 +56,8 @@ export interface RawOptions {
   json?: boolean;
   logLevel?: string;
   monitorInterval?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -115,12 +119,20 @@ export function parseLogLevel(v: string | undefined): LogLevelName {
   return level as LogLevelName;
 }
 
+function parseTls(raw: RawOptions, listen: readonly string[]): RunConfig['tls'] {
+  if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together: pass both PEM files, or neither');
+  const secure = listen.filter((a) => /\/(wss|tls\/ws)(\/|$)/.test(a));
+  if (secure.length > 0 && raw.tlsCert === undefined) throw new UsageError(`--listen ${secure[0]} needs a certificate: pass --tls-cert FILE and --tls-key FILE (PEM), or listen on /ws`);
+  return raw.tlsCert === undefined ? null : { certFile: path.resolve(raw.tlsCert), keyFile: path.resolve(raw.tlsKey!) };
+}
+
 export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConfig {
   const interval = raw.monitorInterval === undefined ? 5000 : Number(raw.monitorInterval);
   if (!Number.isInteger(interval) || interval < 100) throw new UsageError(`--monitor-interval "${raw.monitorInterval}" must be a whole number of milliseconds >= 100`);
+  const listen = parseMultiaddrs(raw.listen?.length ? raw.listen : [DEFAULT_LISTEN], '--listen', false);
   return Object.freeze({
     dataDir: resolveDataDir(raw.dataDir, env),
-    listen: parseMultiaddrs(raw.listen?.length ? raw.listen : [DEFAULT_LISTEN], '--listen', false),
+    listen,
     bootstrap: parseMultiaddrs(raw.bootstrap, '--bootstrap', true),
     api: parseApi(raw.api),
     offer: parseOffer(raw),
@@ -129,6 +141,7 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     json: raw.json === true,
     logLevel: parseLogLevel(raw.logLevel),
     monitorIntervalMs: interval,
+    tls: parseTls(raw, listen),
   });
 }
 

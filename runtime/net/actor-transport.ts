@@ -95,7 +95,7 @@ export class Libp2pActorTransport {
       throw new OpenChannelError(`cannot open a channel to ${peer}: ${(e as Error).message}`);
     }
     const ch = new OutboundChannel(peer, stream, this.deps.flow, {
-      onProtocolError: (p, detail) => this.deps.log.warn({ peer: p, detail }, `peer ${p} broke the actor protocol on our channel`),
+      onError: (p, detail) => this.deps.log.warn({ peer: p, detail }, `the channel to ${p} failed: ${detail}`),
       onClose: (c) => {
         if (this.#out.get(c.peer) === c) this.#out.delete(c.peer);
       },

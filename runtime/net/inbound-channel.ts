@@ -15,9 +15,13 @@ export interface InboundHooks {
   onClose(channel: InboundChannel): void;
 }
 
+/** RTT probes a peer may send per second (ours sends one every few seconds). */
+const PROBES_PER_SEC = 20;
+
 export class InboundChannel {
   readonly #decoder = new FrameDecoder();
   readonly #bucket: TokenBucket;
+  readonly #probes = new TokenBucket(PROBES_PER_SEC, PROBES_PER_SEC, Date.now());
   /** Credit the sender still holds. */
   #granted = 0;
   /** Frames processed and not yet granted back. */
@@ -70,23 +74,21 @@ export class InboundChannel {
     }
     for (const f of frames) {
       if (this.#closed) return;
-      switch (f.kind) {
-        case FrameKind.ENVELOPE:
-        case FrameKind.ENVELOPE_BATCHED:
-          if (this.#granted <= 0) {
-            this.#cut('flow-violation', 'sent envelopes beyond the credit granted');
-            return;
-          }
-          this.#granted -= 1;
-          this.received += 1;
-          this.hooks.onEnvelope(this.peer, f.kind, f.body);
-          this.#consumed += 1;
-          break;
-        case FrameKind.PROBE:
-          this.#send(encodeFrame(FrameKind.PROBE_ACK, f.body.slice(0, 8)));
-          break;
-        default:
-          this.hooks.onReject(this.peer, 'unknown-frame', `frame kind ${f.kind}`);
+      if (f.kind === FrameKind.PROBE) {
+        // probes need no credit, but a peer may not make us answer more than a few per second
+        if (this.#probes.take(1, Date.now()) === 0) return this.#cut('flow-violation', 'too many RTT probes');
+        this.#send(encodeFrame(FrameKind.PROBE_ACK, f.body.slice(0, 8)));
+        continue;
+      }
+      // every other frame, good or bad, uses up credit: a flood of anything is slowed or cut off
+      if (this.#granted <= 0) return this.#cut('flow-violation', 'sent frames beyond the credit granted');
+      this.#granted -= 1;
+      this.#consumed += 1;
+      if (f.kind === FrameKind.ENVELOPE || f.kind === FrameKind.ENVELOPE_BATCHED) {
+        this.received += 1;
+        this.hooks.onEnvelope(this.peer, f.kind, f.body);
+      } else {
+        this.hooks.onReject(this.peer, 'unknown-frame', `frame kind ${f.kind}`);
       }
     }
     this.#maybeGrant();

@@ -50,7 +50,8 @@ export async function createLibp2pHost(init: HostInit): Promise<Libp2pHost> {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(err.message)) {
-      throw new ListenError(`a --listen address is in use (${err.message}); pass another port, or port 0 for any free one`);
+      const what = /address already in use \S+/.exec(err.message)?.[0] ?? 'address already in use';
+      throw new ListenError(`a --listen address is in use (${what}); pass another port, or port 0 for any free one`);
     }
     if (err.name === 'UnsupportedListenAddressesError' || err.name === 'NoValidAddressesError' || /listen/i.test(err.message)) {
       throw new ListenError(`cannot listen on ${init.listen.join(', ')}: ${err.message}; use e.g. /ip4/127.0.0.1/tcp/0/ws`);

@@ -8,10 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import type { ZodType } from 'zod';
 import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_TTL_MS, type RejectReason, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
-import { MAX_BATCH, decodeBody, encodeBody, sealBatch, sealOne, splitSigned } from './envelope-codec.ts';
+import { decodeBody, encodeBody, sealOne, splitSigned } from './envelope-codec.ts';
 import { type PayloadSchemas, parseEnvelope, parsePayload } from './envelope-schema.ts';
 import type { EnvelopeSigner, EnvelopeVerifier } from './envelope-signer.ts';
 import type { NetCounters } from './net-counters.ts';
+import { OutboundBatcher } from './outbound-batcher.ts';
 import { ReplayCache } from './replay-cache.ts';
 
 /** What carries sealed envelopes: the per-peer channels and the broadcast topic. */
@@ -23,13 +24,6 @@ export interface FrameTransport {
   publish(data: Uint8Array): Promise<void>;
 }
 
-/** Envelopes for one peer collected during one turn of the event loop, signed together when it ends. */
-interface Outbox {
-  readonly bodies: Uint8Array[];
-  deadline: number;
-  readonly done: Promise<void>;
-  readonly settle: { resolve: () => void; reject: (e: Error) => void };
-}
 
 /** An envelope that passed every check, as an inbox sees it. */
 export interface Inbound<P = unknown> {
@@ -77,10 +71,6 @@ export class RemoteError extends Error {
   }
 }
 
-export class UnknownInboxError extends Error {
-  override name = 'UnknownInboxError';
-}
-
 interface PendingReply {
   readonly resolve: (m: Inbound) => void;
   readonly reject: (e: Error) => void;
@@ -99,12 +89,17 @@ export class MessageRouter {
   readonly #bootId = randomBytes(9).toString('base64url');
   readonly #now: () => number;
   readonly #sweep: NodeJS.Timeout;
-  readonly #outbox = new Map<string, Outbox>();
-  #flushScheduled = false;
+  readonly #batcher: OutboundBatcher;
   #seq = 0;
 
   constructor(readonly deps: RouterDeps) {
     this.#now = deps.now ?? Date.now;
+    this.#batcher = new OutboundBatcher({
+      transport: deps.transport,
+      sign: deps.signer.sign,
+      onSent: (n) => (deps.counters.out += n),
+      onFailed: (peer, n, e) => deps.log.debug({ peer, dropped: n, err: e.message }, `could not send ${n} messages to ${peer}`),
+    });
     this.#sweep = setInterval(() => this.#replay.sweep(this.#now()), 10_000);
     this.#sweep.unref();
   }
@@ -251,54 +246,12 @@ export class MessageRouter {
     return opts.replyTo === undefined ? env : { ...env, replyTo: opts.replyTo };
   }
 
-  /**
-   * Puts an envelope in its peer's outbox; the outbox is signed and queued on the channel at the end of this
-   * turn of the event loop (at once when full). Resolves at once while the channel has room; otherwise, and
-   * for a peer without an open channel yet, when the outbox is queued (so a full channel slows the sender).
-   */
   #dispatchOut(env: UnsignedEnvelope): Promise<void> {
-    const peer = env.to.peer;
-    if (peer === this.peer) {
+    if (env.to.peer === this.peer) {
       queueMicrotask(() => this.#deliver({ envelope: env, broadcast: false }, this.peer));
       return Promise.resolve();
     }
-    let box = this.#outbox.get(peer);
-    if (!box) {
-      const settle = {} as Outbox['settle'];
-      const done = new Promise<void>((resolve, reject) => Object.assign(settle, { resolve, reject }));
-      done.catch(() => {}); // callers that were answered at once do not wait on it
-      box = { bodies: [], deadline: env.exp, done, settle };
-      this.#outbox.set(peer, box);
-    }
-    box.bodies.push(encodeBody(env));
-    box.deadline = Math.min(box.deadline, env.exp);
-    const immediate = this.deps.transport.ready(peer, box.bodies.length);
-    if (box.bodies.length >= MAX_BATCH) this.#flush(peer);
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        for (const p of [...this.#outbox.keys()]) this.#flush(p);
-      });
-    }
-    return immediate ? Promise.resolve() : box.done;
-  }
-
-  #flush(peer: string): void {
-    const box = this.#outbox.get(peer);
-    if (!box) return;
-    this.#outbox.delete(peer);
-    const frames = sealBatch(box.bodies, this.deps.signer.sign);
-    this.deps.transport.sendFrames(peer, frames, box.deadline).then(
-      () => {
-        this.deps.counters.out += frames.length;
-        box.settle.resolve();
-      },
-      (e: Error) => {
-        this.deps.log.debug({ peer, dropped: frames.length, err: e.message }, `could not send ${frames.length} messages to ${peer}`);
-        box.settle.reject(e);
-      },
-    );
+    return this.#batcher.add(env.to.peer, encodeBody(env), env.exp);
   }
 
   #deliver(msg: Inbound, peer: string): void {

@@ -5,9 +5,8 @@
  */
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr } from '@multiformats/multiaddr';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
-import { NET_INBOX, type NetPong, type PayloadOf, type PeerEdge, type PeersReply } from '../../machines/net.messages.ts';
+import { NET_INBOX, type NetPong, type PayloadOf, type PeersReply } from '../../machines/net.messages.ts';
 import { ACTOR_PROTOCOL, Libp2pActorTransport } from './actor-transport.ts';
 import { createEnvelopeSigner, createEnvelopeVerifier } from './envelope-signer.ts';
 import { FLOW_DEFAULTS, type FlowInit } from './flow-control.ts';
@@ -17,6 +16,7 @@ import { MessageRouter } from './message-router.ts';
 import { NetCounters, type NetCountersView } from './net-counters.ts';
 import { netInbox } from './net-inbox.ts';
 import { netPayloadSchemas } from './net-schemas.ts';
+import { PeerExchange } from './peer-exchange.ts';
 import { type PeerView, type Topology, buildTopology } from './topology.ts';
 
 export interface NetworkInit {
@@ -83,7 +83,6 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
   }
   const self = deps.peerId;
   const counters = new NetCounters();
-  const dmsPeers = new Set<string>();
   const connectedAt = new Map<string, string>();
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
@@ -110,65 +109,16 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
   });
   router.addSchemas(netPayloadSchemas);
 
-  const addrsOf = (peer: PeerId): string[] => {
-    const conns = libp2p.getConnections(peer);
-    return conns.length > 0 ? [conns[0]!.remoteAddr.toString()] : [];
-  };
-  const announced = async (peer: PeerId): Promise<string[]> => {
-    try {
-      const p = await libp2p.peerStore.get(peer);
-      return p.addresses.map((a) => a.multiaddr.toString()).slice(0, 8);
-    } catch {
-      return [];
-    }
-  };
-  const knownAddrs = new Map<string, string[]>();
-  const edges = (): PeerEdge[] =>
-    libp2p.getPeers().map((p) => {
-      const id = p.toString();
-      return { peer: id, addrs: knownAddrs.get(id) ?? [], rttMs: rttOf(id) };
-    });
   const rttOf = (peer: string): number | null => {
     const r = transport.outbound(peer)?.rttMs ?? libp2p.getConnections(peerIdFromString(peer))[0]?.rtt ?? null;
     return r == null ? null : Math.round(r * 1000) / 1000;
   };
-
-  const dial = async (peer: string, addrs: readonly string[]) => {
-    if (peer === self || libp2p.getConnections(peerIdFromString(peer)).length > 0 || libp2p.getPeers().length >= init.maxPeers) return;
-    const full = addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)).filter((a) => /\/(ws|wss)\//.test(`${a}/`));
-    if (full.length === 0) return;
-    try {
-      await libp2p.dial(full.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(5_000) });
-      log.info({ peer }, 'connected to a peer learned through peer exchange');
-    } catch (e) {
-      log.debug({ peer, err: (e as Error).message }, 'could not dial a peer learned through peer exchange');
-    }
-  };
-  const exchange = async (peer: string) => {
-    try {
-      const r = await router.request<PayloadOf<PeersReply>>({ peer, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs: 5_000 });
-      await Promise.all(r.envelope.payload.peers.map((p) => dial(p.peer, p.addrs)));
-    } catch (e) {
-      log.debug({ peer, err: (e as Error).message }, 'peer exchange failed');
-    }
-  };
-  const dialBootstrap = () => {
-    for (const a of init.bootstrap) {
-      const peer = a.split('/p2p/').pop()!;
-      if (peer === self || libp2p.getConnections(peerIdFromString(peer)).length > 0) continue;
-      libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(5_000) }).catch((e: Error) => log.debug({ addr: a, err: e.message }, 'bootstrap peer not reachable yet'));
-    }
-  };
-
+  const discovery = new PeerExchange(
+    { self, bootstrap: init.bootstrap, maxPeers: init.maxPeers, timeoutMs: 5_000 },
+    { libp2p, router, openChannel: (peer) => transport.channel(peer), rttOf, log },
+  );
   const onIdentify = (evt: CustomEvent<{ peerId: PeerId; protocols: string[] }>) => {
-    const peer = evt.detail.peerId.toString();
-    if (!evt.detail.protocols.includes(ACTOR_PROTOCOL) || stopped) return;
-    dmsPeers.add(peer);
-    void announced(evt.detail.peerId).then((a) => knownAddrs.set(peer, a));
-    transport.channel(peer).then(
-      () => exchange(peer),
-      (e: Error) => log.debug({ peer, err: e.message }, 'could not open the actor channel'),
-    );
+    if (!stopped) discovery.identified(evt.detail.peerId, evt.detail.protocols, ACTOR_PROTOCOL);
   };
   const onConnect = (evt: CustomEvent<PeerId>) => {
     const peer = evt.detail.toString();
@@ -178,6 +128,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
   const onDisconnect = (evt: CustomEvent<PeerId>) => {
     const peer = evt.detail.toString();
     connectedAt.delete(peer);
+    discovery.forget(peer);
     log.info({ peer }, 'peer disconnected');
   };
 
@@ -188,7 +139,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
       libp2p.addEventListener('peer:identify', onIdentify as never);
       libp2p.addEventListener('peer:connect', onConnect);
       libp2p.addEventListener('peer:disconnect', onDisconnect);
-      router.register(netInbox(router, edges));
+      router.register(netInbox(router, () => discovery.edges()));
       await transport.start();
       const pubsub = libp2p.services.pubsub;
       pubsub.topicValidators.set(init.topic, (_from, msg) => {
@@ -199,14 +150,9 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
         return router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject;
       });
       pubsub.subscribe(init.topic);
-      dialBootstrap();
+      discovery.dialBootstrap();
       timers.push(setInterval(() => transport.probeAll(), init.probeIntervalMs));
-      timers.push(
-        setInterval(() => {
-          dialBootstrap();
-          for (const p of dmsPeers) if (libp2p.getConnections(peerIdFromString(p)).length > 0) void exchange(p);
-        }, init.exchangeIntervalMs),
-      );
+      timers.push(setInterval(() => discovery.round(), init.exchangeIntervalMs));
       for (const t of timers) t.unref();
     },
     async stop() {
@@ -222,13 +168,13 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
       libp2p.getConnections().flatMap((c, i, all) => {
         const peer = c.remotePeer.toString();
         if (all.findIndex((d) => d.remotePeer.equals(c.remotePeer)) !== i) return [];
-        return [{ peer, remoteAddr: c.remoteAddr.toString(), addrs: knownAddrs.get(peer) ?? addrsOf(c.remotePeer), direction: c.direction, rttMs: rttOf(peer), dms: dmsPeers.has(peer), connectedAt: connectedAt.get(peer) ?? new Date(c.timeline.open).toISOString() }];
+        return [{ peer, remoteAddr: c.remoteAddr.toString(), addrs: discovery.announced(peer) ?? [c.remoteAddr.toString()], direction: c.direction, rttMs: rttOf(peer), dms: discovery.dmsPeers.has(peer), connectedAt: connectedAt.get(peer) ?? new Date(c.timeline.open).toISOString() }];
       }),
     counters: () => counters.view(),
     async topology(timeoutMs = 2_000) {
-      const mine = edges().map((e) => ({ from: self, to: e.peer, rttMs: e.rttMs }));
+      const mine = discovery.edges().map((e) => ({ from: self, to: e.peer, rttMs: e.rttMs }));
       const theirs = await Promise.all(
-        [...dmsPeers].filter((p) => libp2p.getConnections(peerIdFromString(p)).length > 0).map(async (p) => {
+        [...discovery.dmsPeers].filter((p) => discovery.connected(p)).map(async (p) => {
           try {
             const r = await router.request<PayloadOf<PeersReply>>({ peer: p, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs });
             return r.envelope.payload.peers.map((e) => ({ from: p, to: e.peer, rttMs: e.rttMs }));

@@ -2,14 +2,26 @@
  * The network as the node service uses it: built from the run config and the identity key, with the Node
  * actor's inbox registered, and the API views (peers, topology, ping, counters) the CLI shows.
  */
+import { promises as fs } from 'node:fs';
 import type { RunConfig } from '../config.ts';
+import { UsageError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import { NODE_REMOTE_EVENTS, type EventSink, actorInbox } from './actor-inbox.ts';
 import { NETWORK_DEFAULTS, type NetworkLog, type NetworkService, createNetworkService } from './network-service.ts';
 import { topologyToDot } from './topology.ts';
 
+async function readTls(tls: RunConfig['tls']): Promise<{ cert: string; key: string } | undefined> {
+  if (!tls) return undefined;
+  const read = (file: string, what: string) =>
+    fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read the TLS ${what} ${file} (${e.code ?? e.message}); pass a readable PEM file`);
+    });
+  return { cert: await read(tls.certFile, 'certificate'), key: await read(tls.keyFile, 'key') };
+}
+
 export async function startNetwork(config: RunConfig, identity: Identity, node: EventSink, log: NetworkLog): Promise<NetworkService> {
-  const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap }, { key: identity.key, peerId: identity.peerId, log });
+  const tls = await readTls(config.tls);
+  const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(tls ? { tls } : {}) }, { key: identity.key, peerId: identity.peerId, log });
   net.router.register(actorInbox('node', node, NODE_REMOTE_EVENTS));
   try {
     await net.start();

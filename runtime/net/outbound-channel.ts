@@ -25,8 +25,8 @@ interface Waiter {
 }
 
 export interface OutboundHooks {
-  /** The receiver sent something that is not credit or a probe answer. */
-  onProtocolError(peer: string, detail: string): void;
+  /** The receiver sent something that is not credit or a probe answer, or the stream failed. */
+  onError(peer: string, detail: string): void;
   onClose(channel: OutboundChannel): void;
 }
 
@@ -121,7 +121,7 @@ export class OutboundChannel {
     try {
       frames = this.#decoder.push(chunk);
     } catch (e) {
-      this.hooks.onProtocolError(this.peer, (e as Error).message);
+      this.hooks.onError(this.peer, (e as Error).message);
       this.abort('protocol error');
       return;
     }
@@ -139,7 +139,7 @@ export class OutboundChannel {
         const sorted = [...this.#rtts].sort((a, b) => a - b);
         this.rttMs = sorted[Math.floor(sorted.length / 2)]!;
       } else {
-        this.hooks.onProtocolError(this.peer, `unexpected frame kind ${f.kind} from the receiver`);
+        this.hooks.onError(this.peer, `unexpected frame kind ${f.kind} from the receiver`);
       }
     }
   }
@@ -165,7 +165,8 @@ export class OutboundChannel {
         this.#admitWaiters();
         if (!this.#write(parts.length === 1 ? parts[0]! : concat(parts, bytes))) await this.stream.onDrain();
       }
-    } catch {
+    } catch (e) {
+      this.hooks.onError(this.peer, `writing to the stream failed: ${(e as Error).message ?? String(e)}`);
       this.#onClosed();
     } finally {
       this.#pumping = false;

@@ -10,7 +10,8 @@ export interface ReplayCacheInit {
   readonly peers: number;
 }
 
-export const REPLAY_CACHE_DEFAULTS: ReplayCacheInit = Object.freeze({ perPeer: 200_000, peers: 4096 });
+// 300k ids: a peer sending 10k envelopes/s with the default 30 s life; ~30 MB at worst per such peer
+export const REPLAY_CACHE_DEFAULTS: ReplayCacheInit = Object.freeze({ perPeer: 300_000, peers: 4096 });
 
 export type ReplayVerdict = 'fresh' | 'replayed' | 'full';
 

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { createNetworkService, NETWORK_DEFAULTS } from '../../runtime/net/network-service.js';
 
 export const RAW_PROTOCOL = '/bench/raw/1.0.0';
+export const RAW_ECHO_PROTOCOL = '/bench/raw-echo/1.0.0';
 const key = await generateKeyPair('Ed25519');
 const peerId = peerIdFromPrivateKey(key).toString();
 const quiet = { debug() {}, info() {}, warn() {} };
@@ -62,13 +63,24 @@ await libp2p.handle(RAW_PROTOCOL, async (stream) => {
   }
 });
 
+// raw round trips: every frame is echoed
+await libp2p.handle(RAW_ECHO_PROTOCOL, async (stream) => {
+  const lp = lpStream(stream, { maxDataLength: 1 << 20 });
+  try {
+    for (;;) await lp.write(await lp.read());
+  } catch {
+    // stream closed
+  }
+});
+
 const payload = (i) => ({ i, data: 'x'.repeat(64) });
 const rawStreams = new Map();
-async function raw(addr) {
-  let lp = rawStreams.get(addr);
+async function raw(addr, protocol = RAW_PROTOCOL) {
+  const key = `${addr} ${protocol}`;
+  let lp = rawStreams.get(key);
   if (!lp) {
-    lp = lpStream(await libp2p.dialProtocol(multiaddr(addr), RAW_PROTOCOL), { maxDataLength: 1 << 20 });
-    rawStreams.set(addr, lp);
+    lp = lpStream(await libp2p.dialProtocol(multiaddr(addr), protocol), { maxDataLength: 1 << 20 });
+    rawStreams.set(key, lp);
   }
   return lp;
 }
@@ -88,9 +100,10 @@ const commands = {
     }
     return out;
   },
-  async rawRtt({ addr, n }) {
-    const lp = await raw(addr);
-    const ping = new Uint8Array(8);
+  /** Raw round trips with frames as long as ours (`bytes`), echoed. */
+  async rawRtt({ addr, n, bytes }) {
+    const lp = await raw(addr, RAW_ECHO_PROTOCOL);
+    const ping = new Uint8Array(bytes).fill(7);
     const out = [];
     for (let i = 0; i < n; i += 1) {
       const t0 = performance.now();
@@ -120,7 +133,7 @@ const commands = {
       return { ms: performance.now() - t0, sent: n };
     } catch (e) {
       // the raw path has no flow control of its own: a flood can get the stream reset
-      rawStreams.delete(addr);
+      rawStreams.delete(`${addr} ${RAW_PROTOCOL}`);
       return { ms: performance.now() - t0, sent: i, error: `${e?.message ?? e?.error?.message ?? e?.type ?? String(e)}` };
     }
   },
@@ -132,11 +145,19 @@ const commands = {
     rawGossipLatencies.length = 0;
     return true;
   },
+  /** The length of one envelope frame signed alone, as a request or reply travels. */
+  async ourSingleFrameBytes({ peer }) {
+    const { encodeBody, sealOne } = await import('../../runtime/net/envelope-codec.js');
+    const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'net' }, to: { peer, inbox: 'net' }, type: 'net.ping', payload: { seq: 999 }, ts: Date.now(), exp: Date.now() + 30_000, replyTo: 'reply/AAAAAAAAAAAA.zzzz' });
+    return sealOne(body, router.deps.signer.sign).frame.length;
+  },
   async ourFrameBytes({ peer }) {
-    // the length of one envelope frame as sent by ourFlood (same payload, ids and addresses of equal length)
-    const { encodeBody } = await import('../../runtime/net/envelope-codec.js');
+    // the mean length of our envelope frames in a flood: batches of MAX_BATCH with their paths (same payload,
+    // ids and addresses of equal length); raw frames are made this long
+    const { encodeBody, sealBatch, MAX_BATCH } = await import('../../runtime/net/envelope-codec.js');
     const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'bench' }, to: { peer, inbox: 'bench' }, type: 'bench.msg', payload: payload(99999), ts: Date.now(), exp: Date.now() + 120_000 });
-    return body.length + 64 + 1;
+    const frames = sealBatch(Array.from({ length: MAX_BATCH }, () => body), router.deps.signer.sign);
+    return Math.round(frames.reduce((n, f) => n + f.length, 0) / frames.length);
   },
   meshPeers: () => libp2p.services.pubsub.getMeshPeers(NETWORK_DEFAULTS.topic).length,
   subscribers: () => libp2p.services.pubsub.getSubscribers(NETWORK_DEFAULTS.topic).length,

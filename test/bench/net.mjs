@@ -9,8 +9,11 @@
 //   gossip-p50/p99  broadcast to 5 nodes: publish-to-receive latency of signed envelopes on our topic vs raw
 //                   gossipsub messages of the same size on another topic of the same pubsub
 // Standalone: `npm run build && node test/bench/net.mjs [--json FILE]`; from test/bench/run.mjs:
-// `const { netBenches } = await import('./net.mjs')` gives [id, fn] pairs whose results have run.mjs's shape.
+// `const { netBenches, killNetPeers } = await import('./net.mjs')` gives [id, fn] pairs; each fn resolves to an
+// ARRAY of results in run.mjs's shape ({id, name, unit, ours, raw, ratio, targets, detail, error?}).
+// Env: NET_BENCH_GOSSIP_COUNT (400 per half), NET_BENCH_GOSSIP_GAP_MS (5), NET_BENCH_PROF (cpu-prof dir).
 import { fork } from 'node:child_process';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +68,21 @@ const median = (xs) => pct(xs, 0.5);
 const round = (x, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** What one ed25519 sign and one verify cost here now (node:crypto with key objects, as our path uses). */
+function cryptoCost() {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const msg = new Uint8Array(400).fill(1);
+  const sig = sign(null, msg, privateKey);
+  const N = 1000;
+  let t0 = performance.now();
+  for (let i = 0; i < N; i += 1) sign(null, msg, privateKey);
+  const signUs = ((performance.now() - t0) * 1000) / N;
+  t0 = performance.now();
+  for (let i = 0; i < N; i += 1) verify(null, msg, publicKey, sig);
+  const verifyUs = ((performance.now() - t0) * 1000) / N;
+  return { signUs: round(signUs, 1), verifyUs: round(verifyUs, 1) };
+}
+
 async function pair() {
   const [a, b] = await Promise.all([spawnPeer(), spawnPeer()]);
   await a.call('connect', { addr: b.addr });
@@ -78,11 +96,12 @@ async function benchPair() {
   const [a, b] = await pair();
   try {
     const bytes = await a.call('ourFrameBytes', { peer: b.peerId });
+    const rttBytes = await a.call('ourSingleFrameBytes', { peer: b.peerId });
     // warm up both paths
     await a.call('ourFlood', { peer: b.peerId, n: 3000 });
     await a.call('rawFlood', { addr: b.addr, n: 3000, bytes });
     await a.call('ourRtt', { peer: b.peerId, n: 300 });
-    await a.call('rawRtt', { addr: b.addr, n: 300 });
+    await a.call('rawRtt', { addr: b.addr, n: 300, bytes: rttBytes });
     const N = 20_000;
     const RUNS = 3;
     const tput = { ours: [], raw: [] };
@@ -97,7 +116,7 @@ async function benchPair() {
       tput.ours.push((N / o.ms) * 1000);
       tput.raw.push((N / r.ms) * 1000);
       const ro = await a.call('ourRtt', { peer: b.peerId, n: 1000 });
-      const rr = await a.call('rawRtt', { addr: b.addr, n: 1000 });
+      const rr = await a.call('rawRtt', { addr: b.addr, n: 1000, bytes: rttBytes });
       rtt.ours.push(median(ro) * 1000);
       rtt.raw.push(median(rr) * 1000);
       rtt.oursP99.push(pct(ro, 0.99) * 1000);
@@ -115,6 +134,9 @@ async function benchPair() {
     const rT = median(tput.raw);
     const oR = median(rtt.ours);
     const rR = median(rtt.raw);
+    // a signed request and a signed reply: two signatures and two verifications on the critical path
+    const crypto = cryptoCost();
+    const floorUs = round(2 * crypto.signUs + 2 * crypto.verifyUs);
     const floodError = fo.counted !== FLOOD ? `only ${fo.counted} of ${FLOOD} arrived` : dropped ? `a connection dropped (connections: ${ca.connections}, ${cb.connections})` : rejected ? `${rejected} messages rejected` : undefined;
     return [
       {
@@ -129,13 +151,13 @@ async function benchPair() {
       },
       {
         id: 'net-rtt-p50',
-        name: 'request/reply round trip p50: signed net.ping -> net.pong through both routers vs raw 8-byte lp echo on one stream (µs)',
+        name: `request/reply round trip p50 (µs): signed net.ping -> net.pong through both routers (${rttBytes}-byte frames) vs a raw lp echo of frames of the same size on one stream`,
         unit: 'µs',
         ours: round(oR),
         raw: round(rR),
         ratio: round(oR / rR, 3),
         targets: [{ kind: 'ratio', max: 1.3 }],
-        detail: { oursRuns: rtt.ours.map((x) => round(x)), rawRuns: rtt.raw.map((x) => round(x)), oursP99: rtt.oursP99.map((x) => round(x)), rawP99: rtt.rawP99.map((x) => round(x)) },
+        detail: { frameBytes: rttBytes, crypto, cryptoFloorUs: floorUs, rawPlusCryptoUs: round(rR + floorUs), oursRuns: rtt.ours.map((x) => round(x)), rawRuns: rtt.raw.map((x) => round(x)), oursP99: rtt.oursP99.map((x) => round(x)), rawP99: rtt.rawP99.map((x) => round(x)) },
       },
       {
         id: 'net-flood',
@@ -171,11 +193,12 @@ async function benchGossip() {
     }
     await sleep(1500); // a heartbeat or so, so every receiver has its mesh
     const bytes = await pub.call('tickBytes');
-    const COUNT = 400;
+    const COUNT = Number(process.env.NET_BENCH_GOSSIP_COUNT ?? 400);
+    const GAP_MS = Number(process.env.NET_BENCH_GOSSIP_GAP_MS ?? 5);
     const send = async (ours) => {
       for (let i = 0; i < COUNT; i += 1) {
         await pub.call(ours ? 'tick' : 'rawTick', ours ? { seq: i } : { bytes });
-        await sleep(5);
+        await sleep(GAP_MS);
       }
     };
     // warm-up, then alternate halves so drift hits both alike
@@ -210,6 +233,12 @@ async function benchGossip() {
   }
 }
 
+/** Kills any benchmark peer still running (for run.mjs's cleanup and watchdog). */
+export function killNetPeers() {
+  for (const c of children) c.kill('SIGKILL');
+  children.clear();
+}
+
 /** [id, fn] pairs for run.mjs; each fn resolves to an array of results. */
 export const netBenches = [
   ['net-pair', benchPair],
@@ -229,7 +258,15 @@ function table(results) {
   const head = ['benchmark', 'ours', 'raw baseline', 'ratio', 'target', 'result'];
   const w = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells) => cells.map((x, c) => (c >= 1 && c <= 3 ? x.padStart(w[c]) : x.padEnd(w[c]))).join('  ').trimEnd();
-  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line), '', ...results.map((r) => `${r.id}: ${r.name}\n   ours runs ${r.detail?.oursRuns?.join(', ')}; raw runs ${r.detail?.rawRuns?.join(', ')}`)].join('\n');
+  const notes = (r) => {
+    const d = r.detail ?? {};
+    const out = [`${r.id}: ${r.name}`, `   ours runs ${d.oursRuns?.join(', ')}; raw runs ${d.rawRuns?.join(', ')}`];
+    if (d.cryptoFloorUs) out.push(`   ed25519 here: sign ${d.crypto.signUs} µs, verify ${d.crypto.verifyUs} µs; 2 signs + 2 verifies = ${d.cryptoFloorUs} µs per round trip; raw + that = ${d.rawPlusCryptoUs} µs`);
+    if (d.raw) out.push(`   raw flood: ${d.raw}; ours: ${d.delivered} delivered, connections after ${d.connectionsAfter?.join('/')}, rejected ${d.rejected}`);
+    if (d.rawErrors?.length) out.push(`   raw errors: ${d.rawErrors.join('; ')}`);
+    return out.join('\n');
+  };
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line), '', ...results.map(notes)].join('\n');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

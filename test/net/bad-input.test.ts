@@ -8,6 +8,7 @@ import type { Ed25519PrivateKey, Libp2p, Stream } from '@libp2p/interface';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from '../e2e/harness.ts';
+import { apiGet } from './api.ts';
 
 const PROTOCOL = '/dms/actor/1.0.0';
 const DOMAIN = new TextEncoder().encode('dms/envelope/v1\n');
@@ -126,7 +127,7 @@ async function open(ctx: Ctx): Promise<Stream> {
 }
 
 async function info(ctx: Ctx): Promise<Info> {
-  return cliJson<Info>(['info', '--data-dir', ctx.a.dataDir]);
+  return apiGet<Info>(ctx.a, '/v1/info');
 }
 
 /** Sends bytes on a fresh stream and waits until A has counted `reason` once more. */
@@ -181,7 +182,7 @@ Bad.before(async (ctx) => {
       }
     });
   });
-  assert.ok(await eventually(async () => (await cliJson<{ peer: string }[]>(['peers', '--data-dir', ctx.b.dataDir])).some((p) => p.peer === ctx.a.ready.peerId), 15_000), 'B never connected to A');
+  assert.ok(await eventually(async () => (await apiGet<{ peer: string }[]>(ctx.b, '/v1/peers')).some((p) => p.peer === ctx.a.ready.peerId), 15_000), 'B never connected to A');
 });
 
 Bad.after(async (ctx) => {
@@ -256,7 +257,7 @@ Bad('a flood that ignores the credit is cut off, while B is still served', async
 });
 
 Bad('after all of it, A is up, still lists B, and every reason was counted', async (ctx) => {
-  const i = await info(ctx);
+  const i = await cliJson<Info>(['info', '--data-dir', ctx.a.dataDir]);
   for (const reason of ['unknown-frame', 'malformed', 'truncated', 'oversized', 'bad-signature', 'from-mismatch', 'expired', 'replayed', 'unknown-type', 'invalid-payload', 'not-accepted', 'flow-violation']) {
     assert.ok((i.messages.rejected[reason] ?? 0) >= 1, `${reason} not counted: ${JSON.stringify(i.messages.rejected)}`);
   }

@@ -5,6 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from '../e2e/harness.ts';
+import { apiGet } from './api.ts';
 
 interface PeerRow {
   peer: string;
@@ -18,7 +19,7 @@ interface Ctx {
   c: NodeProcess;
 }
 
-const peersOf = (n: NodeProcess) => cliJson<PeerRow[]>(['peers', '--data-dir', n.dataDir]);
+const peersOf = (n: NodeProcess) => apiGet<PeerRow[]>(n, '/v1/peers');
 const knows = async (n: NodeProcess, others: NodeProcess[]) => {
   const peers = await peersOf(n);
   return others.every((o) => peers.some((p) => p.peer === o.ready.peerId && p.dms && typeof p.rttMs === 'number'));
@@ -58,7 +59,9 @@ Net('C, bootstrapped from B, learns of A too, and A of C', async ({ a, b, c }) =
   assert.ok(await eventually(() => knows(a, [b, c]), 20_000), 'A does not list C');
 });
 
-Net('`peers` prints a table with the peers and their RTT', async ({ a, b }) => {
+Net('`peers` prints a table with the peers and their RTT; `peers --json` lists them', async ({ a, b }) => {
+  const list = await cliJson<PeerRow[]>(['peers', '--data-dir', a.dataDir]);
+  assert.ok(list.some((p) => p.peer === b.ready.peerId && typeof p.rttMs === 'number'));
   const r = await cli(['peers', '--data-dir', a.dataDir]);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, b.ready.peerId);
@@ -93,6 +96,13 @@ Net('`topology` exports the graph of all three as JSON and as DOT', async ({ a, 
   assert.is(dot.code, 0);
   assert.match(dot.stdout, /^graph dms \{/);
   assert.is((dot.stdout.match(/ -- /g) ?? []).length, 3);
+});
+
+Net('a --listen address already in use: exit 2, naming the address', async ({ a }) => {
+  const port = /\/tcp\/(\d+)\//.exec(a.ready.listen[0]!)![1];
+  const r = await cli(['run', '--data-dir', await makeTempDir('net-busy'), '--api', 'off', '--listen', `/ip4/127.0.0.1/tcp/${port}/ws`], { timeoutMs: 60_000 });
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`in use \\(address already in use 127\\.0\\.0\\.1:${port}\\)`));
 });
 
 Net('a stopped node leaves its peers\' lists; the others stay connected', async ({ a, b, c }) => {

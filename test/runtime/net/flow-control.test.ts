@@ -1,3 +1,4 @@
+import '../../../runtime/polyfills.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RejectReason } from '../../../machines/envelope.ts';
@@ -36,7 +37,7 @@ async function connect(ctx: Ctx, flow: FlowInit, withSender = true): Promise<voi
     onReject: (_p, reason) => ctx.rejects.push(reason),
     onClose: () => {},
   });
-  if (withSender) ctx.out = new L.OutboundChannel('receiver', a, flow, { onProtocolError: () => {}, onClose: () => {} });
+  if (withSender) ctx.out = new L.OutboundChannel('receiver', a, flow, { onError: () => {}, onClose: () => {} });
 }
 
 const envelopeFrame = (i: number) => encodeFrame(FrameKind.ENVELOPE, new Uint8Array([i % 256, 1, 2, 3]));
@@ -133,6 +134,21 @@ Abuse('a stream that ends inside a frame: truncated', async (ctx) => {
   await ctx.raw.close();
   await sleep(20);
   assert.equal(ctx.rejects, ['truncated']);
+});
+
+Abuse('a flood of RTT probes is cut off', async (ctx) => {
+  await connect(ctx, FLOW_DEFAULTS, false);
+  for (let i = 0; i < 100; i += 1) ctx.raw.send(encodeFrame(FrameKind.PROBE, new Uint8Array(8)));
+  await sleep(20);
+  assert.equal(ctx.rejects, ['flow-violation']);
+  assert.ok(ctx.inb.closed);
+});
+
+Abuse('unknown frames use up credit like envelopes: a flood of them is cut off too', async (ctx) => {
+  await connect(ctx, { ...FLOW_DEFAULTS, initialCredit: 5 }, false);
+  for (let i = 0; i < 8; i += 1) ctx.raw.send(encodeFrame(0x7f, new Uint8Array([1])));
+  await sleep(20);
+  assert.equal(ctx.rejects, [...Array<string>(5).fill('unknown-frame'), 'flow-violation']);
 });
 
 Abuse.run();

@@ -1,3 +1,4 @@
+import '../../../runtime/polyfills.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
@@ -70,7 +71,9 @@ async function pair(ctx: Ctx): Promise<void> {
           }
         },
         ready: () => true,
-        publish: async () => {},
+        publish: async (data) => {
+          for (const other of sides.filter((x) => x !== side)) queueMicrotask(() => other.router.receive(peer, data[0]!, data.subarray(1), true));
+        },
       },
     });
     side.router.addSchemas(netPayloadSchemas);
@@ -169,22 +172,23 @@ Delivery('events sent in one turn travel under one batch signature, each verifia
   await sleep(10);
   assert.is(b.got.length, 40);
   assert.equal(b.got.map((m) => (m.envelope.payload as { text: string }).text), Array.from({ length: 40 }, (_, i) => `n${i}`));
-  // 40 = a full batch of 32, then 8 more
-  assert.ok(a.sent.every((f) => f.kind === 0x05));
-  const sigs = new Set(a.sent.map((f) => Buffer.from(f.body.subarray(0, 64)).toString('hex')));
+  // the first leaves at once, signed alone; the other 39 are a full batch of 32 and one of 7
+  assert.equal(a.sent.map((f) => f.kind), [0x01, ...Array<number>(39).fill(0x05)]);
+  const sigs = new Set(a.sent.slice(1).map((f) => Buffer.from(f.body.subarray(0, 64)).toString('hex')));
   assert.is(sigs.size, 2);
   assert.is(b.counters.view().in, 40);
 });
 
 Delivery('a batched envelope changed after signing, or moved to another place in its batch, is refused', async ({ a, b }) => {
-  await Promise.all([0, 1, 2].map((i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `abc${i}` })));
+  await Promise.all([0, 1, 2, 3].map((i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `abc${i}` })));
   await sleep(5);
-  const [f0, f1] = a.sent;
+  // the first left alone; f0, f1 and the next are a batch of 3
+  const [, f0, f1] = a.sent;
   const fresh = new L.MessageRouter({ ...b.router.deps, counters: new L.NetCounters() });
   fresh.addSchemas(new Map([['test.note', z.object({ text: z.string() }).strict()]]));
   fresh.register({ name: 'notes', accepts: ['test.note'], handle: () => {} });
   const tampered = Uint8Array.from(f0!.body);
-  tampered[Buffer.from(tampered).indexOf('abc0')] = 'x'.charCodeAt(0);
+  tampered[Buffer.from(tampered).indexOf('abc1')] = 'x'.charCodeAt(0);
   assert.is(fresh.receive(a.peer, 0x05, tampered, false), false);
   // f1's body under f0's signature, index and path (in a batch of 3 both have a 2-hash path: 64 + 2 + 64 bytes)
   const PREFIX = 64 + 2 + 2 * 32;
@@ -193,6 +197,21 @@ Delivery('a batched envelope changed after signing, or moved to another place in
   assert.is(fresh.deps.counters.view().rejected['bad-signature'], 2);
   assert.is(fresh.receive(a.peer, 0x05, f0!.body, false), true);
   fresh.stop();
+});
+
+Delivery('a broadcast reaches the inbox on other peers, counted as broadcast in and out', async ({ a, b }) => {
+  await a.router.broadcast('notes', 'test.note', { text: 'all' });
+  await sleep(5);
+  assert.is(b.got.length, 1);
+  assert.ok(b.got[0]!.broadcast);
+  assert.is(b.got[0]!.envelope.to.peer, '*');
+  assert.is(a.counters.view().broadcastOut, 1);
+  assert.is(b.counters.view().broadcastIn, 1);
+});
+
+Delivery('an envelope addressed to one peer cannot be passed off as a broadcast', (ctx) => {
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), true), false);
+  assert.is(ctx.b.counters.view().rejected.misaddressed, 1);
 });
 
 Delivery.run();
