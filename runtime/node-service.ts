@@ -20,7 +20,7 @@ import { createInspectorBridge, type InspectorBridge } from './inspector.ts';
 import type { Logger } from './logger.ts';
 import { createMonitor } from './monitor.ts';
 import type { NetworkService } from './net/network-service.ts';
-import { startNetwork } from './net/node-network.ts';
+import { loadNetworkModule, startNetwork } from './net/node-network.ts';
 import { createNodeApi } from './node-api.ts';
 import { INDEXES_KEY, createIndexStore, recordFacts } from './projections.ts';
 import { IDENTITY_KEY, REGISTRATION_KEY, createNodeEffects } from './node-effects.ts';
@@ -88,6 +88,8 @@ async function settled(node: NodeRef): Promise<string> {
 
 export async function startNode(config: RunConfig, log: Logger): Promise<RunningNode> {
   const t0 = performance.now();
+  const networkModule = loadNetworkModule(); // loads while the store opens and the worker boots
+  networkModule.catch(() => {}); // a failure surfaces in startNetwork
   const { dataDir } = config;
   if (!(await probeWritable(dataDir))) throw new DataDirError(`data dir ${dataDir} cannot be created or written; fix its permissions or pass another --data-dir`);
   const flagsGiven = Object.keys(config.offer).length > 0;

@@ -7,8 +7,16 @@ import type { RunConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import { NODE_REMOTE_EVENTS, type EventSink, actorInbox } from './actor-inbox.ts';
-import { NETWORK_DEFAULTS, type NetworkLog, type NetworkService, createNetworkService } from './network-service.ts';
+import type { NetworkLog, NetworkService } from './network-service.ts';
 import { topologyToDot } from './topology.ts';
+
+/**
+ * Loads the libp2p stack (about half of the node's start-up CPU). The node service calls this first thing, so
+ * the modules load while the store opens and the actor worker boots; startNetwork then finds them ready.
+ */
+export function loadNetworkModule(): Promise<typeof import('./network-service.ts')> {
+  return import('./network-service.ts');
+}
 
 async function readTls(tls: RunConfig['tls']): Promise<{ cert: string; key: string } | undefined> {
   if (!tls) return undefined;
@@ -21,6 +29,7 @@ async function readTls(tls: RunConfig['tls']): Promise<{ cert: string; key: stri
 
 export async function startNetwork(config: RunConfig, identity: Identity, node: EventSink, log: NetworkLog): Promise<NetworkService> {
   const tls = await readTls(config.tls);
+  const { createNetworkService, NETWORK_DEFAULTS } = await loadNetworkModule();
   const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(tls ? { tls } : {}) }, { key: identity.key, peerId: identity.peerId, log });
   net.router.register(actorInbox('node', node, NODE_REMOTE_EVENTS));
   try {

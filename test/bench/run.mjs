@@ -25,7 +25,8 @@ const storeModule = await import('../../runtime/store.js').catch(() => null);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN_JS = path.join(root, 'runtime', 'main.js');
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
-const WATCHDOG_MS = 330_000;
+const { netBenches, killNetPeers } = await import('./net.mjs');
+const WATCHDOG_MS = 530_000;
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -46,6 +47,7 @@ const tmpDirs = new Set();
 const cleanups = new Set();
 
 async function cleanup() {
+  killNetPeers();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   children.clear();
   for (const f of [...cleanups].reverse()) await f().catch(() => {}); // last opened, first closed
@@ -603,6 +605,7 @@ const benches = [
   ['start-to-ready', benchStartup],
   ['durable-write', benchDurableWrite],
   ['store', benchStore],
+  ...netBenches,
 ];
 
 const started = performance.now();
