@@ -16,7 +16,7 @@ import type { RunConfig } from './config.ts';
 import { DataDirError, OnboardingError } from './errors.ts';
 import { probeWritable, writeFileDurable, writeJson } from './files.ts';
 import { loadOrCreateIdentity, type NodeId } from './identity.ts';
-import { createInspectorBridge, type InspectorBridge } from './inspector.ts';
+import type { InspectorBridge } from './inspector.ts';
 import type { Logger } from './logger.ts';
 import { createMonitor } from './monitor.ts';
 import type { NetworkService } from './net/network-service.ts';
@@ -117,7 +117,8 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   let nodeRef: NodeRef | undefined;
   let descriptor: { key: string; nodeId: NodeId } | undefined;
   const indexes = createIndexStore((await store.getMeta<Indexes>(INDEXES_KEY)) ?? EMPTY_INDEXES);
-  const inspector: InspectorBridge | null = config.inspect ? await createInspectorBridge(config.inspect, log) : null;
+  // loaded only when asked for: @statelyai/inspect costs ~70 ms of start-up
+  const inspector: InspectorBridge | null = config.inspect ? await (await import('./inspector.ts')).createInspectorBridge(config.inspect, log) : null;
   const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined) });
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
