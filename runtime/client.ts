@@ -52,6 +52,6 @@ export async function connect(cfg: ClientConfig): Promise<ApiClient> {
     return new ApiClient(`http://${host}:${cfg.api.port}`, token);
   }
   const info = (await readJson(path.join(cfg.dataDir, API_FILE)).catch(() => undefined)) as { url?: string } | undefined;
-  if (!info?.url) throw new NodeUnreachableError(`no running node found in ${cfg.dataDir} (no ${API_FILE}); start one with `node runtime/main.js --data-dir ${cfg.dataDir}`, or pass --api HOST:PORT`);
+  if (!info?.url) throw new NodeUnreachableError(`no running node found in ${cfg.dataDir} (no ${API_FILE}); start one with \`node runtime/main.js --data-dir ${cfg.dataDir}\`, or pass --api HOST:PORT`);
   return new ApiClient(info.url, token);
 }
