@@ -17,6 +17,7 @@ import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { round } from './common.mjs';
 
 const PEER = fileURLToPath(new URL('./net-peer.mjs', import.meta.url));
 const children = new Set();
@@ -64,8 +65,7 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 };
-const median = (xs) => pct(xs, 0.5);
-const round = (x, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
+const median = (xs) => pct(xs, 0.5); // the upper middle of an even count, unlike common.mjs's median
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** What one ed25519 sign and one verify cost here now (node:crypto with key objects, as our path uses). */

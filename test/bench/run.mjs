@@ -3,11 +3,9 @@
 // with `--json FILE`. `--strict` exits 1 when a target is missed (by default a miss is reported, not fatal).
 // `--replies` gives lock and unlock events a replyTo, so their replies cross back as they do for API commands.
 // Loads the compiled JS (`npm run bench` builds first). Bounded: the whole run is killed after WATCHDOG_MS.
-import { spawn } from 'node:child_process';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { releaseProxy, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -15,6 +13,7 @@ import { createActor } from 'xstate';
 import { nodeMachine } from '../../machines/node.machine.js';
 import { writeJson } from '../../runtime/files.js';
 import { SUPERVISOR_DEFAULTS, Supervisor } from '../../runtime/supervisor.js';
+import { alternate, cleanup, cleanupFirst, cleanups, exited, guard, kill, loadAverage, median, msRow, nodeE0, note, reportHead, root, round, runLines, spawnTracked, startNode, step, table, tempDir, withTimeout } from './common.mjs';
 import { INPUT, measureBatch, mixedEvents, onboardEvent } from './fixtures.mjs';
 
 // The supervisor writes every event to an event log before delivering it (when the build has one): the in-memory
@@ -22,8 +21,6 @@ import { INPUT, measureBatch, mixedEvents, onboardEvent } from './fixtures.mjs';
 const eventLogModule = await import('../../actors/event-log.js').catch(() => null);
 const storeModule = await import('../../runtime/store.js').catch(() => null);
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN_JS = path.join(root, 'runtime', 'main.js');
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
 const WATCHDOG_MS = 530_000;
@@ -42,46 +39,11 @@ function usage(msg) {
 
 // ---------------------------------------------------------------------------------------------- cleanup
 
-const children = new Set();
-const tmpDirs = new Set();
-const cleanups = new Set();
-
-async function cleanup() {
-  killNetPeers();
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const f of [...cleanups].reverse()) await f().catch(() => {}); // last opened, first closed
-  cleanups.clear();
-  for (const d of tmpDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
-  tmpDirs.clear();
-}
-
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; giving up\n`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-async function tempDir(tag) {
-  const d = await mkdtemp(path.join(os.tmpdir(), `dms-bench-${tag}-`));
-  tmpDirs.add(d);
-  return d;
-}
+cleanupFirst(killNetPeers);
+const watchdog = guard(WATCHDOG_MS, 'bench');
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const round = (x, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
-const note = (msg) => process.stderr.write(`  ${msg}\n`);
 /** On a busy machine a benchmark stops after two measured runs once it has used its time budget. */
 function overBudget(began, budgetMs, runsDone) {
   const over = runsDone >= 2 && performance.now() - began > budgetMs;
@@ -101,6 +63,13 @@ async function sample(fn, arg) {
   return { rate: r.events / (r.ms / 1000), cpuRate: r.events / ((c.user + c.system) / 1e6) };
 }
 
+/** One measured run of each side into its list, in alternating order (see alternate). */
+async function samplePair(k, arg, ours, raw, oursRuns, rawRuns) {
+  const [o, b] = await alternate(k, () => sample(ours, arg), () => sample(raw, arg));
+  oursRuns.push(o);
+  rawRuns.push(b);
+}
+
 /** Medians of the runs of both sides, and their ratios. */
 function summarize(oursRuns, rawRuns) {
   const o = median(oursRuns.map((x) => x.rate));
@@ -114,16 +83,6 @@ function summarize(oursRuns, rawRuns) {
     perCpuSecond: { ours: round(oc), raw: round(bc), ratio: round(oc / bc, 3) },
     runs: { ours: oursRuns.map((x) => round(x.rate)), raw: rawRuns.map((x) => round(x.rate)) },
   };
-}
-
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise.finally(() => clearTimeout(t)),
-    new Promise((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 function newSupervisor(eventLog = eventLogModule ? new eventLogModule.MemoryEventLog() : undefined) {
@@ -196,15 +155,7 @@ async function benchEventRate(mode) {
   const oursRuns = [];
   const rawRuns = [];
   for (let k = 0; k < RUNS && !overBudget(began, 6_000, k); k += 1) {
-    const l = list(k);
-    // alternate, so drift (GC, other processes on the 2 cores) hits both alike
-    if (k % 2) {
-      rawRuns.push(await sample(raw, l));
-      oursRuns.push(await sample(ours, l));
-    } else {
-      oursRuns.push(await sample(ours, l));
-      rawRuns.push(await sample(raw, l));
-    }
+    await samplePair(k, list(k), ours, raw, oursRuns, rawRuns);
   }
   await stop();
   cleanups.delete(stop);
@@ -311,14 +262,7 @@ async function benchDelivery(mode) {
   const oursRuns = [];
   const rawRuns = [];
   for (let k = 0; k < RUNS && !overBudget(began, durable ? 8_000 : 14_000, k); k += 1) {
-    const events = mixedEvents(N, `d${k}`, EV);
-    if (k % 2) {
-      rawRuns.push(await sample(raw, events));
-      oursRuns.push(await sample(ours, events));
-    } else {
-      oursRuns.push(await sample(ours, events));
-      rawRuns.push(await sample(raw, events));
-    }
+    await samplePair(k, mixedEvents(N, `d${k}`, EV), ours, raw, oursRuns, rawRuns);
   }
   const end = await ref.view();
   const locks = Object.keys(end.context.locks).length;
@@ -355,84 +299,19 @@ async function benchDelivery(mode) {
 
 // ---------------------------------------------------------------------------------------------- 3. startup
 
-function spawnTracked(cmd, argv, opts) {
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function exited(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** Spawns a node on `dir` and resolves at its ready line: { ms (spawn to ready line), ready, child }. */
-function startDms(dir, timeoutMs) {
-  const t0 = performance.now();
-  const child = spawnTracked(process.execPath, [MAIN_JS, '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json'], { cwd: root });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${why}; stderr: ${err.trim().slice(-500) || '(empty)'}`));
-    };
-    const timer = setTimeout(() => fail(`no ready line within ${timeoutMs} ms`), timeoutMs);
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.stdout.on('data', (d) => {
-      const at = performance.now();
-      out += d;
-      for (const line of out.split('\n').slice(0, -1)) {
-        let msg;
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (msg?.event === 'ready') {
-          clearTimeout(timer);
-          child.stdout.removeAllListeners('data');
-          child.stdout.resume();
-          resolve({ ms: at - t0, ready: msg, child });
-          return;
-        }
-      }
-    });
-    child.once('exit', (code, signal) => fail(`the node exited (${code ?? signal}) before its ready line`));
-  });
-}
-
 /** SIGTERM, then SIGKILL after 10 s; resolves with the ms it took and how it ended. */
 async function stopDms(child) {
   const t0 = performance.now();
   child.removeAllListeners('exit');
-  const done = exited(child);
-  child.kill('SIGTERM');
-  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const r = await done;
-  clearTimeout(killer);
+  const r = await kill(child, 'SIGTERM');
   return { ms: performance.now() - t0, ...r };
-}
-
-async function nodeE0() {
-  const t0 = performance.now();
-  const child = spawnTracked(process.execPath, ['-e', '0'], {});
-  child.stdout.resume();
-  child.stderr.resume();
-  const r = await withTimeout(exited(child), 10_000, '`node -e 0`');
-  if (r.code !== 0) throw new Error(`\`node -e 0\` exited ${r.code ?? r.signal}`);
-  return performance.now() - t0;
 }
 
 async function benchStartup() {
   const STARTS = 5;
   const dir = await tempDir('start');
   // first start benchmarks the machine and stores the registration
-  const first = await startDms(dir, 90_000);
+  const first = await startNode(dir, 90_000);
   if (!first.ready.benchmarked) throw new Error('the first start did not benchmark (data dir not fresh?)');
   const unclean = [];
   const firstStop = await stopDms(first.child);
@@ -446,7 +325,7 @@ async function benchStartup() {
   const base = [];
   const began = performance.now();
   for (let k = 0; k < STARTS && !overBudget(began, 8_000, k); k += 1) {
-    const s = await startDms(dir, 30_000);
+    const s = await startNode(dir, 30_000);
     if (s.ready.benchmarked) throw new Error('a cached start benchmarked again');
     if (s.ready.state !== 'registered') throw new Error(`a cached start is ${s.ready.state}, not registered`);
     ours.push(s.ms);
@@ -458,16 +337,13 @@ async function benchStartup() {
   }
   const o = median(ours);
   const b = median(base);
-  return {
-    id: 'start-to-ready',
-    name: 'start to ready, benchmark cached: spawn `node runtime/main.js --json` to its ready line vs `node -e 0` spawn to exit',
-    unit: 'ms',
-    lowerIsBetter: true,
-    ours: round(o),
-    raw: round(b),
-    ratio: round(o / b, 2),
-    targets: [{ kind: 'ours', max: 1000 }],
-    detail: {
+  return msRow(
+    'start-to-ready',
+    'start to ready, benchmark cached: spawn `node runtime/main.js --json` to its ready line vs `node -e 0` spawn to exit',
+    o,
+    b,
+    [{ kind: 'ours', max: 1000 }],
+    {
       starts: ours.length,
       oursMs: { median: round(o), min: round(Math.min(...ours)), max: round(Math.max(...ours)), runs: ours.map((x) => round(x)) },
       readyStartMs: { median: median(inside), runs: inside },
@@ -477,7 +353,7 @@ async function benchStartup() {
       firstStartWithBenchmarkMs: round(first.ms),
       uncleanStops: unclean,
     },
-  };
+  );
 }
 
 // ---------------------------------------------------------------------------------------------- 4. durable write
@@ -528,60 +404,17 @@ async function benchDurableWrite() {
 
 // ---------------------------------------------------------------------------------------------- report
 
-function judge(r) {
-  const checks = r.targets.map((t) => {
-    const v = t.kind === 'ours' ? r.ours : r.ratio; // a target without a kind is on the ratio
-    const ok = (t.min === undefined || v >= t.min) && (t.max === undefined || v <= t.max);
-    return { ...t, value: v, ok };
-  });
-  return { ...r, checks, pass: checks.every((c) => c.ok) };
-}
-
-function fmtValue(v, unit) {
-  if (unit === 'ms') return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ms`;
-  if (v >= 10_000) return `${(v / 1000).toLocaleString('en', { maximumFractionDigits: 1 })}k ${unit}`;
-  return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ${unit}`;
-}
-
-function fmtTarget(t, unit) {
-  const op = t.min !== undefined ? '>=' : '<=';
-  const lim = t.min ?? t.max;
-  return t.kind === 'ratio' ? `ratio ${op} ${lim}x` : `ours ${op} ${fmtValue(lim, unit)}`;
-}
-
-function table(results) {
-  const head = ['#', 'benchmark', 'ours', 'raw baseline', 'ratio', 'target', 'result'];
-  const rows = results.map((r, i) => [
-    String(i + 1),
-    r.id,
-    r.error ? 'error' : fmtValue(r.ours, r.unit),
-    r.error ? '' : fmtValue(r.raw, r.unit),
-    r.error ? '' : `${r.ratio}x`,
-    r.targets.length ? r.targets.map((t) => fmtTarget(t, r.unit)).join(', ') : '(info)',
-    r.error ? 'ERROR' : r.targets.length === 0 ? '-' : r.pass ? 'pass' : `MISS (${r.checks.filter((c) => !c.ok).map((c) => fmtTarget(c, r.unit)).join(', ')})`,
-  ]);
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
-  const line = (cells) => cells.map((x, c) => (c >= 2 && c <= 4 ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
-  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  ')];
-  for (const row of rows) out.push(line(row));
-  out.push('');
-  results.forEach((r, i) => {
-    out.push(`${i + 1}. ${r.name}`);
-    if (r.error) out.push(`   error: ${r.error}`);
-    else if (r.id === 'start-to-ready') {
-      const d = r.detail;
-      out.push(`   ours median ${d.oursMs.median} ms (min ${d.oursMs.min}, max ${d.oursMs.max}) over ${d.starts} starts; of which inside startNode (ready.startMs) median ${d.readyStartMs.median} ms, before it (process start, module loading) median ${d.outsideStartNodeMs.median} ms; SIGTERM to exit median ${d.stopMs.median} ms`);
-      out.push(`   raw \`node -e 0\` median ${d.rawMs.median} ms (min ${d.rawMs.min}, max ${d.rawMs.max}); first start with benchmarking ${d.firstStartWithBenchmarkMs} ms`);
-      if (d.uncleanStops.length) out.push(`   WARNING: SIGTERM did not end the node with exit code 0: ${d.uncleanStops.join('; ')}`);
-    } else if (r.detail) {
-      out.push(`   ours runs ${r.detail.oursRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`);
-      out.push(`   raw runs  ${r.detail.rawRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`);
-      const c = r.detail.perCpuSecond;
-      if (c) out.push(`   per CPU-second of the process: ours ${fmtValue(c.ours, 'events')}, raw ${fmtValue(c.raw, 'events')}, ratio ${c.ratio}x`);
-    }
-    for (const n of r.notes ?? []) out.push(`   ${n}`);
-  });
-  return out.join('\n');
+/** The lines printed under a row: start-to-ready's figures, or the runs of both sides; then its notes (store.mjs's rows). */
+function rowLines(r) {
+  const d = r.detail;
+  if (r.error || !d) return r.notes ?? [];
+  if (r.id !== 'start-to-ready') return [...runLines(r), ...(r.notes ?? [])];
+  return [
+    `ours median ${d.oursMs.median} ms (min ${d.oursMs.min}, max ${d.oursMs.max}) over ${d.starts} starts; of which inside startNode (ready.startMs) median ${d.readyStartMs.median} ms, before it (process start, module loading) median ${d.outsideStartNodeMs.median} ms; SIGTERM to exit median ${d.stopMs.median} ms`,
+    `raw \`node -e 0\` median ${d.rawMs.median} ms (min ${d.rawMs.min}, max ${d.rawMs.max}); first start with benchmarking ${d.firstStartWithBenchmarkMs} ms`,
+    ...(d.uncleanStops.length ? [`WARNING: SIGTERM did not end the node with exit code 0: ${d.uncleanStops.join('; ')}`] : []),
+    ...(r.notes ?? []),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------- 5. durable event log
@@ -589,7 +422,7 @@ function table(results) {
 /** test/bench/store.mjs in its own process (it builds a 1M-event data dir in a child and starts nodes on it); its rows have our shape. */
 async function benchStore() {
   const file = path.join(await tempDir('store'), 'store.json');
-  const child = spawnTracked(process.execPath, [path.join(root, 'test', 'bench', 'store.mjs'), '--json', file], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawnTracked([path.join(root, 'test', 'bench', 'store.mjs'), '--json', file], { stdio: ['ignore', 'ignore', 'inherit'] });
   const r = await withTimeout(exited(child), 200_000, 'test/bench/store.mjs');
   const doc = JSON.parse(await readFile(file, 'utf8').catch(() => 'null'));
   if (!doc) throw new Error(`test/bench/store.mjs exited ${r.code ?? r.signal} without results`);
@@ -612,35 +445,21 @@ const started = performance.now();
 const loadBefore = os.loadavg()[0];
 const results = [];
 try {
-  for (const [id, fn] of benches) {
-    const t0 = performance.now();
-    process.stderr.write(`bench: ${id} ...\n`);
-    try {
-      results.push(...[await fn()].flat().map(judge)); // a benchmark may give several rows
-    } catch (e) {
-      results.push({ id, name: id, unit: '', targets: [], error: e.message, pass: false });
-      await cleanup();
-    }
-    note(`${id} took ${round((performance.now() - t0) / 1000, 1)} s`);
-  }
+  for (const [id, fn] of benches) await step(results, 'bench', id, fn, cleanup);
 } finally {
   await cleanup();
 }
 
 const report = {
-  suite: 'dms-runtime bench',
-  node: process.version,
-  cpus: os.availableParallelism(),
-  at: new Date().toISOString(),
-  totalSeconds: round((performance.now() - started) / 1000, 1),
+  ...reportHead('dms-runtime bench', started),
   // other processes on the machine slow every figure; the ratios, measured side by side, suffer less
   eventsCarryReplyTo: withReplies,
-  loadAverage1m: { before: round(loadBefore, 2), after: round(os.loadavg()[0], 2) },
+  loadAverage1m: loadAverage(loadBefore),
   ok: results.every((r) => !r.error && r.pass !== false),
   results,
 };
 process.stdout.write(
-  `\n${table(results)}\n\nevents: lock/unlock/sample mix ${withReplies ? 'with replyTo on every lock and unlock (--replies)' : 'without replyTo (fire-and-forget sends; --replies adds them)'}\nper CPU-second: events per second of CPU time of this process (all its threads), less disturbed by other processes than the wall clock\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after${Math.max(loadBefore, os.loadavg()[0]) > report.cpus ? ' (above the core count: other processes competed for the cores, so wall-clock figures are low and noisy)' : ''}\n`,
+  `\n${table(results, rowLines)}\n\nevents: lock/unlock/sample mix ${withReplies ? 'with replyTo on every lock and unlock (--replies)' : 'without replyTo (fire-and-forget sends; --replies adds them)'}\nper CPU-second: events per second of CPU time of this process (all its threads), less disturbed by other processes than the wall clock\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after${Math.max(loadBefore, os.loadavg()[0]) > report.cpus ? ' (above the core count: other processes competed for the cores, so wall-clock figures are low and noisy)' : ''}\n`,
 );
 if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(report)}\n`);

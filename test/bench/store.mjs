@@ -18,19 +18,17 @@
 //   --only: a comma list of row ids (durable-append, replay-rate, supervisor-durable, restart-1m, rss-1m, replay-cli)
 // Loads the compiled JS next to the .ts sources (run `npx tsc -p tsconfig.json` first; workers need it anyway).
 // Bounded: a watchdog ends the run (and everything it started) after WATCHDOG_MS; temp dirs are removed.
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { MAIN_JS, alternate, cleanup, cleanups, exited, fmtValue, guard, jsonLine, judge, kill, loadAverage, median, msRow, nodeE0, note, reportHead, round, runLines, spawnTracked, startNode as spawnNode, step, table, tempDir, withTimeout } from './common.mjs';
 import { BENCHMARK, OFFER, mixedEvents, onboardEvent } from './fixtures.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SELF = fileURLToPath(import.meta.url);
-const MAIN_JS = path.join(root, 'runtime', 'main.js');
 const WATCHDOG_BASE_MS = 160_000; // plus --replay-budget
 const CLK_TCK = 100; // USER_HZ of /proc/<pid>/stat on Linux
 const BATCH = 1000;
@@ -42,16 +40,9 @@ function usage(msg) {
   process.exit(2);
 }
 
-const round = (x, d = 0) => Math.round(x * 10 ** d) / 10 ** d;
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const cpuMs = (c) => (c.user + c.system) / 1000;
 /** A full GC before a timed run (set in the main process), so one run's garbage is not charged to the next. */
 let collect = () => {};
-const note = (msg) => process.stderr.write(`  ${msg}\n`);
 
 /** LoggedEvent rows as the supervisor makes them (seq, ts, type, origin, payload). */
 function logged(payloads, firstSeq) {
@@ -288,37 +279,10 @@ const { actorKind } = await import('../../actors/kinds.js');
 const { nodeMachine } = await import('../../machines/node.machine.js');
 const { createActor } = await import('xstate');
 
-// ------------------------------------------------------------------------------------------------ cleanup
-
-const children = new Set();
-const tmpDirs = new Set();
-const cleanups = new Set();
-
-async function cleanup() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const f of [...cleanups].reverse()) await f().catch(() => {});
-  cleanups.clear();
-  for (const d of tmpDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
-  tmpDirs.clear();
-}
+// ------------------------------------------------------------------------------------------------ watchdog
 
 const results = [];
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench/store: still running after ${WATCHDOG_MS / 1000} s; giving up\n`);
-  void cleanup().finally(async () => {
-    await report(true);
-    process.exit(1);
-  });
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
-
-async function tempDir(tag) {
-  const d = await mkdtemp(path.join(os.tmpdir(), `dms-bench-store-${tag}-`));
-  tmpDirs.add(d);
-  return d;
-}
+const watchdog = guard(WATCHDOG_MS, 'bench/store', () => report(true));
 
 async function dirBytes(dir) {
   let n = 0;
@@ -327,73 +291,6 @@ async function dirBytes(dir) {
     n += e.isDirectory() ? await dirBytes(p) : (await stat(p)).size;
   }
   return n;
-}
-
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise.finally(() => clearTimeout(t)),
-    new Promise((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
-function spawnTracked(argv, opts = {}) {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: root, ...opts });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function exited(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** Resolves with the first stdout JSON line for which `pick` returns a value; rejects on exit or timeout. */
-function jsonLine(child, pick, timeoutMs, what, onLine = () => {}) {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => fail(`${what}: nothing within ${timeoutMs} ms`), timeoutMs);
-    const fail = (why) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${why}; stderr: ${err.trim().slice(-800) || '(empty)'}`));
-    };
-    const onExit = (code, signal) => fail(`${what}: exited (${code ?? signal}) first`);
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.stdout.on('data', (d) => {
-      const at = performance.now();
-      out += d;
-      const lines = out.split('\n');
-      out = lines.pop();
-      for (const line of lines) {
-        let msg;
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        onLine(msg);
-        if (msg?.error) return fail(`${what}: ${msg.error}`);
-        const v = pick(msg);
-        if (v !== undefined) {
-          clearTimeout(timer);
-          child.off('exit', onExit);
-          child.stdout.removeAllListeners('data');
-          child.stdout.resume();
-          child.stderr.resume();
-          resolve({ value: v, at });
-          return;
-        }
-      }
-    });
-    child.once('exit', onExit);
-  });
 }
 
 /** Memory (MB) and CPU time (ms, all threads) of a process so far, from /proc. */
@@ -406,20 +303,8 @@ async function procStatus(pid) {
 
 /** Starts a node on `dir`; resolves at its ready line with spawn-to-ready ms, the ready line and its memory then. */
 async function startNode(dir, timeoutMs = 30_000) {
-  const t0 = performance.now();
-  const child = spawnTracked([MAIN_JS, '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json']);
-  const { value: ready, at } = await jsonLine(child, (m) => (m?.event === 'ready' ? m : undefined), timeoutMs, `node on ${path.basename(dir)}`);
-  const mem = await procStatus(child.pid);
-  return { ms: at - t0, ready, mem, child };
-}
-
-async function kill(child, signal = 'SIGKILL') {
-  const done = exited(child);
-  child.kill(signal);
-  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const r = await done;
-  clearTimeout(t);
-  return r;
+  const s = await spawnNode(dir, timeoutMs);
+  return { ...s, mem: await procStatus(s.child.pid) };
 }
 
 /**
@@ -446,7 +331,7 @@ async function benchAppend() {
   const N = 60_000;
   const INFLIGHT = 4;
   const RUNS = 3;
-  const dir = await tempDir('append');
+  const dir = await tempDir('store-append');
   const ours = async (events, k) => {
     const dataDir = path.join(dir, `store-${k}`);
     const { store } = await DexieEventLog.open({ dataDir, ...STORE_DEFAULTS });
@@ -484,13 +369,9 @@ async function benchAppend() {
   const b = [];
   for (let k = 0; k < RUNS; k += 1) {
     const events = logged(mixedEvents(N, `a${k}`), 1);
-    if (k % 2) {
-      b.push(await raw(events, k));
-      o.push(await ours(events, k));
-    } else {
-      o.push(await ours(events, k));
-      b.push(await raw(events, k));
-    }
+    const [x, y] = await alternate(k, () => ours(events, k), () => raw(events, k));
+    o.push(x);
+    b.push(y);
   }
   const p = paired(o, b);
   return {
@@ -589,7 +470,7 @@ async function benchReplayRate() {
 // ------------------------------------------------------------------------------------------------ 2, 3, 5, 6: the 1M dir
 
 async function buildDir(tag, events, timeoutMs) {
-  const parent = await tempDir(tag);
+  const parent = await tempDir(`store-${tag}`);
   const dir = path.join(parent, 'data');
   const child = spawnTracked([SELF, '--build', dir, '--events', String(events), '--raw-file', path.join(parent, 'raw.log'), ...(realBuild ? ['--real-build'] : [])]);
   let last = 0;
@@ -639,15 +520,6 @@ function supervisorRow(big) {
   };
 }
 
-async function nodeE0() {
-  const t0 = performance.now();
-  const child = spawnTracked(['-e', '0']);
-  child.stdout.resume();
-  child.stderr.resume();
-  await withTimeout(exited(child), 10_000, '`node -e 0`');
-  return performance.now() - t0;
-}
-
 async function benchRestart(big, small) {
   const STARTS = 3;
   const sample = (s, cpu) => ({ ms: s.ms, startMs: s.ready.startMs, recovered: s.ready.recovered, state: s.ready.state, ...s.mem, ...(cpu ? { stopCode: cpu.code ?? cpu.signal } : {}) });
@@ -695,16 +567,13 @@ function restartRows(big, small, r) {
     readyStartMs: { raw: r.b.map((s) => s.startMs) },
     cpuMsToReady: { raw: r.b.map((s) => round(s.cpuMs)) },
   };
-  const restart = {
-    id: 'restart-1m',
-    name: `restart with ${big.lastSeq.toLocaleString('en')} events logged, after a clean stop (SIGTERM): \`node runtime/main.js --json\` spawn to ready line, median of ${r.o.length}, vs the same command on a data dir with only its onboarding (benchmark stored)`,
-    unit: 'ms',
-    lowerIsBetter: true,
-    ours: round(oMs),
-    raw: round(bMs),
-    ratio: round(oMs / bMs, 2),
-    targets: [{ kind: 'ours', max: 3000 }],
-    detail: {
+  const restart = msRow(
+    'restart-1m',
+    `restart with ${big.lastSeq.toLocaleString('en')} events logged, after a clean stop (SIGTERM): \`node runtime/main.js --json\` spawn to ready line, median of ${r.o.length}, vs the same command on a data dir with only its onboarding (benchmark stored)`,
+    oMs,
+    bMs,
+    [{ kind: 'ours', max: 3000 }],
+    {
       runs: r.o.length,
       oursRuns: r.o.map((s) => round(s.ms)),
       ...baseline,
@@ -717,17 +586,14 @@ function restartRows(big, small, r) {
       history,
       small: { events: small.lastSeq },
     },
-  };
-  const crash = {
-    id: 'restart-1m-crash',
-    name: `restart with ${big.lastSeq.toLocaleString('en')} events logged, after a crash (SIGKILL) right after a burst of ${(big.chunks.at(-2).events + big.chunks.at(-1).events).toLocaleString('en')} events: the same command, one start (the next start is a clean one), vs the baseline of restart-1m`,
-    unit: 'ms',
-    lowerIsBetter: true,
-    ours: round(r.crash.ms),
-    raw: round(bMs),
-    ratio: round(r.crash.ms / bMs, 2),
-    targets: [{ kind: 'ours', max: 3000 }],
-    detail: {
+  );
+  const crash = msRow(
+    'restart-1m-crash',
+    `restart with ${big.lastSeq.toLocaleString('en')} events logged, after a crash (SIGKILL) right after a burst of ${(big.chunks.at(-2).events + big.chunks.at(-1).events).toLocaleString('en')} events: the same command, one start (the next start is a clean one), vs the baseline of restart-1m`,
+    r.crash.ms,
+    bMs,
+    [{ kind: 'ours', max: 3000 }],
+    {
       runs: 1,
       oursRuns: [round(r.crash.ms)],
       ...baseline,
@@ -738,7 +604,7 @@ function restartRows(big, small, r) {
       sigtermExit: r.firstStop,
       history,
     },
-  };
+  );
   const oRss = median(r.o.map((s) => s.rssMb));
   const bRss = median(r.b.map((s) => s.rssMb));
   const rss = {
@@ -827,59 +693,14 @@ async function benchReplayCli(big, replayRate, budgetMs) {
 
 // ------------------------------------------------------------------------------------------------ report
 
-function judge(r) {
-  const checks = r.targets.map((t) => {
-    const v = t.kind === 'ratio' ? r.ratio : r.ours;
-    return { ...t, value: v, ok: (t.min === undefined || v >= t.min) && (t.max === undefined || v <= t.max) };
-  });
-  return { ...r, checks, pass: checks.every((c) => c.ok) };
+/** Values as printed here: as in test/bench/run.mjs, but MB to 0.1. */
+function fmt(v, unit) {
+  return fmtValue(v, unit, true);
 }
 
-function fmtValue(v, unit) {
-  if (unit === 'ms') return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ms`;
-  if (unit === 'MB') return `${v.toLocaleString('en', { maximumFractionDigits: 1 })} MB`;
-  if (v >= 10_000) return `${(v / 1000).toLocaleString('en', { maximumFractionDigits: 1 })}k ${unit}`;
-  return `${v.toLocaleString('en', { maximumFractionDigits: 0 })} ${unit}`;
-}
-
-function fmtTarget(t, unit) {
-  const op = t.min !== undefined ? '>=' : '<=';
-  const lim = t.min ?? t.max;
-  return t.kind === 'ratio' ? `ratio ${op} ${lim}x` : `ours ${op} ${fmtValue(lim, unit)}`;
-}
-
-function table(rs) {
-  const head = ['#', 'benchmark', 'ours', 'raw baseline', 'ratio', 'target', 'result'];
-  const rows = rs.map((r, i) => [
-    String(i + 1),
-    r.id,
-    r.error ? 'error' : fmtValue(r.ours, r.unit),
-    r.error ? '' : fmtValue(r.raw, r.unit),
-    r.error ? '' : `${r.ratio}x`,
-    r.targets.length ? r.targets.map((t) => fmtTarget(t, r.unit)).join(', ') : '(info)',
-    r.error ? 'ERROR' : r.targets.length === 0 ? '-' : r.pass ? 'pass' : `MISS (${r.checks.filter((c) => !c.ok).map((c) => fmtTarget(c, r.unit)).join(', ')})`,
-  ]);
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
-  const line = (cells) => cells.map((x, c) => (c >= 2 && c <= 4 ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
-  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  ')];
-  for (const row of rows) out.push(line(row));
-  out.push('');
-  rs.forEach((r, i) => {
-    out.push(`${i + 1}. ${r.name}`);
-    if (r.error) out.push(`   error: ${r.error}`);
-    else out.push(...[...runLines(r), ...detailLines(r)].map((l) => `   ${l}`));
-  });
-  return out.join('\n');
-}
-
-/** The runs of both sides and their rates per CPU-second (test/bench/run.mjs prints these itself). */
-function runLines(r) {
-  const d = r.detail;
-  return [
-    `ours runs ${d.oursRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`,
-    `raw runs  ${d.rawRuns.map((x) => fmtValue(x, r.unit)).join(', ')}`,
-    ...(d.perCpuSecond ? [`per CPU-second of the process: ours ${fmtValue(d.perCpuSecond.ours, 'events')}, raw ${fmtValue(d.perCpuSecond.raw, 'events')}, ratio ${d.perCpuSecond.ratio}x`] : []),
-  ];
+/** The runs of both sides (test/bench/run.mjs prints these itself), then the other detail lines. */
+function rowLines(r) {
+  return r.error ? [] : [...runLines(r, fmt), ...detailLines(r)];
 }
 
 /** The other detail lines printed under a row (also in the JSON as `notes`, for test/bench/run.mjs to print). */
@@ -889,7 +710,7 @@ function detailLines(r) {
   if (r.id === 'durable-append') lines.push(`fdatasyncs per run ${d.fdatasyncsPerRun.join(', ')} (group commit); ${d.journalBytesPerEvent} journal bytes per event; compactions ${d.compactions.join(', ')}`);
   if (r.id === 'supervisor-durable') {
     lines.push(`process CPU per event (main thread + Node worker): ours ${d.cpuPerEvent.ours}, raw ${d.cpuPerEvent.raw}; the build: ${d.fdatasyncs} fdatasyncs for ${d.journalRecords} journal records, ${d.compactions} compactions, ${d.buildSeconds} s`);
-    if (d.storeOnly.chunks) lines.push(`the other ${d.storeOnly.events.toLocaleString('en')} events (${d.storeOnly.chunks} chunks, identical in effect) were written with the supervisor's store calls only (append + saveSnapshot, no delivery): ${fmtValue(d.storeOnly.events / (d.storeOnly.ms / 1000), 'events/s')}`);
+    if (d.storeOnly.chunks) lines.push(`the other ${d.storeOnly.events.toLocaleString('en')} events (${d.storeOnly.chunks} chunks, identical in effect) were written with the supervisor's store calls only (append + saveSnapshot, no delivery): ${fmt(d.storeOnly.events / (d.storeOnly.ms / 1000), 'events/s')}`);
   }
   if (r.id === 'restart-1m' || r.id === 'restart-1m-crash') {
     const rec = (x) => (x ? `snapshot seq ${x.snapshotSeq}, ${x.replayed} events replayed, actor ${x.ms} ms, ${x.journalRecords} journal records` : 'none');
@@ -913,53 +734,37 @@ function report(partial = false) {
   if (reported) return;
   reported = true;
   const doc = {
-    suite: 'dms-runtime bench: durable event log',
-    node: process.version,
-    cpus: os.availableParallelism(),
-    at: new Date().toISOString(),
-    totalSeconds: round((performance.now() - started) / 1000, 1),
-    loadAverage1m: { before: round(loadBefore, 2), after: round(os.loadavg()[0], 2) },
+    ...reportHead('dms-runtime bench: durable event log', started),
+    loadAverage1m: loadAverage(loadBefore),
     partial,
     ok: !partial && results.every((r) => !r.error && r.pass !== false),
     results: results.map((r) => (r.error ? r : { ...r, notes: detailLines(r) })),
   };
-  process.stdout.write(`\n${table(results)}\n\ntotal ${doc.totalSeconds} s on ${doc.cpus} cores, Node ${doc.node}; 1-minute load average ${doc.loadAverage1m.before} before, ${doc.loadAverage1m.after} after (above ${doc.cpus}, other processes were competing for the cores)\n`);
+  process.stdout.write(`\n${table(results, rowLines, fmt)}\n\ntotal ${doc.totalSeconds} s on ${doc.cpus} cores, Node ${doc.node}; 1-minute load average ${doc.loadAverage1m.before} before, ${doc.loadAverage1m.after} after (above ${doc.cpus}, other processes were competing for the cores)\n`);
   if (jsonFile) return writeFile(jsonFile, `${JSON.stringify(doc, null, 2)}\n`);
 }
 
 const want = (id) => !only || only.includes(id);
-async function step(id, fn) {
-  const t0 = performance.now();
-  process.stderr.write(`bench/store: ${id} ...\n`);
-  try {
-    const r = await fn();
-    for (const x of [r].flat()) results.push(judge(x));
-  } catch (e) {
-    results.push({ id, name: id, unit: '', targets: [], error: e.message, pass: false });
-  }
-  note(`${id} took ${round((performance.now() - t0) / 1000, 1)} s`);
-}
-
 try {
-  if (want('durable-append')) await step('durable-append', benchAppend);
+  if (want('durable-append')) await step(results, 'bench/store', 'durable-append', benchAppend);
   let replayRate;
   if (want('replay-rate') || want('replay-cli')) {
-    await step('replay-rate', benchReplayRate);
+    await step(results, 'bench/store', 'replay-rate', benchReplayRate);
     replayRate = results.at(-1);
   }
   const needDir = ['supervisor-durable', 'restart-1m', 'rss-1m', 'replay-cli'].some(want);
   let big;
   let small;
   if (needDir) {
-    await step('build', async () => {
+    await step(results, 'bench/store', 'build', async () => {
       big = await buildDir('1m', TOTAL - 1, 150_000);
       small = await buildDir('small', 0, 30_000);
       return [];
     });
   }
   if (big && want('supervisor-durable')) results.push(judge(supervisorRow(big)));
-  if (big && small && (want('restart-1m') || want('rss-1m'))) await step('restart-1m', async () => restartRows(big, small, await benchRestart(big, small)));
-  if (big && want('replay-cli')) await step('replay-cli', () => benchReplayCli(big, replayRate, replayBudgetS * 1000));
+  if (big && small && (want('restart-1m') || want('rss-1m'))) await step(results, 'bench/store', 'restart-1m', async () => restartRows(big, small, await benchRestart(big, small)));
+  if (big && want('replay-cli')) await step(results, 'bench/store', 'replay-cli', () => benchReplayCli(big, replayRate, replayBudgetS * 1000));
 } finally {
   await cleanup();
 }
