@@ -95,7 +95,9 @@ export interface DeploymentWindow {
   readonly deadline: number;
 }
 
-const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/;
+/** A libp2p peer id as text (base58btc). */
+export const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/;
+const PEER_ID = PEER_ID_PATTERN;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Every rule that needs no I/O; empty when the job is fine. With a window, also refuses a too-close deadline. */

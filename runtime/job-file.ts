@@ -10,8 +10,7 @@ import { DEFAULT_JOB_TIMEOUT_MS, describeJobProblems, type JobSpec, validateJob 
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
 import { formatBytes, MAX_MODULE_BYTES } from './executors/limits.ts';
 import { loadCheckedModule, sha256Hex } from './executors/wasm-module.ts';
-import { describeIssues, sizeSchema } from './schemas.ts';
-import { parseDuration } from './units.ts';
+import { describeIssues, durationSchema, sizeSchema } from './schemas.ts';
 
 /** A job file that cannot be read, parsed or accepted. Bad input: ends a command with exit code 2. */
 export class JobFileError extends Error {
@@ -47,14 +46,6 @@ export class FileTooLargeError extends Error {
   }
 }
 
-const durationSchema = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const n = parseDuration(v);
-  if (n === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; use milliseconds or a unit such as 30s or 5m` });
-    return z.NEVER;
-  }
-  return n;
-});
 /** YAML writes `K: 1` and `- 2` unquoted: scalars are taken as the strings they read as. */
 const text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 const args = z.array(text).default([]);

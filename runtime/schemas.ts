@@ -2,6 +2,7 @@
  * Schemas for data that arrives from outside (API requests, files in the data dir), checked at the edge.
  */
 import { z } from 'zod';
+import { PEER_ID_PATTERN } from '../machines/job.ts';
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
 import { parseDuration, parseSize } from './units.ts';
 
@@ -9,6 +10,15 @@ export const sizeSchema = z.union([z.number(), z.string()]).transform((v, ctx) =
   const n = parseSize(v);
   if (n === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a size; use bytes or a unit such as 512MiB or 2GB` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+export const durationSchema = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = parseDuration(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; use milliseconds or a unit such as 30s or 5m` });
     return z.NEVER;
   }
   return n;
@@ -46,7 +56,7 @@ export const preferencesSchema = z
   .strict();
 
 /** POST /v1/ping: a peer id and how many round trips. */
-export const pingSchema = z.object({ peer: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'not a peer id'), count: z.number().int().min(1).max(1000) }).strict();
+export const pingSchema = z.object({ peer: z.string().regex(PEER_ID_PATTERN, 'not a peer id'), count: z.number().int().min(1).max(1000) }).strict();
 
 const ledgerId = z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only');
 
@@ -56,14 +66,7 @@ export const lockSchema = z
     id: ledgerId,
     resources: z.object({ cpu: z.number().nonnegative(), memory: sizeSchema, disk: sizeSchema, gpus: z.number().int().nonnegative().default(0) }).strict(),
     ports: z.object({ static: z.array(z.number().int().min(1).max(65535)).max(1000).optional(), dynamic: z.number().int().min(0).max(1000).optional() }).strict().optional(),
-    ttl: z.union([z.number(), z.string()]).transform((v, ctx) => {
-      const n = parseDuration(v);
-      if (n === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; use milliseconds or a unit such as 30s or 5m` });
-        return z.NEVER;
-      }
-      return n;
-    }),
+    ttl: durationSchema,
   })
   .strict();
 export const unlockSchema = z.object({ id: ledgerId }).strict();
