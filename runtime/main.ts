@@ -5,7 +5,6 @@
 import './polyfills.ts';
 import { promises as fs } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import YAML from 'yaml';
 import { formatBytes } from '../machines/capability.ts';
 import { type ApiClient, connect } from './client.ts';
 import { DEFAULT_INSPECT, type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
@@ -77,7 +76,7 @@ async function readPreferencesFile(file: string): Promise<unknown> {
   }
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = (await import('yaml')).parse(text);
   } catch (e) {
     throw new UsageError(`preferences file ${file} is neither JSON nor YAML: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -184,7 +183,8 @@ export function buildCli(): Command {
       const prefs = opts.set === undefined ? undefined : await readPreferencesFile(opts.set);
       const { api, json } = await client(opts);
       const result = prefs === undefined ? await api.request('GET', '/v1/preferences') : await api.request('PUT', '/v1/preferences', prefs);
-      print(json, result, () => YAML.stringify(result).trimEnd());
+      const { stringify } = await import('yaml'); // only this command needs YAML: keep it off the start-up path
+      print(json, result, () => stringify(result).trimEnd());
     });
 
   offerOptions(clientOptions(program.command('onboard').description('change what the running node offers'))).action(async (opts: RawOptions) => {
