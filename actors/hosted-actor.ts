@@ -71,7 +71,7 @@ export class HostedActor {
   deliver(batch: readonly unknown[]): DeliverResult {
     const parts: string[] = [];
     this.#sink = parts;
-    const intents = { toString: () => `[${parts.join(',')}]` };
+    const intents = () => `[${parts.join(',')}]`;
     try {
       for (let i = 0; i < batch.length; i += 1) {
         this.#actor.send(batch[i] as never);
@@ -79,10 +79,10 @@ export class HostedActor {
         const snap = this.#actor.getSnapshot();
         if (snap.status === 'error') {
           const err = snap.error as { name?: string; message?: string } | undefined;
-          return { intents: String(intents), processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) }, ...this.#takeInspections() };
+          return { intents: intents(), processed: i, failure: { index: i, name: err?.name ?? 'Error', message: err?.message ?? String(err) }, ...this.#takeInspections() };
         }
       }
-      return { intents: String(intents), processed: batch.length, ...this.#takeInspections() };
+      return { intents: intents(), processed: batch.length, ...this.#takeInspections() };
     } finally {
       this.#sink = null;
     }

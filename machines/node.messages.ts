@@ -3,7 +3,7 @@
  * Time arrives in events (`now`, `at`): the machine never reads a clock.
  */
 import type { Resources } from './capability.ts';
-import type { LedgerRefusalCode, PortRequest } from './ledger.ts';
+import type { LedgerRefusalCode, LockCommand } from './ledger.ts';
 import type { Benchmark, HostFacts, Offer, OnboardingProblem, Registration } from './onboarding.ts';
 import type { Preferences } from './preferences.ts';
 
@@ -44,14 +44,9 @@ export interface BenchmarkFailEvent {
 export interface OffboardEvent extends Replyable {
   readonly type: 'node.offboard';
 }
-export interface LockEvent extends Replyable {
+/** A lock request: the ledger's LockCommand as an event. */
+export interface LockEvent extends Replyable, LockCommand {
   readonly type: 'ledger.lock';
-  readonly id: string;
-  readonly resources: Resources;
-  readonly ports?: PortRequest;
-  readonly expiresAt: number;
-  readonly now: number;
-  readonly holder?: string;
 }
 export interface UnlockEvent extends Replyable {
   readonly type: 'ledger.unlock';

@@ -2,6 +2,7 @@
  * End to end: real `node runtime/main.js` processes on loopback, driven only through the CLI and the HTTP API,
  * as a user or a script would (INTERFACE.md).
  */
+import type { Capability as Cap } from '../../machines/capability.ts';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,13 +25,6 @@ import {
   startNode,
 } from './harness.ts';
 
-interface Cap {
-  cpu: number;
-  memory: number;
-  disk: number;
-  gpus: unknown[];
-  executors: string[];
-}
 
 interface Info {
   identity: { uuid: string; cid: string; peerId: string; did: string };

@@ -3,6 +3,7 @@
  * SIGKILL at chosen and at random moments, restarted on the same data dir, replayed with `replay`, and watched
  * through the Stately inspector's websocket protocol; driven only through the CLI and the HTTP API.
  */
+import type { Capability as Cap } from '../../machines/capability.ts';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -12,13 +13,6 @@ import * as assert from 'uvu/assert';
 import { WebSocketServer } from 'ws';
 import { type NodeProcess, MAIN, ROOT, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
 
-interface Cap {
-  cpu: number;
-  memory: number;
-  disk: number;
-  gpus: unknown[];
-  executors: string[];
-}
 interface Capability {
   registered: Cap;
   locked: Cap;
