@@ -10,7 +10,8 @@ import type { Resources } from './capability.ts';
 export type JobId = string & { readonly __brand: 'JobId' };
 
 /** Ids that can also name a ledger lock or allocation: letters, digits and . _ : @ - only. */
-const JOB_ID = /^[\w.:@-]{1,200}$/;
+export const JOB_ID_PATTERN = /^[\w.:@-]{1,200}$/;
+const JOB_ID = JOB_ID_PATTERN;
 
 /** A new id from at least 16 random bytes, which come in as input (no randomness in here). */
 export function createJobId(random: Uint8Array): JobId {

@@ -1,8 +1,10 @@
 /**
  * The Node statechart: onboarding (benchmarking -> validating -> registered, or failed), the capability ledger,
- * preferences and monitoring. Pure: effects leave as emitted intents (node.messages.ts).
+ * preferences, monitoring, and answering bid requests (the decision is bidding.ts). Pure: effects leave as emitted
+ * intents (node.messages.ts).
  */
-import { assertEvent, enqueueActions, setup } from 'xstate';
+import { assertEvent, enqueueActions, setup, stateIn } from 'xstate';
+import { type Answered, decideBid, pruneAnswered } from './bidding.ts';
 import { formatBytes, resourcesOf, subtractResources } from './capability.ts';
 import {
   type Ceiling,
@@ -23,7 +25,7 @@ import { type Benchmark, type HostFacts, type Offer, type OnboardingProblem, typ
 import { DEFAULT_PREFERENCES, type Preferences } from './preferences.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
-export const NODE_MACHINE_VERSION = 1;
+export const NODE_MACHINE_VERSION = 2;
 
 export interface NodeContext {
   readonly offer: Offer;
@@ -38,6 +40,8 @@ export interface NodeContext {
   readonly constrained: { readonly memory: boolean; readonly disk: boolean };
   /** The request waiting for onboarding to finish. */
   readonly pendingReply: string | null;
+  /** Bid requests already answered, `${dealId}:${nonce}` -> when to forget it, so a repeat is not answered again. */
+  readonly answered: Answered;
 }
 
 export interface NodeInput {
@@ -99,6 +103,7 @@ export const nodeMachine = setup({
     hasBenchmark: ({ context, event }) => event.type === 'node.onboard' && !event.rebenchmark && (event.benchmark ?? context.benchmark) !== null,
     isValid: ({ context }) => context.problems.length === 0 && context.registration !== null,
     wasRegistered: ({ context }) => context.registration !== null,
+    isRegistered: stateIn('registered'),
   },
   actions: {
     acceptOnboard: enqueueActions(({ context, event, enqueue }) => {
@@ -209,11 +214,21 @@ export const nodeMachine = setup({
       assertEvent(event, 'node.recovered');
       const r = expire(context.ledger, event.now);
       if (r.expired.length > 0) enqueue.assign({ ledger: r.ledger });
+      const answered = pruneAnswered(context.answered, event.now);
+      if (answered !== context.answered) enqueue.assign({ answered });
       const next = nextExpiry(r.ledger);
       emitAll(enqueue, [
         r.expired.length > 0 ? { type: 'log.write', level: 'info', message: `locks expired while the node was down: ${r.expired.join(', ')}`, data: { expired: r.expired } } : null,
         next === null ? null : { type: 'timer.schedule', at: next },
       ]);
+    }),
+    answerBid: enqueueActions(({ context, event, enqueue }, params: { registered: boolean }) => {
+      assertEvent(event, 'bid.request');
+      const { registration, ledger, preferences, answered } = context;
+      const d = decideBid({ registered: params.registered, registration, ledger, preferences, answered }, event);
+      if (d.answered !== answered) enqueue.assign({ answered: d.answered });
+      if (d.ledger) enqueue.assign({ ledger: d.ledger });
+      emitAll(enqueue, [d.ledger ? timerIntent(ledger, d.ledger) : null, ...d.intents]);
     }),
     refuseClosed: enqueueActions(({ event, enqueue }) => {
       const to = 'replyTo' in event ? event.replyTo : undefined;
@@ -262,6 +277,7 @@ export const nodeMachine = setup({
     sample: null,
     constrained: { memory: false, disk: false },
     pendingReply: null,
+    answered: {},
   }),
   initial: 'offboarded',
   on: {
@@ -272,6 +288,11 @@ export const nodeMachine = setup({
     'ledger.unlock': { actions: 'unlock' },
     'node.stop': { target: '.stopped', actions: 'stop' },
     'node.recovered': { actions: 'recover' },
+    // Handled in every state: a Node that is not registered declines (scenario 2) rather than staying silent.
+    'bid.request': [
+      { guard: 'isRegistered', actions: { type: 'answerBid', params: { registered: true } } },
+      { actions: { type: 'answerBid', params: { registered: false } } },
+    ],
   },
   states: {
     offboarded: {

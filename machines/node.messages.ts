@@ -2,6 +2,7 @@
  * Events the Node actor accepts, and the intents it emits for its shell to carry out.
  * Time arrives in events (`now`, `at`): the machine never reads a clock.
  */
+import type { BidRequestEvent, NodeDealIntent } from './deal.messages.ts';
 import type { LedgerRefusalCode, LockCommand } from './ledger.ts';
 import type { Benchmark, HostFacts, Offer, OnboardingProblem, Registration } from './onboarding.ts';
 import type { Preferences } from './preferences.ts';
@@ -95,7 +96,9 @@ export type NodeEvent =
   | SampleEvent
   | PreferencesSetEvent
   | StopEvent
-  | RecoveredEvent;
+  | RecoveredEvent
+  /** A peer asks for bids; the Node bids or declines (machines/bidding.ts). */
+  | BidRequestEvent;
 
 export type NodeEventType = NodeEvent['type'];
 
@@ -119,4 +122,5 @@ export type NodeIntent =
   | { readonly type: 'timer.schedule'; readonly at: number | null }
   | { readonly type: 'allocation.stop'; readonly allocationId: string }
   | { readonly type: 'log.write'; readonly level: LogLevel; readonly message: string; readonly data?: Record<string, unknown> }
-  | ReplyIntent;
+  | ReplyIntent
+  | NodeDealIntent;

@@ -4,12 +4,11 @@
  * other intents to the runtime, snapshots, and restarts the worker from its snapshot plus the logged events since.
  * The types and errors of supervision live here too; runtime/supervisor.ts spawns and tracks the refs.
  */
-import { Worker } from 'node:worker_threads';
-import { type Remote, releaseProxy, wrap } from 'comlink';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { Remote } from 'comlink';
 import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type InspectionRecord, type VersionedSnapshot, parseIntents } from '../actors/actor.protocol.ts';
 import type { EventLog, LoggedEvent } from '../actors/event-log.ts';
 import type { ReplyBody } from '../machines/node.messages.ts';
+import { type Placement, type WorkerHost, WorkerPool } from './worker-pool.ts';
 
 export interface SupervisorInit {
   /** Restarts allowed within `withinMs` before the supervisor gives up and escalates. */
@@ -97,15 +96,16 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-const DEFAULT_WORKER_URL = new URL('./actor.worker.js', import.meta.url);
-
 /** Removes a key from each member of a union. */
 export type OmitFrom<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A handle on one supervised actor that accepts events of type `E`. */
 export class ActorRef<E extends { readonly type: string } = { readonly type: string }> {
-  #worker!: Worker;
+  #host: WorkerHost | undefined;
   #remote!: Remote<ActorHostApi>;
+  /** Removes this actor's listeners from its worker. */
+  #unlisten: () => void = () => {};
+  readonly #pool: WorkerPool;
   #epoch = 0;
   /** Last seq given to an event. */
   #seq = 0;
@@ -134,7 +134,11 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     readonly input: unknown,
     readonly init: SupervisorInit,
     readonly deps: SupervisorDeps,
-  ) {}
+    readonly placement: Placement = 'dedicated',
+    pool?: WorkerPool,
+  ) {
+    this.#pool = pool ?? new WorkerPool(deps.workerUrl);
+  }
 
   get status(): string {
     return this.#status;
@@ -256,8 +260,18 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     } finally {
       clearTimeout(timer);
     }
-    this.#remote[releaseProxy]();
-    await this.#worker.terminate();
+    await this.#dropHost();
+  }
+
+  /** Leaves the worker: a dedicated one ends; on the shared one only this actor goes. */
+  async #dropHost(): Promise<void> {
+    const h = this.#host;
+    if (!h) return;
+    this.#host = undefined;
+    this.#unlisten();
+    // not awaited on the shared worker: a call to a worker that died never settles
+    if (h.shared) void this.#remote.stop(this.id).catch(() => {});
+    else await this.#pool.release(h);
   }
 
   /** A snapshot at a clean stop, so the next start replays nothing. */
@@ -278,17 +292,26 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
 
   async #boot(input: unknown, snapshot: VersionedSnapshot | undefined, replay: readonly unknown[]): Promise<ActorView & { facts?: readonly IndexedFact[] }> {
     const epoch = ++this.#epoch;
-    const worker = new Worker(this.deps.workerUrl ?? DEFAULT_WORKER_URL);
-    this.#worker = worker;
-    this.#remote = wrap<ActorHostApi>(nodeEndpoint(worker));
-    worker.on('error', (err) => this.deps.log.error({ actor: this.id, err }, 'actor worker error'));
+    const h = this.#pool.acquire(this.placement);
+    const { worker } = h;
+    this.#host = h;
+    this.#remote = h.remote;
     // comlink never settles a call to a worker that died, so a worker that exits before it answers init fails the boot.
     let booted = false;
-    const exited = new Promise<never>((_, reject) => worker.once('exit', (code) => reject(new Error(`actor ${this.id}: worker exited with code ${code} before it started`))));
+    let rejectBoot: (e: Error) => void = () => {};
+    const exited = new Promise<never>((_, reject) => (rejectBoot = reject));
     exited.catch(() => {});
-    worker.on('exit', (code) => {
-      if (booted && epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
-    });
+    const onError = (err: Error) => this.deps.log.error({ actor: this.id, err }, 'actor worker error');
+    const onExit = (code: number) => {
+      if (!booted) rejectBoot(new Error(`actor ${this.id}: worker exited with code ${code} before it started`));
+      else if (epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
+    };
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    this.#unlisten = () => {
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
     const opts = { input, replay, ...(snapshot ? { snapshot } : {}), ...(this.deps.onInspect ? { inspect: true } : {}) };
     const view = await Promise.race([this.#remote.init(this.id, this.kind, opts), exited]);
     booted = true;
@@ -330,7 +353,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#epoch += 1;
     const e = Object.assign(new Error(`actor ${this.id} cannot log events: ${err.message}`), { name: 'EventLogError' });
     this.#rejectAll(e);
-    void this.#worker.terminate();
+    void this.#dropHost();
     this.deps.onEscalate(e);
   }
 
@@ -407,7 +430,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#inFlight = 0;
     const now = this.#now();
     this.#restarts = this.#restarts.filter((t) => now - t < this.init.withinMs);
-    void this.#worker.terminate();
+    void this.#dropHost();
     if (this.#restarts.length >= this.init.maxRestarts) {
       this.#status = 'failed';
       const err = new RestartIntensityError(this.id, this.#restarts.length, this.init.withinMs, cause);

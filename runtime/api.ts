@@ -10,6 +10,8 @@ import type { ReplyBody } from '../machines/node.messages.ts';
 import type { Offer } from '../machines/onboarding.ts';
 import type { Preferences } from '../machines/preferences.ts';
 import { AddressInUseError } from './errors.ts';
+import type { JobSpec } from '../machines/job.ts';
+import { jobSchema as jobSpecSchema } from './net/deal-schemas.ts';
 import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './schemas.ts';
 
 /** What the API asks of the running node. */
@@ -33,6 +35,12 @@ export interface NodeApi {
   unlock(id: string): Promise<ReplyBody>;
   allocate(allocationId: string, lockId: string): Promise<ReplyBody>;
   release(allocationId: string): Promise<ReplyBody>;
+  /** Deals: submit a job (its module's bytes alongside), list, show, cancel, and page through output. */
+  deploy(job: JobSpec, module: Uint8Array | undefined): Promise<unknown>;
+  jobs(): Promise<unknown>;
+  job(id: string): Promise<unknown>;
+  cancel(id: string): Promise<unknown>;
+  logs(id: string, offset: number): Promise<unknown>;
 }
 
 export interface ApiLog {
@@ -40,7 +48,14 @@ export interface ApiLog {
   debug(obj: object, msg?: string): void;
 }
 
-export const MAX_BODY_BYTES = 1 << 20;
+/** A deploy carries its module (up to 900 KiB) as base64. */
+export const MAX_BODY_BYTES = 2 << 20;
+
+const deploySchema = z.strictObject({
+  job: jobSpecSchema,
+  module: z.base64().max(2 << 20).optional(),
+});
+const offsetSchema = z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly code = 'bad-request') {
@@ -48,7 +63,7 @@ class HttpError extends Error {
   }
 }
 
-type Handler = (body: unknown) => Promise<unknown>;
+type Handler = (body: unknown, params: Readonly<Record<string, string>>, query: URLSearchParams) => Promise<unknown>;
 
 function replyToResult(r: ReplyBody): unknown {
   if (r.ok) return r.value ?? { ok: true };
@@ -64,6 +79,18 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 
 function routes(api: NodeApi): Record<string, Handler> {
   return {
+    'POST /v1/deploy': async (b) => {
+      const r = parse(deploySchema, b);
+      return api.deploy(r.job as JobSpec, r.module === undefined ? undefined : new Uint8Array(Buffer.from(r.module, 'base64')));
+    },
+    'GET /v1/jobs': () => api.jobs(),
+    'GET /v1/jobs/:id': (_b, p) => api.job(p.id!),
+    'POST /v1/jobs/:id/cancel': (_b, p) => api.cancel(p.id!),
+    'GET /v1/logs/:id': (_b, p, q) => {
+      const offset = offsetSchema.safeParse(q.get('offset') ?? 0);
+      if (!offset.success) throw new HttpError(400, `offset "${q.get('offset')}" is not a byte offset`, 'invalid-query');
+      return api.logs(p.id!, offset.data);
+    },
     'GET /v1/info': () => api.info(),
     'GET /v1/peers': () => api.peers(),
     'GET /v1/indexes': () => api.indexes(),
@@ -85,6 +112,37 @@ function routes(api: NodeApi): Record<string, Handler> {
     },
     'POST /v1/ledger/release': async (b) => replyToResult(await api.release(parse(releaseSchema, b).allocationId)),
   };
+}
+
+/** Errors of the node's services that are the caller's doing or another peer's, matched by name. */
+const STATUS_BY_ERROR: Readonly<Record<string, number>> = {
+  DeployError: 400,
+  UnknownDealError: 404,
+  RequestTimeoutError: 504,
+  RemoteError: 502,
+};
+
+/** The route for a method and path: exact, or with `:name` segments captured. */
+function match(table: Record<string, Handler>, method: string, path: string): { handler?: Handler; params: Record<string, string>; known: boolean } {
+  const parts = path.split('/');
+  let known = false;
+  for (const [key, handler] of Object.entries(table)) {
+    const [m, pattern] = key.split(' ') as [string, string];
+    const want = pattern.split('/');
+    if (want.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    const ok = want.every((w, i) => {
+      if (w.startsWith(':')) {
+        params[w.slice(1)] = decodeURIComponent(parts[i]!);
+        return parts[i] !== '';
+      }
+      return w === parts[i];
+    });
+    if (!ok) continue;
+    if (m === method) return { handler, params, known: true };
+    known = true;
+  }
+  return { params: {}, known };
 }
 
 async function readBody(req: http.IncomingMessage): Promise<unknown> {
@@ -126,19 +184,19 @@ export async function startApiServer(init: { host: string; port: number; token: 
   const table = routes(api);
   const token = Buffer.from(init.token);
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
     const key = `${req.method} ${path}`;
     void (async () => {
       try {
         if (!authorized(req, token)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
-        const handler = table[key];
-        if (!handler) {
-          const known = Object.keys(table).some((k) => k.endsWith(` ${path}`));
-          throw new HttpError(known ? 405 : 404, known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, known ? 'method' : 'not-found');
+        const found = match(table, req.method ?? 'GET', path);
+        if (!found.handler) {
+          throw new HttpError(found.known ? 405 : 404, found.known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, found.known ? 'method' : 'not-found');
         }
-        send(res, 200, await handler(await readBody(req)));
+        send(res, 200, await found.handler(await readBody(req), found.params, url.searchParams));
       } catch (e) {
-        const err = e instanceof HttpError ? e : new HttpError(500, (e as Error).message ?? String(e), (e as Error).name ?? 'error');
+        const err = e instanceof HttpError ? e : new HttpError(STATUS_BY_ERROR[(e as Error).name] ?? 500, (e as Error).message ?? String(e), (e as Error).name ?? 'error');
         if (err.status >= 500) log.warn({ route: key, err: e }, 'API request failed');
         else log.debug({ route: key, status: err.status }, err.message);
         if (!res.headersSent) send(res, err.status, { error: err.message, code: err.code });

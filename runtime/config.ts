@@ -8,7 +8,8 @@ import type { Offer } from '../machines/onboarding.ts';
 import { UsageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevelName } from './logger.ts';
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
-import { parseSize } from './units.ts';
+import { parseDuration, parseSize } from './units.ts';
+import { DEAL_SERVICE_DEFAULTS, type DealServiceInit } from './deals/deal-config.ts';
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/9000/ws';
 export const DEFAULT_API = '127.0.0.1:9999';
@@ -33,6 +34,8 @@ export interface RunConfig {
   readonly monitorIntervalMs: number;
   /** PEM certificate and key files for /wss (or /tls/ws) listen addresses; both or neither. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** Deal timing: the bid window and the other steps' timeouts. */
+  readonly deals: DealServiceInit;
 }
 
 export interface ClientConfig {
@@ -58,6 +61,7 @@ export interface RawOptions {
   monitorInterval?: string;
   tlsCert?: string;
   tlsKey?: string;
+  bidWindow?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -142,7 +146,15 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     logLevel: parseLogLevel(raw.logLevel),
     monitorIntervalMs: interval,
     tls: parseTls(raw, listen),
+    deals: parseDeals(raw),
   });
+}
+
+function parseDeals(raw: RawOptions): DealServiceInit {
+  if (raw.bidWindow === undefined) return DEAL_SERVICE_DEFAULTS;
+  const ms = parseDuration(raw.bidWindow);
+  if (ms === undefined || ms < 10 || ms > 60_000) throw new UsageError(`--bid-window "${raw.bidWindow}" must be a duration from 10ms to 60s, e.g. 500ms or 2s`);
+  return { ...DEAL_SERVICE_DEFAULTS, timing: { ...DEAL_SERVICE_DEFAULTS.timing, bidWindowMs: ms } };
 }
 
 export function parseClientConfig(raw: Pick<RawOptions, 'dataDir' | 'api' | 'json'>, env: NodeJS.ProcessEnv): ClientConfig {

@@ -9,6 +9,7 @@ import { formatBytes } from '../machines/capability.ts';
 import { type ApiClient, connect } from './client.ts';
 import { DEFAULT_INSPECT, type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
 import { UsageError, exitCodeOf } from './errors.ts';
+import { addDealCommands } from './deal-commands.ts';
 import { createLogger } from './logger.ts';
 import { formatNetInfo, formatPeers, formatPing, formatTopology } from './net/net-format.ts';
 import { describeIssues, preferencesSchema } from './schemas.ts';
@@ -142,6 +143,7 @@ export function buildCli(): Command {
     .option('--rebenchmark', 'measure the machine again even if a benchmark is stored')
     .addOption(new Option('--inspect [url]', 'stream all actors to the Stately inspector (default ws://localhost:8080)'))
     .option('--monitor-interval <ms>', 'milliseconds between monitoring samples', '5000')
+    .option('--bid-window <duration>', 'longest a deploy waits for bids, e.g. 500ms or 2s (it ends early when every peer answered; default 2s)')
     .option('--json', 'print the ready line as JSON')
     .option('--log-level <level>', 'silent, error, warn, info or debug', 'warn')
     .action(run);
@@ -209,6 +211,17 @@ export function buildCli(): Command {
         : list.map((a) => `${a.id.padEnd(24)} cpu ${a.resources.cpu}  memory ${formatBytes(a.resources.memory)}  disk ${formatBytes(a.resources.disk)}  ${new Date(a.createdAt).toISOString()}  ${a.endedAt === null ? 'running' : `ended ${new Date(a.endedAt).toISOString()}`}`).join('\n'),
     );
   });
+
+  addDealCommands(program, { clientOptions, client, print });
+
+  program
+    .command('demo')
+    .description('start three nodes on loopback, deploy a sample WASM job, narrate each step, clean up')
+    .option('--keep', 'keep the nodes\' data dirs (to replay them afterwards)')
+    .action(async (opts: { keep?: boolean }) => {
+      const { runDemo } = await import('./demo.ts');
+      process.exitCode = await runDemo({ say: (line) => process.stdout.write(`${line}\n`), keep: opts.keep === true });
+    });
 
   program
     .command('replay')

@@ -10,11 +10,13 @@ import { type Identity, type NodeId, describe } from './identity.ts';
 import type { NetworkService } from './net/network-service.ts';
 import { netInfo, pingView, topologyView } from './net/node-network.ts';
 import type { ActorRef, OmitFrom } from './supervisor.ts';
+import type { DealService } from './deals/deal-service.ts';
 
 type NodeRef = ActorRef<NodeEvent>;
 
 export function createNodeApi(deps: {
   node: NodeRef;
+  deals: DealService;
   indexes: () => Indexes;
   identity: Identity;
   dataDir: string;
@@ -61,7 +63,19 @@ export function createNodeApi(deps: {
     },
     offboard: () => ask({ type: 'node.offboard' }),
     indexes: async () => deps.indexes(),
-    allocations: async () => Object.values(deps.indexes().allocations),
+    allocations: async () => {
+      // the ledger's record of each allocation, with what became of its job when one ran in it
+      const runs = new Map((await deps.deals.listAllocations()).map((a) => [a.allocationId, a]));
+      return Object.values(deps.indexes().allocations).map((a) => {
+        const run = runs.get(a.id);
+        return run ? { ...a, state: run.state, name: run.name, requester: run.requester, exitCode: run.exitCode, message: run.message, startedAt: run.startedAt, runEndedAt: run.endedAt } : a;
+      });
+    },
+    deploy: (job, module) => deps.deals.deploy(job, module),
+    jobs: () => deps.deals.listJobs(),
+    job: (id) => deps.deals.job(id),
+    cancel: (id) => deps.deals.cancel(id),
+    logs: (id, offset) => deps.deals.logs(id, offset),
     lock: (r) => {
       const now = Date.now();
       return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });

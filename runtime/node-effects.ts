@@ -16,7 +16,7 @@ export const PREFERENCES_KEY = 'preferences';
 export const IDENTITY_KEY = 'identity';
 
 /** Carries out the Node's intents. Store writes are serialised so they land in order. */
-export function createNodeEffects(deps: { dataDir: string; log: Logger; store: DexieEventLog; node: () => NodeRef; onRegistered: () => void }) {
+export function createNodeEffects(deps: { dataDir: string; log: Logger; store: DexieEventLog; node: () => NodeRef; onRegistered: () => void; deals: (intents: readonly unknown[]) => void }) {
   let writes = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   const write = (key: string, value: unknown) => {
@@ -54,6 +54,10 @@ export function createNodeEffects(deps: { dataDir: string; log: Logger; store: D
         deps.log[intent.level](intent.data ?? {}, intent.message);
         return;
       case 'reply.send':
+        return;
+      case 'bid.open':
+      case 'bid.decline.send':
+        deps.deals([intent]);
         return;
       default: {
         const never: never = intent;

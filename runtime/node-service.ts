@@ -24,6 +24,14 @@ import { loadNetworkModule, startNetwork } from './net/node-network.ts';
 import { createNodeApi } from './node-api.ts';
 import { INDEXES_KEY, createIndexStore, recordFacts } from './projections.ts';
 import { IDENTITY_KEY, REGISTRATION_KEY, createNodeEffects } from './node-effects.ts';
+import type { DealServiceInit } from './deals/deal-config.ts';
+import { DealService } from './deals/deal-service.ts';
+import { handleDealIntents } from './deals/deal-effects.ts';
+import { dealInboxes, logsPayloadSchemas } from './deals/deal-inboxes.ts';
+import { WasiExecutor } from './executors/wasm-executor.ts';
+import { ProcessExecutor } from './executors/process-executor.ts';
+import { dealPayloadSchemas } from './net/deal-schemas.ts';
+import type { NodeView } from '../actors/node.actor.ts';
 import { DexieEventLog, JOURNAL_DIR, STORE_DEFAULTS } from './store.ts';
 import { type ActorRef, type OmitFrom, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from './supervisor.ts';
 
@@ -51,6 +59,7 @@ export interface ReadyInfo {
 export interface RunningNode {
   readonly ready: ReadyInfo;
   readonly node: NodeRef;
+  readonly deals: DealService;
   /** Settles with the error that forces the node down (an actor failing past its restart limit). */
   readonly fatal: Promise<Error>;
   stop(): Promise<void>;
@@ -119,11 +128,12 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   const indexes = createIndexStore((await store.getMeta<Indexes>(INDEXES_KEY)) ?? EMPTY_INDEXES);
   // loaded only when asked for: @statelyai/inspect costs ~70 ms of start-up
   const inspector: InspectorBridge | null = config.inspect ? await (await import('./inspector.ts')).createInspectorBridge(config.inspect, log) : null;
-  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined) });
+  let deals: DealService | undefined;
+  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined), deals: (intents) => deals && handleDealIntents(deals, 'node', intents) });
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
     eventLog: store,
-    onIntents: (_id, intents) => effects.handle(intents),
+    onIntents: (id, intents) => (id === 'node' ? effects.handle(intents) : deals && handleDealIntents(deals, id, intents)),
     onEscalate: (e) => resolveFatal(e),
     onFacts: (facts) => recordFacts(indexes, facts),
     snapshotMeta: (id) => (id === 'node' ? [{ key: INDEXES_KEY, value: indexes.getSnapshot().context }] : []),
@@ -139,6 +149,7 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     throw e;
   }
   nodeRef = node;
+  deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: identity.peerId, node, net: () => network });
   const rec = node.recovery!;
   if (rec.recovered) {
     node.send({ type: 'node.recovered', now: Date.now() }, 'local');
@@ -155,14 +166,16 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     await fs.rm(path.join(dataDir, API_FILE), { force: true });
     effects.stop();
     await supervisor.stop();
+    await deals?.stop();
     await effects.flush();
     await store.close();
     inspector?.stop();
   };
 
   try {
-    const nodeApi = createNodeApi({ node, identity, dataDir, indexes: () => indexes.getSnapshot().context, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
-    network = await startNetwork(config, identity, node, log);
+    const dealService = deals;
+    const nodeApi = createNodeApi({ node, deals: dealService, identity, dataDir, indexes: () => indexes.getSnapshot().context, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
+    network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(dealService, node, router) }, log);
     if (config.api) {
       api = await startApiServer({ ...config.api, token }, nodeApi, log);
       await writeJson(path.join(dataDir, API_FILE), { url: api.url, pid: process.pid });
@@ -179,6 +192,9 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
       node.send({ type: 'monitor.sample', sample } satisfies NodeEvent, 'monitor'),
     );
     await monitor.start();
+    const unfinished = await dealService.recover();
+    if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
+    dealService.start();
     const view = await node.view();
     const ready: ReadyInfo = {
       event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: network.listen(), api: api?.url ?? null,
@@ -186,9 +202,35 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
       recovered: rec.recovered ? { ...rec, journalRecords: storeRecovery.records, tornBytes: storeRecovery.tornBytes } : null,
       inspect: inspector?.url ?? null, startMs: Math.round(performance.now() - t0),
     };
-    return { ready, node, fatal, stop };
+    return { ready, node, deals: dealService, fatal, stop };
   } catch (e) {
     await stop().catch(() => {});
     throw e;
   }
+}
+
+/** The deal service of a node, bound to its Node actor (the ledger) and its executors. */
+function createDeals(init: DealServiceInit, deps: { supervisor: Supervisor; store: DexieEventLog; dataDir: string; log: Logger; self: string; node: NodeRef; net: () => NetworkService | undefined }): DealService {
+  const { node } = deps;
+  const view = async () => (await node.view()).context as NodeView;
+  const wasm = new WasiExecutor();
+  const proc = new ProcessExecutor();
+  return new DealService(init, {
+    ...deps,
+    preferences: async () => (await view()).preferences,
+    ledger: {
+      allocate: async (allocationId, lockId) => {
+        const r = await node.ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }, undefined, 'deal');
+        return r.ok ? { ok: true } : { ok: false, code: r.code, message: r.message };
+      },
+      unlock: (id) => node.send({ type: 'ledger.unlock', id }, 'deal'),
+      release: (allocationId) => node.send({ type: 'ledger.release', allocationId }, 'deal'),
+    },
+    // `process` runs other people's code unsandboxed: only while the node offers it
+    executor: async (kind) => {
+      const offered = (await view()).registration?.capability.executors ?? [];
+      if (!offered.includes(kind)) return undefined;
+      return kind === 'wasm' ? wasm : kind === 'process' ? proc : undefined;
+    },
+  });
 }

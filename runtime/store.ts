@@ -304,6 +304,11 @@ export class DexieEventLog implements EventLog {
     return (await this.db.meta.get(key))?.value as T | undefined;
   }
 
+  /** Every meta row whose key starts with `prefix`, in key order. */
+  async metaWithPrefix<T>(prefix: string): Promise<{ key: string; value: T }[]> {
+    return (await this.db.meta.where('key').startsWith(prefix).toArray()) as { key: string; value: T }[];
+  }
+
   async putMeta(key: string, value: unknown): Promise<void> {
     await this.db.meta.put({ key, value });
     await this.#settle();

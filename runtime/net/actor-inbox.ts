@@ -10,9 +10,6 @@ export interface EventSink {
   send(event: { readonly type: string }): void;
 }
 
-/** Remote events the Node machine takes. None yet: negotiation events arrive with deals (issue 5). */
-export const NODE_REMOTE_EVENTS: readonly string[] = Object.freeze([]);
-
 export function actorInbox(name: string, actor: EventSink, accepts: readonly string[]): InboxSpec {
   return {
     name,

@@ -66,6 +66,10 @@ export interface NetworkService {
   counters(): NetCountersView;
   /** Our edges joined with those our neighbours report (asked with a short deadline). */
   topology(timeoutMs?: number): Promise<Topology>;
+  /** Connected peers that speak the DMS protocol (those a broadcast bid request can reach). */
+  dmsPeers(): string[];
+  /** The latest measured round-trip time to a peer in ms, or null. */
+  rtt(peer: string): number | null;
   /** Round trips of signed net.ping / net.pong with a peer, in ms. */
   ping(peer: string, count: number, timeoutMs?: number): Promise<number[]>;
 }
@@ -171,6 +175,8 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
         return [{ peer, remoteAddr: c.remoteAddr.toString(), addrs: discovery.announced(peer) ?? [c.remoteAddr.toString()], direction: c.direction, rttMs: rttOf(peer), dms: discovery.dmsPeers.has(peer), connectedAt: connectedAt.get(peer) ?? new Date(c.timeline.open).toISOString() }];
       }),
     counters: () => counters.view(),
+    dmsPeers: () => [...discovery.dmsPeers].filter((p) => discovery.connected(p)),
+    rtt: (peer) => rttOf(peer),
     async topology(timeoutMs = 2_000) {
       const mine = discovery.edges().map((e) => ({ from: self, to: e.peer, rttMs: e.rttMs }));
       const theirs = await Promise.all(

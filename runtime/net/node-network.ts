@@ -6,7 +6,8 @@ import { promises as fs } from 'node:fs';
 import type { RunConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
-import { NODE_REMOTE_EVENTS, type EventSink, actorInbox } from './actor-inbox.ts';
+import type { PayloadSchemas } from './envelope-schema.ts';
+import type { InboxSpec, MessageRouter } from './message-router.ts';
 import type { NetworkLog, NetworkService } from './network-service.ts';
 import { topologyToDot } from './topology.ts';
 
@@ -27,11 +28,18 @@ async function readTls(tls: RunConfig['tls']): Promise<{ cert: string; key: stri
   return { cert: await read(tls.certFile, 'certificate'), key: await read(tls.keyFile, 'key') };
 }
 
-export async function startNetwork(config: RunConfig, identity: Identity, node: EventSink, log: NetworkLog): Promise<NetworkService> {
+/** The node's inboxes beyond `net`, and the payload schemas of the events they take. */
+export interface NodeInboxes {
+  readonly schemas: readonly PayloadSchemas[];
+  inboxes(router: MessageRouter): InboxSpec[];
+}
+
+export async function startNetwork(config: RunConfig, identity: Identity, node: NodeInboxes, log: NetworkLog): Promise<NetworkService> {
   const tls = await readTls(config.tls);
   const { createNetworkService, NETWORK_DEFAULTS } = await loadNetworkModule();
   const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(tls ? { tls } : {}) }, { key: identity.key, peerId: identity.peerId, log });
-  net.router.register(actorInbox('node', node, NODE_REMOTE_EVENTS));
+  for (const s of node.schemas) net.router.addSchemas(s);
+  for (const inbox of node.inboxes(net.router)) net.router.register(inbox);
   try {
     await net.start();
   } catch (e) {

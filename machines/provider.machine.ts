@@ -1,0 +1,265 @@
+/**
+ * The provider's side of one deal (actor `provider/<key>`): it sends the bid the Node locked resources for, answers
+ * the requester's commit and allocate, turns the lock into an allocation through the Node, and follows that
+ * allocation to its end. Pure: effects leave as emitted intents (deal.messages.ts); time arrives as `now`.
+ */
+import { and, enqueueActions, setup } from 'xstate';
+import type { ProviderDealState, ProviderEvent, ProviderInput, ProviderIntent, ProviderRecord } from './deal.messages.ts';
+
+/** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
+export const PROVIDER_MACHINE_VERSION = 1;
+
+export interface ProviderContext {
+  readonly input: ProviderInput;
+  /** What `status` shows of this deal on the provider. */
+  readonly record: ProviderRecord;
+  /** Runtime timers still pending, by key (absolute times): a recovered actor asks for them again. */
+  readonly timers: Readonly<Record<string, number>>;
+  /** The requester dropped the deal while the Node was allocating: cancel the allocation once it exists. */
+  readonly revertPending: boolean;
+  /** `allocation.cancel` went out (it goes out once). */
+  readonly cancelSent: boolean;
+}
+
+type Enqueue = { emit(intent: ProviderIntent): void; assign(patch: Partial<ProviderContext>): void };
+type Collect = { context: ProviderContext; event: ProviderEvent; enqueue: Enqueue };
+
+const EXPIRY = 'expiry';
+
+/** The record after an event at `now`. The input carries no clock, so the first event dates the record. */
+function touch(r: ProviderRecord, now: number, patch: Partial<ProviderRecord> = {}): ProviderRecord {
+  return { ...r, createdAt: r.createdAt || now, updatedAt: now, ...patch };
+}
+
+function note({ context, event, enqueue }: Collect, message: string): void {
+  enqueue.assign({ record: touch(context.record, event.now, { message }) });
+}
+
+function cancelTimer({ context, enqueue }: Collect, key: string): void {
+  if (context.timers[key] === undefined) return;
+  const { [key]: _gone, ...timers } = context.timers;
+  enqueue.assign({ timers });
+  enqueue.emit({ type: 'timer.cancel', key });
+}
+
+function refuse({ context, enqueue }: Collect, step: 'commit' | 'allocate', reason: string): void {
+  const { requester: to, bid } = context.input;
+  enqueue.emit({ type: 'deal.refused.send', to, dealId: bid.dealId, nonce: bid.nonce, step, reason });
+}
+
+function unlock({ context, enqueue }: Collect): void {
+  enqueue.emit({ type: 'ledger.unlock', lockId: context.input.lockId });
+}
+
+/** Asks for the allocation to stop; once per deal, however often the requester asks. */
+function emitCancel(a: Collect): void {
+  if (a.context.cancelSent) return;
+  a.enqueue.assign({ cancelSent: true });
+  a.enqueue.emit({ type: 'allocation.cancel', allocationId: a.context.input.key });
+}
+
+/** A peer event that belongs to this deal: from its requester, with its dealId and nonce. */
+function isGenuine(c: ProviderContext, e: ProviderEvent): boolean {
+  if (!('from' in e)) return false;
+  const { requester, bid } = c.input;
+  return e.from === requester && e.dealId === bid.dealId && e.nonce === bid.nonce;
+}
+
+function allocatedIntent(c: ProviderContext): ProviderIntent {
+  const { requester: to, bid, key } = c.input;
+  return { type: 'deal.allocated.send', to, dealId: bid.dealId, nonce: bid.nonce, allocationId: key };
+}
+
+export const providerMachine = setup({
+  types: {} as { context: ProviderContext; events: ProviderEvent; emitted: ProviderIntent; input: ProviderInput },
+  guards: {
+    genuine: ({ context, event }) => isGenuine(context, event),
+    foreign: ({ context, event }) => 'from' in event && !isGenuine(context, event),
+    inTime: ({ context, event }) => event.now < context.input.bid.expiresAt,
+    moduleReady: ({ event }) => event.type === 'deal.allocate' && event.moduleReady,
+    ledgerOk: ({ event }) => event.type === 'ledger.allocated' && event.ok,
+    ourAllocation: ({ context, event }) => event.type === 'allocation.ended' && event.allocationId === context.input.key,
+    // a timer cancelled while its firing was already on the way is stale
+    expiryDue: ({ context, event }) => event.type === 'timer.fired' && event.key === EXPIRY && context.timers[EXPIRY] !== undefined,
+  },
+  actions: {
+    start: enqueueActions((a) => {
+      const { requester: to, bid } = a.context.input;
+      a.enqueue.assign({ timers: { ...a.context.timers, [EXPIRY]: bid.expiresAt } });
+      a.enqueue.emit({ type: 'bid.submit.send', to, bid });
+      a.enqueue.emit({ type: 'timer.schedule', key: EXPIRY, at: bid.expiresAt });
+      note(a, `bid sent; held until ${new Date(bid.expiresAt).toISOString()}`);
+    }),
+    sendCommitted: enqueueActions((a) => {
+      const { requester: to, bid } = a.context.input;
+      a.enqueue.emit({ type: 'deal.committed.send', to, dealId: bid.dealId, nonce: bid.nonce });
+      note(a, 'committed; waiting for the allocate');
+    }),
+    refuseLateCommit: enqueueActions((a) => {
+      const reason = `the bid expired at ${new Date(a.context.input.bid.expiresAt).toISOString()}`;
+      refuse(a, 'commit', reason);
+      unlock(a);
+      note(a, `commit refused: ${reason}`);
+    }),
+    refuseUncommitted: enqueueActions((a) => refuse(a, 'allocate', 'not committed')),
+    refuseModule: enqueueActions((a) => {
+      const reason = (a.event.type === 'deal.allocate' && a.event.moduleProblem) || 'the module is not ready';
+      refuse(a, 'allocate', reason);
+      unlock(a);
+      note(a, `allocate refused: ${reason}`);
+    }),
+    requestAllocation: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit({ type: 'ledger.allocate.request', allocationId: context.input.key, lockId: context.input.lockId });
+    }),
+    spawnAllocation: enqueueActions((a) => {
+      const { key, bid, requester, job } = a.context.input;
+      cancelTimer(a, EXPIRY);
+      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job } });
+      const message = a.context.revertPending ? 'allocated after the requester reverted; cancelling it' : 'allocated; the job starts';
+      a.enqueue.assign({ record: touch(a.context.record, a.event.now, { allocationId: key, message }) });
+      // a requester that reverted meanwhile no longer waits for the answer: the allocation is stopped at once
+      if (!a.context.revertPending) a.enqueue.emit(allocatedIntent(a.context));
+      else emitCancel(a);
+    }),
+    resendAllocated: enqueueActions(({ context, enqueue }) => enqueue.emit(allocatedIntent(context))),
+    refuseByLedger: enqueueActions((a) => {
+      const reason = (a.event.type === 'ledger.allocated' && a.event.reason) || 'the node refused the allocation';
+      // a requester that reverted meanwhile expects no answer
+      if (!a.context.revertPending) refuse(a, 'allocate', reason);
+      unlock(a);
+      note(a, `allocation refused: ${reason}`);
+    }),
+    revert: enqueueActions((a) => {
+      unlock(a);
+      note(a, a.event.type === 'deal.revert' ? `reverted by the requester: ${a.event.reason}` : 'cancelled by the requester');
+    }),
+    rememberRevert: enqueueActions((a) => {
+      a.enqueue.assign({ revertPending: true });
+      note(a, 'reverted by the requester while allocating; the allocation is cancelled once it exists');
+    }),
+    expire: enqueueActions((a) => {
+      unlock(a);
+      note(a, `the bid expired at ${new Date(a.context.input.bid.expiresAt).toISOString()} before it was allocated`);
+    }),
+    cancelAllocation: enqueueActions((a) => emitCancel(a)),
+    noteEnded: enqueueActions((a) => {
+      if (a.event.type === 'allocation.ended') note(a, `the allocation ended ${a.event.state}`);
+    }),
+    forgetTimer: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'timer.fired' || context.timers[event.key] === undefined) return;
+      const { [event.key]: _gone, ...timers } = context.timers;
+      enqueue.assign({ timers });
+    }),
+    rearm: enqueueActions(({ context, enqueue }) => {
+      for (const [key, at] of Object.entries(context.timers)) enqueue.emit({ type: 'timer.schedule', key, at });
+    }),
+    ignoreForeign: enqueueActions(({ context, event, enqueue }) => {
+      if (!('from' in event)) return;
+      const data = { from: event.from, dealId: event.dealId, nonce: event.nonce, key: context.input.key };
+      enqueue.emit({ type: 'log.write', level: 'warn', message: `ignored ${event.type} that is not from this deal's requester or names another deal`, data });
+    }),
+    enter: enqueueActions(({ context, event, enqueue }, params: { state: ProviderDealState }) => {
+      enqueue.assign({ record: touch(context.record, event.now, { state: params.state }) });
+    }),
+    finish: enqueueActions((a) => {
+      for (const key of Object.keys(a.context.timers)) a.enqueue.emit({ type: 'timer.cancel', key });
+      a.enqueue.assign({ timers: {} });
+      a.enqueue.emit({ type: 'provider.ended', record: a.context.record });
+    }),
+  },
+}).createMachine({
+  id: 'provider',
+  context: ({ input }) => ({
+    input,
+    record: {
+      key: input.key,
+      dealId: input.bid.dealId,
+      nonce: input.bid.nonce,
+      requester: input.requester,
+      name: input.job.name,
+      state: 'bidding',
+      allocationId: null,
+      message: 'bid not sent yet',
+      createdAt: 0,
+      updatedAt: 0,
+    },
+    timers: {},
+    revertPending: false,
+    cancelSent: false,
+  }),
+  initial: 'opening',
+  on: {
+    // a genuine message that makes no sense in the current state is dropped without a word
+    'deal.commit': { guard: 'foreign', actions: 'ignoreForeign' },
+    'deal.allocate': { guard: 'foreign', actions: 'ignoreForeign' },
+    'deal.revert': { guard: 'foreign', actions: 'ignoreForeign' },
+    'deal.cancel': { guard: 'foreign', actions: 'ignoreForeign' },
+    'timer.fired': { actions: 'forgetTimer' },
+    'deal.recovered': { actions: 'rearm' },
+  },
+  states: {
+    // the Node spawned the actor; the runtime sends provider.start next
+    opening: {
+      on: {
+        'provider.start': { target: 'bidding', actions: 'start' },
+        // the start was lost with the old process
+        'deal.recovered': { target: 'bidding', actions: 'start' },
+      },
+    },
+    bidding: {
+      entry: { type: 'enter', params: { state: 'bidding' } },
+      on: {
+        'deal.commit': [
+          { guard: and(['genuine', 'inTime']), target: 'committed', actions: 'sendCommitted' },
+          // the expiry timer may not have fired yet: the time on the commit decides
+          { guard: 'genuine', target: 'expired', actions: 'refuseLateCommit' },
+        ],
+        'deal.allocate': { guard: 'genuine', actions: 'refuseUncommitted' },
+        'deal.revert': { guard: 'genuine', target: 'released', actions: 'revert' },
+        'deal.cancel': { guard: 'genuine', target: 'released', actions: 'revert' },
+        'timer.fired': { guard: 'expiryDue', target: 'expired', actions: ['forgetTimer', 'expire'] },
+      },
+    },
+    committed: {
+      entry: { type: 'enter', params: { state: 'committed' } },
+      on: {
+        // the requester asks again when our answer was lost
+        'deal.commit': { guard: 'genuine', actions: 'sendCommitted' },
+        'deal.allocate': [
+          { guard: and(['genuine', 'moduleReady']), target: 'allocating', actions: 'requestAllocation' },
+          { guard: 'genuine', target: 'released', actions: 'refuseModule' },
+        ],
+        'deal.revert': { guard: 'genuine', target: 'released', actions: 'revert' },
+        'deal.cancel': { guard: 'genuine', target: 'released', actions: 'revert' },
+        'timer.fired': { guard: 'expiryDue', target: 'expired', actions: ['forgetTimer', 'expire'] },
+      },
+    },
+    allocating: {
+      entry: { type: 'enter', params: { state: 'allocating' } },
+      on: {
+        'ledger.allocated': [
+          { guard: 'ledgerOk', target: 'allocated', actions: 'spawnAllocation' },
+          { target: 'released', actions: 'refuseByLedger' },
+        ],
+        'deal.revert': { guard: 'genuine', actions: 'rememberRevert' },
+        'deal.cancel': { guard: 'genuine', actions: 'rememberRevert' },
+        // the Node's answer may have been lost with the old process: ask again (allocating is idempotent per id)
+        'deal.recovered': { actions: ['rearm', 'requestAllocation'] },
+      },
+    },
+    allocated: {
+      entry: { type: 'enter', params: { state: 'allocated' } },
+      on: {
+        'deal.allocate': { guard: 'genuine', actions: 'resendAllocated' },
+        'deal.cancel': { guard: 'genuine', actions: 'cancelAllocation' },
+        'deal.revert': { guard: 'genuine', actions: 'cancelAllocation' },
+        'allocation.ended': { guard: 'ourAllocation', target: 'done', actions: 'noteEnded' },
+      },
+    },
+    done: { type: 'final', entry: [{ type: 'enter', params: { state: 'done' } }, 'finish'] },
+    released: { type: 'final', entry: [{ type: 'enter', params: { state: 'released' } }, 'finish'] },
+    expired: { type: 'final', entry: [{ type: 'enter', params: { state: 'expired' } }, 'finish'] },
+  },
+});
+
+export type ProviderMachine = typeof providerMachine;

@@ -1,0 +1,157 @@
+/**
+ * The requester negotiation's context, and the draft its steps (requester.rules.ts) write into: a step takes a
+ * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
+ */
+import type { Bid, JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent } from './deal.messages.ts';
+
+/** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
+export interface RoundBid {
+  readonly bid: Bid;
+  readonly rttMs: number;
+}
+
+export interface RequesterContext {
+  readonly input: RequesterInput;
+  /** The current round (0 before the first). */
+  readonly nonce: number;
+  /** The peers the round's request reached, or null until the runtime says. */
+  readonly candidates: readonly string[] | null;
+  /** The round's bids in arrival order; `record.bids` holds them ranked once the window closed. */
+  readonly bids: readonly RoundBid[];
+  /** The bid being committed, allocated or run. */
+  readonly chosen: Bid | null;
+  /** Pending timers by key, at absolute times: `deal.recovered` re-arms them after a restart. */
+  readonly timers: Readonly<Record<string, number>>;
+  /** A `job.cancel` to answer once the state it leads to is entered. */
+  readonly pendingReply: string | null;
+  readonly record: JobRecord;
+}
+
+/** History entries kept in the record: the newest win. */
+export const HISTORY_LIMIT = 50;
+
+/**
+ * A timer that fires this much before its time is still taken (a runtime's timer can fire a little early); a
+ * `timer.fired` earlier than that is the stale fire of a timer since re-scheduled under the same key.
+ */
+export const TIMER_SLACK_MS = 1_000;
+
+export function initialContext(input: RequesterInput): RequesterContext {
+  return {
+    input,
+    nonce: 0,
+    candidates: null,
+    bids: [],
+    chosen: null,
+    timers: {},
+    pendingReply: null,
+    record: {
+      id: input.dealId,
+      name: input.job.name,
+      executor: input.job.executor,
+      state: 'requesting',
+      provider: null,
+      allocationId: null,
+      allocations: [],
+      bids: [],
+      declines: [],
+      rounds: 0,
+      exitCode: null,
+      message: 'waiting to ask for bids',
+      createdAt: input.createdAt,
+      updatedAt: input.createdAt,
+      startedAt: null,
+      endedAt: null,
+      deadline: input.deadline,
+      history: [],
+    },
+  };
+}
+
+/** Whether `e` is a timer firing at its time (see TIMER_SLACK_MS). */
+export function timerDue(c: RequesterContext, e: RequesterEvent, key: string): boolean {
+  if (e.type !== 'timer.fired' || e.key !== key || !Object.hasOwn(c.timers, key)) return false;
+  return e.now >= (c.timers[key] ?? 0) - TIMER_SLACK_MS;
+}
+
+/** A context being changed by one event, and the intents the change emits, in order. */
+export class Draft {
+  readonly out: RequesterIntent[] = [];
+  constructor(
+    public ctx: RequesterContext,
+    readonly now: number,
+  ) {}
+
+  set(patch: Partial<RequesterContext>): this {
+    this.ctx = { ...this.ctx, ...patch };
+    return this;
+  }
+
+  /** Changes the record; every change stamps `updatedAt`. */
+  record(patch: Partial<JobRecord>): this {
+    return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
+  }
+
+  emit(...intents: RequesterIntent[]): this {
+    this.out.push(...intents);
+    return this;
+  }
+
+  schedule(key: string, at: number): this {
+    this.set({ timers: { ...this.ctx.timers, [key]: at } });
+    return this.emit({ type: 'timer.schedule', key, at });
+  }
+
+  /** Cancels a pending timer; nothing for one that fired or was never set. */
+  cancel(key: string): this {
+    if (!Object.hasOwn(this.ctx.timers, key)) return this;
+    return this.fired(key).emit({ type: 'timer.cancel', key });
+  }
+
+  /** Forgets a timer that fired. */
+  fired(key: string): this {
+    const { [key]: _gone, ...timers } = this.ctx.timers;
+    return this.set({ timers });
+  }
+
+  /** A step people should see: the record's state and message, and a history entry. */
+  progress(state: JobState, message: string): this {
+    const history = [...this.ctx.record.history, { at: this.now, state, message }].slice(-HISTORY_LIMIT);
+    return this.record({ state, message, history });
+  }
+
+  /** Sets what became of a ranked bid of the current round. */
+  mark(provider: string, outcome: RankedBid['outcome'], note?: string): this {
+    const bids = this.ctx.record.bids.map((b) => (b.provider === provider ? { ...b, outcome, ...(note === undefined ? {} : { note }) } : b));
+    return this.record({ bids });
+  }
+
+  /** Tells a provider to drop its part of the deal (best effort: it may be gone). */
+  revert(to: string, nonce: number, reason: string): this {
+    return this.emit({ type: 'deal.revert.send', to, dealId: this.ctx.input.dealId, nonce, reason });
+  }
+
+  /** Answers the pending `job.cancel` with the record as it is now. */
+  reply(): this {
+    const replyTo = this.ctx.pendingReply;
+    if (replyTo === null) return this;
+    this.emit({ type: 'reply.send', replyTo, ok: true, value: this.ctx.record });
+    return this.set({ pendingReply: null });
+  }
+}
+
+/** A draft at the event's time; a timer that fired is no longer pending. */
+export function begin(c: RequesterContext, e: RequesterEvent): Draft {
+  const d = new Draft(c, e.now);
+  return e.type === 'timer.fired' && timerDue(c, e, e.key) ? d.fired(e.key) : d;
+}
+
+/** `3 s`, `1.5 s`, `500 ms`. */
+export function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`;
+}
+
+/** `no bids`, `1 bid`, `3 bids`. */
+export function count(n: number, noun: string): string {
+  return n === 0 ? `no ${noun}s` : n === 1 ? `1 ${noun}` : `${n} ${noun}s`;
+}

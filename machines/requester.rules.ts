@@ -1,0 +1,265 @@
+/**
+ * The steps of the requester negotiation, as pure functions over a Draft (requester.context.ts): which bids count,
+ * when a window is complete, which bid comes next, and what each step records and emits. The machine
+ * (requester.machine.ts) decides which step runs in which state.
+ */
+import type { AllocationStatusEvent, Bid, BidDeclinedEvent, BidReceivedEvent, JobState, RankedBid, RequesterEvent } from './deal.messages.ts';
+import type { JobSpec } from './job.ts';
+import { type Draft, type RequesterContext, count, duration } from './requester.context.ts';
+import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
+
+/** Where a provider can fail an attempt: the commit, the allocate, the start, or while the job runs. */
+export type Phase = 'commit' | 'allocate' | 'start' | 'run';
+
+// --- predicates ------------------------------------------------------------------------------------------------
+
+function allowedPeer(job: JobSpec, peer: string): boolean {
+  const { peers, excludePeers } = job.constraints;
+  return !excludePeers.includes(peer) && (peers.length === 0 || peers.includes(peer));
+}
+
+function hasBid(c: RequesterContext, provider: string): boolean {
+  return c.bids.some((b) => b.bid.provider === provider);
+}
+
+/** A bid the open window takes: this round, signed by its provider, from a peer the job allows, the first from it. */
+export function usableBid(c: RequesterContext, e: BidReceivedEvent): boolean {
+  const { bid } = e;
+  return bid.dealId === c.input.dealId && bid.nonce === c.nonce && e.from === bid.provider && allowedPeer(c.input.job, e.from) && !hasBid(c, e.from);
+}
+
+/** Why a provider's own bid cannot be taken; null for a bid to ignore (forged, unknown round, or a repeat). */
+export function refusal(c: RequesterContext, e: BidReceivedEvent): string | null {
+  const { bid } = e;
+  if (bid.dealId !== c.input.dealId || e.from !== bid.provider || bid.nonce < 1 || bid.nonce > c.nonce) return null;
+  // a repeat of a bid we hold: a revert would drop the lock of the bid itself
+  if (bid.nonce === c.nonce && hasBid(c, e.from)) return null;
+  if (c.input.job.constraints.excludePeers.includes(e.from)) return 'not taken: the job excludes this peer';
+  if (!allowedPeer(c.input.job, e.from)) return 'not taken: the job asks for other peers';
+  return 'not taken: the bid window had closed';
+}
+
+export function countsAsDecline(c: RequesterContext, e: BidDeclinedEvent): boolean {
+  return e.dealId === c.input.dealId && e.nonce === c.nonce && !c.record.declines.some((d) => d.provider === e.from);
+}
+
+/** Enough bids arrived, or every peer that could bid has answered. */
+export function windowComplete(c: RequesterContext): boolean {
+  if (c.bids.length >= c.input.timing.enoughBids) return true;
+  if (c.candidates === null) return false;
+  const answered = new Set([...c.bids.map((b) => b.bid.provider), ...c.record.declines.map((d) => d.provider)]);
+  // this node does not answer its own request, and a peer the job refuses cannot bid
+  const expected = c.candidates.filter((p) => p !== c.input.self && allowedPeer(c.input.job, p));
+  return expected.every((p) => answered.has(p));
+}
+
+/** The best bid not tried yet whose provider still holds it. */
+export function nextCandidate(c: RequesterContext, now: number): { ranked: RankedBid; bid: Bid } | null {
+  for (const ranked of c.record.bids) {
+    if (ranked.outcome !== 'candidate') continue;
+    const bid = c.bids.find((b) => b.bid.provider === ranked.provider)?.bid;
+    if (bid && bid.expiresAt > now) return { ranked, bid };
+  }
+  return null;
+}
+
+/** A message about the current deal from the chosen provider. */
+export function fromChosen(c: RequesterContext, e: { from: string; dealId: string; nonce: number }): boolean {
+  return c.chosen !== null && e.from === c.chosen.provider && e.dealId === c.input.dealId && e.nonce === c.nonce;
+}
+
+/** A status of the current allocation. */
+export function ownStatus(c: RequesterContext, e: AllocationStatusEvent): boolean {
+  return fromChosen(c, e) && e.allocationId === c.record.allocationId;
+}
+
+/** Bids whose providers still hold resources for us. */
+function heldBids(c: RequesterContext): Bid[] {
+  const done = new Set(c.record.bids.filter((b) => b.outcome === 'failed' || b.outcome === 'not-taken').map((b) => b.provider));
+  return c.bids.map((b) => b.bid).filter((b) => !done.has(b.provider));
+}
+
+// --- bidding ---------------------------------------------------------------------------------------------------
+
+export function openRound(d: Draft): Draft {
+  const { dealId, job, timing } = d.ctx.input;
+  const nonce = d.ctx.nonce + 1;
+  const expiresAt = d.now + timing.bidWindowMs;
+  d.set({ nonce, candidates: null, bids: [], chosen: null }).record({ rounds: nonce, bids: [], declines: [], provider: null, allocationId: null });
+  d.emit({ type: 'bid.request.send', dealId, nonce, job, expiresAt }).schedule('window', expiresAt);
+  return d.progress('requesting', nonce === 1 ? 'asking for bids' : `asking for bids again (round ${nonce})`);
+}
+
+export function takeBid(d: Draft, e: BidReceivedEvent): Draft {
+  return d.set({ bids: [...d.ctx.bids, { bid: e.bid, rttMs: e.rttMs }] }).record({});
+}
+
+export function takeDecline(d: Draft, e: BidDeclinedEvent): Draft {
+  return d.record({ declines: [...d.ctx.record.declines, { provider: e.from, code: e.code, reason: e.reason }] });
+}
+
+export function closeWindow(d: Draft): Draft {
+  const { weights } = d.ctx.input;
+  const comparator = createComparator({ provider: DEFAULT_PREFERENCES.provider, requester: { weights } });
+  const ranked = comparator.rank(d.ctx.bids.map(({ bid, rttMs }) => ({ id: bid.provider, nonce: bid.nonce, price: bid.price, score: bid.score, rttMs })));
+  const bids = ranked.map(({ candidate: b, rank, utility }): RankedBid => ({ provider: b.id, nonce: b.nonce, price: b.price, score: b.score, rttMs: b.rttMs, rank, utility, outcome: 'candidate' }));
+  d.cancel('window').record({ bids });
+  const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
+  const best = bids[0];
+  const summary = best ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)` : answers;
+  return d.progress('requesting', `bid window of round ${d.ctx.nonce} closed: ${summary}`);
+}
+
+/** Bids whose hold ran out before their turn: their providers already let go. */
+export function pruneExpired(d: Draft): Draft {
+  const expired = d.ctx.record.bids.filter((r) => r.outcome === 'candidate' && !d.ctx.bids.some((b) => b.bid.provider === r.provider && b.bid.expiresAt > d.now));
+  for (const r of expired) d.mark(r.provider, 'not-taken', 'its hold expired before it could be tried');
+  return d;
+}
+
+export function scheduleRetry(d: Draft): Draft {
+  const { retryMs, retryMaxMs } = d.ctx.input.timing;
+  const rounds = d.ctx.record.rounds;
+  const delay = Math.min(retryMs * 2 ** Math.max(0, rounds - 1), retryMaxMs);
+  d.set({ chosen: null }).schedule('retry', d.now + delay);
+  return d.progress('requesting', `no usable bid in round ${rounds}; asking again in ${duration(delay)}`);
+}
+
+/** The deadline passed with no bid left: name every reason the round heard. */
+export function noProvider(d: Draft): Draft {
+  const { declines, bids, rounds } = d.ctx.record;
+  const reasons = [...bids.filter((b) => b.outcome === 'failed').map((b) => `${b.provider}: ${b.note ?? 'failed'}`), ...declines.map((x) => `${x.provider}: ${x.reason}`)];
+  const why = reasons.length > 0 ? `: ${reasons.join('; ')}` : ` (no provider answered in ${count(rounds, 'round')})`;
+  return d.record({ message: `no provider took the job before its deadline${why}` });
+}
+
+// --- placing ---------------------------------------------------------------------------------------------------
+
+export function commitBest(d: Draft): Draft {
+  const next = nextCandidate(d.ctx, d.now);
+  if (!next) return d;
+  const { provider, rank, price } = next.ranked;
+  d.mark(provider, 'chosen').set({ chosen: next.bid }).record({ provider, allocationId: null, startedAt: null });
+  d.emit({ type: 'deal.commit.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  d.schedule('step', d.now + d.ctx.input.timing.commitTimeoutMs);
+  return d.progress('committing', `committing to ${provider} (rank ${rank}, price ${price})`);
+}
+
+export function askAllocate(d: Draft): Draft {
+  const to = d.ctx.chosen?.provider ?? '';
+  d.emit({ type: 'deal.allocate.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  d.schedule('step', d.now + d.ctx.input.timing.allocateTimeoutMs);
+  return d.progress('provisioning', `${to} committed; asking it to allocate and start the job`);
+}
+
+/** The chosen provider allocated: the other bids are let go. */
+export function takeAllocation(d: Draft, allocationId: string): Draft {
+  const { allocations } = d.ctx.record;
+  d.record({ allocationId, allocations: allocations.includes(allocationId) ? allocations : [...allocations, allocationId] });
+  d.schedule('step', d.now + d.ctx.input.timing.startTimeoutMs);
+  for (const b of d.ctx.record.bids.filter((r) => r.outcome === 'candidate')) d.revert(b.provider, b.nonce, 'not chosen').mark(b.provider, 'not-taken', 'not chosen');
+  return d.progress('provisioning', `${d.ctx.chosen?.provider} allocated ${allocationId}; waiting for the job to start`);
+}
+
+export function startRunning(d: Draft): Draft {
+  d.cancel('step').schedule('watch', d.now + d.ctx.input.timing.lostAfterMs).record({ startedAt: d.now });
+  return d.progress('running', `running on ${d.ctx.chosen?.provider} (${d.ctx.record.allocationId})`);
+}
+
+/** A live status: the provider is still there. */
+export function alive(d: Draft): Draft {
+  return d.schedule('watch', d.now + d.ctx.input.timing.lostAfterMs).record({});
+}
+
+/** The allocation ended by itself; entering the final state records it. */
+export function takeEnd(d: Draft, e: AllocationStatusEvent): Draft {
+  const why = e.message || 'no reason given';
+  const message =
+    e.state === 'completed'
+      ? `completed on ${e.from}${e.exitCode === null ? '' : ` with exit code ${e.exitCode}`}`
+      : e.state === 'terminated'
+        ? `the provider stopped the job: ${why}`
+        : `failed on ${e.from}: ${why}`;
+  return d.record({ exitCode: e.exitCode, message });
+}
+
+/** What went wrong with the chosen provider, in words that follow its peer id. */
+export function whyFailed(c: RequesterContext, e: RequesterEvent, phase: Phase): string {
+  const t = c.input.timing;
+  if (e.type === 'deal.refused') return `refused the ${e.step}: ${e.reason}`;
+  if (e.type === 'send.failed') return `could not be reached for the ${e.step}: ${e.reason}`;
+  switch (phase) {
+    case 'commit':
+      return `did not answer the commit within ${duration(t.commitTimeoutMs)}`;
+    case 'allocate':
+      return `did not answer the allocate within ${duration(t.allocateTimeoutMs)}`;
+    case 'start':
+      return `did not start the job within ${duration(t.startTimeoutMs)}`;
+    case 'run':
+      return `sent no status for ${duration(t.lostAfterMs)}: taken as lost`;
+    default:
+      return assertNever(phase);
+  }
+}
+
+/** The chosen bid failed: let its provider go; the machine tries the next bid or asks again. */
+export function failAttempt(d: Draft, why: string): Draft {
+  const chosen = d.ctx.chosen;
+  if (!chosen) return d;
+  const state: JobState = d.ctx.record.state;
+  d.cancel('step').cancel('watch').mark(chosen.provider, 'failed', why).revert(chosen.provider, chosen.nonce, why);
+  d.set({ chosen: null }).record({ provider: null, allocationId: null, startedAt: null });
+  const next = nextCandidate(d.ctx, d.now);
+  const then = next ? `trying ${next.ranked.provider}` : d.now >= d.ctx.input.deadline ? 'the deadline has passed' : 'no other bid is left';
+  return d.progress(state, `${chosen.provider} ${why}; ${then}`);
+}
+
+// --- cancelling and ending -------------------------------------------------------------------------------------
+
+/** Cancelled before anything runs: every provider holding a bid lets go. */
+export function cancelHeld(d: Draft, replyTo: string | undefined): Draft {
+  const c = d.ctx;
+  for (const b of heldBids(c)) d.revert(b.provider, b.nonce, 'the job was cancelled').mark(b.provider, 'not-taken', 'the job was cancelled');
+  const message =
+    c.nonce === 0 ? 'cancelled before it started' : c.chosen === null ? 'cancelled while asking for bids' : `cancelled before ${c.chosen.provider} started it`;
+  return d.set({ pendingReply: replyTo ?? null }).record({ message });
+}
+
+export function askCancel(d: Draft): Draft {
+  const to = d.ctx.chosen?.provider ?? '';
+  d.cancel('step').cancel('watch');
+  d.emit({ type: 'deal.cancel.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  d.schedule('cancel', d.now + d.ctx.input.timing.cancelTimeoutMs);
+  return d.progress('cancelling', `asked ${to} to stop the job`).reply();
+}
+
+export function cancelEnded(d: Draft, e: RequesterEvent): Draft {
+  const p = d.ctx.chosen?.provider;
+  if (e.type === 'allocation.status') return d.record({ exitCode: e.exitCode, message: `cancelled: ${p} stopped the job` });
+  if (e.type === 'send.failed') return d.record({ message: `cancelled, but ${p} could not be reached to stop the job: ${e.reason}` });
+  return d.record({ message: `cancelled, but ${p} did not confirm within ${duration(d.ctx.input.timing.cancelTimeoutMs)} that it stopped the job` });
+}
+
+/** Entering a final state: nothing stays scheduled, the runtime gets the record, a pending cancel its answer. */
+export function end(d: Draft, state: JobState): Draft {
+  for (const key of Object.keys(d.ctx.timers)) d.cancel(key);
+  d.record({ endedAt: d.now }).progress(state, d.ctx.record.message);
+  return d.emit({ type: 'job.ended', record: d.ctx.record }).reply();
+}
+
+/** After a restart the runtime has no timers: ask for every pending one again (one already due fires at once). */
+export function rearm(d: Draft): Draft {
+  for (const [key, at] of Object.entries(d.ctx.timers)) d.emit({ type: 'timer.schedule', key, at });
+  return d;
+}
+
+/** After a restart, the step in flight is sent again: its answer may have been lost, and providers answer a repeat. */
+export function resend(d: Draft, step: 'commit' | 'allocate' | 'cancel'): Draft {
+  const to = d.ctx.chosen?.provider ?? '';
+  const msg = { to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce };
+  return d.emit(step === 'commit' ? { type: 'deal.commit.send', ...msg } : step === 'allocate' ? { type: 'deal.allocate.send', ...msg } : { type: 'deal.cancel.send', ...msg });
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected phase ${JSON.stringify(x)}`);
+}

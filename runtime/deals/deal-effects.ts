@@ -1,0 +1,203 @@
+/**
+ * The effects of the deal actors' intents (and of the Node's two deal intents): messages to peers, timers,
+ * the ledger, spawning the provider and allocation actors, and running jobs through the executors. The supervisor
+ * hands over intents of live events only, never of replayed ones.
+ */
+import type { ExecutionSpec } from '../../actors/executor.ts';
+import {
+  type AllocationIntent,
+  type AllocationRecordView,
+  type NodeDealIntent,
+  type ProviderIntent,
+  type RequesterIntent,
+  allocationActorId,
+  providerActorId,
+} from '../../machines/deal.messages.ts';
+import type { JobSpec } from '../../machines/job.ts';
+import type { DealService } from './deal-service.ts';
+import { OUTPUT_LIMIT_BYTES } from './output-log.ts';
+
+type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent;
+
+/** Carries out intents of the deal actor `actorId`. */
+export function handleDealIntents(svc: DealService, actorId: string, intents: readonly unknown[]): void {
+  for (const i of intents) {
+    try {
+      handle(svc, actorId, i as DealIntent);
+    } catch (e) {
+      svc.deps.log.error({ actor: actorId, intent: (i as { type?: string }).type, err: (e as Error).message }, 'a deal intent failed');
+    }
+  }
+}
+
+function handle(svc: DealService, actorId: string, intent: DealIntent): void {
+  const { log } = svc.deps;
+  switch (intent.type) {
+    case 'timer.schedule':
+      return svc.schedule(actorId, intent.key, intent.at);
+    case 'timer.cancel':
+      return svc.cancelTimer(actorId, intent.key);
+    case 'log.write':
+      return log[intent.level]({ actor: actorId, ...(intent.data ?? {}) }, intent.message);
+    case 'reply.send':
+      return; // answered by the supervisor's ask()
+    // ---- requester ----
+    case 'bid.request.send':
+      return void requestBids(svc, actorId, intent);
+    case 'deal.commit.send':
+      return void sendOrFail(svc, actorId, intent.to, 'deal.commit', { dealId: intent.dealId, nonce: intent.nonce }, 'commit', intent.nonce);
+    case 'deal.allocate.send':
+      return void sendAllocate(svc, actorId, intent);
+    case 'deal.revert.send':
+      return void svc.sendTo(intent.to, 'provider', 'deal.revert', { dealId: intent.dealId, nonce: intent.nonce, reason: intent.reason });
+    case 'deal.cancel.send':
+      return void sendOrFail(svc, actorId, intent.to, 'deal.cancel', { dealId: intent.dealId, nonce: intent.nonce }, 'cancel', intent.nonce);
+    case 'job.ended':
+      log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
+      svc.jobs.delete(intent.record.id);
+      return void svc.retire(actorId, intent.record);
+    // ---- node ----
+    case 'bid.open':
+      svc.providerJobs.set(intent.input.key, intent.input);
+      return void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now() });
+    case 'bid.decline.send':
+      return void svc.sendTo(intent.to, 'requester', 'bid.decline', { dealId: intent.dealId, nonce: intent.nonce, code: intent.code, reason: intent.reason });
+    // ---- provider ----
+    case 'bid.submit.send':
+      return void svc.sendTo(intent.to, 'requester', 'bid.submit', { bid: intent.bid });
+    case 'deal.committed.send':
+      return void svc.sendTo(intent.to, 'requester', 'deal.committed', { dealId: intent.dealId, nonce: intent.nonce });
+    case 'deal.allocated.send':
+      return void svc.sendTo(intent.to, 'requester', 'deal.allocated', { dealId: intent.dealId, nonce: intent.nonce, allocationId: intent.allocationId });
+    case 'deal.refused.send':
+      return void svc.sendTo(intent.to, 'requester', 'deal.refused', { dealId: intent.dealId, nonce: intent.nonce, step: intent.step, reason: intent.reason });
+    case 'ledger.allocate.request':
+      return void askLedger(svc, actorId, intent.allocationId, intent.lockId);
+    case 'ledger.unlock':
+      return svc.deps.ledger.unlock(intent.lockId);
+    case 'allocation.spawn':
+      return void svc.output.create(intent.input.allocationId).then(() =>
+        svc.spawn(allocationActorId(intent.input.allocationId), 'allocation', intent.input, { type: 'allocation.start', now: svc.now() }),
+      );
+    case 'allocation.cancel':
+      return void svc.deliver(allocationActorId(intent.allocationId), { type: 'allocation.cancel', now: svc.now() });
+    case 'provider.ended':
+      svc.providerJobs.delete(intent.record.key);
+      return void svc.retire(actorId, intent.record);
+    // ---- allocation ----
+    case 'execution.start':
+      return void execute(svc, actorId, intent.allocationId, intent.job);
+    case 'execution.cancel':
+      return svc.executions.get(intent.allocationId)?.cancel();
+    case 'status.push':
+      if (isTerminal(intent.status.state)) svc.statuses.delete(intent.status.allocationId);
+      else svc.statuses.set(intent.status.allocationId, { to: intent.to, status: intent.status });
+      return void svc.sendTo(intent.to, 'requester', 'allocation.status', intent.status);
+    case 'ledger.release':
+      return svc.deps.ledger.release(intent.allocationId);
+    case 'allocation.ended':
+      return void allocationEnded(svc, actorId, intent.record);
+    default: {
+      const never: never = intent;
+      log.warn({ actor: actorId, intent: never }, 'unknown deal intent');
+    }
+  }
+}
+
+const isTerminal = (s: string) => s === 'completed' || s === 'failed' || s === 'terminated';
+
+async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'bid.request.send' }>): Promise<void> {
+  const net = svc.deps.net();
+  const { job, dealId, nonce, expiresAt } = intent;
+  const payload = { dealId, nonce, job, expiresAt };
+  const excluded = new Set(job.constraints.excludePeers);
+  let candidates: string[] = [];
+  if (net) {
+    if (job.constraints.peers.length > 0) {
+      const sent = await Promise.all(job.constraints.peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
+      candidates = sent.filter((p): p is string => p !== null);
+    } else {
+      candidates = net.dmsPeers().filter((p) => p !== svc.deps.self && !excluded.has(p));
+      try {
+        if (candidates.length > 0) await net.router.broadcast('node', 'bid.request', payload, { from: 'requester', ttlMs: Math.max(1000, expiresAt - svc.now()) });
+      } catch (e) {
+        svc.deps.log.warn({ job: dealId, err: (e as Error).message }, 'could not broadcast the bid request');
+        candidates = [];
+      }
+    }
+  }
+  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, now: svc.now() });
+}
+
+async function sendOrFail(svc: DealService, actorId: string, to: string, type: string, payload: unknown, step: 'commit' | 'allocate' | 'cancel', nonce: number): Promise<void> {
+  if (await svc.sendTo(to, 'provider', type, payload)) return;
+  svc.deliver(actorId, { type: 'send.failed', to, nonce, step, reason: `could not reach ${to}`, now: svc.now() });
+}
+
+async function sendAllocate(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'deal.allocate.send' }>): Promise<void> {
+  const job = svc.jobs.get(intent.dealId);
+  let module: Uint8Array | undefined;
+  if (job?.executor === 'wasm') {
+    try {
+      module = await svc.modules.get(job.wasm.module.sha256);
+    } catch (e) {
+      svc.deps.log.error({ job: intent.dealId, err: (e as Error).message }, 'the job\'s module is gone from the module store');
+    }
+  }
+  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
+}
+
+async function askLedger(svc: DealService, actorId: string, allocationId: string, lockId: string): Promise<void> {
+  let r: { ok: boolean; code?: string; message?: string };
+  try {
+    r = await svc.deps.ledger.allocate(allocationId, lockId);
+  } catch (e) {
+    r = { ok: false, message: (e as Error).message };
+  }
+  // asked again after a restart: the first answer already made the allocation
+  const ok = r.ok || r.code === 'duplicate';
+  svc.deliver(actorId, { type: 'ledger.allocated', ok, ...(ok ? {} : { reason: r.message ?? 'the ledger refused' }), now: svc.now() });
+}
+
+function executionSpec(svc: DealService, job: JobSpec): ExecutionSpec {
+  const limits = { memoryBytes: job.resources.memory, timeoutMs: job.timeoutMs, cpu: job.resources.cpu };
+  if (job.executor === 'wasm') {
+    const { sha256 } = job.wasm.module;
+    return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: svc.modules.path(sha256) }, sha256, args: job.wasm.args, env: job.wasm.env } };
+  }
+  return { executor: 'process', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, process: { command: job.process.command, args: job.process.args, env: job.process.env } };
+}
+
+async function execute(svc: DealService, actorId: string, allocationId: string, job: JobSpec): Promise<void> {
+  const executor = await svc.deps.executor(job.executor);
+  if (!executor) {
+    svc.deliver(actorId, { type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node`, now: svc.now() });
+    return;
+  }
+  try {
+    const exec = await executor.start(executionSpec(svc, job), (chunk) => void svc.output.append(allocationId, chunk.stream, chunk.data));
+    svc.executions.set(allocationId, exec);
+    svc.deliver(actorId, { type: 'execution.started', pid: exec.pid, now: svc.now() });
+    // drain the output iterator: chunks are kept until read (they are already written by the listener)
+    void (async () => {
+      for await (const _ of exec.output);
+    })().catch(() => {});
+    const result = await exec.wait();
+    svc.executions.delete(allocationId);
+    await svc.output.flush(allocationId);
+    const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
+    svc.deliver(actorId, { type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: svc.now() });
+  } catch (e) {
+    svc.executions.delete(allocationId);
+    svc.deliver(actorId, { type: 'execution.refused', reason: (e as Error).message, now: svc.now() });
+  }
+}
+
+async function allocationEnded(svc: DealService, actorId: string, record: AllocationRecordView): Promise<void> {
+  svc.statuses.delete(record.allocationId);
+  svc.deps.log.info({ allocation: record.allocationId, state: record.state, exitCode: record.exitCode }, `allocation ${record.allocationId} ${record.state}`);
+  const provider = providerActorId(record.allocationId);
+  svc.deliver(provider, { type: 'allocation.ended', allocationId: record.allocationId, state: record.state, now: svc.now() });
+  await svc.retire(actorId, record);
+}
+

@@ -1,0 +1,119 @@
+/**
+ * The router inboxes deal messages arrive at, each handing a checked message to the actor it is for:
+ * `node` (bid requests, to the Node actor, which decides whether to bid), `requester` (bids, declines and the
+ * provider's answers, to the job's negotiation) and `provider` (the requester's commit, allocate, revert and
+ * cancel, to the deal's provider negotiation; and requests for a job's output). Payloads were checked against
+ * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
+ */
+import { z } from 'zod';
+import { NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
+import type { NodeEvent } from '../../machines/node.messages.ts';
+import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
+import type { ActorRef } from '../supervisor.ts';
+import type { DealService } from './deal-service.ts';
+
+export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
+export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request'] as const;
+
+/** Payload schemas of the output requests (the deal messages' are in net/deal-schemas.ts). */
+export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+  ['logs.request', z.strictObject({ allocationId: z.string().regex(/^[\w.:@-]{1,220}$/), offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) })],
+  [
+    'logs.page',
+    z.strictObject({
+      chunks: z.array(z.strictObject({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(1 << 20) })).max(100_000),
+      next: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      eof: z.boolean(),
+    }),
+  ],
+]);
+
+function dealIdOf(payload: Record<string, unknown>): string {
+  const bid = payload.bid as { dealId?: string } | undefined;
+  return String(bid?.dealId ?? payload.dealId);
+}
+
+export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router: MessageRouter): InboxSpec[] {
+  const { log } = svc.deps;
+  const nodeInbox: InboxSpec = {
+    name: NODE_INBOX,
+    accepts: ['bid.request'],
+    handle(msg) {
+      const e = msg.envelope;
+      const p = e.payload as Omit<Extract<NodeEvent, { type: 'bid.request' }>, 'type' | 'from' | 'now' | 'self'>;
+      node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer);
+    },
+  };
+  const requesterInbox: InboxSpec = {
+    name: REQUESTER_INBOX,
+    accepts: REQUESTER_ACCEPTS,
+    handle(msg) {
+      const e = msg.envelope;
+      const p = e.payload as Record<string, unknown>;
+      const id = requesterActorId(dealIdOf(p));
+      const extra = e.type === 'bid.submit' ? { rttMs: svc.deps.net()?.rtt(e.from.peer) ?? 0 } : {};
+      if (!svc.deliver(id, { ...p, ...extra, type: e.type, from: e.from.peer, now: svc.now() }, e.from.peer)) {
+        log.debug({ type: e.type, from: e.from.peer, job: dealIdOf(p) }, 'a deal message for no job running here was dropped');
+        // a bid for a job that ended or never was: let the provider go at once instead of when its lock expires
+        const bid = p.bid as { dealId: string; nonce: number } | undefined;
+        if (bid) void svc.sendTo(e.from.peer, PROVIDER_INBOX, 'deal.revert', { dealId: bid.dealId, nonce: bid.nonce, reason: 'no such job on the requester (it ended)' });
+      }
+    },
+  };
+  const providerInbox: InboxSpec = {
+    name: PROVIDER_INBOX,
+    accepts: PROVIDER_ACCEPTS,
+    handle(msg) {
+      if (msg.envelope.type === 'logs.request') return void answerLogs(svc, router, msg);
+      void toProvider(svc, msg);
+    },
+  };
+  return [nodeInbox, requesterInbox, providerInbox];
+}
+
+async function toProvider(svc: DealService, msg: Inbound): Promise<void> {
+  const e = msg.envelope;
+  const { module, ...p } = e.payload as { dealId: string; nonce: number; module?: Uint8Array };
+  const key = dealKey(p.dealId, p.nonce);
+  const id = providerActorId(key);
+  const now = svc.now();
+  if (!svc.refs.has(id)) {
+    svc.deps.log.debug({ type: e.type, from: e.from.peer, key }, 'a deal message for no deal of this node was dropped');
+    if (e.type === 'deal.commit' || e.type === 'deal.allocate') {
+      void svc.sendTo(e.from.peer, REQUESTER_INBOX, 'deal.refused', { ...p, step: e.type === 'deal.commit' ? 'commit' : 'allocate', reason: 'this node holds nothing for that deal (its bid expired or was released)' });
+    }
+    return;
+  }
+  if (e.type !== 'deal.allocate') {
+    svc.deliver(id, { ...p, type: e.type, from: e.from.peer, now }, e.from.peer);
+    return;
+  }
+  // the module is checked and stored before the provider machine hears of the allocate
+  const job = svc.providerJobs.get(key)?.job;
+  let moduleReady = true;
+  let moduleProblem: string | undefined;
+  if (job?.executor === 'wasm' && e.from.peer === svc.providerJobs.get(key)?.requester) {
+    try {
+      if (!module) {
+        if (!(await svc.modules.has(job.wasm.module.sha256))) throw new Error('the allocate carried no module');
+      } else await svc.modules.put(job.wasm.module.sha256, module);
+    } catch (err) {
+      moduleReady = false;
+      moduleProblem = `the job's module was refused: ${(err as Error).message}`;
+    }
+  }
+  svc.deliver(id, { ...p, type: e.type, from: e.from.peer, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, e.from.peer);
+}
+
+async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound): Promise<void> {
+  const { allocationId, offset } = msg.envelope.payload as { allocationId: string; offset: number };
+  const input = svc.providerJobs.get(allocationId);
+  const rec = input ? null : await svc.deps.store.getMeta<{ requester: string }>(`allocation/${allocationId}`);
+  const requester = input?.requester ?? rec?.requester;
+  if (requester !== msg.envelope.from.peer || !(await svc.output.exists(allocationId))) {
+    await router.reply(msg, 'net.error', { code: 'not-found', message: `no allocation ${allocationId} of yours on this node` }).catch(() => {});
+    return;
+  }
+  const page = await svc.output.read(allocationId, offset);
+  await router.reply(msg, 'logs.page', page).catch(() => {});
+}

@@ -1,0 +1,85 @@
+/**
+ * A job's output on its provider: `<data-dir>/allocations/<id>.log`, one line per chunk read from the job
+ * (`o <base64>` for stdout, `e <base64>` for stderr), so stdout and stderr keep their order and stay apart. The
+ * executor caps what a job may write (logLimitBytes), so the file is bounded. Readers page through it by offset.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export const OUTPUT_DIR = 'allocations';
+/** Output kept per allocation; the rest is counted and dropped by the executor. */
+export const OUTPUT_LIMIT_BYTES = 1 << 20;
+/** Largest page a reader gets at once (fits a network frame with room to spare). */
+export const OUTPUT_PAGE_BYTES = 512 * 1024;
+
+export interface OutputChunk {
+  readonly stream: 'stdout' | 'stderr';
+  /** The bytes as UTF-8 text (invalid sequences replaced). */
+  readonly text: string;
+}
+
+export interface OutputPage {
+  readonly chunks: readonly OutputChunk[];
+  /** Offset to ask for next. */
+  readonly next: number;
+  /** True when `next` is the end of what was written so far. */
+  readonly eof: boolean;
+}
+
+export class OutputLog {
+  readonly dir: string;
+  readonly #appends = new Map<string, Promise<void>>();
+
+  constructor(dataDir: string) {
+    this.dir = path.join(dataDir, OUTPUT_DIR);
+  }
+
+  file(allocationId: string): string {
+    return path.join(this.dir, `${encodeURIComponent(allocationId)}.log`);
+  }
+
+  async create(allocationId: string): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true });
+    await fs.writeFile(this.file(allocationId), '');
+  }
+
+  /** Appends a chunk; appends of one allocation land in order. */
+  append(allocationId: string, stream: 'stdout' | 'stderr', data: Uint8Array): Promise<void> {
+    const line = `${stream === 'stdout' ? 'o' : 'e'} ${Buffer.from(data).toString('base64')}\n`;
+    const prev = this.#appends.get(allocationId) ?? Promise.resolve();
+    const next = prev.then(() => fs.appendFile(this.file(allocationId), line)).catch(() => {});
+    this.#appends.set(allocationId, next);
+    return next;
+  }
+
+  /** Waits until every append so far is written. */
+  async flush(allocationId: string): Promise<void> {
+    await this.#appends.get(allocationId);
+    this.#appends.delete(allocationId);
+  }
+
+  async exists(allocationId: string): Promise<boolean> {
+    return fs.access(this.file(allocationId)).then(() => true, () => false);
+  }
+
+  /** Whole lines from `offset`, at most about `max` bytes of the file. */
+  async read(allocationId: string, offset: number, max = OUTPUT_PAGE_BYTES): Promise<OutputPage> {
+    const fh = await fs.open(this.file(allocationId), 'r');
+    try {
+      const size = (await fh.stat()).size;
+      const want = Math.max(0, Math.min(max, size - offset));
+      const buf = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(buf, 0, want, offset);
+      const text = buf.subarray(0, bytesRead).toString('latin1');
+      const end = text.lastIndexOf('\n') + 1; // whole lines only
+      const chunks: OutputChunk[] = [];
+      for (const line of text.slice(0, end).split('\n')) {
+        if (line.length < 2) continue;
+        chunks.push({ stream: line[0] === 'o' ? 'stdout' : 'stderr', text: Buffer.from(line.slice(2), 'base64').toString('utf8') });
+      }
+      return { chunks, next: offset + end, eof: offset + end >= size };
+    } finally {
+      await fh.close();
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Payload schemas of the deal messages (machines/deal.messages.ts, `DealWireMessage`), one per type, checked at
+ * the network edge. Each payload is the message without `type` (the envelope carries it). Strict and bounded:
+ * an unknown field, a string past its length or a number out of range is refused with the field named. A job is
+ * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run.
+ */
+import { z } from 'zod';
+import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.messages.ts';
+import { JOB_ID_PATTERN, JOB_LIMITS, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
+
+/** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */
+export const MAX_MODULE_BYTES = 900 * 1024;
+/** Longest free text (reasons, messages): one line for a person, not a log. */
+export const MAX_TEXT = 2048;
+const MAX_ARG = 8192;
+const MAX_ENV_NAME = 256;
+const MAX_COMMAND = 4096;
+
+const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'preferences', 'duplicate', 'expired', 'invalid'] as const;
+const ALLOCATION_STATES = ['pending', 'starting', 'running', 'stopping', 'completed', 'failed', 'terminated'] as const;
+// Compile-time: the lists name every member of the contract's unions (a code added there must be added here).
+type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;
+const complete: [Missing<DeclineCode, typeof DECLINE_CODES>, Missing<AllocationState, typeof ALLOCATION_STATES>] extends [never, never] ? true : false = true;
+void complete;
+
+const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** ms since the epoch, or a count of ms. */
+const time = safeInt;
+const nonce = safeInt;
+const dealId = z.string().regex(JOB_ID_PATTERN, 'is not a deal id (1 to 200 of letters, digits and . _ : @ -)');
+// An allocation id is a deal key (`${dealId}.${nonce}`): the deal id's characters, a little longer.
+const allocationId = z.string().regex(/^[\w.:@-]{1,256}$/, 'is not an allocation id (1 to 256 of letters, digits and . _ : @ -)');
+const peer = z.string().regex(PEER_ID_PATTERN, 'is not a peer id (base58, like 12D3KooW…)');
+const text = z.string().max(MAX_TEXT);
+const amount = z.number().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+const resources = z.strictObject({
+  cpu: z.number().nonnegative().max(JOB_LIMITS.maxCpu),
+  memory: safeInt.max(JOB_LIMITS.maxMemory),
+  disk: safeInt.max(JOB_LIMITS.maxDisk),
+  gpus: safeInt.max(JOB_LIMITS.maxGpus),
+});
+
+const args = z.array(z.string().max(MAX_ARG)).max(JOB_LIMITS.maxArgs);
+const env = z
+  .record(z.string().min(1).max(MAX_ENV_NAME), z.string().max(MAX_ARG))
+  .refine((e) => Object.keys(e).length <= JOB_LIMITS.maxEnv, `has more than ${JOB_LIMITS.maxEnv} variables`);
+const peers = z.array(peer).max(JOB_LIMITS.maxPeers);
+
+const jobBase = {
+  name: z.string().min(1).max(JOB_LIMITS.maxNameLength),
+  resources,
+  timeoutMs: safeInt.max(JOB_LIMITS.maxTimeoutMs),
+  constraints: z.strictObject({ peers, excludePeers: peers }),
+};
+const wasmJob = z.strictObject({
+  ...jobBase,
+  executor: z.literal('wasm'),
+  wasm: z.strictObject({
+    // A module bigger than deal.allocate can carry could never be placed.
+    module: z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not 64 lowercase hex digits'), size: safeInt.min(1).max(MAX_MODULE_BYTES) }),
+    args,
+    env,
+  }),
+});
+const processJob = z.strictObject({
+  ...jobBase,
+  executor: z.literal('process'),
+  process: z.strictObject({ command: z.string().min(1).max(MAX_COMMAND), args, env }),
+});
+
+/** validateJob names `timeout` as the job file does; on the wire the field is `timeoutMs`. */
+function jobPath(field: string): string[] {
+  const [head = '', ...rest] = field.split('.');
+  return [head === 'timeout' ? 'timeoutMs' : head, ...rest];
+}
+
+// Piped, so the rules run only on a job whose shape is already right (validateJob trusts the JobSpec type).
+const jobShape = z.discriminatedUnion('executor', [wasmJob, processJob]);
+export const jobSchema: z.ZodType<JobSpec> = jobShape.pipe(
+  z.custom<z.output<typeof jobShape>>().superRefine((job, ctx) => {
+    for (const p of validateJob(job)) ctx.addIssue({ code: 'custom', path: jobPath(p.field), message: p.message });
+  }),
+);
+
+const deal = { dealId, nonce };
+const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time });
+const moduleBytes = z
+  .instanceof(Uint8Array, { message: 'is not bytes' })
+  .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_MODULE_BYTES, `must be 1 byte to ${MAX_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
+
+type Payload<T extends DealWireMessage['type']> = Omit<Extract<DealWireMessage, { type: T }>, 'type'>;
+/** `deal.allocate` on the wire also carries the WASM module's bytes, which the runtime takes off before the machine. */
+export type DealAllocatePayload = Payload<'deal.allocate'> & { readonly module?: Uint8Array };
+
+// Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
+const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.allocate' ? DealAllocatePayload : Payload<T>> } = {
+  'bid.request': z.strictObject({ ...deal, job: jobSchema, expiresAt: time }),
+  'bid.submit': z.strictObject({ bid }),
+  'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
+  'deal.commit': z.strictObject(deal),
+  'deal.committed': z.strictObject(deal),
+  'deal.allocate': z.strictObject({ ...deal, module: moduleBytes.optional() }),
+  'deal.allocated': z.strictObject({ ...deal, allocationId }),
+  'deal.refused': z.strictObject({ ...deal, step: z.enum(['commit', 'allocate']), reason: text }),
+  'deal.revert': z.strictObject({ ...deal, reason: text }),
+  'deal.cancel': z.strictObject(deal),
+  'allocation.status': z.strictObject({
+    ...deal,
+    allocationId,
+    state: z.enum(ALLOCATION_STATES),
+    exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32 - 1).nullable(),
+    message: text,
+  }),
+};
+
+/** One schema per deal message type, for MessageRouter.addSchemas. */
+export const dealPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>(Object.entries(schemas));

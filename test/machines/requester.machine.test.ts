@@ -1,0 +1,722 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type Actor, createActor } from 'xstate';
+import { requesterActorKind } from '../../actors/requester.actor.ts';
+import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming } from '../../machines/deal.messages.ts';
+import type { JobSpec } from '../../machines/job.ts';
+import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
+import { GiB, T0 } from '../fixtures/node-fixtures.ts';
+
+// Three providers and this node. Peer ids only need to be distinct strings here.
+const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
+const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+const C = '12D3KooWCccccccccccccccccccccccccccccccccccc';
+const DEAL = 'job-1';
+
+const TIMING: RequesterTiming = {
+  bidWindowMs: 2_000,
+  enoughBids: 3,
+  commitTimeoutMs: 3_000,
+  allocateTimeoutMs: 5_000,
+  startTimeoutMs: 60_000,
+  lostAfterMs: 6_000,
+  retryMs: 500,
+  retryMaxMs: 1_500,
+  cancelTimeoutMs: 15_000,
+};
+const JOB: JobSpec = {
+  executor: 'process',
+  name: 'hello',
+  resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 },
+  timeoutMs: 60_000,
+  constraints: { peers: [], excludePeers: [] },
+  process: { command: 'echo', args: ['hi'], env: {} },
+};
+/** Price alone decides the ranking unless a suite says otherwise. */
+const INPUT: RequesterInput = { dealId: DEAL, job: JOB, self: SELF, createdAt: T0, deadline: T0 + 60_000, weights: { price: 1, score: 0, rtt: 0 }, timing: TIMING };
+
+const t = (ms: number) => T0 + ms;
+
+interface Harness {
+  actor: Actor<RequesterMachine>;
+  /** Every intent the actor emitted, in order. */
+  out: RequesterIntent[];
+  input: RequesterInput;
+}
+
+function spawn(input: RequesterInput, snapshot?: unknown): Harness {
+  const h: Harness = { actor: createActor(requesterMachine, { input, ...(snapshot ? { snapshot: snapshot as never } : {}) }), out: [], input };
+  h.actor.on('*', (e) => h.out.push(e));
+  h.actor.start();
+  return h;
+}
+
+/** One suite per behaviour: a fresh, started actor before each test, stopped after it. */
+function behaviour(name: string, input: RequesterInput = INPUT) {
+  const s = suite<Harness>(name, {} as Harness);
+  s.before.each((h) => {
+    Object.assign(h, spawn(input));
+  });
+  s.after.each((h) => {
+    h.actor.stop();
+  });
+  return s;
+}
+
+const ctx = (h: Harness): RequesterContext => h.actor.getSnapshot().context;
+const rec = (h: Harness): JobRecord => ctx(h).record;
+const value = (h: Harness): unknown => h.actor.getSnapshot().value;
+
+/** Sends an event and returns only the intents it caused. */
+function send(h: Harness, e: RequesterEvent): RequesterIntent[] {
+  const from = h.out.length;
+  h.actor.send(e);
+  return h.out.slice(from);
+}
+function ofType<K extends RequesterIntent['type']>(intents: readonly RequesterIntent[], type: K): Extract<RequesterIntent, { type: K }>[] {
+  return intents.filter((i): i is Extract<RequesterIntent, { type: K }> => i.type === type);
+}
+const types = (intents: readonly RequesterIntent[]) => intents.map((i) => i.type);
+const revert = (to: string, reason: string, nonce = 1): RequesterIntent => ({ type: 'deal.revert.send', to, dealId: DEAL, nonce, reason });
+
+const start = (h: Harness, now = T0) => send(h, { type: 'deal.start', now });
+const sent = (h: Harness, candidates: string[], nonce = 1, now = t(10)) => send(h, { type: 'bid.request.sent', nonce, candidates, now });
+function bidOf(provider: string, o: Partial<Bid> = {}): Bid {
+  return { dealId: DEAL, nonce: 1, provider, price: 10, score: 100, resources: JOB.resources, expiresAt: t(15_000), ...o };
+}
+function submit(h: Harness, provider: string, o: Partial<Bid> & { from?: string; now?: number; rttMs?: number } = {}) {
+  const { from = provider, now = t(100), rttMs = 20, ...bid } = o;
+  return send(h, { type: 'bid.submit', bid: bidOf(provider, bid), from, rttMs, now });
+}
+const decline = (h: Harness, from: string, reason = 'not enough free cpu', now = t(100), nonce = 1) =>
+  send(h, { type: 'bid.decline', dealId: DEAL, nonce, code: 'insufficient', reason, from, now });
+const fire = (h: Harness, key: string, now: number) => send(h, { type: 'timer.fired', key, now });
+const committed = (h: Harness, from: string, now: number, nonce = 1) => send(h, { type: 'deal.committed', dealId: DEAL, nonce, from, now });
+const refused = (h: Harness, from: string, now: number, reason = 'busy', step: 'commit' | 'allocate' = 'commit') =>
+  send(h, { type: 'deal.refused', dealId: DEAL, nonce: 1, step, reason, from, now });
+const allocated = (h: Harness, from: string, now: number, allocationId = `${DEAL}.1`) => send(h, { type: 'deal.allocated', dealId: DEAL, nonce: 1, allocationId, from, now });
+function status(h: Harness, from: string, state: AllocationState, now: number, o: { exitCode?: number | null; message?: string; allocationId?: string; nonce?: number } = {}) {
+  const { exitCode = null, message = '', allocationId = `${DEAL}.1`, nonce = 1 } = o;
+  return send(h, { type: 'allocation.status', dealId: DEAL, nonce, allocationId, state, exitCode, message, from, now });
+}
+const cancel = (h: Harness, now: number, replyTo: string | undefined = 'api-1') => send(h, { type: 'job.cancel', now, ...(replyTo ? { replyTo } : {}) });
+
+/** Round 1 with candidates A and B; B bids 20, then A bids 10: the window closes and A (cheapest) is committed. */
+function toCommitting(h: Harness): RequesterIntent[] {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, B, { price: 20, now: t(100) });
+  return submit(h, A, { price: 10, now: t(200) });
+}
+/** On to running on A: committed at +300, allocated at +400, running at +500. */
+function toRunning(h: Harness): void {
+  toCommitting(h);
+  committed(h, A, t(300));
+  allocated(h, A, t(400));
+  status(h, A, 'running', t(500));
+  assert.is(rec(h).state, 'running');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Happy = behaviour('requester: a job placed on the best bid, run, and completed');
+
+Happy('deal.start asks for bids once and arms the window timer', (h) => {
+  assert.is(value(h), 'idle');
+  const out = start(h);
+  assert.equal(out, [
+    { type: 'bid.request.send', dealId: DEAL, nonce: 1, job: JOB, expiresAt: t(2000) },
+    { type: 'timer.schedule', key: 'window', at: t(2000) },
+  ]);
+  assert.equal(value(h), { requesting: 'collecting' });
+  assert.is(ctx(h).nonce, 1);
+  assert.is(rec(h).rounds, 1);
+  assert.is(rec(h).state, 'requesting');
+  assert.equal(rec(h).history, [{ at: T0, state: 'requesting', message: 'asking for bids' }]);
+});
+
+Happy('the window closes when both candidates bid, without its timer, and the cheapest bid is committed', (h) => {
+  start(h);
+  assert.equal(sent(h, [A, B]), []);
+  assert.equal(ctx(h).candidates, [A, B]);
+  assert.equal(submit(h, B, { price: 20, now: t(100) }), []);
+  const out = submit(h, A, { price: 10, now: t(200) });
+  assert.equal(out, [
+    { type: 'timer.cancel', key: 'window' },
+    { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 },
+    { type: 'timer.schedule', key: 'step', at: t(3200) },
+  ]);
+  assert.is(value(h), 'committing');
+  const r = rec(h);
+  assert.is(r.state, 'committing');
+  assert.is(r.provider, A);
+  assert.equal(r.bids.map((b) => [b.provider, b.rank, b.price, b.outcome]), [[A, 1, 10, 'chosen'], [B, 2, 20, 'candidate']]);
+  assert.match(r.history[1]!.message, `2 bids, no declines; best: ${A} (rank 1, price 10, score 100, rtt 20 ms)`);
+});
+
+Happy('committed, allocated, running, completed: the record follows and job.ended is emitted once', (h) => {
+  toCommitting(h);
+  assert.equal(committed(h, A, t(300)), [
+    { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 },
+    { type: 'timer.schedule', key: 'step', at: t(5300) },
+  ]);
+  assert.equal(value(h), { provisioning: 'allocating' });
+  assert.is(rec(h).state, 'provisioning');
+
+  const out = allocated(h, A, t(400));
+  assert.equal(out, [{ type: 'timer.schedule', key: 'step', at: t(60_400) }, revert(B, 'not chosen')]);
+  assert.equal(value(h), { provisioning: 'starting' });
+  assert.is(rec(h).allocationId, `${DEAL}.1`);
+  assert.equal(rec(h).allocations, [`${DEAL}.1`]);
+  assert.equal(rec(h).bids.map((b) => b.outcome), ['chosen', 'not-taken']);
+
+  assert.equal(status(h, A, 'starting', t(450)), []);
+  assert.equal(status(h, A, 'running', t(500)), [{ type: 'timer.cancel', key: 'step' }, { type: 'timer.schedule', key: 'watch', at: t(6500) }]);
+  assert.is(rec(h).state, 'running');
+  assert.is(rec(h).startedAt, t(500));
+  // a heartbeat pushes the watch back
+  assert.equal(status(h, A, 'running', t(2500)), [{ type: 'timer.schedule', key: 'watch', at: t(8500) }]);
+
+  const end = status(h, A, 'completed', t(3000), { exitCode: 0, message: 'exited' });
+  assert.equal(types(end), ['timer.cancel', 'job.ended']);
+  assert.equal(value(h), { ended: 'completed' });
+  const r = rec(h);
+  assert.equal(ofType(end, 'job.ended')[0]!.record, r);
+  assert.is(r.state, 'completed');
+  assert.is(r.exitCode, 0);
+  assert.is(r.endedAt, t(3000));
+  assert.is(r.updatedAt, t(3000));
+  assert.equal(ctx(h).timers, {});
+  assert.equal(r.history.map((e) => e.state), ['requesting', 'requesting', 'committing', 'provisioning', 'provisioning', 'running', 'completed']);
+  assert.match(r.history.at(-1)!.message, `completed on ${A} with exit code 0`);
+  // a repeated final status changes nothing and ends nothing again
+  const again = status(h, A, 'completed', t(3100), { exitCode: 0 });
+  assert.equal(ofType(again, 'job.ended'), []);
+  assert.equal(h.out.filter((i) => i.type === 'job.ended').length, 1);
+});
+
+Happy('the actor kind presents the record', (h) => {
+  toCommitting(h);
+  assert.equal(requesterActorKind.present!(ctx(h), value(h)), rec(h));
+  assert.is(requesterActorKind.kind, 'requester');
+});
+
+Happy.run();
+
+const ByScore = behaviour('requester: bids are ranked by the requester\'s weights', { ...INPUT, weights: { price: 0, score: 1, rtt: 0 } });
+
+ByScore('with only score weighted, the faster provider ranks first although it is dearer', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, A, { price: 10, score: 100 });
+  const out = submit(h, B, { price: 50, score: 300 });
+  assert.equal(ofType(out, 'deal.commit.send'), [{ type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 }]);
+  assert.equal(rec(h).bids.map((b) => b.provider), [B, A]);
+  assert.ok(rec(h).bids[0]!.utility > rec(h).bids[1]!.utility);
+});
+
+ByScore.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Enough = behaviour('requester: the window closes early on enoughBids', { ...INPUT, timing: { ...TIMING, enoughBids: 2 } });
+
+Enough('two bids of three candidates close the window; the third bid comes too late and is reverted', (h) => {
+  start(h);
+  sent(h, [A, B, C]);
+  submit(h, A, { price: 30 });
+  const out = submit(h, B, { price: 20 });
+  assert.equal(types(out), ['timer.cancel', 'deal.commit.send', 'timer.schedule']);
+  assert.is(rec(h).provider, B);
+  const late = submit(h, C, { price: 1, now: t(300) });
+  assert.equal(late, [revert(C, 'not taken: the bid window had closed')]);
+  assert.equal(rec(h).bids.map((b) => b.provider), [B, A]);
+});
+
+Enough.run();
+
+const Window = behaviour('requester: the window timer closes a round with fewer bids');
+
+Window('one bid of three candidates waits for the timer; then that bid is committed', (h) => {
+  start(h);
+  sent(h, [A, B, C]);
+  assert.equal(submit(h, A), []);
+  assert.equal(value(h), { requesting: 'collecting' });
+  const out = fire(h, 'window', t(2000));
+  // the timer fired: no cancel for it
+  assert.equal(out, [{ type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(5000) }]);
+  assert.match(rec(h).history[1]!.message, `1 bid, no declines; best: ${A}`);
+});
+
+Window('without bid.request.sent the candidates are unknown and only the timer closes the window', (h) => {
+  start(h);
+  submit(h, A);
+  submit(h, B);
+  assert.equal(value(h), { requesting: 'collecting' });
+  fire(h, 'window', t(2000));
+  assert.is(value(h), 'committing');
+});
+
+Window('this node among the candidates is not waited for', (h) => {
+  start(h);
+  sent(h, [A, SELF]);
+  submit(h, A);
+  assert.is(value(h), 'committing');
+});
+
+Window('a decline is recorded once and counts as an answer', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  assert.equal(decline(h, B, 'not enough free cpu'), []);
+  decline(h, B, 'again');
+  assert.equal(rec(h).declines, [{ provider: B, code: 'insufficient', reason: 'not enough free cpu' }]);
+  submit(h, A);
+  assert.is(value(h), 'committing');
+  assert.match(rec(h).history[1]!.message, '1 bid, 1 decline');
+});
+
+Window('an early or unknown timer does not close the window', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, A);
+  assert.equal(types(fire(h, 'window', t(500))), ['log.write']);
+  assert.equal(types(fire(h, 'bogus', t(2000))), ['log.write']);
+  assert.equal(value(h), { requesting: 'collecting' });
+});
+
+Window.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Retry = behaviour('requester: rounds without a provider are asked again with a growing pause');
+
+Retry('no candidates: the window closes at once and retries back off 500, 1000, 1500 (capped), 1500 ms', (h) => {
+  start(h);
+  const first = sent(h, [], 1, t(10));
+  assert.equal(first, [{ type: 'timer.cancel', key: 'window' }, { type: 'timer.schedule', key: 'retry', at: t(510) }]);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.match(rec(h).message, 'no usable bid in round 1; asking again in 500 ms');
+  let now = t(510);
+  for (const [nonce, delay] of [[2, 1000], [3, 1500], [4, 1500]] as const) {
+    const ask = fire(h, 'retry', now);
+    assert.equal(ask, [
+      { type: 'bid.request.send', dealId: DEAL, nonce, job: JOB, expiresAt: now + 2000 },
+      { type: 'timer.schedule', key: 'window', at: now + 2000 },
+    ]);
+    assert.is(rec(h).rounds, nonce);
+    const retry = ofType(sent(h, [], nonce, now + 5), 'timer.schedule');
+    assert.equal(retry, [{ type: 'timer.schedule', key: 'retry', at: now + 5 + delay }]);
+    now += 5 + delay;
+  }
+});
+
+Retry('a new round forgets the last round\'s bids, declines and candidates', (h) => {
+  start(h);
+  sent(h, [A]);
+  decline(h, A);
+  fire(h, 'retry', t(600));
+  assert.equal(ctx(h).candidates, null);
+  assert.equal(rec(h).declines, []);
+  assert.equal(ctx(h).bids, []);
+  assert.is(ctx(h).nonce, 2);
+});
+
+Retry.run();
+
+const Deadline = behaviour('requester: a job nobody takes before its deadline fails', { ...INPUT, deadline: T0 + 1000 });
+
+Deadline('both candidates decline after the deadline: failed, naming their reasons', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  decline(h, A, 'not enough free cpu', t(1200));
+  const out = decline(h, B, 'the requester is refused', t(1500));
+  assert.equal(types(out), ['timer.cancel', 'job.ended']);
+  assert.equal(value(h), { ended: 'failed' });
+  const r = rec(h);
+  assert.is(r.message, `no provider took the job before its deadline: ${A}: not enough free cpu; ${B}: the requester is refused`);
+  assert.is(r.endedAt, t(1500));
+  assert.equal(ofType(out, 'job.ended')[0]!.record, r);
+});
+
+Deadline.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Taken = behaviour('requester: which bids are taken', { ...INPUT, job: { ...JOB, constraints: { peers: [], excludePeers: [C] } } });
+
+Taken('a bid from an excluded peer is not taken (its lock is released) and the peer is not waited for', (h) => {
+  start(h);
+  sent(h, [A, C]);
+  assert.equal(submit(h, C, { price: 1 }), [revert(C, 'not taken: the job excludes this peer')]);
+  assert.equal(ctx(h).bids, []);
+  submit(h, A, { price: 10 });
+  assert.is(value(h), 'committing');
+  assert.equal(rec(h).bids.map((b) => b.provider), [A]);
+});
+
+Taken('a bid whose sender is not its provider is ignored: no revert, not counted', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  const out = submit(h, A, { from: B });
+  assert.equal(types(out), ['log.write']);
+  assert.equal(ctx(h).bids, []);
+});
+
+Taken('a bid for another deal or a future round is ignored', (h) => {
+  start(h);
+  assert.equal(types(submit(h, A, { dealId: 'other' })), ['log.write']);
+  assert.equal(types(submit(h, A, { nonce: 2 })), ['log.write']);
+  assert.equal(ctx(h).bids, []);
+});
+
+Taken('a repeated bid counts once, and a repeat after the window closed is not reverted', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, A);
+  submit(h, A);
+  assert.is(ctx(h).bids.length, 1);
+  submit(h, B, { price: 20 });
+  assert.is(rec(h).provider, A);
+  assert.equal(ofType(submit(h, A, { now: t(300) }), 'deal.revert.send'), []);
+});
+
+Taken('a bid of an earlier round is reverted for that round', (h) => {
+  start(h);
+  sent(h, []);
+  fire(h, 'retry', t(600));
+  assert.equal(submit(h, A, { nonce: 1, now: t(700) }), [revert(A, 'not taken: the bid window had closed', 1)]);
+});
+
+Taken.run();
+
+const OnlyPeers = behaviour('requester: a job bound to peers takes bids from them only', { ...INPUT, job: { ...JOB, constraints: { peers: [A], excludePeers: [] } } });
+
+OnlyPeers('a bid from a peer not named is not taken', (h) => {
+  start(h);
+  assert.equal(submit(h, B), [revert(B, 'not taken: the job asks for other peers')]);
+  assert.equal(ctx(h).bids, []);
+});
+
+OnlyPeers.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Fallback = behaviour('requester: a failed attempt falls back to the next bid, then to a new round');
+
+Fallback('a refused commit reverts the provider and commits to the next bid', (h) => {
+  toCommitting(h);
+  const out = refused(h, A, t(300), 'busy');
+  assert.equal(out, [
+    { type: 'timer.cancel', key: 'step' },
+    revert(A, 'refused the commit: busy'),
+    { type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 },
+    { type: 'timer.schedule', key: 'step', at: t(3300) },
+  ]);
+  assert.is(value(h), 'committing');
+  assert.is(rec(h).provider, B);
+  assert.equal(rec(h).bids.map((b) => [b.provider, b.outcome, b.note]), [[A, 'failed', 'refused the commit: busy'], [B, 'chosen', undefined]]);
+  assert.ok(rec(h).history.some((e) => e.message === `${A} refused the commit: busy; trying ${B}`));
+});
+
+Fallback('an unanswered commit times out: revert and next', (h) => {
+  toCommitting(h);
+  const out = fire(h, 'step', t(3200));
+  assert.equal(out, [revert(A, 'did not answer the commit within 3 s'), { type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(6200) }]);
+  assert.ok(rec(h).history.some((e) => e.message === `${A} did not answer the commit within 3 s; trying ${B}`));
+});
+
+Fallback('a commit that cannot be sent fails the attempt at once', (h) => {
+  toCommitting(h);
+  const out = send(h, { type: 'send.failed', to: A, nonce: 1, step: 'commit', reason: 'no connection', now: t(250) });
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(A, 'could not be reached for the commit: no connection')]);
+  assert.is(rec(h).provider, B);
+});
+
+Fallback('an unanswered allocate falls back to the next bid, still held', (h) => {
+  toCommitting(h);
+  committed(h, A, t(300));
+  const out = fire(h, 'step', t(5300));
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(A, 'did not answer the allocate within 5 s')]);
+  assert.equal(ofType(out, 'deal.commit.send'), [{ type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 }]);
+});
+
+Fallback('when every bid fails, a new round asks again with nonce 2', (h) => {
+  toCommitting(h);
+  refused(h, A, t(300));
+  const out = fire(h, 'step', t(3300));
+  assert.equal(out, [revert(B, 'did not answer the commit within 3 s'), { type: 'timer.schedule', key: 'retry', at: t(3800) }]);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.is(rec(h).provider, null);
+  const ask = fire(h, 'retry', t(3800));
+  assert.equal(ofType(ask, 'bid.request.send'), [{ type: 'bid.request.send', dealId: DEAL, nonce: 2, job: JOB, expiresAt: t(5800) }]);
+  assert.is(rec(h).rounds, 2);
+  assert.equal(rec(h).bids, []);
+});
+
+Fallback('a bid whose hold expired is skipped', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, B, { price: 20, expiresAt: t(1000) });
+  submit(h, A, { price: 10 });
+  fire(h, 'step', t(3200));
+  // B's hold ran out at +1000: nothing left to try
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.equal(rec(h).bids.map((b) => [b.provider, b.outcome]), [[A, 'failed'], [B, 'not-taken']]);
+});
+
+Fallback('answers from the wrong peer, round or allocation are ignored', (h) => {
+  toCommitting(h);
+  assert.equal(types(committed(h, B, t(300))), ['log.write']);
+  assert.equal(types(committed(h, A, t(300), 2)), ['log.write']);
+  assert.equal(types(refused(h, B, t(300))), ['log.write']);
+  // a step timer fired long before its time is the stale fire of an earlier one
+  assert.equal(types(fire(h, 'step', t(300))), ['log.write']);
+  assert.is(value(h), 'committing');
+  committed(h, A, t(400));
+  allocated(h, A, t(500));
+  assert.equal(types(status(h, A, 'running', t(600), { allocationId: 'other' })), ['log.write']);
+  assert.equal(value(h), { provisioning: 'starting' });
+});
+
+Fallback('a failed attempt after the deadline fails the job, naming what went wrong', (h) => {
+  toRunning(h);
+  const out = fire(h, 'watch', t(61_000));
+  assert.equal(types(out), ['deal.revert.send', 'job.ended']);
+  assert.equal(value(h), { ended: 'failed' });
+  assert.is(rec(h).message, `no provider took the job before its deadline: ${A}: sent no status for 6 s: taken as lost`);
+  assert.ok(rec(h).history.some((e) => e.message === `${A} sent no status for 6 s: taken as lost; the deadline has passed`));
+});
+
+Fallback.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+// A later deadline, so a failed attempt leads to a new round rather than the end.
+const Running = behaviour('requester: watching a running job', { ...INPUT, deadline: T0 + 600_000 });
+
+Running('a provider that goes silent is taken as lost: reverted, and the job is asked for again', (h) => {
+  toRunning(h);
+  const out = fire(h, 'watch', t(6500));
+  assert.equal(out, [revert(A, 'sent no status for 6 s: taken as lost'), { type: 'timer.schedule', key: 'retry', at: t(7000) }]);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.is(rec(h).startedAt, null);
+  assert.equal(rec(h).allocations, [`${DEAL}.1`]);
+  const ask = fire(h, 'retry', t(7000));
+  assert.equal(ofType(ask, 'bid.request.send')[0]!.nonce, 2);
+});
+
+Running('the provider stopping the job on its own fails it', (h) => {
+  toRunning(h);
+  status(h, A, 'terminated', t(1000), { message: 'killed by its operator' });
+  assert.equal(value(h), { ended: 'failed' });
+  assert.is(rec(h).message, 'the provider stopped the job: killed by its operator');
+});
+
+Running('a failed job fails with the provider\'s message and exit code', (h) => {
+  toRunning(h);
+  status(h, A, 'failed', t(1000), { exitCode: 3, message: 'exit status 3' });
+  assert.is(rec(h).state, 'failed');
+  assert.is(rec(h).exitCode, 3);
+  assert.is(rec(h).message, `failed on ${A}: exit status 3`);
+});
+
+Running('a job that ends while still starting ends normally, it is not a failed attempt', (h) => {
+  toCommitting(h);
+  committed(h, A, t(300));
+  allocated(h, A, t(400));
+  const out = status(h, A, 'completed', t(450), { exitCode: 0 });
+  assert.equal(ofType(out, 'deal.revert.send'), []);
+  assert.equal(value(h), { ended: 'completed' });
+  assert.is(rec(h).exitCode, 0);
+});
+
+Running('a status while allocating counts as allocated', (h) => {
+  toCommitting(h);
+  committed(h, A, t(300));
+  const out = status(h, A, 'running', t(400), { allocationId: 'a-7' });
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(B, 'not chosen')]);
+  assert.is(value(h), 'running');
+  assert.is(rec(h).allocationId, 'a-7');
+  assert.equal(rec(h).allocations, ['a-7']);
+});
+
+Running('a job that never starts is a failed attempt', (h) => {
+  toCommitting(h);
+  committed(h, A, t(300));
+  allocated(h, A, t(400));
+  const out = fire(h, 'step', t(60_400));
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(A, 'did not start the job within 60 s')]);
+  assert.equal(value(h), { requesting: 'waiting' });
+});
+
+Running.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Cancel = behaviour('requester: cancelling a job in each phase');
+
+/** The reply among `out`, which must come last, after the transition. */
+function lastReply(out: readonly RequesterIntent[]) {
+  const last = out.at(-1);
+  assert.ok(last?.type === 'reply.send', `expected a reply last, got ${JSON.stringify(types(out))}`);
+  return last as Extract<RequesterIntent, { type: 'reply.send' }>;
+}
+
+Cancel('while asking for bids: the bids held are reverted and the job ends cancelled', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, A);
+  const out = cancel(h, t(500));
+  assert.equal(types(out), ['deal.revert.send', 'timer.cancel', 'job.ended', 'reply.send']);
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(A, 'the job was cancelled')]);
+  assert.equal(value(h), { ended: 'cancelled' });
+  const r = lastReply(out);
+  assert.equal(r, { type: 'reply.send', replyTo: 'api-1', ok: true, value: rec(h) });
+  assert.is(r.value.state, 'cancelled');
+  assert.is(r.value.message, 'cancelled while asking for bids');
+});
+
+Cancel('while committing: the chosen provider and the other candidates are reverted', (h) => {
+  toCommitting(h);
+  const out = cancel(h, t(300));
+  // in the order the bids arrived
+  assert.equal(ofType(out, 'deal.revert.send'), [revert(B, 'the job was cancelled'), revert(A, 'the job was cancelled')]);
+  assert.equal(ofType(out, 'timer.cancel'), [{ type: 'timer.cancel', key: 'step' }]);
+  assert.is(lastReply(out).value.state, 'cancelled');
+});
+
+Cancel('while running, confirmed: deal.cancel is sent, and the provider\'s final status ends it cancelled', (h) => {
+  toRunning(h);
+  const out = cancel(h, t(1000));
+  assert.equal(out.slice(0, 3), [
+    { type: 'timer.cancel', key: 'watch' },
+    { type: 'deal.cancel.send', to: A, dealId: DEAL, nonce: 1 },
+    { type: 'timer.schedule', key: 'cancel', at: t(16_000) },
+  ]);
+  assert.is(value(h), 'cancelling');
+  assert.is(lastReply(out).value.state, 'cancelling');
+  // heartbeats while stopping change nothing
+  assert.equal(types(status(h, A, 'running', t(1500))), ['log.write']);
+  const end = status(h, A, 'terminated', t(2000), { exitCode: 137, message: 'cancelled' });
+  assert.equal(types(end), ['timer.cancel', 'job.ended']);
+  assert.equal(value(h), { ended: 'cancelled' });
+  assert.is(rec(h).exitCode, 137);
+  assert.is(rec(h).message, `cancelled: ${A} stopped the job`);
+});
+
+Cancel('while running, unconfirmed: the cancel timer ends it cancelled, saying so', (h) => {
+  toRunning(h);
+  cancel(h, t(1000), undefined);
+  const out = fire(h, 'cancel', t(16_000));
+  assert.equal(types(out), ['job.ended']);
+  assert.equal(value(h), { ended: 'cancelled' });
+  assert.match(rec(h).message, `${A} did not confirm within 15 s`);
+});
+
+Cancel('a second cancel while cancelling is answered and changes nothing', (h) => {
+  toRunning(h);
+  cancel(h, t(1000));
+  const before = h.actor.getPersistedSnapshot();
+  const out = cancel(h, t(1100), 'api-2');
+  assert.equal(out, [{ type: 'reply.send', replyTo: 'api-2', ok: true, value: rec(h) }]);
+  assert.equal(h.actor.getPersistedSnapshot(), before);
+});
+
+Cancel('an ended job answers a cancel with its record and does not change', (h) => {
+  toRunning(h);
+  status(h, A, 'completed', t(1000), { exitCode: 0 });
+  const before = h.actor.getPersistedSnapshot();
+  const out = cancel(h, t(2000), 'api-3');
+  assert.equal(out, [{ type: 'reply.send', replyTo: 'api-3', ok: true, value: rec(h) }]);
+  assert.is(rec(h).state, 'completed');
+  assert.equal(h.actor.getPersistedSnapshot(), before);
+});
+
+Cancel('a job cancelled before it started ends at once', (h) => {
+  const out = cancel(h, t(5));
+  assert.equal(types(out), ['job.ended', 'reply.send']);
+  assert.is(rec(h).message, 'cancelled before it started');
+});
+
+Cancel.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Recovery = behaviour('requester: recovery and persisted snapshots');
+
+function restore(h: Harness): Harness {
+  return spawn(h.input, JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot())));
+}
+
+const recovered = (h: Harness, now: number) => send(h, { type: 'deal.recovered', now });
+
+Recovery('deal.recovered asks again for every pending timer, at its old time, and only those', (h) => {
+  start(h);
+  assert.equal(recovered(h, t(50)), [{ type: 'timer.schedule', key: 'window', at: t(2000) }]);
+  sent(h, []);
+  assert.equal(recovered(h, t(60)), [{ type: 'timer.schedule', key: 'retry', at: t(510) }]);
+  fire(h, 'retry', t(510));
+  sent(h, [A, B], 2, t(520));
+  submit(h, A, { nonce: 2, now: t(600) });
+  submit(h, B, { nonce: 2, now: t(700) });
+  committed(h, A, t(800), 2);
+  allocated(h, A, t(900), `${DEAL}.2`);
+  status(h, A, 'running', t(1000), { allocationId: `${DEAL}.2`, nonce: 2 });
+  assert.equal(recovered(h, t(2000)), [{ type: 'timer.schedule', key: 'watch', at: t(7000) }]);
+});
+
+Recovery('deal.recovered sends the unanswered step again: commit, allocate, cancel', (h) => {
+  toCommitting(h);
+  const step = { type: 'timer.schedule', key: 'step', at: t(3200) } as const;
+  assert.equal(recovered(h, t(1000)), [step, { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }]);
+  committed(h, A, t(1100));
+  assert.equal(recovered(h, t(1200)), [{ ...step, at: t(6100) }, { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 }]);
+  allocated(h, A, t(1300));
+  status(h, A, 'running', t(1400));
+  cancel(h, t(1500));
+  assert.equal(recovered(h, t(1600)), [{ type: 'timer.schedule', key: 'cancel', at: t(16_500) }, { type: 'deal.cancel.send', to: A, dealId: DEAL, nonce: 1 }]);
+});
+
+Recovery('a JSON round trip of the snapshot carries on exactly like the original', (h) => {
+  toCommitting(h);
+  const r = restore(h);
+  try {
+    assert.equal(r.out, []);
+    assert.equal(r.actor.getSnapshot().value, value(h));
+    assert.equal(r.actor.getSnapshot().context, ctx(h));
+    const script: RequesterEvent[] = [
+      { type: 'deal.recovered', now: t(1000) },
+      { type: 'deal.refused', dealId: DEAL, nonce: 1, step: 'commit', reason: 'busy', from: A, now: t(1100) },
+      { type: 'deal.committed', dealId: DEAL, nonce: 1, from: B, now: t(1200) },
+      { type: 'deal.allocated', dealId: DEAL, nonce: 1, allocationId: 'x', from: B, now: t(1300) },
+      { type: 'allocation.status', dealId: DEAL, nonce: 1, allocationId: 'x', state: 'running', exitCode: null, message: '', from: B, now: t(1400) },
+      { type: 'job.cancel', now: t(1500), replyTo: 'api' },
+      { type: 'timer.fired', key: 'cancel', now: t(16_500) },
+    ];
+    for (const e of script) {
+      assert.equal(send(r, e), send(h, e), `after ${e.type}`);
+      assert.equal(r.actor.getPersistedSnapshot(), h.actor.getPersistedSnapshot(), `after ${e.type}`);
+    }
+    assert.equal(r.actor.getSnapshot().value, { ended: 'cancelled' });
+    assert.equal(JSON.parse(JSON.stringify(ctx(h))), ctx(h));
+  } finally {
+    r.actor.stop();
+  }
+});
+
+Recovery('history keeps the newest 50 entries', (h) => {
+  start(h);
+  let now = T0;
+  for (let nonce = 1; nonce <= 20; nonce += 1) {
+    sent(h, [], nonce, now);
+    now = ctx(h).timers['retry']!;
+    fire(h, 'retry', now);
+  }
+  const history = rec(h).history;
+  assert.is(history.length, 50);
+  assert.equal(history.at(-1), { at: now, state: 'requesting', message: 'asking for bids again (round 21)' });
+  assert.is(rec(h).rounds, 21);
+});
+
+Recovery.run();
