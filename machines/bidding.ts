@@ -110,6 +110,10 @@ function refusal(s: BidState, e: BidRequestEvent): (Answer & { ok: false }) | nu
     if (job.executor === 'process') return no('privileged', 'process jobs run unsandboxed and this node does not allow them (its owner can, with --executors wasm,process)');
     return no('executor', `executor "${job.executor}" is not offered here; this node offers ${executors.join(', ') || 'none'}`);
   }
+  // More than the node has at all: asking again will not help, and the requester can give up at once.
+  const registered = resourcesOf(s.ledger.registered);
+  const never = shortfall(registered, job.resources);
+  if (never.length > 0) return no('too-large', describeShortage(never, registered, job.resources).replace(' free,', ' in all,'));
   // Checked before the preferences so a plain shortage is called 'insufficient', not a preference.
   const free = availableResources(s.ledger);
   const short = shortfall(free, job.resources);

@@ -70,6 +70,9 @@ export interface BidDeclineMsg {
   readonly reason: string;
 }
 
+/** Declines that will not change by asking again: a round in which every candidate gave one ends the job at once. */
+export const PERMANENT_DECLINES: readonly DeclineCode[] = ['excluded', 'not-chosen', 'executor', 'privileged', 'too-large'];
+
 export type DeclineCode =
   | 'not-onboarded'
   | 'excluded'
@@ -77,6 +80,8 @@ export type DeclineCode =
   | 'executor'
   | 'privileged'
   | 'insufficient'
+  /** The job asks for more than this node registers at all: it could never take it. */
+  | 'too-large'
   | 'preferences'
   | 'duplicate'
   | 'expired'

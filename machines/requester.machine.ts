@@ -40,6 +40,7 @@ export const requesterMachine = setup({
     windowComplete: ({ context }) => R.windowComplete(context),
     hasUsableBid: ({ context, event }) => R.nextCandidate(context, event.now) !== null,
     pastDeadline: ({ context, event }) => event.now >= context.input.deadline,
+    hopeless: ({ context }) => R.hopeless(context),
     fromChosen: ({ context, event }) => 'from' in event && 'dealId' in event && R.fromChosen(context, event),
     sendFailed: ({ context, event }, p: { steps: readonly string[] }) =>
       event.type === 'send.failed' && p.steps.includes(event.step) && event.to === context.chosen?.provider && event.nonce === context.nonce,
@@ -70,6 +71,7 @@ export const requesterMachine = setup({
     scheduleRetry: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.scheduleRetry(begin(context, event)))),
     forgetTimer: enqueueActions(({ context, event, enqueue }) => commit(enqueue, begin(context, event).record({}))),
     noProvider: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.noProvider(begin(context, event)))),
+    nobodyCan: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.nobodyCan(begin(context, event)))),
     commitBest: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.commitBest(begin(context, event)))),
     askAllocate: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.askAllocate(begin(context, event)))),
     takeAllocation: enqueueActions(({ context, event, enqueue }) => {
@@ -163,6 +165,7 @@ export const requesterMachine = setup({
       always: [
         { guard: 'hasUsableBid', target: 'committing' },
         { guard: 'pastDeadline', target: 'ended.failed', actions: 'noProvider' },
+        { guard: 'hopeless', target: 'ended.failed', actions: 'nobodyCan' },
         { target: 'requesting.waiting' },
       ],
     },

@@ -3,7 +3,7 @@
  * when a window is complete, which bid comes next, and what each step records and emits. The machine
  * (requester.machine.ts) decides which step runs in which state.
  */
-import type { AllocationStatusEvent, Bid, BidDeclinedEvent, BidReceivedEvent, JobState, RankedBid, RequesterEvent } from './deal.messages.ts';
+import { type AllocationStatusEvent, type Bid, type BidDeclinedEvent, type BidReceivedEvent, type JobState, PERMANENT_DECLINES, type RankedBid, type RequesterEvent } from './deal.messages.ts';
 import type { JobSpec } from './job.ts';
 import { type Draft, type RequesterContext, count, duration } from './requester.context.ts';
 import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
@@ -123,6 +123,21 @@ export function scheduleRetry(d: Draft): Draft {
   const delay = Math.min(retryMs * 2 ** Math.max(0, rounds - 1), retryMaxMs);
   d.set({ chosen: null }).schedule('retry', d.now + delay);
   return d.progress('requesting', `no usable bid in round ${rounds}; asking again in ${duration(delay)}`);
+}
+
+/** Every candidate of the round declined for a reason asking again will not change (and no bid is left). */
+export function hopeless(c: RequesterContext): boolean {
+  const { candidates } = c;
+  const declines = c.record.declines;
+  if (!candidates || candidates.length === 0 || c.record.bids.some((b) => b.outcome === 'candidate')) return false;
+  const permanent = new Set(declines.filter((d) => PERMANENT_DECLINES.includes(d.code)).map((d) => d.provider));
+  return candidates.every((p) => permanent.has(p));
+}
+
+/** No candidate can ever take the job: say why each declined. */
+export function nobodyCan(d: Draft): Draft {
+  const reasons = d.ctx.record.declines.map((x) => `${x.provider}: ${x.reason}`).join('; ');
+  return d.record({ message: `no provider can take this job: ${reasons}` });
 }
 
 /** The deadline passed with no bid left: name every reason the round heard. */

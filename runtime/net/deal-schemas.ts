@@ -16,7 +16,7 @@ const MAX_ARG = 8192;
 const MAX_ENV_NAME = 256;
 const MAX_COMMAND = 4096;
 
-const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'preferences', 'duplicate', 'expired', 'invalid'] as const;
+const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'too-large', 'preferences', 'duplicate', 'expired', 'invalid'] as const;
 const ALLOCATION_STATES = ['pending', 'starting', 'running', 'stopping', 'completed', 'failed', 'terminated'] as const;
 // Compile-time: the lists name every member of the contract's unions (a code added there must be added here).
 type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;

@@ -297,11 +297,19 @@ Shortage('two requests competing for the last core: exactly one bid.open and one
   assert.is(available(h).cpu, 0);
 });
 
-Shortage('the decline names every short resource in one sentence', (h) => {
+Shortage('more than the node registers at all is too-large, naming every short resource in one sentence', (h) => {
   registered(h);
   const d = theDecline(send(h, request({ job: wasmJob(res(3, 5 * GiB)) })));
+  assert.is(d.code, 'too-large');
+  assert.is(d.reason, 'this node offers 2 cpu and 4.0 GiB memory in all, the job asks for 3 cpu and 5.0 GiB memory');
+});
+
+Shortage('less free than asked, though the node has it in all, is insufficient, naming every short resource', (h) => {
+  registered(h);
+  send(h, request({ dealId: 'held', job: wasmJob(res(1.5, 3 * GiB)) }));
+  const d = theDecline(send(h, request({ dealId: 'more', job: wasmJob(res(1, 2 * GiB)) })));
   assert.is(d.code, 'insufficient');
-  assert.is(d.reason, 'this node offers 2 cpu and 4.0 GiB memory free, the job asks for 3 cpu and 5.0 GiB memory');
+  assert.is(d.reason, 'this node offers 0.5 cpu and 1.0 GiB memory free, the job asks for 1 cpu and 2.0 GiB memory');
 });
 
 Shortage('a decline leaves the ledger exactly as it was', (h) => {
