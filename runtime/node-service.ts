@@ -195,6 +195,7 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     const unfinished = await dealService.recover();
     if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
     dealService.start();
+    supervisor.warm();
     const view = await node.view();
     const ready: ReadyInfo = {
       event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: network.listen(), api: api?.url ?? null,

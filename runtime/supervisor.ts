@@ -52,6 +52,11 @@ export class Supervisor {
     return ref;
   }
 
+  /** Starts the shared worker now, so the first actor placed on it does not wait for a thread to boot. */
+  warm(): void {
+    this.#pool.acquire('shared');
+  }
+
   get(id: string): ActorRef | undefined {
     return this.#actors.get(id);
   }
