@@ -15,6 +15,7 @@ import {
 } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import type { DealService } from './deal-service.ts';
+import { startTimeOf } from '../executors/process-group.ts';
 import { OUTPUT_LIMIT_BYTES } from './output-log.ts';
 
 type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent;
@@ -177,6 +178,7 @@ async function execute(svc: DealService, actorId: string, allocationId: string, 
   try {
     const exec = await executor.start(executionSpec(svc, job), (chunk) => void svc.output.append(allocationId, chunk.stream, chunk.data));
     svc.executions.set(allocationId, exec);
+    void svc.output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
     svc.deliver(actorId, { type: 'execution.started', pid: exec.pid, now: svc.now() });
     // drain the output iterator: chunks are kept until read (they are already written by the listener)
     void (async () => {
@@ -185,6 +187,7 @@ async function execute(svc: DealService, actorId: string, allocationId: string, 
     const result = await exec.wait();
     svc.executions.delete(allocationId);
     await svc.output.flush(allocationId);
+    await svc.output.forgetPid(allocationId);
     const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
     svc.deliver(actorId, { type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: svc.now() });
   } catch (e) {

@@ -23,6 +23,7 @@ import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog } from '../store.ts';
 import type { ActorRef, Supervisor } from '../supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
+import { killGroup, startTimeOf } from '../executors/process-group.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
 
@@ -304,11 +305,22 @@ export class DealService {
         this.providerJobs.set(input.key, input);
         void this.spawn(rec.id, rec.kind, input, { type: 'deal.recovered', now });
       } else {
+        await this.#killOrphan((rec.input as { allocationId: string }).allocationId);
         void this.spawn(rec.id, rec.kind, rec.input, { type: 'allocation.recovered', now });
       }
     }
     await Promise.all(this.refs.values());
     return n;
+  }
+
+  /** A job's process group that outlived the node that started it (a SIGKILLed node): ends it. */
+  async #killOrphan(allocationId: string): Promise<void> {
+    const noted = await this.output.notedPid(allocationId);
+    if (!noted) return;
+    if (noted.start !== null && startTimeOf(noted.pid) === noted.start && killGroup(noted.pid)) {
+      this.deps.log.warn({ allocation: allocationId, pid: noted.pid }, `ended the job process group ${noted.pid} of allocation ${allocationId}, left running by the node's previous process`);
+    }
+    await this.output.forgetPid(allocationId);
   }
 
   async stop(): Promise<void> {

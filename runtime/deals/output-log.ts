@@ -58,6 +58,23 @@ export class OutputLog {
     this.#appends.delete(allocationId);
   }
 
+  /** Notes the job's process (its group id and start time) so a node that died under it can end it on restart. */
+  async notePid(allocationId: string, pid: number, start: string | null): Promise<void> {
+    await fs.writeFile(`${this.file(allocationId)}.pid`, JSON.stringify({ pid, start })).catch(() => {});
+  }
+
+  async forgetPid(allocationId: string): Promise<void> {
+    await fs.rm(`${this.file(allocationId)}.pid`, { force: true });
+  }
+
+  async notedPid(allocationId: string): Promise<{ pid: number; start: string | null } | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(`${this.file(allocationId)}.pid`, 'utf8')) as { pid: number; start: string | null };
+    } catch {
+      return undefined;
+    }
+  }
+
   async exists(allocationId: string): Promise<boolean> {
     return fs.access(this.file(allocationId)).then(() => true, () => false);
   }

@@ -8,6 +8,16 @@ import path from 'node:path';
 export interface OsLimits {
   /** RLIMIT_AS: the most virtual memory each process may map (inherited by its children, each on its own). */
   readonly addressSpaceBytes?: number;
+  /**
+   * RLIMIT_CPU: CPU seconds each process may use before the kernel kills it. A backstop that holds even when the
+   * node that started the job is gone (a job runs in its own process group, so it outlives a SIGKILLed node).
+   */
+  readonly cpuSeconds?: number;
+}
+
+/** CPU seconds a job may use: its timeout on each core it was granted, plus a margin. */
+export function cpuSecondsFor(timeoutMs: number, cpu: number): number {
+  return Math.ceil((timeoutMs / 1000) * Math.max(1, Math.ceil(cpu))) + 5;
 }
 
 export interface LimitedCommand {
@@ -44,10 +54,12 @@ export function withOsLimits(command: string, args: readonly string[], limits: O
   if (prlimit) {
     const flags = ['--core=0'];
     if (as !== undefined) flags.push(`--as=${Math.floor(as)}`);
+    if (limits.cpuSeconds !== undefined) flags.push(`--cpu=${Math.ceil(limits.cpuSeconds)}`);
     return { command: prlimit, args: [...flags, '--', command, ...args] };
   }
   const ulimits = ['ulimit -c 0'];
   if (as !== undefined) ulimits.push(`ulimit -v ${Math.floor(as / 1024)}`);
+  if (limits.cpuSeconds !== undefined) ulimits.push(`ulimit -t ${Math.ceil(limits.cpuSeconds)}`);
   // "$0" "$@" are the command and its arguments, passed as separate words: nothing is parsed by the shell.
   return { command: '/bin/sh', args: ['-c', `${ulimits.join(' && ')} && exec "$0" "$@"`, command, ...args] };
 }

@@ -19,7 +19,7 @@ import {
 } from '../../actors/executor.ts';
 import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-job.ts';
 import { checkLimits, PROCESS_ADDRESS_SPACE_SLACK_BYTES, RSS_SAMPLE_MS } from './limits.ts';
-import { findExecutable, withOsLimits } from './os-limits.ts';
+import { cpuSecondsFor, findExecutable, withOsLimits } from './os-limits.ts';
 
 export interface ProcessExecutorInit {
   /** PATH given to every job (and where commands are looked up); default /usr/local/bin:/usr/bin:/bin. */
@@ -57,7 +57,7 @@ export class ProcessExecutor implements Executor {
     const resolved = findExecutable(command, searchPath);
     if (!resolved) throw new CommandNotFoundError(`process.command "${command}" is not an executable file on PATH (${searchPath}); give a full path or install it on the provider`);
     await checkCwd(cwd);
-    const limited = withOsLimits(resolved, args, { addressSpaceBytes: spec.limits.memoryBytes + this.#slack }, this.#prlimit);
+    const limited = withOsLimits(resolved, args, { addressSpaceBytes: spec.limits.memoryBytes + this.#slack, cpuSeconds: cpuSecondsFor(spec.limits.timeoutMs, spec.limits.cpu) }, this.#prlimit);
     const job = await ChildJob.spawn({
       ...limited,
       env: { ...env, PATH: searchPath },

@@ -11,6 +11,13 @@ export function killGroup(pgid: number): boolean {
   }
 }
 
+/** The start time of a process (clock ticks since boot, /proc/PID/stat field 22): with its pid, names it uniquely. */
+export function startTimeOf(pid: number): string | null {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (stat === '') return null;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+}
+
 /**
  * Measures the resident memory of a job's processes: the root and its descendants (walked through
  * /proc/PID/task/TID/children), plus processes seen before that are still in the group though their parent died.

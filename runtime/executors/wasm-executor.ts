@@ -22,7 +22,7 @@ import {
 } from '../../actors/executor.ts';
 import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-job.ts';
 import { checkLimits, formatBytes, MAX_MODULE_BYTES, RUNNER_ADDRESS_SPACE_BYTES, RUNNER_HEAP_MIB } from './limits.ts';
-import { findExecutable, withOsLimits } from './os-limits.ts';
+import { cpuSecondsFor, findExecutable, withOsLimits } from './os-limits.ts';
 import { loadCheckedModule } from './wasm-module.ts';
 import { encodeRunnerInput, parseRunnerResult, type RunnerResult } from './wasm-runner.protocol.ts';
 
@@ -92,7 +92,7 @@ export class WasiExecutor implements Executor {
       this.#runnerPath,
     ];
     const capBytes = pages * PAGE_BYTES;
-    const limited = withOsLimits(this.#nodePath, node, { addressSpaceBytes: capBytes + this.#runnerAddressSpace }, this.#prlimit);
+    const limited = withOsLimits(this.#nodePath, node, { addressSpaceBytes: capBytes + this.#runnerAddressSpace, cpuSeconds: cpuSecondsFor(spec.limits.timeoutMs, spec.limits.cpu) }, this.#prlimit);
     const job = await ChildJob.spawn({
       ...limited,
       env: {},

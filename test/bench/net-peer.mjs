@@ -113,6 +113,56 @@ const commands = {
     }
     return out;
   },
+  /**
+   * Raw request/response exchanges in sequence on one echo stream (deals.mjs's latency baseline): per round, one
+   * frame of each of `sizes` bytes written and its echo read before the next; returns each round's ms.
+   */
+  async rawExchanges({ addr, sizes, n }) {
+    const lp = await raw(addr, RAW_ECHO_PROTOCOL);
+    const frames = sizes.map((b) => new Uint8Array(b).fill(7));
+    const out = [];
+    for (let i = 0; i < n; i += 1) {
+      const t0 = performance.now();
+      for (const f of frames) {
+        await lp.write(f);
+        await lp.read();
+      }
+      out.push(performance.now() - t0);
+    }
+    return out;
+  },
+  /**
+   * `n` raw request/response exchanges of `bytes`-byte frames on one echo stream with up to `window` requests
+   * outstanding (deals.mjs's throughput baseline): { ms, done }.
+   */
+  async rawPipelined({ addr, n, bytes, window }) {
+    const lp = await raw(addr, RAW_ECHO_PROTOCOL);
+    const frame = new Uint8Array(bytes).fill(7);
+    const t0 = performance.now();
+    let outstanding = 0;
+    let wake;
+    const reader = (async () => {
+      for (let i = 0; i < n; i += 1) {
+        await lp.read();
+        outstanding -= 1;
+        wake?.();
+      }
+    })();
+    for (let i = 0; i < n; i += 1) {
+      while (outstanding >= window) await new Promise((r) => (wake = r));
+      outstanding += 1;
+      await lp.write(frame);
+    }
+    await reader;
+    return { ms: performance.now() - t0, done: n };
+  },
+  /** The length of one envelope frame signed alone carrying `payload` (plus `bytesField`: a byte string of that length). */
+  async frameBytes({ to, inbox, type, payload, bytesField }) {
+    const { encodeBody, sealOne } = await import('../../runtime/net/envelope-codec.js');
+    const p = bytesField ? { ...payload, [bytesField.name]: new Uint8Array(bytesField.length) } : payload;
+    const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'requester' }, to: { peer: to, inbox }, type, payload: p, ts: Date.now(), exp: Date.now() + 30_000 });
+    return sealOne(body, router.deps.signer.sign).frame.length;
+  },
   /** One-way signed messages; ends with a request whose answer, on the same ordered stream, counts them. */
   async ourFlood({ peer, n }) {
     const t0 = performance.now();

@@ -244,3 +244,62 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A running node's HTTP API, for polling and for what the CLI does not show (URL from the ready line, token from the data dir). */
+export interface NodeApiClient {
+  /** The status and parsed body of one request; rejects only when the node cannot be reached in time. */
+  call(method: string, route: string, body?: unknown, timeoutMs?: number): Promise<{ status: number; body: unknown }>;
+  /** Like `call`, rejecting on a non-2xx answer. */
+  get<T = unknown>(route: string): Promise<T>;
+}
+
+export async function apiOf(node: NodeProcess): Promise<NodeApiClient> {
+  const token = (await fs.readFile(path.join(node.dataDir, 'api.token'), 'utf8')).trim();
+  const call = async (method: string, route: string, body?: unknown, timeoutMs = 10_000) => {
+    const res = await fetch(`${node.ready.api}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+  return {
+    call,
+    async get<T>(route: string) {
+      const r = await call('GET', route);
+      if (r.status < 200 || r.status >= 300) throw new Error(`GET ${route} on ${node.dataDir} answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body as T;
+    },
+  };
+}
+
+/** Each non-empty line of `stdout` parsed as JSON; throws naming the first line that is not. */
+export function jsonLines<T = Record<string, unknown>>(stdout: string): T[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as T;
+      } catch {
+        throw new Error(`not a JSON line: ${l}`);
+      }
+    });
+}
+
+/** Polls `probe` every `everyMs` until it returns a value other than undefined; rejects naming `what` after timeoutMs. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
