@@ -2,7 +2,7 @@
  * The Node actor: the Node machine as a hosted actor kind, and the view of its state that clients see.
  * All its effects are intents (machines/node.messages.ts) that the runtime carries out.
  */
-import { ledgerFacts } from '../machines/indexes.ts';
+import { answeredFacts, ledgerFacts } from '../machines/indexes.ts';
 import { ledgerView } from '../machines/ledger.ts';
 import { NODE_MACHINE_VERSION, type NodeContext, nodeMachine } from '../machines/node.machine.ts';
 import type { ActorKind } from './hosted-actor.ts';
@@ -40,5 +40,9 @@ export const nodeActorKind: ActorKind = {
   version: NODE_MACHINE_VERSION,
   logic: nodeMachine,
   present: presentNode,
-  facts: (before, after) => ledgerFacts((before as NodeContext).ledger, (after as NodeContext).ledger),
+  facts: (before, after) => {
+    const b = before as NodeContext;
+    const a = after as NodeContext;
+    return [...ledgerFacts(b.ledger, a.ledger), ...answeredFacts(b.answered, a.answered)];
+  },
 };

@@ -3,6 +3,7 @@
  * its effects are intents (machines/deal.messages.ts) that the runtime carries out.
  */
 import { REQUESTER_MACHINE_VERSION, type RequesterContext, requesterMachine } from '../machines/requester.machine.ts';
+import { requesterFacts } from '../machines/deal-facts.ts';
 import type { ActorKind } from './hosted-actor.ts';
 
 export const requesterActorKind: ActorKind = {
@@ -10,4 +11,5 @@ export const requesterActorKind: ActorKind = {
   version: REQUESTER_MACHINE_VERSION,
   logic: requesterMachine,
   present: (context) => (context as RequesterContext).record,
+  facts: (before, after) => requesterFacts(before as RequesterContext, after as RequesterContext),
 };

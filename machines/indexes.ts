@@ -11,7 +11,27 @@ export type Fact =
   | { readonly type: 'ResourcesLocked'; readonly lock: Lock }
   | { readonly type: 'LockReleased'; readonly id: string; readonly reason: 'allocated' | 'released' }
   | { readonly type: 'AllocationCreated'; readonly allocation: Allocation }
-  | { readonly type: 'AllocationReleased'; readonly id: string };
+  | { readonly type: 'AllocationReleased'; readonly id: string }
+  | { readonly type: 'BidRequestSent'; readonly dealId: string; readonly nonce: number }
+  | { readonly type: 'BidRequestReceived'; readonly dealId: string; readonly nonce: number }
+  | { readonly type: 'BidSent'; readonly dealId: string; readonly nonce: number; readonly requester: string }
+  | { readonly type: 'BidReceived'; readonly dealId: string; readonly nonce: number; readonly provider: string }
+  | { readonly type: 'JobChanged'; readonly job: JobSummary };
+
+/** A job this node asked for, as the jobs index keeps it. */
+export interface JobSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly state: string;
+  readonly provider: string | null;
+  readonly exitCode: number | null;
+}
+
+/** How many of a kind of deal message there were, and the latest (`dealId.nonce`). */
+export interface DealCounter {
+  readonly count: number;
+  readonly last: string | null;
+}
 
 /** A fact with where it came from in the log. */
 export interface LoggedFact {
@@ -35,22 +55,28 @@ export interface Indexes {
   /** Every allocation that ran on this node. */
   readonly allocations: Readonly<Record<string, AllocationRecord>>;
   readonly locks: { readonly granted: number; readonly allocated: number; readonly released: number };
-  /** Filled by the deal actors (requester and provider negotiations). */
-  readonly jobs: Readonly<Record<string, unknown>>;
-  readonly bidRequestsSent: Readonly<Record<string, unknown>>;
-  readonly bidRequestsReceived: Readonly<Record<string, unknown>>;
-  readonly bidsSent: Readonly<Record<string, unknown>>;
-  readonly bidsReceived: Readonly<Record<string, unknown>>;
+  /** Every job this node asked for, with its latest state (from the requester negotiations). */
+  readonly jobs: Readonly<Record<string, JobSummary & { readonly updatedAt: number }>>;
+  readonly bidRequestsSent: DealCounter;
+  readonly bidRequestsReceived: DealCounter;
+  readonly bidsSent: DealCounter;
+  readonly bidsReceived: DealCounter;
+}
+
+const NO_DEALS: DealCounter = Object.freeze({ count: 0, last: null });
+
+function counted(c: DealCounter | undefined, dealId: string, nonce: number): DealCounter {
+  return { count: (c?.count ?? 0) + 1, last: `${dealId}.${nonce}` };
 }
 
 export const EMPTY_INDEXES: Indexes = Object.freeze({
   allocations: {},
   locks: { granted: 0, allocated: 0, released: 0 },
   jobs: {},
-  bidRequestsSent: {},
-  bidRequestsReceived: {},
-  bidsSent: {},
-  bidsReceived: {},
+  bidRequestsSent: NO_DEALS,
+  bidRequestsReceived: NO_DEALS,
+  bidsSent: NO_DEALS,
+  bidsReceived: NO_DEALS,
 });
 
 export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
@@ -69,6 +95,16 @@ export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
       const rec = ix.allocations[fact.id];
       return rec ? { ...ix, allocations: { ...ix.allocations, [fact.id]: { ...rec, endedAt: f.ts } } } : ix;
     }
+    case 'BidRequestSent':
+      return { ...ix, bidRequestsSent: counted(ix.bidRequestsSent, fact.dealId, fact.nonce) };
+    case 'BidRequestReceived':
+      return { ...ix, bidRequestsReceived: counted(ix.bidRequestsReceived, fact.dealId, fact.nonce) };
+    case 'BidSent':
+      return { ...ix, bidsSent: counted(ix.bidsSent, fact.dealId, fact.nonce) };
+    case 'BidReceived':
+      return { ...ix, bidsReceived: counted(ix.bidsReceived, fact.dealId, fact.nonce) };
+    case 'JobChanged':
+      return { ...ix, jobs: { ...ix.jobs, [fact.job.id]: { ...fact.job, updatedAt: f.ts } } };
     default: {
       const never: never = fact;
       return never;
@@ -89,6 +125,18 @@ export function ledgerFacts(before: Ledger, after: Ledger): Fact[] {
   if (before.allocations !== after.allocations) {
     for (const [id, allocation] of Object.entries(after.allocations)) if (!before.allocations[id]) facts.push({ type: 'AllocationCreated', allocation });
     for (const id of Object.keys(before.allocations)) if (!after.allocations[id]) facts.push({ type: 'AllocationReleased', id });
+  }
+  return facts;
+}
+
+/** Bid requests this Node answered (bid or decline) between two answered maps. */
+export function answeredFacts(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>): Fact[] {
+  if (before === after) return [];
+  const facts: Fact[] = [];
+  for (const key of Object.keys(after)) {
+    if (key in before) continue;
+    const cut = key.lastIndexOf(':');
+    facts.push({ type: 'BidRequestReceived', dealId: key.slice(0, cut), nonce: Number(key.slice(cut + 1)) });
   }
   return facts;
 }

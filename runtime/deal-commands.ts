@@ -2,7 +2,7 @@
  * The CLI's deal commands: deploy, jobs, status, logs, cancel. Clients of the local API, like the others.
  */
 import type { Command } from 'commander';
-import type { JobRecord } from '../machines/deal.messages.ts';
+import type { JobHistoryEntry, JobRecord } from '../machines/deal.messages.ts';
 import type { ApiClient } from './client.ts';
 import type { RawOptions } from './config.ts';
 import { UsageError } from './errors.ts';
@@ -53,15 +53,17 @@ function formatJobs(list: readonly JobRecord[]): string {
 }
 
 /** Polls a job until it ends, printing each new history entry; resolves with the final record. */
-async function follow(api: ApiClient, id: string, json: boolean, seen = 0): Promise<JobRecord> {
+async function follow(api: ApiClient, id: string, json: boolean): Promise<JobRecord> {
+  let last: JobHistoryEntry | undefined;
   for (;;) {
     const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as JobRecord;
-    // the history is capped: count from its newest entries when it was trimmed
-    const fresh = r.history.filter((h, i) => i >= seen - (r.history.length < seen ? seen - r.history.length : 0));
-    for (const h of fresh.slice(Math.max(0, fresh.length - (r.history.length - Math.min(seen, r.history.length))))) {
+    // the history keeps its newest entries: print those after the last one shown
+    const at = last ? r.history.findLastIndex((h) => h.at === last!.at && h.message === last!.message) : -1;
+    const fresh = at >= 0 || !last ? r.history.slice(at + 1) : r.history.filter((h) => h.at > last!.at);
+    for (const h of fresh) {
       process.stdout.write(json ? `${JSON.stringify({ event: 'progress', job: id, ...h })}\n` : `${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}\n`);
     }
-    seen = r.history.length;
+    last = r.history.at(-1) ?? last;
     if (TERMINAL.has(r.state)) return r;
     await new Promise((res) => setTimeout(res, POLL_MS));
   }
