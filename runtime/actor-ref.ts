@@ -96,6 +96,24 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** Longest a stop waits for the worker's answer to a call (a worker that died never answers). */
+const STOP_CALL_MS = 1000;
+
+/**
+ * The call's result, or undefined when it throws (a released proxy throws at once), rejects, or takes longer than
+ * `ms` (a call to a worker that died never settles).
+ */
+async function bounded<T>(call: () => Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([call(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms).unref()))]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Removes a key from each member of a union. */
 export type OmitFrom<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -250,16 +268,10 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       await this.#finalSnapshot();
     }
     this.#status = 'stopped';
+    this.#epoch += 1; // a restart under way comes to nothing
     this.#rejectAll(new ActorFailedError(`actor ${this.id} stopped`));
     await this.#chain.catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([this.#remote.stop(this.id), new Promise((r) => (timer = setTimeout(r, 1000)))]);
-    } catch {
-      // the worker may already be gone
-    } finally {
-      clearTimeout(timer);
-    }
+    await bounded(() => this.#remote.stop(this.id), STOP_CALL_MS);
     await this.#dropHost();
   }
 
@@ -270,7 +282,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#host = undefined;
     this.#unlisten();
     // not awaited on the shared worker: a call to a worker that died never settles
-    if (h.shared) void this.#remote.stop(this.id).catch(() => {});
+    if (h.shared) void bounded(() => h.remote.stop(this.id), STOP_CALL_MS);
     else await this.#pool.release(h);
   }
 
@@ -278,7 +290,9 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   async #finalSnapshot(): Promise<void> {
     if (this.#status !== 'running' || this.#acked === this.#snapshotSeq) return;
     try {
-      const snap = await this.#remote.persisted(this.id, this.#acked);
+      const remote = this.#remote;
+      const snap = await bounded(() => remote.persisted(this.id, this.#acked), STOP_CALL_MS);
+      if (!snap) throw new Error(`the worker did not answer within ${STOP_CALL_MS} ms`);
       await this.deps.eventLog.saveSnapshot(this.id, snap, this.deps.snapshotMeta?.(this.id));
       this.#snapshotSeq = snap.seq;
     } catch (e) {
@@ -315,8 +329,13 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     const opts = { input, replay, ...(snapshot ? { snapshot } : {}), ...(this.deps.onInspect ? { inspect: true } : {}) };
     const view = await Promise.race([this.#remote.init(this.id, this.kind, opts), exited]);
     booted = true;
+    if (epoch !== this.#epoch) {
+      // stopped (or failed again) while it booted: leave nothing behind in the worker
+      if (this.#status === 'stopped' && this.#host === h) await this.#dropHost();
+      throw new ActorFailedError(`actor ${this.id} was stopped while it started`);
+    }
     if (view.inspections) this.deps.onInspect?.(view.inspections);
-    if (epoch === this.#epoch) this.#status = 'running';
+    this.#status = 'running';
     return view;
   }
 
@@ -441,6 +460,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#restarts.push(now);
     this.#status = 'restarting';
     this.#restart(cause, poisonSeq).catch((err: Error) => {
+      if (this.#status === 'stopped' || this.#status === 'failed') return;
       this.#status = 'running';
       this.#failed(`restart failed: ${err.message}`);
     });

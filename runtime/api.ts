@@ -133,7 +133,11 @@ function match(table: Record<string, Handler>, method: string, path: string): { 
     const params: Record<string, string> = {};
     const ok = want.every((w, i) => {
       if (w.startsWith(':')) {
-        params[w.slice(1)] = decodeURIComponent(parts[i]!);
+        try {
+          params[w.slice(1)] = decodeURIComponent(parts[i]!);
+        } catch {
+          throw new HttpError(400, `the path segment "${parts[i]}" is not valid percent-encoding`, 'invalid-path');
+        }
         return parts[i] !== '';
       }
       return w === parts[i];

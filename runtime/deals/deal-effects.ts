@@ -115,7 +115,9 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
   let candidates: string[] = [];
   if (net) {
     if (job.constraints.peers.length > 0) {
-      const sent = await Promise.all(job.constraints.peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
+      // this node never bids on its own request (scenario 1): it is no candidate
+      const peers = job.constraints.peers.filter((p) => p !== svc.deps.self && !excluded.has(p));
+      const sent = await Promise.all(peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
       candidates = sent.filter((p): p is string => p !== null);
     } else {
       candidates = net.dmsPeers().filter((p) => p !== svc.deps.self && !excluded.has(p));

@@ -85,7 +85,7 @@ export class DealService {
     readonly deps: DealDeps,
   ) {
     this.modules = new ModuleStore(deps.dataDir);
-    this.output = new OutputLog(deps.dataDir);
+    this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`));
   }
 
   now(): number {

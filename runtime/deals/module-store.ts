@@ -34,10 +34,11 @@ export class ModuleStore {
   async put(sha256: string, bytes: Uint8Array): Promise<void> {
     const actual = sha256Hex(bytes);
     if (actual !== sha256) throw new ModuleHashError(`the module's bytes hash to ${actual}, not to the job's sha256 ${sha256}`);
+    // one write per module at a time: concurrent writers of one file would share its temp file
     const inFlight = this.#writing.get(sha256);
     if (inFlight) return inFlight;
-    if (await this.has(sha256)) return;
     const write = (async () => {
+      if (await this.has(sha256)) return;
       await fs.mkdir(this.dir, { recursive: true });
       await writeFileDurable(this.path(sha256), bytes);
     })().finally(() => this.#writing.delete(sha256));

@@ -5,6 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 
 export const OUTPUT_DIR = 'allocations';
 /** Output kept per allocation; the rest is counted and dropped by the executor. */
@@ -29,8 +30,13 @@ export interface OutputPage {
 export class OutputLog {
   readonly dir: string;
   readonly #appends = new Map<string, Promise<void>>();
+  /** Per allocation and stream: holds a character split across two reads of the job's pipe until it is whole. */
+  readonly #decoders = new Map<string, StringDecoder>();
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    readonly onError: (allocationId: string, e: Error) => void = () => {},
+  ) {
     this.dir = path.join(dataDir, OUTPUT_DIR);
   }
 
@@ -43,19 +49,34 @@ export class OutputLog {
     await fs.writeFile(this.file(allocationId), '');
   }
 
-  /** Appends a chunk; appends of one allocation land in order. */
+  /** Appends a chunk as whole UTF-8 characters (bytes that are not UTF-8 become U+FFFD); appends land in order. */
   append(allocationId: string, stream: 'stdout' | 'stderr', data: Uint8Array): Promise<void> {
-    const line = `${stream === 'stdout' ? 'o' : 'e'} ${Buffer.from(data).toString('base64')}\n`;
+    const key = `${allocationId}\0${stream}`;
+    let decoder = this.#decoders.get(key);
+    if (!decoder) this.#decoders.set(key, (decoder = new StringDecoder('utf8')));
+    return this.#write(allocationId, stream, decoder.write(Buffer.from(data)));
+  }
+
+  #write(allocationId: string, stream: 'stdout' | 'stderr', text: string): Promise<void> {
     const prev = this.#appends.get(allocationId) ?? Promise.resolve();
-    const next = prev.then(() => fs.appendFile(this.file(allocationId), line)).catch(() => {});
+    if (text === '') return prev;
+    const line = `${stream === 'stdout' ? 'o' : 'e'} ${Buffer.from(text).toString('base64')}\n`;
+    const next = prev.then(() => fs.appendFile(this.file(allocationId), line)).catch((e: Error) => this.onError(allocationId, e));
     this.#appends.set(allocationId, next);
     return next;
   }
 
-  /** Waits until every append so far is written. */
+  /** The job ended: writes what its streams still held, and waits until every append is written. */
   async flush(allocationId: string): Promise<void> {
-    await this.#appends.get(allocationId);
-    this.#appends.delete(allocationId);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const key = `${allocationId}\0${stream}`;
+      const rest = this.#decoders.get(key)?.end() ?? '';
+      this.#decoders.delete(key);
+      void this.#write(allocationId, stream, rest);
+    }
+    const last = this.#appends.get(allocationId);
+    await last;
+    if (this.#appends.get(allocationId) === last) this.#appends.delete(allocationId);
   }
 
   /** Notes the job's process (its group id and start time) so a node that died under it can end it on restart. */
@@ -84,7 +105,9 @@ export class OutputLog {
     const fh = await fs.open(this.file(allocationId), 'r');
     try {
       const size = (await fh.stat()).size;
-      const want = Math.max(0, Math.min(max, size - offset));
+      // a line longer than a page is read whole, or the reader would never get past it
+      const firstLine = await lineEnd(fh, offset, size);
+      const want = Math.max(0, Math.min(Math.max(max, firstLine - offset), size - offset));
       const buf = Buffer.alloc(want);
       const { bytesRead } = await fh.read(buf, 0, want, offset);
       const text = buf.subarray(0, bytesRead).toString('latin1');
@@ -99,4 +122,16 @@ export class OutputLog {
       await fh.close();
     }
   }
+}
+
+/** Where the line starting at `offset` ends (just past its newline), or `size` when it has none yet. */
+async function lineEnd(fh: fs.FileHandle, offset: number, size: number): Promise<number> {
+  const buf = Buffer.alloc(64 * 1024);
+  for (let at = offset; at < size; at += buf.length) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - at), at);
+    const nl = buf.subarray(0, bytesRead).indexOf(10);
+    if (nl >= 0) return at + nl + 1;
+    if (bytesRead === 0) break;
+  }
+  return size;
 }
