@@ -303,3 +303,21 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The pids and command lines of `pid`'s child processes (Linux /proc; empty elsewhere). */
+export async function childProcesses(pid: number): Promise<{ pid: number; cmdline: string }[]> {
+  const out: { pid: number; cmdline: string }[] = [];
+  const entries = await fs.readdir('/proc').catch(() => [] as string[]);
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = await fs.readFile(`/proc/${e}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ")"
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push({ pid: Number(e), cmdline: (await fs.readFile(`/proc/${e}/cmdline`, 'utf8')).replaceAll('\0', ' ').trim() });
+    } catch {
+      // it ended while we looked
+    }
+  }
+  return out;
+}
