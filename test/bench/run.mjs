@@ -23,6 +23,7 @@ const storeModule = await import('../../runtime/store.js').catch(() => null);
 
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
+const { dealBenches } = await import('./deals.mjs');
 const WATCHDOG_MS = 530_000;
 
 const args = process.argv.slice(2);
@@ -408,6 +409,7 @@ async function benchDurableWrite() {
 function rowLines(r) {
   const d = r.detail;
   if (r.error || !d) return r.notes ?? [];
+  if (!d.oursRuns) return r.notes ?? []; // deals.mjs's rows explain themselves in their notes
   if (r.id !== 'start-to-ready') return [...runLines(r), ...(r.notes ?? [])];
   return [
     `ours median ${d.oursMs.median} ms (min ${d.oursMs.min}, max ${d.oursMs.max}) over ${d.starts} starts; of which inside startNode (ready.startMs) median ${d.readyStartMs.median} ms, before it (process start, module loading) median ${d.outsideStartNodeMs.median} ms; SIGTERM to exit median ${d.stopMs.median} ms`,
@@ -439,6 +441,7 @@ const benches = [
   ['durable-write', benchDurableWrite],
   ['store', benchStore],
   ...netBenches,
+  ...dealBenches,
 ];
 
 const started = performance.now();

@@ -258,7 +258,8 @@ Happy('locks the job resources, arms the lock timer, opens the provider negotiat
     },
   ]);
   assert.equal(ctx(h).ledger.locks[key], { id: key, resources: res(1, GiB), ports: [], expiresAt: T0 + HOLD, holder: REQ });
-  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + TTL });
+  // remembered until the request itself expires: after that it is ignored as expired anyway
+  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + 5000 });
 });
 
 Happy("bid.open's lock shows in availableResources", (h) => {
@@ -366,14 +367,15 @@ Expiry('an expired request is ignored, logged at debug and not remembered', (h) 
   assert.equal(ctx(h).ledger.locks, {});
 });
 
-Expiry('the answered map forgets a request after answeredTtlMs', (h) => {
+Expiry('the answered map forgets a request when it expires, and after answeredTtlMs at the latest', (h) => {
   registered(h);
   theBid(send(h, request({ expiresAt: T0 + 5000 })));
   send(h, { type: 'ledger.expire', now: T0 + HOLD });
-  assert.equal(send(h, request({ now: T0 + TTL - 1, expiresAt: T0 + TTL + 5000 })), []);
-  const again = send(h, request({ now: T0 + TTL, expiresAt: T0 + TTL + 5000 }));
+  assert.equal(send(h, request({ now: T0 + 4999, expiresAt: T0 + TTL + 5000 })), []);
+  // expired: answered again (its lock expired meanwhile), remembered until the new expiry, capped at the TTL
+  const again = send(h, request({ now: T0 + HOLD + 1, expiresAt: T0 + 2 * TTL }));
   theBid(again);
-  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + 2 * TTL });
+  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + HOLD + 1 + TTL });
 });
 
 Expiry('forgotten while its lock is still held, the request is declined as a duplicate', (h) => {
@@ -387,10 +389,10 @@ Expiry('forgotten while its lock is still held, the request is declined as a dup
 Expiry('answering prunes forgotten entries; node.recovered prunes them too', (h) => {
   registered(h);
   send(h, request({ dealId: 'old' }));
-  send(h, request({ dealId: 'newer', now: T0 + 1000, expiresAt: T0 + 6000 }));
-  send(h, request({ dealId: 'new', now: T0 + TTL, expiresAt: T0 + TTL + 5000 }));
+  send(h, request({ dealId: 'newer', now: T0 + 1000, expiresAt: T0 + 9000 }));
+  send(h, request({ dealId: 'new', now: T0 + 6000, expiresAt: T0 + 20_000 }));
   assert.equal(Object.keys(ctx(h).answered).sort(), ['new:1', 'newer:1']);
-  assert.equal(send(h, { type: 'node.recovered', now: T0 + TTL + 1000 }).filter((i) => i.type !== 'timer.schedule' && i.type !== 'log.write'), []);
+  assert.equal(send(h, { type: 'node.recovered', now: T0 + 10_000 }).filter((i) => i.type !== 'timer.schedule' && i.type !== 'log.write'), []);
   assert.equal(Object.keys(ctx(h).answered), ['new:1']);
 });
 
@@ -403,7 +405,7 @@ Expiry(`at most ${MAX_ANSWERED} requests are remembered; the soonest to be forgo
   assert.is(keys.length, MAX_ANSWERED);
   assert.ok(!keys.includes('d:0'), 'the soonest-expiring entry is dropped');
   assert.ok(keys.includes('d:1'));
-  assert.is(d.answered['fresh:1'], T0 + TTL);
+  assert.is(d.answered['fresh:1'], T0 + 5000);
 });
 
 Expiry.run();
@@ -420,7 +422,7 @@ Persist('a restored node still ignores a request it answered before', (h) => {
   r.actor.on('*', (e) => r.out.push(e));
   r.actor.start();
   try {
-    assert.equal(ctx(r).answered, { 'deal-1:1': T0 + TTL });
+    assert.equal(ctx(r).answered, { 'deal-1:1': T0 + 5000 });
     assert.equal(send(r, request({ now: T0 + 500 })), []);
     theBid(send(r, request({ nonce: 2, now: T0 + 500 })));
   } finally {
