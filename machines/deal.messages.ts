@@ -382,9 +382,11 @@ export interface ProviderRecord {
   readonly updatedAt: number;
 }
 
-/** Sent once by the runtime right after spawning: the provider sends its bid. */
+/** Sent once by the runtime right after spawning: the provider sends its bid (unless the runtime already did). */
 export interface ProviderStartEvent extends At {
   readonly type: 'provider.start';
+  /** The runtime sent the bid as the Node opened it, to spare the deal the actor's start-up. */
+  readonly bidSent?: boolean;
 }
 export type DealCommitEvent = DealCommitMsg & FromPeer;
 export interface DealAllocateEvent extends FromPeer {

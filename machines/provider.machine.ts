@@ -86,7 +86,7 @@ export const providerMachine = setup({
     start: enqueueActions((a) => {
       const { requester: to, bid } = a.context.input;
       a.enqueue.assign({ timers: { ...a.context.timers, [EXPIRY]: bid.expiresAt } });
-      a.enqueue.emit({ type: 'bid.submit.send', to, bid });
+      if (!(a.event.type === 'provider.start' && a.event.bidSent)) a.enqueue.emit({ type: 'bid.submit.send', to, bid });
       a.enqueue.emit({ type: 'timer.schedule', key: EXPIRY, at: bid.expiresAt });
       note(a, `bid sent; held until ${new Date(bid.expiresAt).toISOString()}`);
     }),

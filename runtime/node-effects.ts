@@ -36,6 +36,7 @@ export function createNodeEffects(deps: { dataDir: string; log: Logger; store: D
         return;
       case 'preferences.save':
         write(PREFERENCES_KEY, intent.preferences);
+        deps.onRegistered();
         return;
       case 'onboarding.failed':
         deps.log.warn({ problems: intent.problems }, 'onboarding failed');

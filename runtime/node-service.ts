@@ -129,7 +129,11 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   // loaded only when asked for: @statelyai/inspect costs ~70 ms of start-up
   const inspector: InspectorBridge | null = config.inspect ? await (await import('./inspector.ts')).createInspectorBridge(config.inspect, log) : null;
   let deals: DealService | undefined;
-  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => (descriptor = undefined), deals: (intents) => deals && handleDealIntents(deals, 'node', intents) });
+  const nodeFacts = cachedNodeFacts(() => nodeRef!);
+  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => {
+      descriptor = undefined;
+      nodeFacts.forget();
+    }, deals: (intents) => deals && handleDealIntents(deals, 'node', intents) });
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
     eventLog: store,
@@ -149,7 +153,7 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     throw e;
   }
   nodeRef = node;
-  deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: identity.peerId, node, net: () => network });
+  deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: identity.peerId, node, net: () => network, facts: nodeFacts });
   const rec = node.recovery!;
   if (rec.recovered) {
     node.send({ type: 'node.recovered', now: Date.now() }, 'local');
@@ -210,15 +214,39 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
   }
 }
 
+/**
+ * What deals read of the Node (its offered executors and its preferences), kept between changes: asking the Node's
+ * worker each time would put a round trip on every deal's path. Forgotten when the Node saves either.
+ */
+function cachedNodeFacts(node: () => NodeRef) {
+  let cached: Promise<{ executors: readonly string[]; preferences: NodeView['preferences'] }> | undefined;
+  return {
+    get: () =>
+      (cached ??= node()
+        .view()
+        .then((v) => {
+          const c = v.context as NodeView;
+          return { executors: c.registration?.capability.executors ?? [], preferences: c.preferences };
+        })
+        .catch((e: Error) => {
+          cached = undefined;
+          throw e;
+        })),
+    forget: () => (cached = undefined),
+  };
+}
+
 /** The deal service of a node, bound to its Node actor (the ledger) and its executors. */
-function createDeals(init: DealServiceInit, deps: { supervisor: Supervisor; store: DexieEventLog; dataDir: string; log: Logger; self: string; node: NodeRef; net: () => NetworkService | undefined }): DealService {
-  const { node } = deps;
-  const view = async () => (await node.view()).context as NodeView;
+function createDeals(
+  init: DealServiceInit,
+  deps: { supervisor: Supervisor; store: DexieEventLog; dataDir: string; log: Logger; self: string; node: NodeRef; net: () => NetworkService | undefined; facts: ReturnType<typeof cachedNodeFacts> },
+): DealService {
+  const { node, facts } = deps;
   const wasm = new WasiExecutor();
   const proc = new ProcessExecutor();
   return new DealService(init, {
     ...deps,
-    preferences: async () => (await view()).preferences,
+    preferences: async () => (await facts.get()).preferences,
     ledger: {
       allocate: async (allocationId, lockId) => {
         const r = await node.ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }, undefined, 'deal');
@@ -229,7 +257,7 @@ function createDeals(init: DealServiceInit, deps: { supervisor: Supervisor; stor
     },
     // `process` runs other people's code unsandboxed: only while the node offers it
     executor: async (kind) => {
-      const offered = (await view()).registration?.capability.executors ?? [];
+      const offered = (await facts.get()).executors;
       if (!offered.includes(kind)) return undefined;
       return kind === 'wasm' ? wasm : kind === 'process' ? proc : undefined;
     },

@@ -59,8 +59,10 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return void svc.retire(actorId, intent.record);
     // ---- node ----
     case 'bid.open':
+      // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
       svc.providerJobs.set(intent.input.key, intent.input);
-      return void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now() });
+      void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now(), bidSent: true });
+      return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':
       return void svc.sendTo(intent.to, 'requester', 'bid.decline', { dealId: intent.dealId, nonce: intent.nonce, code: intent.code, reason: intent.reason });
     // ---- provider ----

@@ -145,6 +145,13 @@ Happy('a repeated commit or allocate is answered again (the first answer may hav
   assert.is(state(h), 'allocated');
 });
 
+Happy('a bid the runtime already sent is not sent again; the hold timer is armed all the same', (h) => {
+  const out = send(h, { type: 'provider.start', now: T0, bidSent: true });
+  assert.equal(out, [{ type: 'timer.schedule', key: 'expiry', at: EXPIRES }]);
+  assert.is(state(h), 'bidding');
+  assert.equal(types(send(h, commit())), ['deal.committed.send']);
+});
+
 Happy.run();
 
 // ---------------------------------------------------------------------------------------------------------------
