@@ -24,6 +24,11 @@ export interface RequesterContext {
   readonly timers: Readonly<Record<string, number>>;
   /** A `job.cancel` to answer once the state it leads to is entered. */
   readonly pendingReply: string | null;
+  /**
+   * The allocate is sent right behind the commit (the provider takes them in order and refuses an allocate it
+   * did not commit), saving a round trip: `${provider}#${nonce}` of the deal it was sent for.
+   */
+  readonly allocateSent?: string | null;
   readonly record: JobRecord;
 }
 

@@ -156,13 +156,16 @@ export function commitBest(d: Draft): Draft {
   const { provider, rank, price } = next.ranked;
   d.mark(provider, 'chosen').set({ chosen: next.bid }).record({ provider, allocationId: null, startedAt: null });
   d.emit({ type: 'deal.commit.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  d.emit({ type: 'deal.allocate.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  d.set({ allocateSent: `${provider}#${d.ctx.nonce}` });
   d.schedule('step', d.now + d.ctx.input.timing.commitTimeoutMs);
   return d.progress('committing', `committing to ${provider} (rank ${rank}, price ${price})`);
 }
 
 export function askAllocate(d: Draft): Draft {
   const to = d.ctx.chosen?.provider ?? '';
-  d.emit({ type: 'deal.allocate.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  // normally sent behind the commit already
+  if (d.ctx.allocateSent !== `${to}#${d.ctx.nonce}`) d.emit({ type: 'deal.allocate.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
   d.schedule('step', d.now + d.ctx.input.timing.allocateTimeoutMs);
   return d.progress('provisioning', `${to} committed; asking it to allocate and start the job`);
 }
@@ -272,7 +275,8 @@ export function rearm(d: Draft): Draft {
 export function resend(d: Draft, step: 'commit' | 'allocate' | 'cancel'): Draft {
   const to = d.ctx.chosen?.provider ?? '';
   const msg = { to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce };
-  return d.emit(step === 'commit' ? { type: 'deal.commit.send', ...msg } : step === 'allocate' ? { type: 'deal.allocate.send', ...msg } : { type: 'deal.cancel.send', ...msg });
+  if (step === 'commit') return d.emit({ type: 'deal.commit.send', ...msg }).emit({ type: 'deal.allocate.send', ...msg });
+  return d.emit(step === 'allocate' ? { type: 'deal.allocate.send', ...msg } : { type: 'deal.cancel.send', ...msg });
 }
 
 function assertNever(x: never): never {

@@ -179,12 +179,16 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   async start(override?: VersionedSnapshot): Promise<ActorView> {
     const t0 = performance.now();
     const log = this.deps.eventLog;
-    const known = await log.actor(this.id);
-    if (!known) await log.register({ id: this.id, kind: this.kind, input: this.input, createdAt: this.#now() });
+    // read concurrently: a deal's actors start on its critical path
+    const [known, logged] = await Promise.all([log.actor(this.id), override ? undefined : log.latestSnapshot(this.id)]);
+    const snapshot = override ?? logged;
+    const [, events, last] = await Promise.all([
+      known ? undefined : log.register({ id: this.id, kind: this.kind, input: this.input, createdAt: this.#now() }),
+      log.eventsAfter(this.id, snapshot?.seq ?? 0),
+      log.lastSeq(this.id),
+    ]);
     const input = known ? known.input : this.input;
-    const snapshot = override ?? (await log.latestSnapshot(this.id));
-    const events = await log.eventsAfter(this.id, snapshot?.seq ?? 0);
-    const lastSeq = Math.max(await log.lastSeq(this.id), snapshot?.seq ?? 0);
+    const lastSeq = Math.max(last, snapshot?.seq ?? 0);
     this.#seq = this.#posted = this.#acked = lastSeq;
     this.#snapshotSeq = snapshot?.seq ?? 0;
     const view = await this.#boot(input, snapshot, events.map((e) => e.payload));

@@ -79,9 +79,8 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     case 'ledger.unlock':
       return svc.deps.ledger.unlock(intent.lockId);
     case 'allocation.spawn':
-      return void svc.output.create(intent.input.allocationId).then(() =>
-        svc.spawn(allocationActorId(intent.input.allocationId), 'allocation', intent.input, { type: 'allocation.start', now: svc.now() }),
-      );
+      void svc.output.create(intent.input.allocationId).catch((e: Error) => log.error({ actor: actorId, err: e.message }, 'could not create the job\'s output file'));
+      return void svc.spawn(allocationActorId(intent.input.allocationId), 'allocation', intent.input, { type: 'allocation.start', now: svc.now() });
     case 'allocation.cancel':
       return void svc.deliver(allocationActorId(intent.allocationId), { type: 'allocation.cancel', now: svc.now() });
     case 'provider.ended':

@@ -5,6 +5,7 @@
  * unfinished ones when the node starts again. The API's deploy / jobs / status / logs / cancel land here.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import type { Executor } from '../../actors/executor.ts';
 import {
   type AllocationRecordView,
@@ -290,6 +291,7 @@ export class DealService {
 
   /** Brings back every deal actor that had not ended when the node stopped, and tells it so. */
   async recover(): Promise<number> {
+    await mkdir(this.output.dir, { recursive: true }); // before any job writes output
     const now = this.now();
     let n = 0;
     for (const rec of await this.deps.store.actors()) {

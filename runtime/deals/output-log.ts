@@ -44,9 +44,10 @@ export class OutputLog {
     return path.join(this.dir, `${encodeURIComponent(allocationId)}.log`);
   }
 
+  /** Makes the (empty) file, so `logs` finds it before the job writes anything; never truncates one. */
   async create(allocationId: string): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
-    await fs.writeFile(this.file(allocationId), '');
+    await fs.appendFile(this.file(allocationId), '');
   }
 
   /** Appends a chunk as whole UTF-8 characters (bytes that are not UTF-8 become U+FFFD); appends land in order. */

@@ -145,6 +145,8 @@ Happy('the window closes when both candidates bid, without its timer, and the ch
   assert.equal(out, [
     { type: 'timer.cancel', key: 'window' },
     { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 },
+    // the allocate goes right behind the commit: the provider takes them in order
+    { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 },
     { type: 'timer.schedule', key: 'step', at: t(3200) },
   ]);
   assert.is(value(h), 'committing');
@@ -157,10 +159,8 @@ Happy('the window closes when both candidates bid, without its timer, and the ch
 
 Happy('committed, allocated, running, completed: the record follows and job.ended is emitted once', (h) => {
   toCommitting(h);
-  assert.equal(committed(h, A, t(300)), [
-    { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 },
-    { type: 'timer.schedule', key: 'step', at: t(5300) },
-  ]);
+  // the allocate went with the commit: only the allocate's timer now
+  assert.equal(committed(h, A, t(300)), [{ type: 'timer.schedule', key: 'step', at: t(5300) }]);
   assert.equal(value(h), { provisioning: 'allocating' });
   assert.is(rec(h).state, 'provisioning');
 
@@ -227,7 +227,7 @@ Enough('two bids of three candidates close the window; the third bid comes too l
   sent(h, [A, B, C]);
   submit(h, A, { price: 30 });
   const out = submit(h, B, { price: 20 });
-  assert.equal(types(out), ['timer.cancel', 'deal.commit.send', 'timer.schedule']);
+  assert.equal(types(out), ['timer.cancel', 'deal.commit.send', 'deal.allocate.send', 'timer.schedule']);
   assert.is(rec(h).provider, B);
   const late = submit(h, C, { price: 1, now: t(300) });
   assert.equal(late, [revert(C, 'not taken: the bid window had closed')]);
@@ -245,7 +245,7 @@ Window('one bid of three candidates waits for the timer; then that bid is commit
   assert.equal(value(h), { requesting: 'collecting' });
   const out = fire(h, 'window', t(2000));
   // the timer fired: no cancel for it
-  assert.equal(out, [{ type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(5000) }]);
+  assert.equal(out, [{ type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }, { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(5000) }]);
   assert.match(rec(h).history[1]!.message, `1 bid, no declines; best: ${A}`);
 });
 
@@ -411,6 +411,7 @@ Fallback('a refused commit reverts the provider and commits to the next bid', (h
     { type: 'timer.cancel', key: 'step' },
     revert(A, 'refused the commit: busy'),
     { type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 },
+    { type: 'deal.allocate.send', to: B, dealId: DEAL, nonce: 1 },
     { type: 'timer.schedule', key: 'step', at: t(3300) },
   ]);
   assert.is(value(h), 'committing');
@@ -422,7 +423,7 @@ Fallback('a refused commit reverts the provider and commits to the next bid', (h
 Fallback('an unanswered commit times out: revert and next', (h) => {
   toCommitting(h);
   const out = fire(h, 'step', t(3200));
-  assert.equal(out, [revert(A, 'did not answer the commit within 3 s'), { type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(6200) }]);
+  assert.equal(out, [revert(A, 'did not answer the commit within 3 s'), { type: 'deal.commit.send', to: B, dealId: DEAL, nonce: 1 }, { type: 'deal.allocate.send', to: B, dealId: DEAL, nonce: 1 }, { type: 'timer.schedule', key: 'step', at: t(6200) }]);
   assert.ok(rec(h).history.some((e) => e.message === `${A} did not answer the commit within 3 s; trying ${B}`));
 });
 
@@ -669,7 +670,7 @@ Recovery('deal.recovered asks again for every pending timer, at its old time, an
 Recovery('deal.recovered sends the unanswered step again: commit, allocate, cancel', (h) => {
   toCommitting(h);
   const step = { type: 'timer.schedule', key: 'step', at: t(3200) } as const;
-  assert.equal(recovered(h, t(1000)), [step, { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }]);
+  assert.equal(recovered(h, t(1000)), [step, { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }, { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 }]);
   committed(h, A, t(1100));
   assert.equal(recovered(h, t(1200)), [{ ...step, at: t(6100) }, { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 }]);
   allocated(h, A, t(1300));
