@@ -247,8 +247,9 @@ export class DealService {
     if (!jobId) throw new UnknownDealError(`"${id}" is not a job id`);
     const ref = await this.refs.get(requesterActorId(jobId));
     if (ref) {
-      const r = await ref.ask({ type: 'job.cancel', now: this.now() }, 30_000, 'api');
-      if (r.ok) return r.value as JobRecord;
+      // the actor may end (and stop) while the cancel is on its way: then its saved record answers
+      const r = await ref.ask({ type: 'job.cancel', now: this.now() }, 30_000, 'api').catch(() => undefined);
+      if (r?.ok) return r.value as JobRecord;
     }
     return this.job(id);
   }
