@@ -1,10 +1,10 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type Actor, createActor } from 'xstate';
+import { createActor } from 'xstate';
 import { type AllocationContext, type AllocationMachine, allocationMachine } from '../../machines/allocation.machine.ts';
 import type { AllocationEvent, AllocationInput, AllocationIntent, AllocationState, ExecutionOutcome } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { GiB, T0, res } from '../fixtures/node-fixtures.ts';
+import { type Harness as H, machineHarness } from '../fixtures/machine-harness.ts';
 
 const REQUESTER = 'peer-requester';
 const ID = 'deal-1.2';
@@ -20,36 +20,10 @@ const JOB: JobSpec = {
 };
 const INPUT: AllocationInput = { allocationId: ID, dealId: 'deal-1', nonce: 2, requester: REQUESTER, job: JOB };
 
-interface Harness {
-  actor: Actor<AllocationMachine>;
-  out: AllocationIntent[];
-}
-
-function behaviour(name: string) {
-  const s = suite<Harness>(name, {} as Harness);
-  s.before.each((h) => {
-    h.out = [];
-    h.actor = createActor(allocationMachine, { input: INPUT });
-    h.actor.on('*', (e) => h.out.push(e));
-    h.actor.start();
-  });
-  s.after.each((h) => {
-    h.actor.stop();
-  });
-  return s;
-}
-
+type Harness = H<AllocationMachine, AllocationIntent>;
+const { behaviour, send, ofType, types } = machineHarness<AllocationMachine, AllocationEvent, AllocationIntent>(allocationMachine, INPUT);
 const state = (h: Harness) => h.actor.getSnapshot().value;
 const ctx = (h: Harness): AllocationContext => h.actor.getSnapshot().context;
-function send(h: Harness, e: AllocationEvent): AllocationIntent[] {
-  const from = h.out.length;
-  h.actor.send(e);
-  return h.out.slice(from);
-}
-function ofType<K extends AllocationIntent['type']>(intents: readonly AllocationIntent[], type: K): Extract<AllocationIntent, { type: K }>[] {
-  return intents.filter((i): i is Extract<AllocationIntent, { type: K }> => i.type === type);
-}
-const types = (intents: readonly AllocationIntent[]) => intents.map((i) => i.type);
 
 function push(state: AllocationState, exitCode: number | null, message: string): AllocationIntent {
   return { type: 'status.push', to: REQUESTER, status: { dealId: 'deal-1', nonce: 2, allocationId: ID, state, exitCode, message } };

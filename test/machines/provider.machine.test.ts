@@ -1,10 +1,10 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type Actor, createActor } from 'xstate';
+import { createActor } from 'xstate';
 import type { Bid, ProviderEvent, ProviderInput, ProviderIntent } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type ProviderContext, type ProviderMachine, providerMachine } from '../../machines/provider.machine.ts';
 import { GiB, T0, res } from '../fixtures/node-fixtures.ts';
+import { type Harness as H, machineHarness } from '../fixtures/machine-harness.ts';
 
 const REQUESTER = 'peer-requester';
 const STRANGER = 'peer-stranger';
@@ -24,36 +24,10 @@ const JOB: JobSpec = {
 const BID: Bid = { dealId: DEAL, nonce: NONCE, provider: 'peer-provider', price: 1, score: 1000, resources: res(1, GiB, GiB), expiresAt: EXPIRES };
 const INPUT: ProviderInput = { key: KEY, bid: BID, requester: REQUESTER, job: JOB, lockId: KEY };
 
-interface Harness {
-  actor: Actor<ProviderMachine>;
-  out: ProviderIntent[];
-}
-
-function behaviour(name: string) {
-  const s = suite<Harness>(name, {} as Harness);
-  s.before.each((h) => {
-    h.out = [];
-    h.actor = createActor(providerMachine, { input: INPUT });
-    h.actor.on('*', (e) => h.out.push(e));
-    h.actor.start();
-  });
-  s.after.each((h) => {
-    h.actor.stop();
-  });
-  return s;
-}
-
+type Harness = H<ProviderMachine, ProviderIntent>;
+const { behaviour, send, ofType, types } = machineHarness<ProviderMachine, ProviderEvent, ProviderIntent>(providerMachine, INPUT);
 const state = (h: Harness) => h.actor.getSnapshot().value;
 const ctx = (h: Harness): ProviderContext => h.actor.getSnapshot().context;
-function send(h: Harness, e: ProviderEvent): ProviderIntent[] {
-  const from = h.out.length;
-  h.actor.send(e);
-  return h.out.slice(from);
-}
-function ofType<K extends ProviderIntent['type']>(intents: readonly ProviderIntent[], type: K): Extract<ProviderIntent, { type: K }>[] {
-  return intents.filter((i): i is Extract<ProviderIntent, { type: K }> => i.type === type);
-}
-const types = (intents: readonly ProviderIntent[]) => intents.map((i) => i.type);
 
 const peer = { from: REQUESTER, dealId: DEAL, nonce: NONCE };
 const start = (now = T0): ProviderEvent => ({ type: 'provider.start', now });

@@ -9,6 +9,7 @@ import { type DeclineCode, type JobRecord, PERMANENT_DECLINES, type RequesterEve
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
+import { PROCESS_JOB } from '../fixtures/deal-fixtures.ts';
 
 const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
 const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -16,14 +17,7 @@ const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
 const C = '12D3KooWCccccccccccccccccccccccccccccccccccc';
 const DEAL = 'job-1';
 
-const JOB: JobSpec = {
-  executor: 'process',
-  name: 'hello',
-  resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 },
-  timeoutMs: 60_000,
-  constraints: { peers: [], excludePeers: [] },
-  process: { command: 'echo', args: ['hi'], env: {} },
-};
+const JOB: JobSpec = PROCESS_JOB;
 const INPUT: RequesterInput = {
   dealId: DEAL,
   job: JOB,

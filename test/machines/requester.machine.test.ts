@@ -6,6 +6,7 @@ import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, R
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
+import { PROCESS_JOB, TEST_TIMING } from '../fixtures/deal-fixtures.ts';
 
 // Three providers and this node. Peer ids only need to be distinct strings here.
 const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
@@ -14,25 +15,8 @@ const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
 const C = '12D3KooWCccccccccccccccccccccccccccccccccccc';
 const DEAL = 'job-1';
 
-const TIMING: RequesterTiming = {
-  bidWindowMs: 2_000,
-  enoughBids: 3,
-  commitTimeoutMs: 3_000,
-  allocateTimeoutMs: 5_000,
-  startTimeoutMs: 60_000,
-  lostAfterMs: 6_000,
-  retryMs: 500,
-  retryMaxMs: 1_500,
-  cancelTimeoutMs: 15_000,
-};
-const JOB: JobSpec = {
-  executor: 'process',
-  name: 'hello',
-  resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 },
-  timeoutMs: 60_000,
-  constraints: { peers: [], excludePeers: [] },
-  process: { command: 'echo', args: ['hi'], env: {} },
-};
+const TIMING: RequesterTiming = TEST_TIMING;
+const JOB: JobSpec = PROCESS_JOB;
 /** Price alone decides the ranking unless a suite says otherwise. */
 const INPUT: RequesterInput = { dealId: DEAL, job: JOB, self: SELF, createdAt: T0, deadline: T0 + 60_000, weights: { price: 1, score: 0, rtt: 0 }, timing: TIMING };
 

@@ -16,6 +16,7 @@ import { type ActorRef, SUPERVISOR_DEFAULTS, Supervisor } from '../../runtime/su
 import { DEFAULT_WORKER_URL, type WorkerHost, WorkerPool } from '../../runtime/worker-pool.ts';
 import { BENCH, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
 import { sleep, waitFor, within } from '../fixtures/waiting.ts';
+import { PROCESS_JOB } from '../fixtures/deal-fixtures.ts';
 
 const ANNOUNCING_WORKER = new URL('../fixtures/announcing-actor.worker.mjs', import.meta.url);
 const WORKER_STARTS_CHANNEL = 'dms-test-worker-starts';
@@ -28,14 +29,7 @@ type Ref = ActorRef<AnyEvent>;
 
 const REQUESTER = '12D3KooWRequesterRequesterRequesterRequester';
 const PROVIDER = '12D3KooWProviderProviderProviderProviderPro';
-const JOB: JobSpec = {
-  executor: 'process',
-  name: 'hello',
-  resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 },
-  timeoutMs: 60_000,
-  constraints: { peers: [], excludePeers: [] },
-  process: { command: 'echo', args: ['hi'], env: {} },
-};
+const JOB: JobSpec = PROCESS_JOB;
 
 // ---- the four actor kinds, each with its input and a few events that move it on ----
 

@@ -6,19 +6,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
 import { type ApiServer, type NodeApi, startApiServer } from '../../../runtime/api.ts';
+import { PROCESS_JOB } from '../../fixtures/deal-fixtures.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const GiB = 1024 ** 3;
 const SHA = 'a'.repeat(64);
 
-const PROCESS_JOB: JobSpec = {
-  executor: 'process',
-  name: 'hello',
-  resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 },
-  timeoutMs: 60_000,
-  constraints: { peers: [], excludePeers: [] },
-  process: { command: 'echo', args: ['hi'], env: {} },
-};
+
 const MODULE = Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 const WASM_JOB: JobSpec = {
   executor: 'wasm',
