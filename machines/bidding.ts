@@ -9,7 +9,7 @@ import type { NodeIntent } from './node.messages.ts';
 import type { Registration } from './onboarding.ts';
 import { type Preferences, createComparator } from './preferences.ts';
 
-/** Requests answered, `${dealId}:${nonce}` -> when to forget it (ms since the epoch). */
+/** Requests answered, `${requester}/${dealId}:${nonce}` -> when to forget it (ms since the epoch). */
 export type Answered = Readonly<Record<string, number>>;
 
 /** At most this many answered requests are remembered; past it, the ones due to be forgotten soonest go first. */
@@ -33,8 +33,9 @@ export interface BidDecision {
   readonly intents: readonly NodeIntent[];
 }
 
-export function answeredKey(dealId: string, nonce: number): string {
-  return `${dealId}:${nonce}`;
+/** Per requester: another peer reusing a deal's id and nonce must not make the Node ignore the real one. */
+export function answeredKey(dealId: string, nonce: number, requester: string): string {
+  return `${requester}/${dealId}:${nonce}`;
 }
 
 /** The answered map without entries forgotten by `now`; the same object when none were. */
@@ -55,7 +56,7 @@ function remember(answered: Answered, key: string, until: number, now: number): 
 export function decideBid(s: BidState, e: BidRequestEvent): BidDecision {
   // The Go DMS neither bids on its own broadcast nor marks it answered (scenario 1).
   if (e.from === e.self) return { answered: s.answered, intents: [] };
-  const key = answeredKey(e.dealId, e.nonce);
+  const key = answeredKey(e.dealId, e.nonce, e.from);
   const until = s.answered[key];
   // A gossiped request can arrive twice (two mesh paths, a re-broadcast): answer it once (scenario 6).
   if (until !== undefined && until > e.now) return { answered: s.answered, intents: [] };
@@ -78,7 +79,7 @@ type Answer = { readonly ok: true; readonly ledger: Ledger; readonly input: Prov
 function answer(s: BidState, e: BidRequestEvent): Answer {
   const refused = refusal(s, e);
   if (refused) return refused;
-  const key = dealKey(e.dealId, e.nonce);
+  const key = dealKey(e.dealId, e.nonce, e.from);
   const r = lock(s.ledger, { id: key, resources: e.job.resources, expiresAt: e.now + DEAL_DEFAULTS.bidHoldMs, now: e.now, holder: e.from });
   if (!r.ok) {
     // 'duplicate': the lock or an allocation of this deal still exists after its answered entry was forgotten.

@@ -16,9 +16,13 @@ export const NODE_INBOX = 'node';
 export const REQUESTER_INBOX = 'requester';
 export const PROVIDER_INBOX = 'provider';
 
-/** The key of one provider's part in one deal: lock id, allocation id, and the suffix of its actor ids. */
-export function dealKey(dealId: string, nonce: number): string {
-  return `${dealId}.${nonce}`;
+/**
+ * The key of one provider's part in one deal: lock id, allocation id, and the suffix of its actor ids. It names
+ * the requester too: deal ids are public (bid requests are broadcast), so without it another peer could reuse a
+ * deal's id and nonce to take over its key (its lock, its provider negotiation, its output).
+ */
+export function dealKey(dealId: string, nonce: number, requester: string): string {
+  return `${dealId}.${nonce}@${requester}`;
 }
 
 /** Actor ids by kind. */

@@ -135,8 +135,10 @@ export function answeredFacts(before: Readonly<Record<string, number>>, after: R
   const facts: Fact[] = [];
   for (const key of Object.keys(after)) {
     if (key in before) continue;
-    const cut = key.lastIndexOf(':');
-    facts.push({ type: 'BidRequestReceived', dealId: key.slice(0, cut), nonce: Number(key.slice(cut + 1)) });
+    // `${requester}/${dealId}:${nonce}`
+    const deal = key.slice(key.indexOf('/') + 1);
+    const cut = deal.lastIndexOf(':');
+    facts.push({ type: 'BidRequestReceived', dealId: deal.slice(0, cut), nonce: Number(deal.slice(cut + 1)) });
   }
   return facts;
 }

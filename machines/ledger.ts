@@ -195,8 +195,10 @@ export function expire(l: Ledger, now: number): { ledger: Ledger; expired: strin
   return { ledger: { ...l, locks }, expired };
 }
 
-/** Turns a live lock into an allocation (the lock is consumed). */
+/** Turns a live lock into an allocation (the lock is consumed). Asking again for the same pair is answered ok. */
 export function allocate(l: Ledger, cmd: { allocationId: string; lockId: string; now: number }): LedgerResult {
+  // asked again (an answer lost with a restart or a timeout): that lock is this allocation already
+  if (l.allocations[cmd.allocationId]?.lockId === cmd.lockId) return { ok: true, ledger: l };
   const held = l.locks[cmd.lockId];
   if (!held || held.expiresAt <= cmd.now) return refuse('not-committed', `not committed: no live lock ${cmd.lockId}`);
   if (l.allocations[cmd.allocationId]) return refuse('duplicate', `allocation ${cmd.allocationId} already exists`);

@@ -92,6 +92,8 @@ async function run(opts: RawOptions): Promise<void> {
   const log = createLogger(config.logLevel);
   // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
   const { startNode } = await import('./node-service.ts');
+  // a daemon outlives a bug in one of its effects: say it loudly instead of dying with every deal it holds
+  process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'unhandled rejection (a bug: please report it)'));
   const node = await startNode(config, log);
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -169,8 +169,9 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     await api?.stop();
     await fs.rm(path.join(dataDir, API_FILE), { force: true });
     effects.stop();
+    deals?.quiesce(); // no new deal actors or timers while the supervisor stops the ones there are
     await supervisor.stop();
-    await deals?.stop();
+    deals?.stop();
     await effects.flush();
     await store.close();
     inspector?.stop();
@@ -180,6 +181,9 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
     const dealService = deals;
     const nodeApi = createNodeApi({ node, deals: dealService, identity, dataDir, indexes: () => indexes.getSnapshot().context, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
     network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(dealService, node, router) }, log);
+    // deal messages that arrive meanwhile wait for this (a benchmark at onboarding can take seconds)
+    const unfinished = await dealService.recover();
+    if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
     if (config.api) {
       api = await startApiServer({ ...config.api, token }, nodeApi, log);
       await writeJson(path.join(dataDir, API_FILE), { url: api.url, pid: process.pid });
@@ -196,8 +200,6 @@ export async function startNode(config: RunConfig, log: Logger): Promise<Running
       node.send({ type: 'monitor.sample', sample } satisfies NodeEvent, 'monitor'),
     );
     await monitor.start();
-    const unfinished = await dealService.recover();
-    if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
     dealService.start();
     supervisor.warm();
     const view = await node.view();

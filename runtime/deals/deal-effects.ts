@@ -56,7 +56,8 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     case 'job.ended':
       log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
       svc.jobs.delete(intent.record.id);
-      return void svc.retire(actorId, intent.record);
+      svc.askedPeers.delete(intent.record.id);
+      return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the job\'s record', e));
     // ---- node ----
     case 'bid.open':
       // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
@@ -85,12 +86,17 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return void svc.deliver(allocationActorId(intent.allocationId), { type: 'allocation.cancel', now: svc.now() });
     case 'provider.ended':
       svc.providerJobs.delete(intent.record.key);
-      return void svc.retire(actorId, intent.record);
+      return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the deal\'s record', e));
     // ---- allocation ----
     case 'execution.start':
-      return void execute(svc, actorId, intent.allocationId, intent.job);
-    case 'execution.cancel':
-      return svc.executions.get(intent.allocationId)?.cancel();
+      return void execute(svc, actorId, intent.allocationId, intent.job).catch((e: Error) => failed(svc, actorId, 'start the job', e));
+    case 'execution.cancel': {
+      const running = svc.executions.get(intent.allocationId);
+      // asked before the job has started: it is cancelled the moment it has
+      if (running) running.cancel();
+      else if (svc.starting.has(intent.allocationId)) svc.cancelled.add(intent.allocationId);
+      return;
+    }
     case 'status.push':
       if (isTerminal(intent.status.state)) svc.statuses.delete(intent.status.allocationId);
       else svc.statuses.set(intent.status.allocationId, { to: intent.to, status: intent.status });
@@ -98,12 +104,17 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     case 'ledger.release':
       return svc.deps.ledger.release(intent.allocationId);
     case 'allocation.ended':
-      return void allocationEnded(svc, actorId, intent.record);
+      return void allocationEnded(svc, actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the allocation\'s record', e));
     default: {
       const never: never = intent;
       log.warn({ actor: actorId, intent: never }, 'unknown deal intent');
     }
   }
+}
+
+/** An effect that failed: said loudly (the actor's state stays as its log has it; a restart retries the ending). */
+function failed(svc: DealService, actorId: string, what: string, e: Error): void {
+  svc.deps.log.error({ actor: actorId, err: e.message }, `could not ${what} for ${actorId}: ${e.message}`);
 }
 
 const isTerminal = (s: string) => s === 'completed' || s === 'failed' || s === 'terminated';
@@ -130,6 +141,9 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
       }
     }
   }
+  const asked = svc.askedPeers.get(dealId) ?? new Set<string>();
+  for (const p of candidates) asked.add(p);
+  svc.askedPeers.set(dealId, asked);
   svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, now: svc.now() });
 }
 
@@ -157,6 +171,8 @@ async function askLedger(svc: DealService, actorId: string, allocationId: string
     r = await svc.deps.ledger.allocate(allocationId, lockId);
   } catch (e) {
     r = { ok: false, message: (e as Error).message };
+    // no answer (a timeout): the Node may still make the allocation; a release queued behind it undoes that
+    svc.deps.ledger.release(allocationId);
   }
   // asked again after a restart: the first answer already made the allocation
   const ok = r.ok || r.code === 'duplicate';
@@ -173,14 +189,17 @@ function executionSpec(svc: DealService, job: JobSpec): ExecutionSpec {
 }
 
 async function execute(svc: DealService, actorId: string, allocationId: string, job: JobSpec): Promise<void> {
-  const executor = await svc.deps.executor(job.executor);
-  if (!executor) {
-    svc.deliver(actorId, { type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node`, now: svc.now() });
-    return;
-  }
+  svc.starting.add(allocationId);
   try {
+    const executor = await svc.deps.executor(job.executor);
+    if (!executor) {
+      svc.deliver(actorId, { type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node; send the job to a node started with --executors ${job.executor}`, now: svc.now() });
+      return;
+    }
     const exec = await executor.start(executionSpec(svc, job), (chunk) => void svc.output.append(allocationId, chunk.stream, chunk.data));
+    svc.starting.delete(allocationId);
     svc.executions.set(allocationId, exec);
+    if (svc.cancelled.delete(allocationId)) exec.cancel();
     void svc.output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
     svc.deliver(actorId, { type: 'execution.started', pid: exec.pid, now: svc.now() });
     // drain the output iterator: chunks are kept until read (they are already written by the listener)
@@ -196,6 +215,9 @@ async function execute(svc: DealService, actorId: string, allocationId: string, 
   } catch (e) {
     svc.executions.delete(allocationId);
     svc.deliver(actorId, { type: 'execution.refused', reason: (e as Error).message, now: svc.now() });
+  } finally {
+    svc.starting.delete(allocationId);
+    svc.cancelled.delete(allocationId);
   }
 }
 

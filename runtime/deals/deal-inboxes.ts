@@ -41,40 +41,46 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
     handle(msg) {
       const e = msg.envelope;
       const p = e.payload as Omit<Extract<NodeEvent, { type: 'bid.request' }>, 'type' | 'from' | 'now' | 'self'>;
-      node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer);
+      svc.whenRecovered(() => node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer));
     },
   };
   const requesterInbox: InboxSpec = {
     name: REQUESTER_INBOX,
     accepts: REQUESTER_ACCEPTS,
-    handle(msg) {
-      const e = msg.envelope;
-      const p = e.payload as Record<string, unknown>;
-      const id = requesterActorId(dealIdOf(p));
-      const extra = e.type === 'bid.submit' ? { rttMs: svc.deps.net()?.rtt(e.from.peer) ?? 0 } : {};
-      if (!svc.deliver(id, { ...p, ...extra, type: e.type, from: e.from.peer, now: svc.now() }, e.from.peer)) {
-        log.debug({ type: e.type, from: e.from.peer, job: dealIdOf(p) }, 'a deal message for no job running here was dropped');
-        // a bid for a job that ended or never was: let the provider go at once instead of when its lock expires
-        const bid = p.bid as { dealId: string; nonce: number } | undefined;
-        if (bid) void svc.sendTo(e.from.peer, PROVIDER_INBOX, 'deal.revert', { dealId: bid.dealId, nonce: bid.nonce, reason: 'no such job on the requester (it ended)' });
-      }
-    },
+    handle: (msg) => svc.whenRecovered(() => toRequester(svc, msg)),
   };
   const providerInbox: InboxSpec = {
     name: PROVIDER_INBOX,
     accepts: PROVIDER_ACCEPTS,
     handle(msg) {
-      if (msg.envelope.type === 'logs.request') return void answerLogs(svc, router, msg);
-      void toProvider(svc, msg);
+      if (msg.envelope.type === 'logs.request') return void answerLogs(svc, router, msg).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
+      svc.whenRecovered(() => void toProvider(svc, msg).catch((e: Error) => log.warn({ type: msg.envelope.type, err: e.message }, 'a deal message could not be handled')));
     },
   };
   return [nodeInbox, requesterInbox, providerInbox];
 }
 
+function toRequester(svc: DealService, msg: Inbound): void {
+  const e = msg.envelope;
+  const p = e.payload as Record<string, unknown>;
+  const dealId = dealIdOf(p);
+  // only peers the job asked may answer it: anything else would only fill the job's log
+  if (!svc.askedPeers.get(dealId)?.has(e.from.peer)) {
+    svc.deps.log.debug({ type: e.type, from: e.from.peer, job: dealId }, 'a deal message from a peer this node did not ask, or for no job here, was dropped');
+    // a bid for a job that ended or never was: let the provider go at once instead of when its lock expires
+    const bid = p.bid as { dealId: string; nonce: number } | undefined;
+    if (bid) void svc.sendTo(e.from.peer, PROVIDER_INBOX, 'deal.revert', { dealId: bid.dealId, nonce: bid.nonce, reason: 'no such job on the requester (it ended), or it did not ask this peer' });
+    return;
+  }
+  const extra = e.type === 'bid.submit' ? { rttMs: svc.deps.net()?.rtt(e.from.peer) ?? 0 } : {};
+  svc.deliver(requesterActorId(dealId), { ...p, ...extra, type: e.type, from: e.from.peer, now: svc.now() }, e.from.peer);
+}
+
 async function toProvider(svc: DealService, msg: Inbound): Promise<void> {
   const e = msg.envelope;
   const { module, ...p } = e.payload as { dealId: string; nonce: number; module?: Uint8Array };
-  const key = dealKey(p.dealId, p.nonce);
+  // keyed by the sender: a peer that is not the deal's requester finds no deal
+  const key = dealKey(p.dealId, p.nonce, e.from.peer);
   const id = providerActorId(key);
   const now = svc.now();
   if (!svc.refs.has(id)) {

@@ -8,6 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { Executor } from '../../actors/executor.ts';
 import {
+  ALLOCATION_TERMINAL,
+  type AllocationState,
+  JOB_TERMINAL,
+  type JobState,
+  PROVIDER_TERMINAL,
+  type ProviderDealState,
   type AllocationRecordView,
   type AllocationStatusMsg,
   type JobRecord,
@@ -27,6 +33,9 @@ import type { DealServiceInit } from './deal-config.ts';
 import { killGroup, startTimeOf } from '../executors/process-group.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
+
+/** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
+const MAX_QUEUED_INBOUND = 10_000;
 
 /** Largest module a deploy may carry: it travels inside one network frame with the deal. */
 export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
@@ -72,6 +81,8 @@ export class DealService {
   readonly refs = new Map<string, Promise<AnyRef | undefined>>();
   /** Jobs this node asked for, and deals it bid on, by id: what the runtime needs beyond the machines' events. */
   readonly jobs = new Map<string, JobSpec>();
+  /** The peers each live job asked for bids (any round): the only ones whose answers reach it. */
+  readonly askedPeers = new Map<string, Set<string>>();
   readonly providerJobs = new Map<string, ProviderInput>();
   /** The latest status of each allocation running here, repeated as a heartbeat. */
   readonly statuses = new Map<string, { to: string; status: Omit<AllocationStatusMsg, 'type'> }>();
@@ -109,6 +120,7 @@ export class DealService {
   spawn(id: string, kind: string, input: unknown, first: DealEvent): Promise<AnyRef | undefined> {
     const existing = this.refs.get(id);
     if (existing) return existing;
+    if (this.#stopped) return Promise.resolve(undefined);
     const p = this.deps.supervisor.spawn<DealEvent>({ id, kind, input, placement: 'shared' }).then(
       (ref) => {
         ref.send(first);
@@ -313,7 +325,39 @@ export class DealService {
       }
     }
     await Promise.all(this.refs.values());
+    await this.#settleRecovered();
+    this.#recovered = true;
+    for (const run of this.#inbound.splice(0)) run();
     return n;
+  }
+
+  /**
+   * Actors whose last logged event ended them, but whose ending was not carried out (the node died between the
+   * two: replayed events do not run their effects again), are ended now; a job never started is started.
+   */
+  async #settleRecovered(): Promise<void> {
+    const now = this.now();
+    for (const [id, p] of [...this.refs]) {
+      const ref = await p;
+      const rec = ref && ((await ref.view().catch(() => undefined))?.context as Partial<JobRecord & { allocationId: string }> | undefined);
+      if (!ref || !rec) continue;
+      if (ref.kind === 'requester') {
+        // the peers it had asked: their answers may still come
+        const peers = [rec.provider, ...(rec.bids ?? []).map((b) => b.provider), ...(rec.declines ?? []).map((d) => d.provider)];
+        this.askedPeers.set(rec.id!, new Set(peers.filter((x): x is string => typeof x === 'string')));
+      }
+      if (ref.kind === 'requester' && rec.rounds === 0) ref.send({ type: 'deal.start', now });
+      else if (ref.kind === 'requester' && JOB_TERMINAL.includes(rec.state as JobState)) {
+        this.askedPeers.delete(rec.id!);
+        await this.retire(id, rec);
+      }
+      else if (ref.kind === 'provider' && PROVIDER_TERMINAL.includes(rec.state as ProviderDealState)) await this.retire(id, rec);
+      else if (ref.kind === 'allocation' && ALLOCATION_TERMINAL.includes(rec.state as AllocationState)) {
+        this.deps.ledger.release(rec.allocationId!); // harmless when it was released already
+        this.deliver(providerActorId(rec.allocationId!), { type: 'allocation.ended', allocationId: rec.allocationId!, state: rec.state!, now });
+        await this.retire(id, rec);
+      }
+    }
   }
 
   /** A job's process group that outlived the node that started it (a SIGKILLed node): ends it. */
@@ -326,11 +370,38 @@ export class DealService {
     await this.output.forgetPid(allocationId);
   }
 
-  async stop(): Promise<void> {
+  /** First step of a stop: no new actors, timers or heartbeats (the supervisor then stops the actors). */
+  quiesce(): void {
     this.#stopped = true;
     clearInterval(this.#heartbeat);
-    // a job must not outlive its node: the allocation finds out when the node starts again
-    for (const e of this.executions.values()) e.cancel();
     for (const id of [...this.#timers.keys()]) this.cancelTimers(id);
+    for (const run of this.#inbound.splice(0)) void run; // queued messages die with the node, as unread ones do
   }
+
+  /** Last step of a stop: a job must not outlive its node (the allocation finds out when the node starts again). */
+  stop(): void {
+    this.quiesce();
+    for (const e of this.executions.values()) e.cancel();
+    for (const id of this.starting) this.cancelled.add(id);
+  }
+
+  // ---- inbound messages wait for recovery ------------------------------------------------------------------------
+
+  readonly #inbound: (() => void)[] = [];
+  #recovered = false;
+
+  /** Runs `handle` now, or, before the unfinished deals are recovered, once they are (in arrival order). */
+  whenRecovered(handle: () => void): void {
+    if (this.#recovered) return handle();
+    if (this.#stopped) return;
+    if (this.#inbound.length >= MAX_QUEUED_INBOUND) {
+      this.deps.log.warn({ queued: this.#inbound.length }, 'deal messages arrive faster than the node can recover its deals; dropping one');
+      return;
+    }
+    this.#inbound.push(handle);
+  }
+
+  /** Allocations whose execution was asked to stop before it had started, and those starting now. */
+  readonly cancelled = new Set<string>();
+  readonly starting = new Set<string>();
 }

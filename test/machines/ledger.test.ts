@@ -227,6 +227,15 @@ Allocate('an allocation id that already exists is refused and keeps the lock', (
   assert.ok(l2.locks['b']);
 });
 
+Allocate('allocating the same lock to the same id again is ok and changes nothing (an answer lost with a restart)', () => {
+  const l1 = ok(lock(fresh(), cmd('a', res(1))));
+  const l2 = ok(allocate(l1, { allocationId: 'x', lockId: 'a', now: NOW }));
+  const again = allocate(l2, { allocationId: 'x', lockId: 'a', now: NOW + 60_000 });
+  assert.ok(again.ok);
+  assert.is(ok(again), l2);
+  assert.is(Object.keys(l2.allocations).length, 1);
+});
+
 Allocate('release frees an allocation back to exactly the original availability', () => {
   const base = fresh();
   const l = ok(allocate(ok(lock(base, cmd('a', res(0.7, 3 * GiB, GiB, 1), { ports: { dynamic: 2 } }))), { allocationId: 'x', lockId: 'a', now: NOW }));

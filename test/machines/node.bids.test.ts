@@ -215,9 +215,19 @@ Repeat('a repeated request gets nothing and locks nothing more', (h) => {
   theBid(send(h, request()));
   const ledger = ctx(h).ledger;
   assert.equal(send(h, request({ now: T0 + 10 })), []);
-  assert.equal(send(h, request({ now: T0 + 20, from: OTHER })), []);
   assert.is(ctx(h).ledger, ledger);
-  assert.equal(Object.keys(ctx(h).ledger.locks), ['deal-1.1']);
+  assert.equal(Object.keys(ctx(h).ledger.locks), [`deal-1.1@${REQ}`]);
+});
+
+Repeat("another peer reusing a deal's id and nonce gets its own deal: it cannot take over or block the first", (h) => {
+  registered(h);
+  theBid(send(h, request({ job: wasmJob(res(0.5, GiB)) })));
+  const other = theBid(send(h, request({ now: T0 + 20, from: OTHER, job: wasmJob(res(0.5, GiB)) })));
+  assert.is(other.key, `deal-1.1@${OTHER}`);
+  assert.is(other.requester, OTHER);
+  assert.equal(Object.keys(ctx(h).ledger.locks).sort(), [`deal-1.1@${OTHER}`, `deal-1.1@${REQ}`].sort());
+  // the real requester's next round is still answered
+  theBid(send(h, request({ nonce: 2, now: T0 + 30, job: wasmJob(res(0.5, GiB)) })));
 });
 
 Repeat('a repeated declined request is not declined again', (h) => {
@@ -230,8 +240,8 @@ Repeat('another nonce of the same deal is a new request', (h) => {
   registered(h);
   theBid(send(h, request()));
   const input = theBid(send(h, request({ nonce: 2 })));
-  assert.is(input.key, 'deal-1.2');
-  assert.equal(Object.keys(ctx(h).answered).sort(), ['deal-1:1', 'deal-1:2']);
+  assert.is(input.key, `deal-1.2@${REQ}`);
+  assert.equal(Object.keys(ctx(h).answered).sort(), [`${REQ}/deal-1:1`, `${REQ}/deal-1:2`]);
 });
 
 Repeat.run();
@@ -243,7 +253,7 @@ const Happy = behaviour('bids (scenario 7): a valid request within free resource
 Happy('locks the job resources, arms the lock timer, opens the provider negotiation and remembers the request', (h) => {
   registered(h, OFFER, { ...DEFAULT_PREFERENCES, provider: { ...DEFAULT_PREFERENCES.provider, minPrice: 7 } });
   const out = send(h, request());
-  const key = 'deal-1.1';
+  const key = `deal-1.1@${REQ}`;
   assert.equal(out, [
     { type: 'timer.schedule', at: T0 + HOLD },
     {
@@ -259,7 +269,7 @@ Happy('locks the job resources, arms the lock timer, opens the provider negotiat
   ]);
   assert.equal(ctx(h).ledger.locks[key], { id: key, resources: res(1, GiB), ports: [], expiresAt: T0 + HOLD, holder: REQ });
   // remembered until the request itself expires: after that it is ignored as expired anyway
-  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + 5000 });
+  assert.equal(ctx(h).answered, { [`${REQ}/deal-1:1`]: T0 + 5000 });
 });
 
 Happy("bid.open's lock shows in availableResources", (h) => {
@@ -276,7 +286,7 @@ Happy('the lock can be allocated under the deal key, as the provider negotiation
   registered(h);
   const input = theBid(send(h, request()));
   send(h, { type: 'ledger.allocate', allocationId: input.key, lockId: input.lockId, now: T0 + 100 });
-  assert.equal(Object.keys(ctx(h).ledger.allocations), ['deal-1.1']);
+  assert.equal(Object.keys(ctx(h).ledger.allocations), [`deal-1.1@${REQ}`]);
 });
 
 Happy.run();
@@ -375,7 +385,7 @@ Expiry('the answered map forgets a request when it expires, and after answeredTt
   // expired: answered again (its lock expired meanwhile), remembered until the new expiry, capped at the TTL
   const again = send(h, request({ now: T0 + HOLD + 1, expiresAt: T0 + 2 * TTL }));
   theBid(again);
-  assert.equal(ctx(h).answered, { 'deal-1:1': T0 + HOLD + 1 + TTL });
+  assert.equal(ctx(h).answered, { [`${REQ}/deal-1:1`]: T0 + HOLD + 1 + TTL });
 });
 
 Expiry('forgotten while its lock is still held, the request is declined as a duplicate', (h) => {
@@ -391,21 +401,21 @@ Expiry('answering prunes forgotten entries; node.recovered prunes them too', (h)
   send(h, request({ dealId: 'old' }));
   send(h, request({ dealId: 'newer', now: T0 + 1000, expiresAt: T0 + 9000 }));
   send(h, request({ dealId: 'new', now: T0 + 6000, expiresAt: T0 + 20_000 }));
-  assert.equal(Object.keys(ctx(h).answered).sort(), ['new:1', 'newer:1']);
+  assert.equal(Object.keys(ctx(h).answered).sort(), [`${REQ}/new:1`, `${REQ}/newer:1`]);
   assert.equal(send(h, { type: 'node.recovered', now: T0 + 10_000 }).filter((i) => i.type !== 'timer.schedule' && i.type !== 'log.write'), []);
-  assert.equal(Object.keys(ctx(h).answered), ['new:1']);
+  assert.equal(Object.keys(ctx(h).answered), [`${REQ}/new:1`]);
 });
 
 Expiry(`at most ${MAX_ANSWERED} requests are remembered; the soonest to be forgotten go first`, () => {
   const answered: Record<string, number> = {};
-  for (let i = 0; i < MAX_ANSWERED; i += 1) answered[answeredKey('d', i)] = T0 + 1 + i;
+  for (let i = 0; i < MAX_ANSWERED; i += 1) answered[answeredKey('d', i, REQ)] = T0 + 1 + i;
   const s = { registered: true, registration: null, ledger: emptyLedger(CAPABILITY), preferences: DEFAULT_PREFERENCES, answered };
   const d = decideBid(s, request({ dealId: 'fresh' }));
   const keys = Object.keys(d.answered);
   assert.is(keys.length, MAX_ANSWERED);
-  assert.ok(!keys.includes('d:0'), 'the soonest-expiring entry is dropped');
-  assert.ok(keys.includes('d:1'));
-  assert.is(d.answered['fresh:1'], T0 + 5000);
+  assert.ok(!keys.includes(answeredKey('d', 0, REQ)), 'the soonest-expiring entry is dropped');
+  assert.ok(keys.includes(answeredKey('d', 1, REQ)));
+  assert.is(d.answered[answeredKey('fresh', 1, REQ)], T0 + 5000);
 });
 
 Expiry.run();
@@ -422,7 +432,7 @@ Persist('a restored node still ignores a request it answered before', (h) => {
   r.actor.on('*', (e) => r.out.push(e));
   r.actor.start();
   try {
-    assert.equal(ctx(r).answered, { 'deal-1:1': T0 + 5000 });
+    assert.equal(ctx(r).answered, { [`${REQ}/deal-1:1`]: T0 + 5000 });
     assert.equal(send(r, request({ now: T0 + 500 })), []);
     theBid(send(r, request({ nonce: 2, now: T0 + 500 })));
   } finally {
