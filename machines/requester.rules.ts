@@ -106,7 +106,12 @@ export function closeWindow(d: Draft): Draft {
   d.cancel('window').record({ bids });
   const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
   const best = bids[0];
-  const summary = best ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)` : answers;
+  const nobody = d.ctx.candidates !== null && d.ctx.candidates.length === 0;
+  const summary = best
+    ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)`
+    : nobody
+      ? `${answers}: no peer to ask (no DMS peer is connected, or the job's peers are not reachable; see \`peers\`)`
+      : answers;
   return d.progress('requesting', `bid window of round ${d.ctx.nonce} closed: ${summary}`);
 }
 
