@@ -6,18 +6,24 @@
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
 import { z } from 'zod';
-import { NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
+import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
 import type { ActorRef } from '../supervisor.ts';
 import type { DealService } from './deal-service.ts';
 
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
-export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request'] as const;
+export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
 
-/** Payload schemas of the output requests (the deal messages' are in net/deal-schemas.ts). */
+const allocationIdSchema = z.string().regex(/^[\w.:@-]{1,256}$/);
+
+/**
+ * Payload schemas of the output requests and of `allocation.query` (a recovered requester asks its provider for
+ * the allocation's state, which may have ended while it was down); the deal messages' are in net/deal-schemas.ts.
+ */
 export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
-  ['logs.request', z.strictObject({ allocationId: z.string().regex(/^[\w.:@-]{1,220}$/), offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) })],
+  ['allocation.query', z.strictObject({ dealId: z.string().regex(/^[\w.:@-]{1,200}$/), nonce: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), allocationId: allocationIdSchema })],
+  ['logs.request', z.strictObject({ allocationId: allocationIdSchema, offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) })],
   [
     'logs.page',
     z.strictObject({
@@ -54,6 +60,7 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
     accepts: PROVIDER_ACCEPTS,
     handle(msg) {
       if (msg.envelope.type === 'logs.request') return void answerLogs(svc, router, msg).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
+      if (msg.envelope.type === 'allocation.query') return svc.whenRecovered(() => void answerQuery(svc, msg).catch((e: Error) => log.warn({ err: e.message }, 'could not answer an allocation.query')));
       svc.whenRecovered(() => void toProvider(svc, msg).catch((e: Error) => log.warn({ type: msg.envelope.type, err: e.message }, 'a deal message could not be handled')));
     },
   };
@@ -122,4 +129,16 @@ async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound)
   }
   const page = await svc.output.read(allocationId, offset);
   await router.reply(msg, 'logs.page', page).catch(() => {});
+}
+
+/** Tells a requester the state of its allocation here (live, or as it ended), so a restarted requester catches up. */
+async function answerQuery(svc: DealService, msg: Inbound): Promise<void> {
+  const e = msg.envelope;
+  const { dealId, nonce, allocationId } = e.payload as { dealId: string; nonce: number; allocationId: string };
+  // only the deal's requester can name this key
+  if (allocationId !== dealKey(dealId, nonce, e.from.peer)) return;
+  const live = await svc.refs.get(allocationActorId(allocationId));
+  const rec = ((await live?.view().catch(() => undefined))?.context ?? (await svc.deps.store.getMeta(allocationActorId(allocationId)))) as AllocationRecordView | undefined;
+  if (!rec) return;
+  await svc.sendTo(e.from.peer, REQUESTER_INBOX, 'allocation.status', { dealId, nonce, allocationId, state: rec.state, exitCode: rec.exitCode, message: rec.message });
 }

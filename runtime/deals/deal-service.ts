@@ -346,6 +346,11 @@ export class DealService {
         const peers = [rec.provider, ...(rec.bids ?? []).map((b) => b.provider), ...(rec.declines ?? []).map((d) => d.provider)];
         this.askedPeers.set(rec.id!, new Set(peers.filter((x): x is string => typeof x === 'string')));
       }
+      if (ref.kind === 'requester' && rec.provider && rec.allocationId && !JOB_TERMINAL.includes(rec.state as JobState)) {
+        // its allocation may have ended while this node was down, and a final status is sent only once
+        const nonce = Number(rec.allocationId.slice(rec.id!.length + 1, rec.allocationId.indexOf('@')));
+        void this.sendTo(rec.provider, 'provider', 'allocation.query', { dealId: rec.id, nonce, allocationId: rec.allocationId });
+      }
       if (ref.kind === 'requester' && rec.rounds === 0) ref.send({ type: 'deal.start', now });
       else if (ref.kind === 'requester' && JOB_TERMINAL.includes(rec.state as JobState)) {
         this.askedPeers.delete(rec.id!);
