@@ -50,6 +50,10 @@ function isExecutable(file: string): boolean {
  * undefined to use the shell wrapper.
  */
 export function withOsLimits(command: string, args: readonly string[], limits: OsLimits, prlimit: string | undefined): LimitedCommand {
+  return diesWithParent(limited(command, args, limits, prlimit));
+}
+
+function limited(command: string, args: readonly string[], limits: OsLimits, prlimit: string | undefined): LimitedCommand {
   const as = limits.addressSpaceBytes;
   if (prlimit) {
     const flags = ['--core=0'];
@@ -62,4 +66,17 @@ export function withOsLimits(command: string, args: readonly string[], limits: O
   if (limits.cpuSeconds !== undefined) ulimits.push(`ulimit -t ${Math.ceil(limits.cpuSeconds)}`);
   // "$0" "$@" are the command and its arguments, passed as separate words: nothing is parsed by the shell.
   return { command: '/bin/sh', args: ['-c', `${ulimits.join(' && ')} && exec "$0" "$@"`, command, ...args] };
+}
+
+/** setpriv (util-linux), when the machine has it. */
+const SETPRIV = findExecutable('setpriv', '/usr/bin:/bin:/usr/sbin:/sbin');
+
+/**
+ * A job runs in its own process group (so a cancel kills all of it), so a node killed with SIGKILL would leave it
+ * running: `setpriv --pdeathsig KILL` makes the kernel kill the job's process when the node's dies (it holds
+ * across the exec chain: setpriv, prlimit, the job). Processes a job starts itself are ended by the node when it
+ * starts again, and by their CPU-time limit.
+ */
+function diesWithParent(c: LimitedCommand): LimitedCommand {
+  return SETPRIV ? { command: SETPRIV, args: ['--pdeathsig', 'KILL', '--', c.command, ...c.args] } : c;
 }

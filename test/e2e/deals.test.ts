@@ -617,7 +617,7 @@ Deals('a provider SIGKILLed mid-run: A notices and places the job on the other p
     assert.ok([B.peerId, C.peerId].includes(first.provider!), `runs on B or C, not ${nameOf(ctx, first.provider)}`);
     const [victim, other] = first.provider === B.peerId ? [B, C] : [C, B];
     const otherBefore = before[other.name as 'B' | 'C'];
-    // the job's runner is a child process of the victim, in its own process group: it survives a SIGKILL of its node
+    // the job's runner is a child process of the victim, in its own process group (the kernel ends it with the node)
     runners = (await childProcesses(victim.node.child.pid!)).filter((c) => c.cmdline.includes('wasm-runner'));
     assert.is(runners.length, 1, `the job runs in one wasm-runner process on ${victim.name}`);
     await victim.node.kill();
