@@ -2,14 +2,13 @@
 // every candidate declined for a reason asking again will not change (PERMANENT_DECLINES) ends the job at once,
 // saying why each declined, instead of asking again until the deadline. A round with a temporary decline in it
 // waits and asks again; a round with a bid in it commits to the bid. A started actor, no runtime, no clock.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type Actor, createActor } from 'xstate';
 import { type DeclineCode, type JobRecord, PERMANENT_DECLINES, type RequesterEvent, type RequesterInput, type RequesterIntent } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
 import { PROCESS_JOB } from '../fixtures/deal-fixtures.ts';
+import { type Harness as MH, machineHarness } from '../fixtures/machine-harness.ts';
 
 const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
 const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -40,36 +39,11 @@ const REASONS: Record<string, string> = {
   preferences: 'the price is below this node\'s minimum',
 };
 
-interface Harness {
-  actor: Actor<RequesterMachine>;
-  out: RequesterIntent[];
-}
-
-const H = (name: string) => {
-  const s = suite<Harness>(name, {} as Harness);
-  s.before.each((h) => {
-    h.out = [];
-    h.actor = createActor(requesterMachine, { input: INPUT });
-    h.actor.on('*', (e) => h.out.push(e));
-    h.actor.start();
-  });
-  s.after.each((h) => {
-    h.actor.stop();
-  });
-  return s;
-};
-
+type Harness = MH<RequesterMachine, RequesterIntent>;
+const { behaviour: H, send, ofType } = machineHarness<RequesterMachine, RequesterEvent, RequesterIntent>(requesterMachine, INPUT);
 const ctx = (h: Harness): RequesterContext => h.actor.getSnapshot().context;
 const rec = (h: Harness): JobRecord => ctx(h).record;
 const value = (h: Harness): unknown => h.actor.getSnapshot().value;
-
-function send(h: Harness, e: RequesterEvent): RequesterIntent[] {
-  const from = h.out.length;
-  h.actor.send(e);
-  return h.out.slice(from);
-}
-const ofType = <K extends RequesterIntent['type']>(intents: readonly RequesterIntent[], type: K) =>
-  intents.filter((i): i is Extract<RequesterIntent, { type: K }> => i.type === type);
 
 const start = (h: Harness) => send(h, { type: 'deal.start', now: T0 });
 const sent = (h: Harness, candidates: string[], nonce = 1, now = t(10)) => send(h, { type: 'bid.request.sent', nonce, candidates, now });
