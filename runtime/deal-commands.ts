@@ -2,7 +2,7 @@
  * The CLI's deal commands: deploy, jobs, status, logs, cancel. Clients of the local API, like the others.
  */
 import type { Command } from 'commander';
-import type { JobHistoryEntry, JobRecord } from '../machines/deal.messages.ts';
+import { type JobHistoryEntry, type JobRecord, JOB_TERMINAL } from '../machines/deal.messages.ts';
 import type { ApiClient } from './client.ts';
 import type { RawOptions } from './config.ts';
 import { UsageError } from './errors.ts';
@@ -13,7 +13,6 @@ export interface CliKit {
   print(json: boolean, value: unknown, human: () => string): void;
 }
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const POLL_MS = 100;
 const time = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().slice(11, 23));
 const short = (peer: string | null) => (peer ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : '-');
@@ -64,7 +63,7 @@ async function follow(api: ApiClient, id: string, json: boolean): Promise<JobRec
       process.stdout.write(json ? `${JSON.stringify({ event: 'progress', job: id, ...h })}\n` : `${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}\n`);
     }
     last = r.history.at(-1) ?? last;
-    if (TERMINAL.has(r.state)) return r;
+    if (JOB_TERMINAL.includes(r.state)) return r;
     await new Promise((res) => setTimeout(res, POLL_MS));
   }
 }

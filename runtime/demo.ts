@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatBytes } from '../machines/capability.ts';
-import type { JobRecord } from '../machines/deal.messages.ts';
+import { type JobRecord, JOB_TERMINAL } from '../machines/deal.messages.ts';
 import { ApiClient, TOKEN_FILE } from './client.ts';
 import { formatJob } from './deal-commands.ts';
 import { exampleModule } from './executors/examples/examples.ts';
@@ -118,7 +118,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           say(`   (${p.name} while the job holds its resources: ${showCap(await available(p))})`);
         }
       }
-      return ['completed', 'failed', 'cancelled'].includes(r.state) ? r : undefined;
+      return JOB_TERMINAL.includes(r.state) ? r : undefined;
     });
     const provider = nodes.find((n) => n.peerId === end.provider);
     say(`4. The job ${end.state}${end.exitCode === null ? '' : ` with exit code ${end.exitCode}`} on ${provider?.name ?? end.provider}. Its status, as \`status ${end.id}\` shows it:`);

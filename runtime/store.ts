@@ -309,6 +309,11 @@ export class DexieEventLog implements EventLog {
     return (await this.db.meta.where('key').startsWith(prefix).toArray()) as { key: string; value: T }[];
   }
 
+  /** The keys of the meta rows whose key starts with `prefix` (their values are not read). */
+  async metaKeysWithPrefix(prefix: string): Promise<string[]> {
+    return this.db.meta.where('key').startsWith(prefix).primaryKeys();
+  }
+
   async putMeta(key: string, value: unknown): Promise<void> {
     await this.db.meta.put({ key, value });
     await this.#settle();

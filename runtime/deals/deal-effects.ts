@@ -5,6 +5,7 @@
  */
 import type { ExecutionSpec } from '../../actors/executor.ts';
 import {
+  ALLOCATION_TERMINAL,
   type AllocationIntent,
   type AllocationRecordView,
   type NodeDealIntent,
@@ -98,7 +99,7 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return;
     }
     case 'status.push':
-      if (isTerminal(intent.status.state)) svc.statuses.delete(intent.status.allocationId);
+      if (ALLOCATION_TERMINAL.includes(intent.status.state)) svc.statuses.delete(intent.status.allocationId);
       else svc.statuses.set(intent.status.allocationId, { to: intent.to, status: intent.status });
       return void svc.sendTo(intent.to, 'requester', 'allocation.status', intent.status);
     case 'ledger.release':
@@ -117,7 +118,6 @@ function failed(svc: DealService, actorId: string, what: string, e: Error): void
   svc.deps.log.error({ actor: actorId, err: e.message }, `could not ${what} for ${actorId}: ${e.message}`);
 }
 
-const isTerminal = (s: string) => s === 'completed' || s === 'failed' || s === 'terminated';
 
 async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'bid.request.send' }>): Promise<void> {
   const net = svc.deps.net();

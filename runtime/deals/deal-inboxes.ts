@@ -6,6 +6,7 @@
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
 import { z } from 'zod';
+import { allocationIdSchema, dealIdSchema } from '../net/deal-schemas.ts';
 import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
@@ -15,14 +16,13 @@ import type { DealService } from './deal-service.ts';
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
 export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
 
-const allocationIdSchema = z.string().regex(/^[\w.:@-]{1,256}$/);
 
 /**
  * Payload schemas of the output requests and of `allocation.query` (a recovered requester asks its provider for
  * the allocation's state, which may have ended while it was down); the deal messages' are in net/deal-schemas.ts.
  */
 export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
-  ['allocation.query', z.strictObject({ dealId: z.string().regex(/^[\w.:@-]{1,200}$/), nonce: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), allocationId: allocationIdSchema })],
+  ['allocation.query', z.strictObject({ dealId: dealIdSchema, nonce: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), allocationId: allocationIdSchema })],
   ['logs.request', z.strictObject({ allocationId: allocationIdSchema, offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) })],
   [
     'logs.page',

@@ -31,14 +31,15 @@ import type { DexieEventLog } from '../store.ts';
 import type { ActorRef, Supervisor } from '../supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
 import { killGroup, startTimeOf } from '../executors/process-group.ts';
+import { MAX_MODULE_BYTES } from '../net/deal-schemas.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
 
 /** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
 const MAX_QUEUED_INBOUND = 10_000;
 
-/** Largest module a deploy may carry: it travels inside one network frame with the deal. */
-export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
+/** Largest module a deploy may carry: it travels inside one network frame with the deal (the wire schema's limit). */
+export { MAX_MODULE_BYTES as MAX_DEAL_MODULE_BYTES } from '../net/deal-schemas.ts';
 
 
 export interface DealDeps {
@@ -207,7 +208,7 @@ export class DealService {
     if (problems.length > 0) throw new DeployError(describeJobProblems(problems));
     if (job.executor === 'wasm') {
       if (!module) throw new DeployError('wasm.module: a WASM job needs its module\'s bytes');
-      if (module.byteLength > MAX_DEAL_MODULE_BYTES) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes; a deal carries at most ${MAX_DEAL_MODULE_BYTES} bytes`);
+      if (module.byteLength > MAX_MODULE_BYTES) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes; a deal carries at most ${MAX_MODULE_BYTES} bytes`);
       if (module.byteLength !== job.wasm.module.size) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes, the job says ${job.wasm.module.size}`);
       try {
         await this.modules.put(job.wasm.module.sha256, module);
@@ -307,9 +308,11 @@ export class DealService {
     await mkdir(this.output.dir, { recursive: true }); // before any job writes output
     const now = this.now();
     let n = 0;
+    // an ended actor's record is saved under its id: one query per kind, not one read per actor ever made
+    const ended = new Set((await Promise.all(['job/', 'provider/', 'allocation/'].map((k) => this.deps.store.metaKeysWithPrefix(k)))).flat());
     for (const rec of await this.deps.store.actors()) {
       if (rec.kind !== 'requester' && rec.kind !== 'provider' && rec.kind !== 'allocation') continue;
-      if ((await this.deps.store.getMeta(rec.id)) !== undefined) continue;
+      if (ended.has(rec.id)) continue;
       n += 1;
       if (rec.kind === 'requester') {
         const input = rec.input as RequesterInput;

@@ -27,9 +27,11 @@ const safeInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /** ms since the epoch, or a count of ms. */
 const time = safeInt;
 const nonce = safeInt;
-const dealId = z.string().regex(JOB_ID_PATTERN, 'is not a deal id (1 to 200 of letters, digits and . _ : @ -)');
-// An allocation id is a deal key (`${dealId}.${nonce}`): the deal id's characters, a little longer.
-const allocationId = z.string().regex(/^[\w.:@-]{1,256}$/, 'is not an allocation id (1 to 256 of letters, digits and . _ : @ -)');
+export const dealIdSchema = z.string().regex(JOB_ID_PATTERN, 'is not a deal id (1 to 200 of letters, digits and . _ : @ -)');
+const dealId = dealIdSchema;
+/** An allocation id is a deal key (`${dealId}.${nonce}@${requester}`): the deal id's characters, longer. */
+export const allocationIdSchema = z.string().regex(/^[\w.:@-]{1,400}$/, 'is not an allocation id (1 to 400 of letters, digits and . _ : @ -)');
+const allocationId = allocationIdSchema;
 const peer = z.string().regex(PEER_ID_PATTERN, 'is not a peer id (base58, like 12D3KooW…)');
 const text = z.string().max(MAX_TEXT);
 const amount = z.number().nonnegative().max(Number.MAX_SAFE_INTEGER);

@@ -52,8 +52,8 @@ import {
   tempDir,
   withTimeout,
 } from './common.mjs';
+import { killNetPeers, spawnPeer } from './net.mjs';
 
-const PEER = fileURLToPath(new URL('./net-peer.mjs', import.meta.url));
 const RUNNER = path.join(root, 'runtime', 'executors', 'wasm-runner.js');
 const BID_WINDOW = '500ms';
 const BID_WINDOW_MS = 500;
@@ -233,43 +233,6 @@ function splitStats(steps) {
 const splitLine = (sp) => SPLITS.map(([k]) => `${k} ${sp[k].p50 ?? '-'}`).join(', ');
 
 // ---------------------------------------------------------------------------------------------- raw peers
-
-/** A raw benchmark peer (net-peer.mjs) driven over IPC, tracked by common.mjs's cleanup. */
-function spawnPeer() {
-  return new Promise((resolve, reject) => {
-    const child = spawnTracked([PEER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let seq = 0;
-    const pending = new Map();
-    const timer = setTimeout(() => reject(new Error('a raw benchmark peer did not start within 30 s')), 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`a raw benchmark peer exited with code ${code} before it was ready`));
-      for (const p of pending.values()) p.reject(new Error(`raw benchmark peer exited with code ${code}`));
-    });
-    child.on('message', (m) => {
-      if (m.ready) {
-        clearTimeout(timer);
-        const call = (cmd, args = {}, timeoutMs = 120_000) =>
-          withTimeout(
-            new Promise((res, rej) => {
-              const id = ++seq;
-              pending.set(id, { resolve: res, reject: rej });
-              child.send({ id, cmd, ...args });
-            }),
-            timeoutMs,
-            `raw peer ${cmd}`,
-          );
-        resolve({ child, peerId: m.peerId, addr: m.addr, call });
-        return;
-      }
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      if (m.ok) p.resolve(m.value);
-      else p.reject(new Error(m.error));
-    });
-  });
-}
 
 async function rawPair() {
   const [p, q] = await Promise.all([spawnPeer(), spawnPeer()]);
@@ -866,6 +829,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     for (const [id, fn] of dealBenches) if (!only || id === only) await step(results, 'bench', id, fn, cleanup);
   } finally {
+    killNetPeers();
     await cleanup();
   }
   const report = { ...reportHead('dms-runtime deals bench', started), loadAverage1m: loadAverage(loadBefore), ok: results.every((r) => !r.error && r.pass !== false), results };

@@ -22,7 +22,8 @@ import { round } from './common.mjs';
 const PEER = fileURLToPath(new URL('./net-peer.mjs', import.meta.url));
 const children = new Set();
 
-function spawnPeer() {
+/** A raw benchmark peer (net-peer.mjs) driven over IPC: { child, peerId, addr, call(cmd, args, timeoutMs) }. */
+export function spawnPeer() {
   return new Promise((resolve, reject) => {
     const child = fork(PEER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.NET_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.NET_BENCH_PROF}`] : [] });
     children.add(child);
@@ -31,6 +32,8 @@ function spawnPeer() {
     const timer = setTimeout(() => reject(new Error('a benchmark peer did not start within 30 s')), 30_000);
     child.once('exit', (code) => {
       children.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`a benchmark peer exited with code ${code} before it was ready`));
       for (const p of pending.values()) p.reject(new Error(`benchmark peer exited with code ${code}`));
     });
     child.on('message', (m) => {

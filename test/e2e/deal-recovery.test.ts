@@ -17,30 +17,8 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileWat } from '../../runtime/executors/examples/examples.ts';
-import { type NodeApiClient, type NodeProcess, ROOT, apiOf, childProcesses, cli, cliJson, jsonLines, killAll, makeTempDir, removeTempDirs, startNode, waitFor } from './harness.ts';
+import { type NodeApiClient, type NodeProcess, ROOT, apiOf, childProcesses, cli, cliJson, jsonLines, killAll, makeTempDir, removeTempDirs, startNode, waitFor, type AllocationRow, type NodeInfo, type PeerRow, jobUntil as untilJob } from './harness.ts';
 
-interface Info {
-  identity: { uuid: string; cid: string; peerId: string; did: string };
-  state: string;
-  capability: { registered: Cap; locked: Cap; allocated: Cap; available: Cap };
-}
-/** A row of `allocations --json`: the ledger's allocation, with what became of the job that ran in it. */
-interface AllocationRow {
-  id: string;
-  lockId: string;
-  resources: { cpu: number; memory: number; disk: number };
-  createdAt: number;
-  /** When the ledger released it. */
-  endedAt: number | null;
-  state?: string;
-  exitCode?: number | null;
-  message?: string;
-  runEndedAt?: number | null;
-}
-interface Peer {
-  peer: string;
-  dms: boolean;
-}
 interface Member {
   name: string;
   node: NodeProcess;
@@ -100,7 +78,7 @@ Recovery.after(async (ctx) => {
 /** Until `m` lists `other` as a connected DMS peer. */
 function seesDms(m: Member, other: Member, timeoutMs = 20_000): Promise<true> {
   return waitFor(`${m.name} to see ${other.name} as a DMS peer`, async () => {
-    const peers = await m.api.get<Peer[]>('/v1/peers');
+    const peers = await m.api.get<PeerRow[]>('/v1/peers');
     return peers.some((p) => p.dms && p.peer === other.peerId) ? true : undefined;
   }, timeoutMs, 200);
 }
@@ -160,14 +138,14 @@ const loopJob = (peer: string, timeout: string) => ({
 });
 
 const deploy = (from: Member, file: string) => cliJson<JobRecord>(['deploy', file, '--data-dir', from.dir]);
-const info = (m: Member) => cliJson<Info>(['info', '--data-dir', m.dir]);
+const info = (m: Member) => cliJson<NodeInfo>(['info', '--data-dir', m.dir]);
 const allocations = (m: Member) => cliJson<AllocationRow[]>(['allocations', '--data-dir', m.dir]);
 const record = (from: Member, id: string) => from.api.get<JobRecord>(`/v1/jobs/${id}`);
 
-const holdsNothing = (i: Info) => [i.capability.locked, i.capability.allocated].every((x) => x.cpu === 0 && x.memory === 0 && x.disk === 0);
+const holdsNothing = (i: NodeInfo) => [i.capability.locked, i.capability.allocated].every((x) => x.cpu === 0 && x.memory === 0 && x.disk === 0);
 
 /** A member's `info --json` once it holds no lock and no allocation (or after timeoutMs, as it is then). */
-async function idleInfo(m: Member, timeoutMs = 10_000): Promise<Info> {
+async function idleInfo(m: Member, timeoutMs = 10_000): Promise<NodeInfo> {
   return (await waitFor(`${m.name} to hold nothing`, async () => {
     const i = await info(m);
     return holdsNothing(i) ? i : undefined;
@@ -179,8 +157,8 @@ async function idleInfo(m: Member, timeoutMs = 10_000): Promise<Info> {
  * those two: monitoring caps available memory and disk by what the machine has free, and disk moves with what
  * other processes write; cpu and memory are what the jobs here ask for.)
  */
-function assertSameResources(now: Info, before: Info, what: string): void {
-  const c = (i: Info) => i.capability;
+function assertSameResources(now: NodeInfo, before: NodeInfo, what: string): void {
+  const c = (i: NodeInfo) => i.capability;
   assert.equal(c(now).registered, c(before).registered, `${what}: registered unchanged`);
   assert.equal(c(now).locked, c(before).locked, `${what}: locked as before`);
   assert.equal(c(now).allocated, c(before).allocated, `${what}: allocated as before`);
@@ -189,17 +167,7 @@ function assertSameResources(now: Info, before: Info, what: string): void {
 }
 
 /** Polls the job on `from` until `pred` holds; rejects with the last record seen. */
-async function jobUntil(from: Member, id: string, what: string, pred: (r: JobRecord) => boolean, timeoutMs = 10_000): Promise<JobRecord> {
-  let last: JobRecord | undefined;
-  try {
-    return await waitFor(what, async () => {
-      last = await record(from, id);
-      return pred(last) ? last : undefined;
-    }, timeoutMs);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nlast record: ${JSON.stringify(last, null, 2)}`);
-  }
-}
+const jobUntil = (from: Member, id: string, what: string, pred: (r: JobRecord) => boolean, timeoutMs?: number) => untilJob(from.api, id, what, pred, timeoutMs);
 
 /** SIGKILLs the member's node and waits until it is gone. */
 async function crash(m: Member): Promise<void> {

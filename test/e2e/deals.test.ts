@@ -14,27 +14,8 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileWat, exampleModule } from '../../runtime/executors/examples/examples.ts';
-import { type CliResult, type NodeApiClient, type NodeProcess, ROOT, apiOf, childProcesses, cli, cliJson, jsonLines, killAll, makeTempDir, removeTempDirs, startNode, waitFor } from './harness.ts';
+import { type CliResult, type NodeApiClient, type NodeProcess, ROOT, apiOf, childProcesses, cli, cliJson, jsonLines, killAll, makeTempDir, removeTempDirs, startNode, waitFor, type AllocationRow, type NodeInfo, type PeerRow, jobUntil as untilJob } from './harness.ts';
 
-interface Info {
-  identity: { peerId: string };
-  state: string;
-  capability: { registered: Cap; locked: Cap; allocated: Cap; available: Cap };
-}
-interface AllocationRow {
-  id: string;
-  lockId: string;
-  resources: { cpu: number; memory: number; disk: number };
-  createdAt: number;
-  endedAt: number | null;
-  state?: string;
-  exitCode?: number | null;
-  message?: string;
-}
-interface Peer {
-  peer: string;
-  dms: boolean;
-}
 type Progress = { event: 'progress'; job: string; at: number; state: string; message: string };
 type Ended = { event: 'ended' } & JobRecord;
 
@@ -95,7 +76,7 @@ async function startNetwork(ctx: Ctx): Promise<void> {
   await Promise.all(
     all.map((m) =>
       waitFor(`${m.name} to see the three other nodes as DMS peers`, async () => {
-        const peers = await m.api.get<Peer[]>('/v1/peers');
+        const peers = await m.api.get<PeerRow[]>('/v1/peers');
         const dms = new Set(peers.filter((p) => p.dms).map((p) => p.peer));
         return all.every((o) => o === m || dms.has(o.peerId)) ? true : undefined;
       }, 30_000, 200),
@@ -140,23 +121,13 @@ async function deploy(from: Member, file: string): Promise<JobRecord> {
 }
 
 const status = (from: Member, id: string) => cliJson<JobRecord>(['status', id, '--data-dir', from.dir]);
-const info = (m: Member) => cliJson<Info>(['info', '--data-dir', m.dir]);
+const info = (m: Member) => cliJson<NodeInfo>(['info', '--data-dir', m.dir]);
 const allocations = (m: Member) => cliJson<AllocationRow[]>(['allocations', '--data-dir', m.dir]);
 const record = (from: Member, id: string) => from.api.get<JobRecord>(`/v1/jobs/${id}`);
-const available = async (m: Member) => (await m.api.get<Info>('/v1/info')).capability.available;
+const available = async (m: Member) => (await m.api.get<NodeInfo>('/v1/info')).capability.available;
 
 /** Polls the job on `from` until `pred` holds; rejects with the last record seen. */
-async function jobUntil(from: Member, id: string, what: string, pred: (r: JobRecord) => boolean, timeoutMs = 10_000): Promise<JobRecord> {
-  let last: JobRecord | undefined;
-  try {
-    return await waitFor(what, async () => {
-      last = await record(from, id);
-      return pred(last) ? last : undefined;
-    }, timeoutMs);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nlast record: ${JSON.stringify(last, null, 2)}`);
-  }
-}
+const jobUntil = (from: Member, id: string, what: string, pred: (r: JobRecord) => boolean, timeoutMs?: number) => untilJob(from.api, id, what, pred, timeoutMs);
 
 /** Until `m`'s available cpu and memory are exactly `want`'s; returns what it last saw. */
 async function availableBecomes(m: Member, want: Cap, timeoutMs = 5000): Promise<Cap> {
@@ -226,7 +197,7 @@ Deals('scenario 14: a WASM job deployed from A runs on B or C, `deploy --wait --
 
 Deals('scenario 14: while a job runs on B its resources are taken from what B offers, and come back exactly', async (ctx) => {
   const { A, B } = ctx;
-  const before = (await B.api.get<Info>('/v1/info')).capability;
+  const before = (await B.api.get<NodeInfo>('/v1/info')).capability;
   let id: string | undefined;
   try {
     const rec = await deploy(A, await jobFile(ctx, loopJob({ peers: [B.peerId] })));
@@ -418,7 +389,7 @@ Deals('two requesters race for D\'s only core: one runs, the other is declined f
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const c = (await D.api.get<Info>('/v1/info').catch(() => undefined))?.capability;
+      const c = (await D.api.get<NodeInfo>('/v1/info').catch(() => undefined))?.capability;
       if (c) peak = Math.max(peak, c.locked.cpu + c.allocated.cpu);
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -8,6 +8,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Capability } from '../../machines/capability.ts';
+import type { JobRecord } from '../../machines/deal.messages.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = path.join(ROOT, 'runtime', 'main.js');
@@ -320,4 +322,44 @@ export async function childProcesses(pid: number): Promise<{ pid: number; cmdlin
     }
   }
   return out;
+}
+
+/** `info --json`, the parts the tests read. */
+export interface NodeInfo {
+  identity: { uuid: string; cid: string; peerId: string; did: string };
+  state: string;
+  capability: { registered: Capability; locked: Capability; allocated: Capability; available: Capability };
+}
+
+/** A row of `allocations --json`: the ledger's allocation, with what became of the job that ran in it. */
+export interface AllocationRow {
+  id: string;
+  lockId: string;
+  resources: { cpu: number; memory: number; disk: number };
+  createdAt: number;
+  /** When the ledger released it. */
+  endedAt: number | null;
+  state?: string;
+  exitCode?: number | null;
+  message?: string;
+  runEndedAt?: number | null;
+}
+
+/** A row of `peers --json`, the parts the tests read. */
+export interface PeerRow {
+  peer: string;
+  dms: boolean;
+}
+
+/** Polls a job through a node's API until `pred` holds; rejects with the last record seen. */
+export async function jobUntil(api: NodeApiClient, id: string, what: string, pred: (r: JobRecord) => boolean, timeoutMs = 10_000): Promise<JobRecord> {
+  let last: JobRecord | undefined;
+  try {
+    return await waitFor(what, async () => {
+      last = await api.get<JobRecord>(`/v1/jobs/${id}`);
+      return pred(last) ? last : undefined;
+    }, timeoutMs);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nlast record: ${JSON.stringify(last, null, 2)}`);
+  }
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WebSocketServer } from 'ws';
-import { type NodeProcess, MAIN, ROOT, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
+import { type NodeProcess, MAIN, ROOT, apiOf as harnessApi, cli, cliJson, eventually, jsonLines, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
 
 interface Capability {
   registered: Cap;
@@ -74,15 +74,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A client of one running node's HTTP API (URL from its ready line, token from the data dir). */
 async function apiOf(node: NodeProcess) {
   const token = (await fs.readFile(path.join(node.dataDir, 'api.token'), 'utf8')).trim();
-  const call = async (method: string, route: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> => {
-    const res = await fetch(`${node.ready.api}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { status: res.status, body: (await res.json()) as unknown };
-  };
+  const { call } = await harnessApi(node);
   /** Like `call`, but a non-2xx answer fails the test. */
   const ok = async <T = unknown>(method: string, route: string, body?: unknown): Promise<T> => {
     const r = await call(method, route, body);
@@ -100,19 +92,6 @@ async function apiOf(node: NodeProcess) {
   };
 }
 
-/** JSON lines of stdout, each parsed. */
-function jsonLines(stdout: string): unknown[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      try {
-        return JSON.parse(l) as unknown;
-      } catch {
-        throw new Error(`not a JSON line: ${l}`);
-      }
-    });
-}
 
 /** A long-running CLI command whose end we decide (SIGINT): `replay --inspect` waits for Ctrl-C. */
 interface Background {
@@ -399,7 +378,7 @@ Replay.before(async (ctx) => {
   assert.is(stopped.code, 0);
   const r = await cli(['replay', '--data-dir', ctx.dir, '--json']);
   assert.is(r.code, 0, r.stderr);
-  ctx.lines = jsonLines(r.stdout);
+  ctx.lines = jsonLines<unknown>(r.stdout);
 });
 Replay.after(cleanUp);
 
@@ -434,7 +413,7 @@ Replay('--to N stops at seq N, with the state of that point in history', async (
   assert.ok(allocate);
   const r = await cli(['replay', '--data-dir', dir, '--to', String(allocate.seq), '--json']);
   assert.is(r.code, 0, r.stderr);
-  const out = jsonLines(r.stdout);
+  const out = jsonLines<unknown>(r.stdout);
   const final = out.at(-1) as FinalLine;
   assert.is(final.lastSeq, allocate.seq);
   assert.is(out.length - 1, timeline.filter((l) => l.seq <= allocate.seq).length, 'the timeline up to N');
@@ -447,7 +426,7 @@ Replay('--to N stops at seq N, with the state of that point in history', async (
 Replay('--summary prints no timeline, only the final state', async ({ dir, lines }) => {
   const json = await cli(['replay', '--data-dir', dir, '--summary', '--json']);
   assert.is(json.code, 0, json.stderr);
-  const out = jsonLines(json.stdout);
+  const out = jsonLines<unknown>(json.stdout);
   assert.is(out.length, 1, json.stdout);
   const { ms: _a, ...summary } = out[0] as FinalLine & { ms: number };
   const { ms: _b, ...full } = lines.at(-1) as FinalLine & { ms: number };

@@ -6,11 +6,10 @@ import { requesterActorKind } from '../../actors/requester.actor.ts';
 import { type Bid, DEAL_DEFAULTS, type ProviderInput, type RequesterInput } from '../../machines/deal.messages.ts';
 import { EMPTY_INDEXES, type Fact, evolveIndexes } from '../../machines/indexes.ts';
 import type { JobSpec } from '../../machines/job.ts';
+import { PEER_A, PEER_B, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 
 const T0 = 1_800_000_000_000;
-const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
-const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
-const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+const [SELF, A, B] = [PEER_SELF, PEER_A, PEER_B];
 const JOB: JobSpec = {
   executor: 'process', name: 'hello', resources: { cpu: 1, memory: 2 ** 30, disk: 0, gpus: 0 }, timeoutMs: 60_000,
   constraints: { peers: [], excludePeers: [] }, process: { command: 'echo', args: ['hi'], env: {} },

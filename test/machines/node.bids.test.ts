@@ -1,8 +1,7 @@
 // The Node deciding whether to bid: the Go DMS's provider scenarios 1-7 (dms-behaviour.md), plus the races and
 // bookkeeping around them. Driven through a started Node actor, the way the runtime drives it.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type Actor, createActor } from 'xstate';
+import { createActor } from 'xstate';
 import { MAX_ANSWERED, answeredKey, decideBid } from '../../machines/bidding.ts';
 import type { Resources } from '../../machines/capability.ts';
 import { type BidRequestEvent, DEAL_DEFAULTS, type ProviderInput } from '../../machines/deal.messages.ts';
@@ -10,6 +9,7 @@ import type { JobSpec } from '../../machines/job.ts';
 import { availableResources, emptyLedger } from '../../machines/ledger.ts';
 import { type NodeContext, type NodeMachine, nodeMachine } from '../../machines/node.machine.ts';
 import type { NodeEvent, NodeIntent } from '../../machines/node.messages.ts';
+import { type Harness as MH, machineHarness } from '../fixtures/machine-harness.ts';
 import type { Offer } from '../../machines/onboarding.ts';
 import { DEFAULT_PREFERENCES, type Preferences } from '../../machines/preferences.ts';
 // OFFER: 2 cpu, 4 GiB, 50 GiB, the wasm executor only.
@@ -38,36 +38,12 @@ function request(extra: Partial<BidRequestEvent> = {}): BidRequestEvent {
   return { type: 'bid.request', dealId: 'deal-1', nonce: 1, job: wasmJob(), expiresAt: T0 + 5000, from: REQ, now: T0, self: SELF, ...extra };
 }
 
-interface Harness {
-  actor: Actor<NodeMachine>;
-  out: NodeIntent[];
-}
-
-function behaviour(name: string) {
-  const s = suite<Harness>(name, {} as Harness);
-  s.before.each((h) => {
-    h.out = [];
-    h.actor = createActor(nodeMachine, { input: {} });
-    h.actor.on('*', (e) => h.out.push(e));
-    h.actor.start();
-  });
-  s.after.each((h) => {
-    h.actor.stop();
-  });
-  return s;
-}
+type Harness = MH<NodeMachine, NodeIntent>;
+const { behaviour, send, ofType } = machineHarness<NodeMachine, NodeEvent, NodeIntent>(nodeMachine, {});
 
 const ctx = (h: Harness): NodeContext => h.actor.getSnapshot().context;
 const state = (h: Harness): unknown => h.actor.getSnapshot().value;
 const available = (h: Harness): Resources => availableResources(ctx(h).ledger);
-function send(h: Harness, e: NodeEvent): NodeIntent[] {
-  const from = h.out.length;
-  h.actor.send(e);
-  return h.out.slice(from);
-}
-function ofType<K extends NodeIntent['type']>(intents: readonly NodeIntent[], type: K): Extract<NodeIntent, { type: K }>[] {
-  return intents.filter((i): i is Extract<NodeIntent, { type: K }> => i.type === type);
-}
 /** The one decline among `intents`; fails the test when there is not exactly one, or a bid was opened too. */
 function theDecline(intents: readonly NodeIntent[]) {
   const d = ofType(intents, 'bid.decline.send');

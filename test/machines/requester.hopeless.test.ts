@@ -7,13 +7,10 @@ import { type DeclineCode, type JobRecord, PERMANENT_DECLINES, type RequesterEve
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
-import { PROCESS_JOB } from '../fixtures/deal-fixtures.ts';
+import { PROCESS_JOB, PEER_A, PEER_B, PEER_C, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 import { type Harness as MH, machineHarness } from '../fixtures/machine-harness.ts';
 
-const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
-const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
-const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
-const C = '12D3KooWCccccccccccccccccccccccccccccccccccc';
+const [SELF, A, B, C] = [PEER_SELF, PEER_A, PEER_B, PEER_C];
 const DEAL = 'job-1';
 
 const JOB: JobSpec = PROCESS_JOB;

@@ -6,13 +6,10 @@ import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, R
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
-import { PROCESS_JOB, TEST_TIMING } from '../fixtures/deal-fixtures.ts';
+import { PROCESS_JOB, TEST_TIMING, PEER_A, PEER_B, PEER_C, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 
 // Three providers and this node. Peer ids only need to be distinct strings here.
-const SELF = '12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelf';
-const A = '12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
-const B = '12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
-const C = '12D3KooWCccccccccccccccccccccccccccccccccccc';
+const [SELF, A, B, C] = [PEER_SELF, PEER_A, PEER_B, PEER_C];
 const DEAL = 'job-1';
 
 const TIMING: RequesterTiming = TEST_TIMING;
