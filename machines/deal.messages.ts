@@ -292,11 +292,24 @@ export interface JobRecord {
 export interface DealStartEvent extends At {
   readonly type: 'deal.start';
 }
+/** How far a round's request went when it was sent. */
+export interface RoundReach {
+  /** DMS peers connected. */
+  readonly connected: number;
+  /** Connected peers subscribed to the bid topic (a broadcast reaches them directly). */
+  readonly subscribed: number;
+}
 /** The runtime sent the bid request of round `nonce` to `candidates` (the peers expected to answer). */
 export interface BidRequestSentEvent extends At {
   readonly type: 'bid.request.sent';
   readonly nonce: number;
   readonly candidates: readonly string[];
+  /**
+   * A broadcast that goes beyond the candidates (the mesh relays it to peers this node is not connected to):
+   * others may answer too, so the window does not close on the candidates' answers alone unless a bid is in.
+   */
+  readonly open?: boolean;
+  readonly reach?: RoundReach;
 }
 export interface BidReceivedEvent extends FromPeer {
   readonly type: 'bid.submit';

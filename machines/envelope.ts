@@ -99,3 +99,22 @@ export function checkArrival(env: UnsignedEnvelope, ctx: ArrivalContext): Reject
 export function replyExpiry(request: UnsignedEnvelope, now: number): number {
   return Math.min(request.exp, now + DEFAULT_TTL_MS);
 }
+
+/**
+ * Refusals that are the author's fault and look the same to every node (bytes that are not an envelope, a forged
+ * or misaddressed one). A broadcast refused for one of these is rejected in gossip, so no node relays it again.
+ */
+const AUTHOR_FAULTS: ReadonlySet<RejectReason> = new Set<RejectReason>([
+  'malformed', 'oversized', 'truncated', 'unknown-frame', 'bad-signature', 'from-mismatch', 'did-mismatch', 'misaddressed', 'ttl-too-long',
+]);
+
+/**
+ * What gossip does with a broadcast this node checked: `accept` relays it; `reject` drops it as invalid (gossipsub
+ * may then score down the peer that relayed it); `ignore` drops it without blame, for refusals that depend on this
+ * node (its clock, the ids it saw, the message types and versions it knows), since an honest relay passed it on
+ * when it was fine.
+ */
+export function gossipVerdict(refusal: RejectReason | null): 'accept' | 'ignore' | 'reject' {
+  if (refusal === null) return 'accept';
+  return AUTHOR_FAULTS.has(refusal) ? 'reject' : 'ignore';
+}

@@ -2,7 +2,7 @@
  * The requester negotiation's context, and the draft its steps (requester.rules.ts) write into: a step takes a
  * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
  */
-import type { Bid, JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent } from './deal.messages.ts';
+import type { Bid, JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './deal.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
 export interface RoundBid {
@@ -16,6 +16,10 @@ export interface RequesterContext {
   readonly nonce: number;
   /** The peers the round's request reached, or null until the runtime says. */
   readonly candidates: readonly string[] | null;
+  /** Peers beyond the candidates may answer this round (see BidRequestSentEvent.open). */
+  readonly open?: boolean;
+  /** How far the round's request went (absent in contexts saved before it was recorded). */
+  readonly reach?: RoundReach | null;
   /** The round's bids in arrival order; `record.bids` holds them ranked once the window closed. */
   readonly bids: readonly RoundBid[];
   /** The bid being committed, allocated or run. */

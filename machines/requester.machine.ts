@@ -51,7 +51,7 @@ export const requesterMachine = setup({
     openRound: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.openRound(begin(context, event)))),
     takeCandidates: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'bid.request.sent');
-      commit(enqueue, begin(context, event).set({ candidates: event.candidates }).record({}));
+      commit(enqueue, begin(context, event).set({ candidates: event.candidates, open: event.open === true, reach: event.reach ?? null }).record({}));
     }),
     takeBid: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'bid.submit');

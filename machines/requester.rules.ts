@@ -43,10 +43,14 @@ export function countsAsDecline(c: RequesterContext, e: BidDeclinedEvent): boole
   return e.dealId === c.input.dealId && e.nonce === c.nonce && !c.record.declines.some((d) => d.provider === e.from);
 }
 
-/** Enough bids arrived, or every peer that could bid has answered. */
+/**
+ * Enough bids arrived, or every peer that could bid has answered. In an open round (the request went beyond
+ * the candidates) that takes a bid too: with none in, farther peers may still bid before the window ends.
+ */
 export function windowComplete(c: RequesterContext): boolean {
   if (c.bids.length >= c.input.timing.enoughBids) return true;
   if (c.candidates === null) return false;
+  if (c.open === true && c.bids.length === 0) return false;
   const answered = new Set([...c.bids.map((b) => b.bid.provider), ...c.record.declines.map((d) => d.provider)]);
   // this node does not answer its own request, and a peer the job refuses cannot bid
   const expected = c.candidates.filter((p) => p !== c.input.self && allowedPeer(c.input.job, p));
@@ -85,7 +89,7 @@ export function openRound(d: Draft): Draft {
   const { dealId, job, timing } = d.ctx.input;
   const nonce = d.ctx.nonce + 1;
   const expiresAt = d.now + timing.bidWindowMs;
-  d.set({ nonce, candidates: null, bids: [], chosen: null }).record({ rounds: nonce, bids: [], declines: [], provider: null, allocationId: null });
+  d.set({ nonce, candidates: null, open: false, reach: null, bids: [], chosen: null }).record({ rounds: nonce, bids: [], declines: [], provider: null, allocationId: null });
   d.emit({ type: 'bid.request.send', dealId, nonce, job, expiresAt }).schedule('window', expiresAt);
   return d.progress('requesting', nonce === 1 ? 'asking for bids' : `asking for bids again (round ${nonce})`);
 }
@@ -106,13 +110,28 @@ export function closeWindow(d: Draft): Draft {
   d.cancel('window').record({ bids });
   const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
   const best = bids[0];
-  const nobody = d.ctx.candidates !== null && d.ctx.candidates.length === 0;
+  const nobody = d.ctx.candidates !== null && d.ctx.candidates.length === 0 && d.ctx.open !== true;
+  const silent = !best && d.ctx.record.declines.length === 0 && !nobody;
   const summary = best
     ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)`
     : nobody
       ? `${answers}: no peer to ask (no DMS peer is connected, or the job's peers are not reachable; see \`peers\`)`
-      : answers;
-  return d.progress('requesting', `bid window of round ${d.ctx.nonce} closed: ${summary}`);
+      : silent
+        ? `${answers}: ${unanswered(d.ctx)}`
+        : answers;
+  const message = `bid window of round ${d.ctx.nonce} closed: ${summary}`;
+  if (silent) d.emit({ type: 'log.write', level: 'warn', message: `job ${d.ctx.input.dealId}: ${message}`, data: { job: d.ctx.input.dealId, round: d.ctx.nonce, ...(d.ctx.reach ?? {}) } });
+  return d.progress('requesting', message);
+}
+
+/** Why a round that reached peers got no answer at all, with how far it went. */
+function unanswered(c: RequesterContext): string {
+  const reach = c.reach;
+  const asked = c.candidates?.length ?? 0;
+  if (!reach) return `the request reached no one (${count(asked, 'peer')} asked)`;
+  const went = `${reach.connected} DMS ${reach.connected === 1 ? 'peer' : 'peers'} connected, ${reach.subscribed} subscribed to the bid topic`;
+  if (reach.subscribed === 0) return `the request reached no one: ${went}; peers subscribe within seconds of connecting, so ask again shortly, or check \`peers\``;
+  return `the request reached no one: ${went}, and none answered; are they onboarded (\`info\` on a provider; its messages.broadcastIn counts bid requests that arrived)?`;
 }
 
 /** Bids whose hold ran out before their turn: their providers already let go. */

@@ -36,6 +36,8 @@ export interface RunConfig {
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** Deal timing: the bid window and the other steps' timeouts. */
   readonly deals: DealServiceInit;
+  /** Peer exchange dials new peers only while this node has fewer connections; null: the network default. */
+  readonly maxPeers: number | null;
 }
 
 export interface ClientConfig {
@@ -62,6 +64,7 @@ export interface RawOptions {
   tlsCert?: string;
   tlsKey?: string;
   bidWindow?: string;
+  maxPeers?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -147,7 +150,20 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     monitorIntervalMs: interval,
     tls: parseTls(raw, listen),
     deals: parseDeals(raw),
+    maxPeers: parseMaxPeers(raw.maxPeers),
   });
+}
+
+/** Most peers a node dials itself; the bounds keep a node's connections well within the connection manager's. */
+export const MAX_PEERS_RANGE = { min: 1, max: 150 } as const;
+
+function parseMaxPeers(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < MAX_PEERS_RANGE.min || n > MAX_PEERS_RANGE.max) {
+    throw new UsageError(`--max-peers "${v}" must be a whole number from ${MAX_PEERS_RANGE.min} to ${MAX_PEERS_RANGE.max}, e.g. --max-peers 50`);
+  }
+  return n;
 }
 
 function parseDeals(raw: RawOptions): DealServiceInit {

@@ -16,6 +16,8 @@ import {
 } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import type { DealService } from './deal-service.ts';
+import { MAX_REPLY_ADDRS } from '../net/deal-schemas.ts';
+import type { Reach } from '../net/network-service.ts';
 import { startTimeOf } from '../executors/process-group.ts';
 import { OUTPUT_LIMIT_BYTES } from './output-log.ts';
 
@@ -58,6 +60,7 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
       svc.jobs.delete(intent.record.id);
       svc.askedPeers.delete(intent.record.id);
+      svc.openDeals.delete(intent.record.id);
       return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the job\'s record', e));
     // ---- node ----
     case 'bid.open':
@@ -125,16 +128,23 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
   const payload = { dealId, nonce, job, expiresAt };
   const excluded = new Set(job.constraints.excludePeers);
   let candidates: string[] = [];
+  let reach: Reach = { connected: 0, subscribed: 0, beyond: 0 };
+  let open = false;
   if (net) {
+    reach = net.reach();
     if (job.constraints.peers.length > 0) {
       // this node never bids on its own request (scenario 1): it is no candidate
       const peers = job.constraints.peers.filter((p) => p !== svc.deps.self && !excluded.has(p));
       const sent = await Promise.all(peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
       candidates = sent.filter((p): p is string => p !== null);
-    } else {
+    } else if (reach.connected > 0) {
+      // excluded neighbours still relay it: the request goes out even when none of them may bid
       candidates = net.dmsPeers().filter((p) => p !== svc.deps.self && !excluded.has(p));
       try {
-        if (candidates.length > 0) await net.router.broadcast('node', 'bid.request', payload, { from: 'requester', ttlMs: Math.max(1000, expiresAt - svc.now()) });
+        // the addresses let a provider that is not our neighbour (reached through the mesh) answer directly
+        const replyAddrs = net.listen().slice(0, MAX_REPLY_ADDRS);
+        await net.router.broadcast('node', 'bid.request', { ...payload, replyAddrs }, { from: 'requester', ttlMs: Math.max(1000, expiresAt - svc.now()) });
+        open = reach.beyond > 0;
       } catch (e) {
         svc.deps.log.warn({ job: dealId, err: (e as Error).message }, 'could not broadcast the bid request');
         candidates = [];
@@ -144,7 +154,9 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
   const asked = svc.askedPeers.get(dealId) ?? new Set<string>();
   for (const p of candidates) asked.add(p);
   svc.askedPeers.set(dealId, asked);
-  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, now: svc.now() });
+  if (open) svc.openDeals.add(dealId);
+  else svc.openDeals.delete(dealId);
+  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, reach: { connected: reach.connected, subscribed: reach.subscribed }, now: svc.now() });
 }
 
 async function sendOrFail(svc: DealService, actorId: string, to: string, type: string, payload: unknown, step: 'commit' | 'allocate' | 'cancel', nonce: number): Promise<void> {

@@ -6,12 +6,14 @@
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
 import { z } from 'zod';
-import { allocationIdSchema, dealIdSchema } from '../net/deal-schemas.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { type BidRequestPayload, allocationIdSchema, dealIdSchema } from '../net/deal-schemas.ts';
 import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
 import type { ActorRef } from '../supervisor.ts';
-import type { DealService } from './deal-service.ts';
+import { type DealService, MAX_ANSWERERS } from './deal-service.ts';
 
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
 export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
@@ -46,7 +48,8 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
     accepts: ['bid.request'],
     handle(msg) {
       const e = msg.envelope;
-      const p = e.payload as Omit<Extract<NodeEvent, { type: 'bid.request' }>, 'type' | 'from' | 'now' | 'self'>;
+      const { replyAddrs, ...p } = e.payload as BidRequestPayload;
+      if (replyAddrs && msg.broadcast) learnAddrs(svc, e.from.peer, replyAddrs);
       svc.whenRecovered(() => node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer));
     },
   };
@@ -67,12 +70,34 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
   return [nodeInbox, requesterInbox, providerInbox];
 }
 
+/**
+ * Remembers where a requester that is not our neighbour listens, so the answer to its broadcast can be sent
+ * directly. Only addresses that name the signer's own peer id are kept: a requester can point only to itself.
+ */
+function learnAddrs(svc: DealService, peer: string, addrs: readonly string[]): void {
+  const libp2p = svc.deps.net()?.libp2p;
+  if (!libp2p || libp2p.getConnections(peerIdFromString(peer)).length > 0) return;
+  const own = addrs.filter((a) => a.endsWith(`/p2p/${peer}`)).map((a) => multiaddr(a));
+  if (own.length === 0) return;
+  libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: own }).catch((err: Error) => svc.deps.log.debug({ peer, err: err.message }, 'could not note a requester\'s addresses'));
+}
+
+/** Whether a deal message from `peer` may reach the job: a peer it asked, or any answer to an open round. */
+function mayAnswer(svc: DealService, dealId: string, peer: string, type: string): boolean {
+  const asked = svc.askedPeers.get(dealId);
+  if (!asked) return false;
+  if (asked.has(peer)) return true;
+  if (!svc.openDeals.has(dealId) || (type !== 'bid.submit' && type !== 'bid.decline') || asked.size >= MAX_ANSWERERS) return false;
+  asked.add(peer);
+  return true;
+}
+
 function toRequester(svc: DealService, msg: Inbound): void {
   const e = msg.envelope;
   const p = e.payload as Record<string, unknown>;
   const dealId = dealIdOf(p);
   // only peers the job asked may answer it: anything else would only fill the job's log
-  if (!svc.askedPeers.get(dealId)?.has(e.from.peer)) {
+  if (!mayAnswer(svc, dealId, e.from.peer, e.type)) {
     svc.deps.log.debug({ type: e.type, from: e.from.peer, job: dealId }, 'a deal message from a peer this node did not ask, or for no job here, was dropped');
     // a bid for a job that ended or never was: let the provider go at once instead of when its lock expires
     const bid = p.bid as { dealId: string; nonce: number } | undefined;

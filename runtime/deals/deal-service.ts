@@ -35,6 +35,9 @@ import { MAX_MODULE_BYTES } from '../net/deal-schemas.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
 
+/** The most peers whose answers one job takes (its neighbours and the farther peers of open rounds). */
+export const MAX_ANSWERERS = 1024;
+
 /** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
 const MAX_QUEUED_INBOUND = 10_000;
 
@@ -84,6 +87,11 @@ export class DealService {
   readonly jobs = new Map<string, JobSpec>();
   /** The peers each live job asked for bids (any round): the only ones whose answers reach it. */
   readonly askedPeers = new Map<string, Set<string>>();
+  /**
+   * Live jobs whose latest round was broadcast beyond this node's neighbours: any peer the mesh reached may answer
+   * (and is added to the asked ones), up to MAX_ANSWERERS per job.
+   */
+  readonly openDeals = new Set<string>();
   readonly providerJobs = new Map<string, ProviderInput>();
   /** The latest status of each allocation running here, repeated as a heartbeat. */
   readonly statuses = new Map<string, { to: string; status: Omit<AllocationStatusMsg, 'type'> }>();
@@ -357,6 +365,7 @@ export class DealService {
       if (ref.kind === 'requester' && rec.rounds === 0) ref.send({ type: 'deal.start', now });
       else if (ref.kind === 'requester' && JOB_TERMINAL.includes(rec.state as JobState)) {
         this.askedPeers.delete(rec.id!);
+        this.openDeals.delete(rec.id!);
         await this.retire(id, rec);
       }
       else if (ref.kind === 'provider' && PROVIDER_TERMINAL.includes(rec.state as ProviderDealState)) await this.retire(id, rec);

@@ -91,13 +91,23 @@ const moduleBytes = z
   .instanceof(Uint8Array, { message: 'is not bytes' })
   .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_MODULE_BYTES, `must be 1 byte to ${MAX_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
 
+/** The most listen addresses a broadcast bid request carries for the answer. */
+export const MAX_REPLY_ADDRS = 8;
+/** A full multiaddr over websockets, ending in the sender's /p2p/ id (checked against the signer where used). */
+const replyAddr = z.string().max(256).regex(/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}\/(ws|wss|tls\/ws)\/p2p\/\w+$/, 'is not a /ws or /wss multiaddr ending in /p2p/<peer id>');
+
 type Payload<T extends DealWireMessage['type']> = Omit<Extract<DealWireMessage, { type: T }>, 'type'>;
+/**
+ * A broadcast `bid.request` also carries the requester's listen addresses, so a provider the gossip mesh reached
+ * (not a neighbour) can send its answer directly; the runtime takes them off before the Node machine.
+ */
+export type BidRequestPayload = Payload<'bid.request'> & { readonly replyAddrs?: readonly string[] };
 /** `deal.allocate` on the wire also carries the WASM module's bytes, which the runtime takes off before the machine. */
 export type DealAllocatePayload = Payload<'deal.allocate'> & { readonly module?: Uint8Array };
 
 // Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
-const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.allocate' ? DealAllocatePayload : Payload<T>> } = {
-  'bid.request': z.strictObject({ ...deal, job: jobSchema, expiresAt: time }),
+const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.allocate' ? DealAllocatePayload : T extends 'bid.request' ? BidRequestPayload : Payload<T>> } = {
+  'bid.request': z.strictObject({ ...deal, job: jobSchema, expiresAt: time, replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
   'bid.submit': z.strictObject({ bid }),
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
   'deal.commit': z.strictObject(deal),

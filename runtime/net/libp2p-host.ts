@@ -25,6 +25,24 @@ export interface HostInit {
 export type HostServices = { identify: unknown; ping: unknown; pubsub: GossipSub };
 export type Libp2pHost = Libp2p<HostServices>;
 
+/**
+ * Gossipsub as the bid topic needs it. Two choices differ from the library's defaults, on purpose:
+ * - No IP colocation penalty (peer score P6). By default every peer beyond 10 that shares one IP address scores
+ *   -5 x surplus², so from the 14th peer on one address all of them fall below the graylist threshold: nothing
+ *   they publish is taken and nothing is published to them. Every node of a network on one host, or behind one NAT
+ *   (a lab, a cluster's egress address), shares an address, so at 15 nodes no bid request arrived anywhere. A DMS
+ *   peer is a signed identity that must pass every check of the edge; addresses say nothing about who it is.
+ * - Flood publish stays on (the default, stated): a node's own bid request goes straight to every connected
+ *   subscriber, one hop, and the mesh relays it to nodes further away.
+ */
+export const GOSSIP_OPTIONS = Object.freeze({
+  allowPublishToZeroTopicPeers: true,
+  emitSelf: false,
+  floodPublish: true,
+  globalSignaturePolicy: 'StrictSign' as const,
+  scoreParams: { IPColocationFactorWeight: 0 },
+});
+
 export class ListenError extends Error {
   override name = 'ListenError';
   readonly exitCode = 2;
@@ -44,7 +62,7 @@ export async function createLibp2pHost(init: HostInit): Promise<Libp2pHost> {
       services: {
         identify: identify(),
         ping: ping(),
-        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, globalSignaturePolicy: 'StrictSign' }),
+        pubsub: gossipsub(GOSSIP_OPTIONS),
       },
     })) as unknown as Libp2pHost;
   } catch (e) {

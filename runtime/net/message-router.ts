@@ -165,9 +165,10 @@ export class MessageRouter {
 
   /**
    * One envelope frame body from `peer` (the authenticated remote peer, or the gossip author). Runs every
-   * check of the edge, then hands the envelope to its reply waiter or inbox. Never throws. False when refused.
+   * check of the edge, then hands the envelope to its reply waiter or inbox. Never throws. Null when it was
+   * taken, else why it was refused.
    */
-  receive(peer: string, kind: number, frameBody: Uint8Array, broadcast: boolean): boolean {
+  receive(peer: string, kind: number, frameBody: Uint8Array, broadcast: boolean): RejectReason | null {
     const signed = splitSigned(kind, frameBody);
     if (!signed) return this.#refuse(peer, 'malformed', 'frame too short for its signature or batch path');
     let raw: unknown;
@@ -198,12 +199,12 @@ export class MessageRouter {
     if (broadcast) this.deps.counters.broadcastIn += 1;
     else this.deps.counters.in += 1;
     this.#deliver(msg, peer);
-    return true;
+    return null;
   }
 
-  #refuse(peer: string, reason: RejectReason, detail: string): false {
+  #refuse(peer: string, reason: RejectReason, detail: string): RejectReason {
     this.reject(peer, reason, detail);
-    return false;
+    return reason;
   }
 
   /** Counts and logs a refusal: the first per peer and reason in a while at warn, the rest at debug. */

@@ -33,6 +33,8 @@ export function formatNetInfo(info: Record<string, unknown>): string[] {
   const listen = (info.listen as string[] | undefined) ?? [];
   const m = info.messages as { in: number; out: number; broadcastIn: number; broadcastOut: number; rejected: Record<string, number>; rejectedTotal: number } | null | undefined;
   const lines = listen.length === 0 ? ['listen   (none)'] : listen.map((a, i) => `${i === 0 ? 'listen ' : '       '}  ${a}`);
+  const r = info.reach as { connected: number; subscribed: number; beyond: number } | null | undefined;
+  if (r) lines.push(`reach    ${r.connected} DMS peers connected, ${r.subscribed} subscribed to bid requests, ${r.beyond} more beyond them (through the gossip mesh)`);
   if (m) {
     const reasons = Object.entries(m.rejected).map(([k, v]) => `${k} ${v}`).join(', ');
     lines.push(`messages in ${m.in}, out ${m.out}, broadcast in ${m.broadcastIn}, out ${m.broadcastOut}, rejected ${m.rejectedTotal}${reasons ? ` (${reasons})` : ''}`);

@@ -6,6 +6,7 @@
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
+import { gossipVerdict } from '../../machines/envelope.ts';
 import { NET_INBOX, type NetPong, type PayloadOf, type PeersReply } from '../../machines/net.messages.ts';
 import { ACTOR_PROTOCOL, Libp2pActorTransport } from './actor-transport.ts';
 import { createEnvelopeSigner, createEnvelopeVerifier } from './envelope-signer.ts';
@@ -68,10 +69,24 @@ export interface NetworkService {
   topology(timeoutMs?: number): Promise<Topology>;
   /** Connected peers that speak the DMS protocol (those a broadcast bid request can reach). */
   dmsPeers(): string[];
+  /** How far a broadcast goes now: the connected DMS peers, those subscribed to the topic, and nodes beyond them. */
+  reach(): Reach;
   /** The latest measured round-trip time to a peer in ms, or null. */
   rtt(peer: string): number | null;
   /** Round trips of signed net.ping / net.pong with a peer, in ms. */
   ping(peer: string, count: number, timeoutMs?: number): Promise<number[]>;
+}
+
+const VERDICTS = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject } as const;
+
+/** How far a broadcast reaches, as this node sees it. */
+export interface Reach {
+  /** DMS peers connected now. */
+  readonly connected: number;
+  /** Connected peers subscribed to the broadcast topic (they receive a broadcast directly). */
+  readonly subscribed: number;
+  /** Peers our neighbours are connected to and we are not: a broadcast reaches them only through the mesh. */
+  readonly beyond: number;
 }
 
 export class PeerIdMismatchError extends Error {
@@ -151,7 +166,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
           router.reject(msg.type === 'signed' ? msg.from.toString() : 'unknown', 'malformed', 'broadcast is not a signed envelope');
           return TopicValidatorResult.Reject;
         }
-        return router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject;
+        return VERDICTS[gossipVerdict(router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true))];
       });
       pubsub.subscribe(init.topic);
       discovery.dialBootstrap();
@@ -176,6 +191,11 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
       }),
     counters: () => counters.view(),
     dmsPeers: () => [...discovery.dmsPeers].filter((p) => discovery.connected(p)),
+    reach: () => ({
+      connected: service.dmsPeers().length,
+      subscribed: libp2p.services.pubsub.getSubscribers(init.topic).length,
+      beyond: discovery.beyond(),
+    }),
     rtt: (peer) => rttOf(peer),
     async topology(timeoutMs = 2_000) {
       const mine = discovery.edges().map((e) => ({ from: self, to: e.peer, rttMs: e.rttMs }));

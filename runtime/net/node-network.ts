@@ -8,7 +8,7 @@ import { UsageError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { PayloadSchemas } from './envelope-schema.ts';
 import type { InboxSpec, MessageRouter } from './message-router.ts';
-import type { NetworkLog, NetworkService } from './network-service.ts';
+import type { NetworkLog, NetworkService, Reach } from './network-service.ts';
 import { topologyToDot } from './topology.ts';
 
 /**
@@ -37,7 +37,8 @@ export interface NodeInboxes {
 export async function startNetwork(config: RunConfig, identity: Identity, node: NodeInboxes, log: NetworkLog): Promise<NetworkService> {
   const tls = await readTls(config.tls);
   const { createNetworkService, NETWORK_DEFAULTS } = await loadNetworkModule();
-  const net = await createNetworkService({ ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(tls ? { tls } : {}) }, { key: identity.key, peerId: identity.peerId, log });
+  const init = { ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(config.maxPeers === null ? {} : { maxPeers: config.maxPeers }), ...(tls ? { tls } : {}) };
+  const net = await createNetworkService(init, { key: identity.key, peerId: identity.peerId, log });
   for (const s of node.schemas) net.router.addSchemas(s);
   for (const inbox of node.inboxes(net.router)) net.router.register(inbox);
   try {
@@ -49,10 +50,10 @@ export async function startNetwork(config: RunConfig, identity: Identity, node: 
   return net;
 }
 
-/** What `info` adds about the network. */
-export function netInfo(net: NetworkService | undefined): { listen: string[]; peers: number; messages: unknown } {
-  if (!net) return { listen: [], peers: 0, messages: null };
-  return { listen: net.listen(), peers: net.peers().length, messages: net.counters() };
+/** What `info` adds about the network: addresses, peers, how far a broadcast reaches, message counters. */
+export function netInfo(net: NetworkService | undefined): { listen: string[]; peers: number; reach: Reach | null; messages: unknown } {
+  if (!net) return { listen: [], peers: 0, reach: null, messages: null };
+  return { listen: net.listen(), peers: net.peers().length, reach: net.reach(), messages: net.counters() };
 }
 
 export async function topologyView(net: NetworkService | undefined): Promise<unknown> {

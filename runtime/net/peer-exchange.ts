@@ -30,6 +30,8 @@ export class PeerExchange {
   /** Peers that speak the actor protocol. */
   readonly dmsPeers = new Set<string>();
   readonly #addrs = new Map<string, string[]>();
+  /** The peers each DMS neighbour said, in its latest answer, it is connected to. */
+  readonly #reported = new Map<string, ReadonlySet<string>>();
 
   constructor(
     readonly init: PeerExchangeInit,
@@ -71,12 +73,25 @@ export class PeerExchange {
   forget(peer: string): void {
     this.dmsPeers.delete(peer);
     this.#addrs.delete(peer);
+    this.#reported.delete(peer);
+  }
+
+  /**
+   * How many peers our neighbours reported that we are not connected to: nodes a broadcast reaches only through
+   * the gossip mesh. Zero means this node sees the whole network it belongs to (as of the last exchange): a
+   * node beyond our neighbours would have a neighbour of ours, or of theirs, that some neighbour reports.
+   */
+  beyond(): number {
+    const far = new Set<string>();
+    for (const peers of this.#reported.values()) for (const p of peers) if (p !== this.init.self && !this.connected(p)) far.add(p);
+    return far.size;
   }
 
   /** Asks a peer for its peers and dials the ones we are not connected to. */
   async exchange(peer: string): Promise<void> {
     try {
       const r = await this.deps.router.request<PayloadOf<PeersReply>>({ peer, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs: this.init.timeoutMs });
+      if (this.dmsPeers.has(peer)) this.#reported.set(peer, new Set(r.envelope.payload.peers.map((p) => p.peer)));
       await Promise.all(r.envelope.payload.peers.map((p) => this.#dial(p.peer, p.addrs)));
     } catch (e) {
       this.deps.log.debug({ peer, err: (e as Error).message }, 'peer exchange failed');

@@ -189,13 +189,13 @@ Delivery('a batched envelope changed after signing, or moved to another place in
   fresh.register({ name: 'notes', accepts: ['test.note'], handle: () => {} });
   const tampered = Uint8Array.from(f0!.body);
   tampered[Buffer.from(tampered).indexOf('abc1')] = 'x'.charCodeAt(0);
-  assert.is(fresh.receive(a.peer, 0x05, tampered, false), false);
+  assert.is(fresh.receive(a.peer, 0x05, tampered, false), 'bad-signature');
   // f1's body under f0's signature, index and path (in a batch of 3 both have a 2-hash path: 64 + 2 + 64 bytes)
   const PREFIX = 64 + 2 + 2 * 32;
   const moved = Uint8Array.from([...f0!.body.subarray(0, PREFIX), ...f1!.body.subarray(PREFIX)]);
-  assert.is(fresh.receive(a.peer, 0x05, moved, false), false);
+  assert.is(fresh.receive(a.peer, 0x05, moved, false), 'bad-signature');
   assert.is(fresh.deps.counters.view().rejected['bad-signature'], 2);
-  assert.is(fresh.receive(a.peer, 0x05, f0!.body, false), true);
+  assert.is(fresh.receive(a.peer, 0x05, f0!.body, false), null);
   fresh.stop();
 });
 
@@ -210,7 +210,7 @@ Delivery('a broadcast reaches the inbox on other peers, counted as broadcast in 
 });
 
 Delivery('an envelope addressed to one peer cannot be passed off as a broadcast', (ctx) => {
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), true), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), true), 'misaddressed');
   assert.is(ctx.b.counters.view().rejected.misaddressed, 1);
 });
 
@@ -221,7 +221,7 @@ const Refusals = routerSuite('the router refuses bad envelopes, counting each by
 Refusals('the same frame twice: the second is replayed', async ({ a, b }) => {
   await a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'once' });
   await sleep(2);
-  assert.is(b.router.receive(a.peer, 1, a.sent[0]!.body, false), false);
+  assert.is(b.router.receive(a.peer, 1, a.sent[0]!.body, false), 'replayed');
   assert.is(b.got.length, 1);
   assert.is(b.counters.view().rejected.replayed, 1);
 });
@@ -230,32 +230,32 @@ Refusals('a body changed after signing fails the signature, and the untouched on
   const good = craft(ctx.a, { payload: { text: 'abc' } }, ctx);
   const bad = Uint8Array.from(good);
   bad[Buffer.from(bad).indexOf('abc')] = 'x'.charCodeAt(0);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, bad, false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, bad, false), 'bad-signature');
   assert.is(ctx.b.counters.view().rejected['bad-signature'], 1);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, good, false), true);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, good, false), null);
 });
 
 Refusals('a frame whose `from` is not the peer it came from', (ctx) => {
-  assert.is(ctx.b.router.receive('12D3KooWSomeoneElse', 1, craft(ctx.a, {}, ctx), false), false);
+  assert.is(ctx.b.router.receive('12D3KooWSomeoneElse', 1, craft(ctx.a, {}, ctx), false), 'from-mismatch');
   assert.is(ctx.b.counters.view().rejected['from-mismatch'], 1);
 });
 
 Refusals('a did that is not the sender\'s key', (ctx) => {
   const f = craft(ctx.a, { from: { peer: ctx.a.peer, did: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', inbox: 'net' } }, ctx);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), 'did-mismatch');
   assert.is(ctx.b.counters.view().rejected['did-mismatch'], 1);
 });
 
 Refusals('an expired envelope', (ctx) => {
   const f = craft(ctx.a, { ts: ctx.clock.now - 2000, exp: ctx.clock.now - 1 }, ctx);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), 'expired');
   assert.is(ctx.b.counters.view().rejected.expired, 1);
 });
 
 Refusals('an unknown event type, and a known type with a wrong payload', (ctx) => {
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { type: 'test.unknown' }, ctx), false), false);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 'far too long a note' } }, ctx), false), false);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 1 } }, ctx), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { type: 'test.unknown' }, ctx), false), 'unknown-type');
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 'far too long a note' } }, ctx), false), 'invalid-payload');
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { payload: { text: 1 } }, ctx), false), 'invalid-payload');
   const r = ctx.b.counters.view().rejected;
   assert.is(r['unknown-type'], 1);
   assert.is(r['invalid-payload'], 2);
@@ -263,15 +263,15 @@ Refusals('an unknown event type, and a known type with a wrong payload', (ctx) =
 });
 
 Refusals('bytes that are not an envelope: too short, not CBOR, wrong shape', (ctx) => {
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(10), false), false);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(200).fill(0xff), false), false);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { extra: 1 }, ctx), false), false);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(10), false), 'malformed');
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(200).fill(0xff), false), 'malformed');
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, { extra: 1 }, ctx), false), 'malformed');
   assert.is(ctx.b.counters.view().rejected.malformed, 3);
 });
 
 Refusals('after all that, a good envelope still gets through', async (ctx) => {
   ctx.b.router.receive(ctx.a.peer, 1, new Uint8Array(200).fill(0xff), false);
-  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), false), true);
+  assert.is(ctx.b.router.receive(ctx.a.peer, 1, craft(ctx.a, {}, ctx), false), null);
   assert.is(ctx.b.got.length, 1);
 });
 
