@@ -363,3 +363,44 @@ export async function jobUntil(api: NodeApiClient, id: string, what: string, pre
     throw new Error(`${(e as Error).message}\nlast record: ${JSON.stringify(last, null, 2)}`);
   }
 }
+
+/**
+ * Starts `count` nodes: the first alone, the rest joining through it, `concurrency` at a time (each start
+ * benchmarks the machine, so starting all at once on two cores only makes every one slower).
+ */
+export async function startMany(count: number, flags: readonly string[], opts: { label?: string; concurrency?: number; timeoutMs?: number } = {}): Promise<NodeProcess[]> {
+  const { label = 'node', concurrency = 4, timeoutMs = 60_000 } = opts;
+  const first = await startNode(await makeTempDir(`${label}0`), flags, { timeoutMs });
+  const boot = ['--bootstrap', first.ready.listen[0]!];
+  const nodes = [first];
+  for (let i = 1; i < count; i += concurrency) {
+    const batch = Array.from({ length: Math.min(concurrency, count - i) }, async (_, k) => startNode(await makeTempDir(`${label}${i + k}`), [...flags, ...boot], { timeoutMs }));
+    nodes.push(...(await Promise.all(batch)));
+  }
+  return nodes;
+}
+
+/** `info --json`'s network part. */
+export interface NetInfo {
+  peers: number;
+  reach: { connected: number; subscribed: number; beyond: number } | null;
+  messages: { in: number; out: number; broadcastIn: number; broadcastOut: number; rejectedTotal: number; rejected: Record<string, number> } | null;
+}
+
+/**
+ * Waits until every node has each of the others as a connected DMS peer subscribed to the bid topic (what a
+ * broadcast needs to reach everyone in one hop); rejects naming the nodes short of it.
+ */
+export async function untilMeshed(apis: readonly NodeApiClient[], timeoutMs = 60_000): Promise<void> {
+  const want = apis.length - 1;
+  let short: string[] = [];
+  try {
+    await waitFor('every node to see all the others subscribed', async () => {
+      const reach = await Promise.all(apis.map(async (a) => (await a.get<NetInfo>('/v1/info')).reach));
+      short = reach.flatMap((r, i) => (r && r.connected >= want && r.subscribed >= want ? [] : [`#${i}: ${JSON.stringify(r)}`]));
+      return short.length === 0 ? true : undefined;
+    }, timeoutMs, 250);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; short of ${want}: ${short.join(', ')}`);
+  }
+}

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BROADCAST_PEER, DEFAULT_TTL_MS, MAX_CLOCK_SKEW_MS, MAX_TTL_MS, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
+import { BROADCAST_PEER, DEFAULT_TTL_MS, MAX_CLOCK_SKEW_MS, MAX_TTL_MS, REJECT_REASONS, type RejectReason, type UnsignedEnvelope, checkArrival, gossipVerdict, replyExpiry } from '../../machines/envelope.ts';
 
 const NOW = 1_700_000_000_000;
 const ME = '12D3KooWMe';
@@ -68,3 +68,29 @@ Reply('never longer than a fresh message\'s life', () => {
 });
 
 Reply.run();
+
+const Gossip = suite('gossipVerdict: a broadcast is rejected for its author\'s faults, ignored for this node\'s own refusals');
+
+/** The same to every node: bytes that are not an envelope, or a forged or misaddressed one. */
+const AUTHOR_FAULTS: readonly RejectReason[] = ['malformed', 'oversized', 'truncated', 'unknown-frame', 'bad-signature', 'from-mismatch', 'did-mismatch', 'misaddressed', 'ttl-too-long'];
+/** Depend on this node: its clock, the ids it saw, the types, versions and inboxes it knows, its flow control. */
+const LOCAL_REFUSALS: readonly RejectReason[] = ['expired', 'future', 'replayed', 'unknown-type', 'invalid-payload', 'version', 'no-inbox', 'not-accepted', 'flow-violation'];
+
+Gossip('a broadcast that passed every check is accepted', () => {
+  assert.is(gossipVerdict(null), 'accept');
+});
+
+Gossip('an author\'s fault is rejected', () => {
+  for (const r of AUTHOR_FAULTS) assert.is(gossipVerdict(r), 'reject', r);
+});
+
+Gossip('a refusal that depends on this node is ignored, so the honest relay is not scored down', () => {
+  for (const r of LOCAL_REFUSALS) assert.is(gossipVerdict(r), 'ignore', r);
+});
+
+Gossip('every reject reason has a verdict, and is listed above as a fault or a local refusal', () => {
+  for (const r of REJECT_REASONS) assert.ok(['reject', 'ignore'].includes(gossipVerdict(r)), r);
+  assert.equal([...AUTHOR_FAULTS, ...LOCAL_REFUSALS].sort(), [...REJECT_REASONS].sort());
+});
+
+Gossip.run();

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Actor, createActor } from 'xstate';
 import { requesterActorKind } from '../../actors/requester.actor.ts';
-import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming } from '../../machines/deal.messages.ts';
+import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming, RoundReach } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
@@ -63,6 +63,11 @@ const revert = (to: string, reason: string, nonce = 1): RequesterIntent => ({ ty
 
 const start = (h: Harness, now = T0) => send(h, { type: 'deal.start', now });
 const sent = (h: Harness, candidates: string[], nonce = 1, now = t(10)) => send(h, { type: 'bid.request.sent', nonce, candidates, now });
+/** `bid.request.sent` as the runtime sends it now: whether the request went beyond the candidates, and how far. */
+function sentTo(h: Harness, candidates: string[], o: { open?: boolean; reach?: RoundReach; nonce?: number; now?: number } = {}) {
+  const { nonce = 1, now = t(10), ...more } = o;
+  return send(h, { type: 'bid.request.sent', nonce, candidates, now, ...more });
+}
 function bidOf(provider: string, o: Partial<Bid> = {}): Bid {
   return { dealId: DEAL, nonce: 1, provider, price: 10, score: 100, resources: JOB.resources, expiresAt: t(15_000), ...o };
 }
@@ -267,6 +272,165 @@ Window('an early or unknown timer does not close the window', (h) => {
 });
 
 Window.run();
+
+const Open = behaviour('requester: an open round (the request went beyond the candidates) waits for a bid');
+
+Open('every candidate declined and no bid is in: the window stays open until its timer fires', (h) => {
+  start(h);
+  assert.equal(sentTo(h, [A, B], { open: true }), []);
+  assert.is(ctx(h).open, true);
+  assert.equal(decline(h, A), []);
+  assert.equal(decline(h, B, 'not enough free memory', t(200)), []);
+  assert.equal(value(h), { requesting: 'collecting' });
+  assert.equal(ctx(h).timers, { window: t(2000) });
+  // the timer fired: no cancel for it, and no warn (two peers answered)
+  assert.equal(fire(h, 'window', t(2000)), [{ type: 'timer.schedule', key: 'retry', at: t(2500) }]);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.equal(rec(h).history[1], { at: t(2000), state: 'requesting', message: 'bid window of round 1 closed: no bids, 2 declines' });
+});
+
+Open('a bid from a peer that is not a candidate is taken, and once every candidate answered it wins at once', (h) => {
+  start(h);
+  sentTo(h, [A, B], { open: true });
+  decline(h, A);
+  // B has not answered: the window waits for it
+  assert.equal(submit(h, C, { price: 30, now: t(150) }), []);
+  assert.equal(ctx(h).bids.map((b) => b.bid.provider), [C]);
+  assert.equal(value(h), { requesting: 'collecting' });
+  const out = decline(h, B, 'not enough free cpu', t(200));
+  assert.equal(out, [
+    { type: 'timer.cancel', key: 'window' },
+    { type: 'deal.commit.send', to: C, dealId: DEAL, nonce: 1 },
+    { type: 'deal.allocate.send', to: C, dealId: DEAL, nonce: 1 },
+    { type: 'timer.schedule', key: 'step', at: t(3200) },
+  ]);
+  assert.is(value(h), 'committing');
+  assert.is(rec(h).provider, C);
+  assert.equal(rec(h).bids.map((b) => [b.provider, b.rank, b.outcome]), [[C, 1, 'chosen']]);
+  assert.match(rec(h).history[1]!.message, `1 bid, 2 declines; best: ${C}`);
+});
+
+Open('every candidate answered and one bid is in: the window closes at once', (h) => {
+  start(h);
+  sentTo(h, [A, B], { open: true, reach: { connected: 2, subscribed: 2 } });
+  assert.equal(submit(h, A), []);
+  assert.equal(value(h), { requesting: 'collecting' });
+  const out = decline(h, B);
+  assert.equal(types(out), ['timer.cancel', 'deal.commit.send', 'deal.allocate.send', 'timer.schedule']);
+  assert.equal(ofType(out, 'deal.commit.send'), [{ type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 }]);
+  assert.is(value(h), 'committing');
+});
+
+Open('a round without `open` (as old logs have it) still closes at once when every candidate answered', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  assert.is(ctx(h).open, false);
+  assert.equal(decline(h, A), []);
+  const out = decline(h, B, 'not enough free cpu', t(200));
+  assert.equal(out, [{ type: 'timer.cancel', key: 'window' }, { type: 'timer.schedule', key: 'retry', at: t(700) }]);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.equal(rec(h).history[1], { at: t(200), state: 'requesting', message: 'bid window of round 1 closed: no bids, 2 declines' });
+});
+
+Open('open with no candidates: the window waits for its timer and does not say there was no peer to ask', (h) => {
+  start(h);
+  assert.equal(sentTo(h, [], { open: true, reach: { connected: 2, subscribed: 2 } }), []);
+  assert.equal(value(h), { requesting: 'collecting' });
+  const out = fire(h, 'window', t(2000));
+  assert.equal(types(out), ['log.write', 'timer.schedule']);
+  const closed = rec(h).history[1]!.message;
+  assert.not.match(closed, 'no peer to ask');
+  assert.match(closed, 'bid window of round 1 closed: no bids, no declines: the request reached no one: 2 DMS peers connected, 2 subscribed');
+});
+
+Open('not open with no candidates: the window closes at once, saying there was no peer to ask, without a warn', (h) => {
+  start(h);
+  const out = sentTo(h, [], { reach: { connected: 0, subscribed: 0 } });
+  assert.equal(out, [{ type: 'timer.cancel', key: 'window' }, { type: 'timer.schedule', key: 'retry', at: t(510) }]);
+  assert.equal(rec(h).history[1], {
+    at: t(10),
+    state: 'requesting',
+    message: 'bid window of round 1 closed: no bids, no declines: no peer to ask (no DMS peer is connected, or the job\'s peers are not reachable; see `peers`)',
+  });
+});
+
+Open('the next round starts neither open nor with the last round\'s reach', (h) => {
+  start(h);
+  sentTo(h, [A, B], { open: true, reach: { connected: 14, subscribed: 14 } });
+  assert.is(ctx(h).open, true);
+  assert.equal(ctx(h).reach, { connected: 14, subscribed: 14 });
+  decline(h, A);
+  decline(h, B);
+  fire(h, 'window', t(2000));
+  fire(h, 'retry', t(2500));
+  assert.is(ctx(h).nonce, 2);
+  assert.is(ctx(h).open, false);
+  assert.is(ctx(h).reach, null);
+  // round 2 is not open: both declines close it at once
+  sent(h, [A, B], 2, t(2510));
+  decline(h, A, 'busy', t(2600), 2);
+  decline(h, B, 'busy', t(2700), 2);
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.match(rec(h).history.at(-2)!.message, 'bid window of round 2 closed: no bids, 2 declines');
+  // round 3 carries no reach: a silent round's warn names no counts
+  fire(h, 'retry', t(3700));
+  sent(h, [A, B], 3, t(3710));
+  const warn = ofType(fire(h, 'window', t(5700)), 'log.write');
+  assert.equal(warn.map((w) => w.data), [{ job: DEAL, round: 3 }]);
+  assert.match(warn[0]!.message, 'the request reached no one (2 peers asked)');
+});
+
+Open.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Silent = behaviour('requester: a round nobody answered says how far its request went, at warn');
+
+/** Round 1 sent to A, B and C with `reach`; its window timer fires with no answer. Returns the timer's intents. */
+function unanswered(h: Harness, reach: RoundReach): RequesterIntent[] {
+  start(h);
+  sentTo(h, [A, B, C], { reach });
+  return fire(h, 'window', t(2000));
+}
+
+Silent('14 peers connected and subscribed, none answered: the history names both counts and a warn carries them', (h) => {
+  const out = unanswered(h, { connected: 14, subscribed: 14 });
+  assert.equal(types(out), ['log.write', 'timer.schedule']);
+  const closed = rec(h).history[1]!;
+  assert.is(closed.at, t(2000));
+  assert.match(closed.message, 'bid window of round 1 closed: no bids, no declines: the request reached no one: 14 DMS peers connected, 14 subscribed to the bid topic, and none answered');
+  const [warn] = ofType(out, 'log.write');
+  assert.equal(warn, { type: 'log.write', level: 'warn', message: `job ${DEAL}: ${closed.message}`, data: { job: DEAL, round: 1, connected: 14, subscribed: 14 } });
+  // then the round is asked again, as any round without a bid
+  assert.equal(value(h), { requesting: 'waiting' });
+  assert.match(rec(h).message, 'no usable bid in round 1');
+});
+
+Silent('none subscribed to the bid topic: it says so', (h) => {
+  const out = unanswered(h, { connected: 1, subscribed: 0 });
+  const closed = rec(h).history[1]!.message;
+  assert.match(closed, 'the request reached no one: 1 DMS peer connected, 0 subscribed to the bid topic; peers subscribe within seconds of connecting');
+  assert.not.match(closed, 'none answered');
+  assert.equal(ofType(out, 'log.write').map((w) => [w.level, w.data]), [['warn', { job: DEAL, round: 1, connected: 1, subscribed: 0 }]]);
+});
+
+Silent('a round with declines, or with a bid, logs no warn', (h) => {
+  start(h);
+  sentTo(h, [A, B, C], { reach: { connected: 14, subscribed: 14 } });
+  decline(h, A);
+  const declined = fire(h, 'window', t(2000));
+  assert.equal(declined, [{ type: 'timer.schedule', key: 'retry', at: t(2500) }]);
+  assert.equal(rec(h).history[1]!.message, 'bid window of round 1 closed: no bids, 1 decline');
+
+  fire(h, 'retry', t(2500));
+  sentTo(h, [A, B, C], { nonce: 2, now: t(2510), reach: { connected: 14, subscribed: 14 } });
+  submit(h, A, { nonce: 2, now: t(2600) });
+  const bid = fire(h, 'window', t(4500));
+  assert.equal(ofType(bid, 'log.write'), []);
+  assert.is(value(h), 'committing');
+});
+
+Silent.run();
 
 // ---------------------------------------------------------------------------------------------------------------
 

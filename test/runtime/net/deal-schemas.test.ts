@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
-import { MAX_MODULE_BYTES, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/net/deal-schemas.ts';
+import { MAX_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/net/deal-schemas.ts';
 import { parsePayload } from '../../../runtime/net/envelope-schema.ts';
 
 const GiB = 1024 ** 3;
@@ -29,6 +29,8 @@ const PROCESS_JOB: JobSpec = {
   process: { command: 'sleep', args: ['1'], env: {} },
 };
 const deal = { dealId: 'deal-0123456789abcdef', nonce: 3 };
+/** A listen address a broadcast bid request carries for the answer. */
+const REPLY_ADDR = `/ip4/127.0.0.1/tcp/4001/ws/p2p/${PEER}`;
 
 /** One valid payload per wire type (the message without `type`). */
 const VALID: Record<string, Record<string, unknown>> = {
@@ -79,6 +81,11 @@ const BROKEN: Record<string, readonly Breakage[]> = {
     ['a peer both required and excluded (validateJob)', job({ constraints: { peers: [PEER], excludePeers: [PEER] } }), 'job.constraints'],
     ['oversized name', job({ name: 'n'.repeat(129) }), 'job.name'],
     ['control character in the name (validateJob)', job({ name: 'a\nb' }), 'job.name'],
+    ['too many reply addresses', { ...VALID['bid.request'], replyAddrs: Array(MAX_REPLY_ADDRS + 1).fill(REPLY_ADDR) }, 'replyAddrs'],
+    ['a reply address not over websockets', { ...VALID['bid.request'], replyAddrs: ['/ip4/1.2.3.4/tcp/1/p2p/X'] }, 'replyAddrs.0'],
+    ['a reply address without its /p2p/ id', { ...VALID['bid.request'], replyAddrs: [REPLY_ADDR, '/ip4/1.2.3.4/tcp/1/ws'] }, 'replyAddrs.1'],
+    ['a reply address that is not a string', { ...VALID['bid.request'], replyAddrs: [42] }, 'replyAddrs.0'],
+    ['reply addresses not in a list', { ...VALID['bid.request'], replyAddrs: REPLY_ADDR }, 'replyAddrs'],
   ],
   'bid.submit': [
     ['missing bid', {}, 'bid'],
@@ -146,6 +153,20 @@ Valid('a process job, a job without constraints and an allocate without module b
     ['allocation.status', { ...VALID['allocation.status'], state: 'running', exitCode: null, message: '' }],
   ] as const) {
     const r = parsePayload(dealPayloadSchemas, type, payload);
+    assert.ok(r.ok, r.ok ? '' : r.detail);
+    assert.equal(r.ok && r.payload, payload);
+  }
+});
+
+Valid('a bid request with the requester\'s reply addresses: /ws, /wss and /tls/ws, up to MAX_REPLY_ADDRS', () => {
+  for (const replyAddrs of [
+    [REPLY_ADDR],
+    [REPLY_ADDR, `/ip6/::1/tcp/4002/ws/p2p/${PEER}`, `/dns4/node.example.org/tcp/443/wss/p2p/${PEER}`, `/dns/node.example.org/tcp/443/tls/ws/p2p/${PEER}`],
+    Array(MAX_REPLY_ADDRS).fill(REPLY_ADDR),
+    [],
+  ]) {
+    const payload = { ...VALID['bid.request'], replyAddrs };
+    const r = parsePayload(dealPayloadSchemas, 'bid.request', payload);
     assert.ok(r.ok, r.ok ? '' : r.detail);
     assert.equal(r.ok && r.payload, payload);
   }

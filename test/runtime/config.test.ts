@@ -1,0 +1,42 @@
+// parseRunConfig without starting a node: what each flag becomes in the frozen RunConfig, and which values are
+// refused as bad usage (a UsageError naming the flag; the CLI turns it into exit code 2).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MAX_PEERS_RANGE, type RawOptions, type RunConfig, parseRunConfig } from '../../runtime/config.ts';
+
+/** A data dir given, so the environment and home directory play no part. */
+const BASE: RawOptions = { dataDir: '/tmp/dms-config-test' };
+const parse = (raw: RawOptions): RunConfig => parseRunConfig({ ...BASE, ...raw }, {});
+
+/** The error parse throws for `raw`; fails the test when it throws none. */
+function refusal(raw: RawOptions): Error {
+  try {
+    parse(raw);
+  } catch (e) {
+    return e as Error;
+  }
+  assert.unreachable(`${JSON.stringify(raw)} was accepted`);
+  throw new Error('unreachable');
+}
+
+const MaxPeers = suite('config: --max-peers');
+
+MaxPeers('absent: null, so the network keeps its default', () => {
+  assert.is(parse({}).maxPeers, null);
+});
+
+MaxPeers('a whole number in range is taken, bounds included', () => {
+  assert.is(parse({ maxPeers: '8' }).maxPeers, 8);
+  assert.is(parse({ maxPeers: String(MAX_PEERS_RANGE.min) }).maxPeers, 1);
+  assert.is(parse({ maxPeers: String(MAX_PEERS_RANGE.max) }).maxPeers, 150);
+});
+
+for (const bad of ['0', '151', '2.5', 'x', '', ' ', '-3']) {
+  MaxPeers(`"${bad}" is bad usage, naming --max-peers and the range`, () => {
+    const e = refusal({ maxPeers: bad });
+    assert.is(e.name, 'UsageError');
+    assert.is(e.message, `--max-peers "${bad}" must be a whole number from 1 to 150, e.g. --max-peers 50`);
+  });
+}
+
+MaxPeers.run();
