@@ -20,6 +20,8 @@ export interface RequesterContext {
   readonly open?: boolean;
   /** How far the round's request went (absent in contexts saved before it was recorded). */
   readonly reach?: RoundReach | null;
+  /** The reach (as JSON) a round nobody answered was last reported at warn for: repeats go to info. */
+  readonly silenceWarned?: string;
   /** The round's bids in arrival order; `record.bids` holds them ranked once the window closed. */
   readonly bids: readonly RoundBid[];
   /** The bid being committed, allocated or run. */

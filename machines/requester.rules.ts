@@ -111,24 +111,34 @@ export function closeWindow(d: Draft): Draft {
   const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
   const best = bids[0];
   const nobody = d.ctx.candidates !== null && d.ctx.candidates.length === 0 && d.ctx.open !== true;
-  const silent = !best && d.ctx.record.declines.length === 0 && !nobody;
+  const silence = silentRound(d.ctx);
   const summary = best
     ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)`
     : nobody
       ? `${answers}: no peer to ask (no DMS peer is connected, or the job's peers are not reachable; see \`peers\`)`
-      : silent
-        ? `${answers}: ${unanswered(d.ctx)}`
+      : silence
+        ? `${answers}: ${silence}`
         : answers;
   const message = `bid window of round ${d.ctx.nonce} closed: ${summary}`;
-  if (silent) d.emit({ type: 'log.write', level: 'warn', message: `job ${d.ctx.input.dealId}: ${message}`, data: { job: d.ctx.input.dealId, round: d.ctx.nonce, ...(d.ctx.reach ?? {}) } });
+  if (silence) {
+    // at warn once for each reach the job sees (more peers, fewer): every round of an unchanged one at info
+    const reach = d.ctx.reach ?? null;
+    const key = JSON.stringify(reach);
+    d.emit({ type: 'log.write', level: key === d.ctx.silenceWarned ? 'info' : 'warn', message: `job ${d.ctx.input.dealId}: ${message}`, data: { job: d.ctx.input.dealId, round: d.ctx.nonce, ...(reach ?? {}) } });
+    d.set({ silenceWarned: key });
+  }
   return d.progress('requesting', message);
 }
 
-/** Why a round that reached peers got no answer at all, with how far it went. */
-function unanswered(c: RequesterContext): string {
+/**
+ * Why the round reached peers (or no one says otherwise) yet got no bid and no decline, with how far its request
+ * went; null for a round that was answered, or had no one to ask.
+ */
+export function silentRound(c: RequesterContext): string | null {
+  const nobody = c.candidates !== null && c.candidates.length === 0 && c.open !== true;
+  if (nobody || c.bids.length > 0 || c.record.declines.length > 0) return null;
   const reach = c.reach;
-  const asked = c.candidates?.length ?? 0;
-  if (!reach) return `the request reached no one (${count(asked, 'peer')} asked)`;
+  if (!reach) return `the request reached no one (${count(c.candidates?.length ?? 0, 'peer')} asked)`;
   const went = `${reach.connected} DMS ${reach.connected === 1 ? 'peer' : 'peers'} connected, ${reach.subscribed} subscribed to the bid topic`;
   if (reach.subscribed === 0) return `the request reached no one: ${went}; peers subscribe within seconds of connecting, so ask again shortly, or check \`peers\``;
   return `the request reached no one: ${went}, and none answered; are they onboarded (\`info\` on a provider; its messages.broadcastIn counts bid requests that arrived)?`;
@@ -145,8 +155,9 @@ export function scheduleRetry(d: Draft): Draft {
   const { retryMs, retryMaxMs } = d.ctx.input.timing;
   const rounds = d.ctx.record.rounds;
   const delay = Math.min(retryMs * 2 ** Math.max(0, rounds - 1), retryMaxMs);
+  const silence = silentRound(d.ctx);
   d.set({ chosen: null }).schedule('retry', d.now + delay);
-  return d.progress('requesting', `no usable bid in round ${rounds}; asking again in ${duration(delay)}`);
+  return d.progress('requesting', `no usable bid in round ${rounds}${silence ? ` (${silence})` : ''}; asking again in ${duration(delay)}`);
 }
 
 /** Every candidate of the round declined for a reason asking again will not change (and no bid is left). */
@@ -168,7 +179,8 @@ export function nobodyCan(d: Draft): Draft {
 export function noProvider(d: Draft): Draft {
   const { declines, bids, rounds } = d.ctx.record;
   const reasons = [...bids.filter((b) => b.outcome === 'failed').map((b) => `${b.provider}: ${b.note ?? 'failed'}`), ...declines.map((x) => `${x.provider}: ${x.reason}`)];
-  const why = reasons.length > 0 ? `: ${reasons.join('; ')}` : ` (no provider answered in ${count(rounds, 'round')})`;
+  const silence = silentRound(d.ctx);
+  const why = reasons.length > 0 ? `: ${reasons.join('; ')}` : ` (no provider answered in ${count(rounds, 'round')}${silence ? `; in the last, ${silence}` : ''})`;
   return d.record({ message: `no provider took the job before its deadline${why}` });
 }
 

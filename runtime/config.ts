@@ -159,8 +159,8 @@ export const MAX_PEERS_RANGE = { min: 1, max: 150 } as const;
 
 function parseMaxPeers(v: string | undefined): number | null {
   if (v === undefined) return null;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < MAX_PEERS_RANGE.min || n > MAX_PEERS_RANGE.max) {
+  const n = /^\d{1,4}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < MAX_PEERS_RANGE.min || n > MAX_PEERS_RANGE.max) {
     throw new UsageError(`--max-peers "${v}" must be a whole number from ${MAX_PEERS_RANGE.min} to ${MAX_PEERS_RANGE.max}, e.g. --max-peers 50`);
   }
   return n;

@@ -414,6 +414,19 @@ Silent('none subscribed to the bid topic: it says so', (h) => {
   assert.equal(ofType(out, 'log.write').map((w) => [w.level, w.data]), [['warn', { job: DEAL, round: 1, connected: 1, subscribed: 0 }]]);
 });
 
+Silent('the next silent round with the same reach logs at info; a changed reach warns again; the retry and the final message keep the reason', (h) => {
+  unanswered(h, { connected: 14, subscribed: 14 });
+  assert.match(rec(h).message, /^no usable bid in round 1 \(the request reached no one: 14 DMS peers connected, 14 subscribed/);
+  fire(h, 'retry', t(2500));
+  sentTo(h, [A, B, C], { nonce: 2, now: t(2510), reach: { connected: 14, subscribed: 14 } });
+  const same = ofType(fire(h, 'window', t(4510)), 'log.write');
+  assert.equal(same.map((w) => [w.level, w.data]), [['info', { job: DEAL, round: 2, connected: 14, subscribed: 14 }]]);
+  fire(h, 'retry', t(5510));
+  sentTo(h, [A, B, C], { nonce: 3, now: t(5520), reach: { connected: 15, subscribed: 15 } });
+  const changed = ofType(fire(h, 'window', t(7520)), 'log.write');
+  assert.equal(changed.map((w) => [w.level, w.data]), [['warn', { job: DEAL, round: 3, connected: 15, subscribed: 15 }]]);
+});
+
 Silent('a round with declines, or with a bid, logs no warn', (h) => {
   start(h);
   sentTo(h, [A, B, C], { reach: { connected: 14, subscribed: 14 } });
