@@ -26,6 +26,15 @@ export type HostServices = { identify: unknown; ping: unknown; pubsub: GossipSub
 export type Libp2pHost = Libp2p<HostServices>;
 
 /**
+ * Inbound connections, per remote host: libp2p's defaults (5 new connections a second from one IP address, 10
+ * handshakes in progress at once) refuse most of a network that shares one address (one machine, one NAT) while
+ * its nodes find each other, and a refused dial is only retried at the next peer-exchange round: at 50 nodes on
+ * one host, five never connected to anyone. Peer exchange paces its own dials (peer-exchange.ts), so these allow
+ * a joining crowd without lifting the bound on any one host.
+ */
+export const INBOUND_LIMITS = Object.freeze({ inboundConnectionThreshold: 25, maxIncomingPendingConnections: 32 });
+
+/**
  * Gossipsub as the bid topic needs it. Two choices differ from the library's defaults, on purpose:
  * - No IP colocation penalty (peer score P6). By default every peer beyond 10 that shares one IP address scores
  *   -5 x surplus², so from the 14th peer on one address all of them fall below the graylist threshold: nothing
@@ -34,6 +43,9 @@ export type Libp2pHost = Libp2p<HostServices>;
  *   peer is a signed identity that must pass every check of the edge; addresses say nothing about who it is.
  * - Flood publish stays on (the default, stated): a node's own bid request goes straight to every connected
  *   subscriber, one hop, and the mesh relays it to nodes further away.
+ * - A fast message id (author + sequence number): a broadcast arrives once from its author and again from each
+ *   mesh peer that relays it; without one, gossipsub verifies the signature of every copy before it finds the
+ *   copy is a duplicate. Only copies of a message whose signature was verified are recognised by it.
  */
 export const GOSSIP_OPTIONS = Object.freeze({
   allowPublishToZeroTopicPeers: true,
@@ -41,6 +53,7 @@ export const GOSSIP_OPTIONS = Object.freeze({
   floodPublish: true,
   globalSignaturePolicy: 'StrictSign' as const,
   scoreParams: { IPColocationFactorWeight: 0 },
+  fastMsgIdFn: (msg: { from?: Uint8Array; seqno?: Uint8Array }) => (msg.from && msg.seqno ? `${Buffer.from(msg.from).toString('base64')}/${Buffer.from(msg.seqno).toString('base64')}` : '-'),
 });
 
 export class ListenError extends Error {
@@ -58,7 +71,10 @@ export async function createLibp2pHost(init: HostInit): Promise<Libp2pHost> {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       peerDiscovery,
-      connectionManager: { maxConnections: init.maxConnections },
+      connectionManager: { maxConnections: init.maxConnections, ...INBOUND_LIMITS },
+      // a liveness ping on a new stream per connection: every 10 s by default, a stream negotiation per peer that
+      // our own RTT probes on the actor channel make redundant for measuring; kept, less often, for dead links
+      connectionMonitor: { pingInterval: 60_000 },
       services: {
         identify: identify(),
         ping: ping(),

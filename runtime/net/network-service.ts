@@ -38,7 +38,7 @@ export interface NetworkInit {
 export const NETWORK_DEFAULTS: Omit<NetworkInit, 'listen' | 'bootstrap'> = Object.freeze({
   flow: FLOW_DEFAULTS,
   topic: '/dms/broadcast/1.0.0',
-  probeIntervalMs: 5_000,
+  probeIntervalMs: 15_000,
   exchangeIntervalMs: 10_000,
   maxPeers: 50,
   maxConnections: 200,

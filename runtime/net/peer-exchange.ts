@@ -2,6 +2,11 @@
  * Discovery: bootstrap peers are dialled at start and again while lost; every DMS peer is asked which peers
  * it is connected to (a signed `peers.request`) when its channel opens and periodically, and those peers are
  * dialled, up to a limit. This is how a node that joined through one peer learns of the others.
+ *
+ * Dials are paced: at most PARALLEL_DIALS at once, in random order (so a crowd that learned the same list does
+ * not dial the same peers first), and a peer that could not be reached waits before it is tried again (doubling
+ * from 15 s to 5 min). Unpaced, every node dialled every peer it heard of each round; at 50 nodes on two cores
+ * the handshakes alone kept the machine busy and most of them timed out.
  */
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -19,6 +24,15 @@ export interface PeerExchangeDeps {
   readonly log: { debug(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
+/** DMS peers asked for their peers each round (chosen at random), and on connect while we know few. */
+export const EXCHANGE_FANOUT = 3;
+/** Dials in flight at once. */
+export const PARALLEL_DIALS = 4;
+/** Peers waiting to be dialled (a `peers.reply` lists at most 1000). */
+const MAX_QUEUED_DIALS = 1000;
+const RETRY_MIN_MS = 15_000;
+const RETRY_MAX_MS = 300_000;
+
 export interface PeerExchangeInit {
   readonly self: string;
   readonly bootstrap: readonly string[];
@@ -32,6 +46,11 @@ export class PeerExchange {
   readonly #addrs = new Map<string, string[]>();
   /** The peers each DMS neighbour said, in its latest answer, it is connected to. */
   readonly #reported = new Map<string, ReadonlySet<string>>();
+  /** Peers to dial, with the addresses they were reported at. */
+  readonly #queued = new Map<string, readonly string[]>();
+  readonly #dialling = new Set<string>();
+  /** Peers that could not be reached: not before `at`; the next failure waits `delayMs` x 2. */
+  readonly #retry = new Map<string, { at: number; delayMs: number }>();
 
   constructor(
     readonly init: PeerExchangeInit,
@@ -65,7 +84,8 @@ export class PeerExchange {
       () => {},
     );
     this.deps.openChannel(peer).then(
-      () => this.exchange(peer),
+      // a joining node learns the network from its first few peers; the rounds keep it current
+      () => (this.#reported.size < EXCHANGE_FANOUT ? this.exchange(peer) : undefined),
       (e: Error) => this.deps.log.debug({ peer, err: e.message }, 'could not open the actor channel'),
     );
   }
@@ -92,16 +112,24 @@ export class PeerExchange {
     try {
       const r = await this.deps.router.request<PayloadOf<PeersReply>>({ peer, inbox: NET_INBOX }, 'peers.request', {}, { timeoutMs: this.init.timeoutMs });
       if (this.dmsPeers.has(peer)) this.#reported.set(peer, new Set(r.envelope.payload.peers.map((p) => p.peer)));
-      await Promise.all(r.envelope.payload.peers.map((p) => this.#dial(p.peer, p.addrs)));
+      for (const p of r.envelope.payload.peers) this.#enqueue(p.peer, p.addrs);
+      this.#pump();
     } catch (e) {
       this.deps.log.debug({ peer, err: (e as Error).message }, 'peer exchange failed');
     }
   }
 
-  /** One round: bootstrap peers we lost, and an exchange with every connected DMS peer. */
+  /**
+   * One round: bootstrap peers we lost, and an exchange with EXCHANGE_FANOUT connected DMS peers chosen at
+   * random. Asking every peer each round cost O(peers²) bytes a round: at 50 nodes most of a node's idle CPU.
+   */
   round(): void {
     this.dialBootstrap();
-    for (const p of this.dmsPeers) if (this.connected(p)) void this.exchange(p);
+    const connected = [...this.dmsPeers].filter((p) => this.connected(p));
+    for (let i = 0; i < EXCHANGE_FANOUT && connected.length > 0; i += 1) {
+      const [p] = connected.splice(Math.floor(Math.random() * connected.length), 1);
+      void this.exchange(p!);
+    }
   }
 
   dialBootstrap(): void {
@@ -114,15 +142,44 @@ export class PeerExchange {
     }
   }
 
-  async #dial(peer: string, addrs: readonly string[]): Promise<void> {
-    if (peer === this.init.self || this.connected(peer) || this.deps.libp2p.getPeers().length >= this.init.maxPeers) return;
+  #full(): boolean {
+    return this.deps.libp2p.getPeers().length + this.#dialling.size >= this.init.maxPeers;
+  }
+
+  #enqueue(peer: string, addrs: readonly string[]): void {
+    if (peer === this.init.self || this.#dialling.has(peer) || this.connected(peer) || this.#queued.size >= MAX_QUEUED_DIALS) return;
+    if ((this.#retry.get(peer)?.at ?? 0) > Date.now()) return;
     const full = addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)).filter((a) => /\/(ws|wss)\//.test(`${a}/`));
-    if (full.length === 0) return;
+    if (full.length > 0) this.#queued.set(peer, full);
+  }
+
+  /** Starts queued dials, a random one at a time, while fewer than PARALLEL_DIALS run and there is room. */
+  #pump(): void {
+    while (this.#dialling.size < PARALLEL_DIALS && this.#queued.size > 0 && !this.#full()) {
+      const peers = [...this.#queued.keys()];
+      const peer = peers[Math.floor(Math.random() * peers.length)]!;
+      const addrs = this.#queued.get(peer)!;
+      this.#queued.delete(peer);
+      if (this.connected(peer)) continue;
+      this.#dialling.add(peer);
+      void this.#dial(peer, addrs).finally(() => {
+        this.#dialling.delete(peer);
+        this.#pump();
+      });
+    }
+    if (this.#full()) this.#queued.clear();
+  }
+
+  async #dial(peer: string, addrs: readonly string[]): Promise<void> {
     try {
-      await this.deps.libp2p.dial(full.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(this.init.timeoutMs) });
+      await this.deps.libp2p.dial(addrs.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(this.init.timeoutMs) });
+      this.#retry.delete(peer);
       this.deps.log.info({ peer }, 'connected to a peer learned through peer exchange');
     } catch (e) {
-      this.deps.log.debug({ peer, err: (e as Error).message }, 'could not dial a peer learned through peer exchange');
+      const delayMs = Math.min(RETRY_MAX_MS, (this.#retry.get(peer)?.delayMs ?? RETRY_MIN_MS / 2) * 2);
+      this.#retry.set(peer, { at: Date.now() + delayMs, delayMs });
+      if (this.#retry.size > MAX_QUEUED_DIALS) this.#retry.delete(this.#retry.keys().next().value!);
+      this.deps.log.debug({ peer, err: (e as Error).message, retryInMs: delayMs }, 'could not dial a peer learned through peer exchange');
     }
   }
 }
