@@ -156,7 +156,9 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
   svc.askedPeers.set(dealId, asked);
   if (open) svc.openDeals.add(dealId);
   else svc.openDeals.delete(dealId);
-  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, reach: { connected: reach.connected, subscribed: reach.subscribed }, now: svc.now() });
+  // how far a broadcast went (a request sent straight to the job's peers reached exactly the candidates)
+  const broadcastReach = job.constraints.peers.length > 0 ? {} : { reach: { connected: reach.connected, subscribed: reach.subscribed } };
+  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, ...broadcastReach, now: svc.now() });
 }
 
 async function sendOrFail(svc: DealService, actorId: string, to: string, type: string, payload: unknown, step: 'commit' | 'allocate' | 'cancel', nonce: number): Promise<void> {

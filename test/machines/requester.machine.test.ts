@@ -63,6 +63,13 @@ const revert = (to: string, reason: string, nonce = 1): RequesterIntent => ({ ty
 
 const start = (h: Harness, now = T0) => send(h, { type: 'deal.start', now });
 const sent = (h: Harness, candidates: string[], nonce = 1, now = t(10)) => send(h, { type: 'bid.request.sent', nonce, candidates, now });
+/** What closing the window early on a usable bid emits: cancel its timer, commit and allocate to `to`, time the step. */
+const closesAndCommits = (to: string, stepAt: number) => [
+  { type: 'timer.cancel', key: 'window' },
+  { type: 'deal.commit.send', to, dealId: DEAL, nonce: 1 },
+  { type: 'deal.allocate.send', to, dealId: DEAL, nonce: 1 },
+  { type: 'timer.schedule', key: 'step', at: stepAt },
+];
 /** `bid.request.sent` as the runtime sends it now: whether the request went beyond the candidates, and how far. */
 function sentTo(h: Harness, candidates: string[], o: { open?: boolean; reach?: RoundReach; nonce?: number; now?: number } = {}) {
   const { nonce = 1, now = t(10), ...more } = o;
@@ -128,13 +135,8 @@ Happy('the window closes when both candidates bid, without its timer, and the ch
   assert.equal(ctx(h).candidates, [A, B]);
   assert.equal(submit(h, B, { price: 20, now: t(100) }), []);
   const out = submit(h, A, { price: 10, now: t(200) });
-  assert.equal(out, [
-    { type: 'timer.cancel', key: 'window' },
-    { type: 'deal.commit.send', to: A, dealId: DEAL, nonce: 1 },
-    // the allocate goes right behind the commit: the provider takes them in order
-    { type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1 },
-    { type: 'timer.schedule', key: 'step', at: t(3200) },
-  ]);
+  // the allocate goes right behind the commit: the provider takes them in order
+  assert.equal(out, closesAndCommits(A, t(3200)));
   assert.is(value(h), 'committing');
   const r = rec(h);
   assert.is(r.state, 'committing');
@@ -298,12 +300,7 @@ Open('a bid from a peer that is not a candidate is taken, and once every candida
   assert.equal(ctx(h).bids.map((b) => b.bid.provider), [C]);
   assert.equal(value(h), { requesting: 'collecting' });
   const out = decline(h, B, 'not enough free cpu', t(200));
-  assert.equal(out, [
-    { type: 'timer.cancel', key: 'window' },
-    { type: 'deal.commit.send', to: C, dealId: DEAL, nonce: 1 },
-    { type: 'deal.allocate.send', to: C, dealId: DEAL, nonce: 1 },
-    { type: 'timer.schedule', key: 'step', at: t(3200) },
-  ]);
+  assert.equal(out, closesAndCommits(C, t(3200)));
   assert.is(value(h), 'committing');
   assert.is(rec(h).provider, C);
   assert.equal(rec(h).bids.map((b) => [b.provider, b.rank, b.outcome]), [[C, 1, 'chosen']]);

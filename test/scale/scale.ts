@@ -28,6 +28,8 @@ const N = Number(opts.nodes);
 const DEPLOYS = Number(opts.deploys);
 if (!Number.isInteger(N) || N < 2 || N > 200) throw new Error(`--nodes ${opts.nodes}: a whole number from 2 to 200`);
 if (!Number.isInteger(DEPLOYS) || DEPLOYS < 1 || DEPLOYS >= N) throw new Error(`--deploys ${opts.deploys}: from 1 to nodes - 1`);
+/** How long the idle CPU of the meshed network is measured. */
+const IDLE_WINDOW_MS = 20_000;
 /** No single step of the run may take longer than this. */
 const STEP_TIMEOUT_MS = 180_000;
 
@@ -46,6 +48,21 @@ async function rssMiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100 Hz on Linux)
+}
+
+/** Share of one core each node uses while nothing happens but keeping the network up, over `ms`. */
+async function idleCpu(nodes: readonly NodeProcess[], ms: number): Promise<number[]> {
+  const before = await Promise.all(nodes.map((n) => cpuSeconds(n.child.pid!)));
+  await new Promise((r) => setTimeout(r, ms));
+  const after = await Promise.all(nodes.map((n) => cpuSeconds(n.child.pid!)));
+  return after.map((a, i) => Math.round(((a - before[i]!) / (ms / 1000)) * 1000) / 10);
+}
+
 async function broadcastIn(apis: readonly NodeApiClient[]): Promise<number[]> {
   return Promise.all(apis.map(async (a) => (await a.get<NetInfo>('/v1/info')).messages?.broadcastIn ?? 0));
 }
@@ -54,6 +71,8 @@ interface DealResult {
   readonly from: number;
   readonly state: string;
   readonly rounds: number;
+  /** Deploy to the close of the first bid window. */
+  readonly bidsMs: number;
   readonly toRunningMs: number;
   readonly toEndMs: number;
 }
@@ -63,7 +82,8 @@ async function deploy(nodes: readonly NodeProcess[], apis: readonly NodeApiClien
   if (r.code !== 0) throw new Error(`deploy from node #${from} exited ${String(r.code)}: ${r.stderr}`);
   const { id } = JSON.parse(r.stdout) as { id: string };
   const job: JobRecord = await jobUntil(apis[from]!, id, `job ${id} from node #${from} to end`, (j) => ['completed', 'failed', 'cancelled'].includes(j.state), 60_000);
-  return { from, state: job.state, rounds: job.rounds, toRunningMs: (job.startedAt ?? NaN) - job.createdAt, toEndMs: (job.endedAt ?? NaN) - job.createdAt };
+  const closed = job.history.find((h) => h.message.startsWith('bid window'))?.at ?? NaN;
+  return { from, state: job.state, rounds: job.rounds, bidsMs: closed - job.createdAt, toRunningMs: (job.startedAt ?? NaN) - job.createdAt, toEndMs: (job.endedAt ?? NaN) - job.createdAt };
 }
 
 async function main(): Promise<number> {
@@ -86,6 +106,7 @@ async function main(): Promise<number> {
     }
   }
   const rss = await Promise.all(nodes.map((n) => rssMiB(n.child.pid!)));
+  const idle = await idleCpu(nodes, IDLE_WINDOW_MS);
   const reach = await Promise.all(apis.map(async (a) => (await a.get<NetInfo>('/v1/info')).reach));
   say(`started in ${startS.toFixed(1)} s; ${meshS === null ? 'no full mesh' : `every node saw all ${N - 1} others subscribed ${meshS.toFixed(1)} s after the last was ready`}`);
 
@@ -118,16 +139,18 @@ async function main(): Promise<number> {
     startS: Number(startS.toFixed(1)),
     meshS: meshS === null ? null : Number(meshS.toFixed(1)),
     reach: { connected: quantiles(reach.map((r) => r?.connected ?? 0)), beyond: quantiles(reach.map((r) => r?.beyond ?? 0)) },
+    idleCpuPercent: { ...quantiles(idle), total: Math.round(idle.reduce((a, b) => a + b, 0)) },
     rssMiB: { meshed: quantiles(rss.map(Math.round)), afterDeals: quantiles(rssAfter.map(Math.round)), totalMeshed: Math.round(rss.reduce((a, b) => a + b, 0)) },
-    sequential: { deals: sequential.length, toRunningMs: quantiles(sequential.map((d) => d.toRunningMs)), toEndMs: quantiles(sequential.map((d) => d.toEndMs)) },
+    sequential: { deals: sequential.length, bidsMs: quantiles(sequential.map((d) => d.bidsMs)), toRunningMs: quantiles(sequential.map((d) => d.toRunningMs)), toEndMs: quantiles(sequential.map((d) => d.toEndMs)) },
     burst: { deals: burst.length, wallS: Number(burstS.toFixed(2)), toRunningMs: quantiles(burst.map((d) => d.toRunningMs)), toEndMs: quantiles(burst.map((d) => d.toEndMs)), rounds: quantiles(burst.map((d) => d.rounds)) },
     failed: failed.map((d) => `from #${d.from}: ${d.state}`),
     missed,
   };
   if (opts.json) console.log(JSON.stringify(report));
   else {
+    say(`idle CPU per node (% of one core, over ${IDLE_WINDOW_MS / 1000} s): p50 ${report.idleCpuPercent.p50}, max ${report.idleCpuPercent.max}; all nodes together ${report.idleCpuPercent.total}% (this machine has 200%)`);
     say(`RSS per node (MiB): meshed p50 ${report.rssMiB.meshed.p50}, max ${report.rssMiB.meshed.max} (all ${report.rssMiB.totalMeshed}); after the deals p50 ${report.rssMiB.afterDeals.p50}, max ${report.rssMiB.afterDeals.max}`);
-    say(`${sequential.length} deals one after another: deploy to running p50 ${report.sequential.toRunningMs.p50} ms, p90 ${report.sequential.toRunningMs.p90} ms; to completed p50 ${report.sequential.toEndMs.p50} ms`);
+    say(`${sequential.length} deals one after another: bids in (window closed) p50 ${report.sequential.bidsMs.p50} ms, deploy to running p50 ${report.sequential.toRunningMs.p50} ms, p90 ${report.sequential.toRunningMs.p90} ms; to completed p50 ${report.sequential.toEndMs.p50} ms`);
     say(`${burst.length} deals at once: all done in ${report.burst.wallS} s; deploy to running p50 ${report.burst.toRunningMs.p50} ms, max ${report.burst.toRunningMs.max} ms; rounds max ${report.burst.rounds.max}`);
     say(missed.length === 0 ? `every bid request reached all ${N - 1} other nodes` : missed.join('\n'));
     if (failed.length > 0) say(`not completed: ${report.failed.join(', ')}`);
