@@ -98,8 +98,9 @@ export class PeerExchange {
 
   /**
    * How many peers our neighbours reported that we are not connected to: nodes a broadcast reaches only through
-   * the gossip mesh. Zero means this node sees the whole network it belongs to (as of the last exchange): a
-   * node beyond our neighbours would have a neighbour of ours, or of theirs, that some neighbour reports.
+   * the gossip mesh. Zero means this node sees the whole network it belongs to, as far as the neighbours that
+   * answered know (each round asks EXCHANGE_FANOUT more; each neighbour's latest answer is kept): a node beyond
+   * our neighbours is connected to one of them, which lists it.
    */
   beyond(): number {
     const far = new Set<string>();
