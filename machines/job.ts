@@ -1,6 +1,6 @@
 /**
  * A job as the deal machines carry it: what to run, with what resources, for how long, and where. Plain data
- * (structured-clone and CBOR safe), checked once at the edge (runtime/job-file.ts) and by `validateJob` for the
+ * (structured-clone and CBOR safe), checked once at the edge (runtime/cli/job-file.ts) and by `validateJob` for the
  * rules that need no I/O. The union is discriminated on `executor`, not `type`, because that is the job file's
  * field and the executor port's (actors/executor.ts).
  */

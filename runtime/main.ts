@@ -6,13 +6,13 @@ import './polyfills.ts';
 import { promises as fs } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { formatBytes } from '../machines/capability.ts';
-import { type ApiClient, connect } from './client.ts';
+import { type ApiClient, connect } from './api/client.ts';
 import { DEFAULT_INSPECT, type RawOptions, parseClientConfig, parseOffer, parseRunConfig } from './config.ts';
 import { UsageError, exitCodeOf } from './errors.ts';
-import { addDealCommands } from './deal-commands.ts';
+import { addDealCommands } from './cli/deal-commands.ts';
 import { createLogger } from './logger.ts';
 import { formatNetInfo, formatPeers, formatPing, formatTopology } from './net/net-format.ts';
-import { describeIssues, preferencesSchema } from './schemas.ts';
+import { describeIssues, preferencesSchema } from './api/input-schemas.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 let debug = false;
@@ -91,7 +91,7 @@ async function run(opts: RawOptions): Promise<void> {
   const config = parseRunConfig(opts, process.env);
   const log = createLogger(config.logLevel);
   // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
-  const { startNode } = await import('./node-service.ts');
+  const { startNode } = await import('./node/node-service.ts');
   // a daemon outlives a bug in one of its effects: say it loudly instead of dying with every deal it holds
   process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'unhandled rejection (a bug: please report it)'));
   const node = await startNode(config, log);
@@ -222,7 +222,7 @@ export function buildCli(): Command {
     .description('start three nodes on loopback, deploy a sample WASM job, narrate each step, clean up')
     .option('--keep', 'keep the nodes\' data dirs (to replay them afterwards)')
     .action(async (opts: { keep?: boolean }) => {
-      const { runDemo } = await import('./demo.ts');
+      const { runDemo } = await import('./cli/demo.ts');
       process.exitCode = await runDemo({ say: (line) => process.stdout.write(`${line}\n`), keep: opts.keep === true });
     });
 
@@ -241,9 +241,9 @@ export function buildCli(): Command {
       const to = opts.to === undefined ? null : Number(opts.to);
       if (to !== null && (!Number.isInteger(to) || to < 0)) throw new UsageError(`--to "${opts.to}" must be a whole number >= 0 (an event sequence number)`);
       const { dataDir } = parseClientConfig(opts, process.env);
-      const { replay } = await import('./replay.ts');
+      const { replay } = await import('./cli/replay.ts');
       const inspectUrl = opts.inspect === undefined || opts.inspect === false ? null : opts.inspect === true ? DEFAULT_INSPECT : opts.inspect;
-      const inspector = inspectUrl ? await (await import('./inspector.ts')).createInspectorBridge(inspectUrl, createLogger('warn')) : null;
+      const inspector = inspectUrl ? await (await import('./inspector/inspector.ts')).createInspectorBridge(inspectUrl, createLogger('warn')) : null;
       const json = opts.json === true;
       const r = await replay({
         dataDir, actor: opts.actor, to, json, timeline: opts.summary !== true, inspector,

@@ -16,7 +16,7 @@ import {
 } from '../../machines/deal.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import type { DealService } from './deal-service.ts';
-import { MAX_REPLY_ADDRS } from '../net/deal-schemas.ts';
+import { MAX_REPLY_ADDRS } from './deal-schemas.ts';
 import type { Reach } from '../net/network-service.ts';
 import { startTimeOf } from '../executors/process-group.ts';
 import { OUTPUT_LIMIT_BYTES } from './output-log.ts';

@@ -8,11 +8,11 @@
 import { z } from 'zod';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { type BidRequestPayload, allocationIdSchema, dealIdSchema } from '../net/deal-schemas.ts';
+import { type BidRequestPayload, allocationIdSchema, dealIdSchema } from './deal-schemas.ts';
 import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
-import type { ActorRef } from '../supervisor.ts';
+import type { ActorRef } from '../supervisor/supervisor.ts';
 import { type DealService, MAX_ANSWERERS } from './deal-service.ts';
 
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;

@@ -27,11 +27,11 @@ import { type JobSpec, createJobId, describeJobProblems, parseJobId, validateJob
 import type { Preferences } from '../../machines/preferences.ts';
 import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
-import type { DexieEventLog } from '../store.ts';
-import type { ActorRef, Supervisor } from '../supervisor.ts';
+import type { DexieEventLog } from '../store/dexie-event-log.ts';
+import type { ActorRef, Supervisor } from '../supervisor/supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
 import { killGroup, startTimeOf } from '../executors/process-group.ts';
-import { MAX_MODULE_BYTES } from '../net/deal-schemas.ts';
+import { MAX_MODULE_BYTES } from './deal-schemas.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
 
@@ -42,7 +42,7 @@ export const MAX_ANSWERERS = 1024;
 const MAX_QUEUED_INBOUND = 10_000;
 
 /** Largest module a deploy may carry: it travels inside one network frame with the deal (the wire schema's limit). */
-export { MAX_MODULE_BYTES as MAX_DEAL_MODULE_BYTES } from '../net/deal-schemas.ts';
+export { MAX_MODULE_BYTES as MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
 
 
 export interface DealDeps {

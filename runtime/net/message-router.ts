@@ -8,11 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import type { ZodType } from 'zod';
 import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_TTL_MS, type RejectReason, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
-import { decodeBody, encodeBody, sealOne, splitSigned } from './envelope-codec.ts';
-import { type PayloadSchemas, parseEnvelope, parsePayload } from './envelope-schema.ts';
-import type { EnvelopeSigner, EnvelopeVerifier } from './envelope-signer.ts';
+import { decodeBody, encodeBody, sealOne, splitSigned } from './wire/envelope-codec.ts';
+import { type PayloadSchemas, parseEnvelope, parsePayload } from './wire/envelope-schema.ts';
+import type { EnvelopeSigner, EnvelopeVerifier } from './wire/envelope-signer.ts';
 import type { NetCounters } from './net-counters.ts';
-import { OutboundBatcher } from './outbound-batcher.ts';
+import { OutboundBatcher } from './channel/outbound-batcher.ts';
 import { ReplayCache } from './replay-cache.ts';
 
 /** What carries sealed envelopes: the per-peer channels and the broadcast topic. */

@@ -5,8 +5,8 @@
 import { promises as fs } from 'node:fs';
 import type { RunConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import type { Identity } from '../identity.ts';
-import type { PayloadSchemas } from './envelope-schema.ts';
+import type { Identity } from '../node/identity.ts';
+import type { PayloadSchemas } from './wire/envelope-schema.ts';
 import type { InboxSpec, MessageRouter } from './message-router.ts';
 import type { NetworkLog, NetworkService, Reach } from './network-service.ts';
 import { topologyToDot } from './topology.ts';

@@ -158,7 +158,7 @@ const commands = {
   },
   /** The length of one envelope frame signed alone carrying `payload` (plus `bytesField`: a byte string of that length). */
   async frameBytes({ to, inbox, type, payload, bytesField }) {
-    const { encodeBody, sealOne } = await import('../../runtime/net/envelope-codec.js');
+    const { encodeBody, sealOne } = await import('../../runtime/net/wire/envelope-codec.js');
     const p = bytesField ? { ...payload, [bytesField.name]: new Uint8Array(bytesField.length) } : payload;
     const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'requester' }, to: { peer: to, inbox }, type, payload: p, ts: Date.now(), exp: Date.now() + 30_000 });
     return sealOne(body, router.deps.signer.sign).frame.length;
@@ -197,14 +197,14 @@ const commands = {
   },
   /** The length of one envelope frame signed alone, as a request or reply travels. */
   async ourSingleFrameBytes({ peer }) {
-    const { encodeBody, sealOne } = await import('../../runtime/net/envelope-codec.js');
+    const { encodeBody, sealOne } = await import('../../runtime/net/wire/envelope-codec.js');
     const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'net' }, to: { peer, inbox: 'net' }, type: 'net.ping', payload: { seq: 999 }, ts: Date.now(), exp: Date.now() + 30_000, replyTo: 'reply/AAAAAAAAAAAA.zzzz' });
     return sealOne(body, router.deps.signer.sign).frame.length;
   },
   async ourFrameBytes({ peer }) {
     // the mean length of our envelope frames in a flood: batches of MAX_BATCH with their paths (same payload,
     // ids and addresses of equal length); raw frames are made this long
-    const { encodeBody, sealBatch, MAX_BATCH } = await import('../../runtime/net/envelope-codec.js');
+    const { encodeBody, sealBatch, MAX_BATCH } = await import('../../runtime/net/wire/envelope-codec.js');
     const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'bench' }, to: { peer, inbox: 'bench' }, type: 'bench.msg', payload: payload(99999), ts: Date.now(), exp: Date.now() + 120_000 });
     const frames = sealBatch(Array.from({ length: MAX_BATCH }, () => body), router.deps.signer.sign);
     return Math.round(frames.reduce((n, f) => n + f.length, 0) / frames.length);
@@ -223,7 +223,7 @@ const commands = {
     return true;
   },
   async tickBytes() {
-    const { encodeBody } = await import('../../runtime/net/envelope-codec.js');
+    const { encodeBody } = await import('../../runtime/net/wire/envelope-codec.js');
     const body = encodeBody({ v: 1, id: 'AAAAAAAAAAAA.zzzz', from: { peer: peerId, did: router.deps.signer.did, inbox: 'bench' }, to: { peer: '*', inbox: 'bench' }, type: 'bench.tick', payload: { seq: 999, at: performance.timeOrigin + performance.now() }, ts: Date.now(), exp: Date.now() + 30_000 });
     return body.length + 65;
   },

@@ -12,14 +12,14 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { createActor } from 'xstate';
 import { nodeMachine } from '../../machines/node.machine.js';
 import { writeJson } from '../../runtime/files.js';
-import { SUPERVISOR_DEFAULTS, Supervisor } from '../../runtime/supervisor.js';
+import { SUPERVISOR_DEFAULTS, Supervisor } from '../../runtime/supervisor/supervisor.js';
 import { alternate, cleanup, cleanupFirst, cleanups, exited, guard, kill, loadAverage, median, msRow, nodeE0, note, reportHead, root, round, runLines, spawnTracked, startNode, step, table, tempDir, withTimeout } from './common.mjs';
 import { INPUT, measureBatch, mixedEvents, onboardEvent } from './fixtures.mjs';
 
 // The supervisor writes every event to an event log before delivering it (when the build has one): the in-memory
-// log isolates delivery; the node's durable log (runtime/store.ts) is measured separately in `delivery-durable`.
+// log isolates delivery; the node's durable log (runtime/store/dexie-event-log.ts) is measured separately in `delivery-durable`.
 const eventLogModule = await import('../../actors/event-log.js').catch(() => null);
-const storeModule = await import('../../runtime/store.js').catch(() => null);
+const storeModule = await import('../../runtime/store/dexie-event-log.js').catch(() => null);
 
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
@@ -183,7 +183,7 @@ async function benchEventRate(mode) {
  * Main thread -> Node worker through the supervisor (ActorRef.send N events, then drain()) vs raw pipelined
  * comlink calls of 1000 events each to a minimal worker feeding a raw XState actor of the same machine.
  * - `memory`: the supervisor logs to the in-memory event log, so this measures delivery.
- * - `durable`: the supervisor logs to the node's durable event log (runtime/store.ts: Dexie + journal with
+ * - `durable`: the supervisor logs to the node's durable event log (runtime/store/dexie-event-log.ts: Dexie + journal with
  *   fdatasync) before delivering; the raw side appends each batch as a JSON line to a file and fdatasyncs it
  *   before its comlink call.
  */
@@ -199,7 +199,7 @@ async function benchDelivery(mode) {
   let closeStore;
   let closeFh;
   if (durable) {
-    if (!storeModule?.DexieEventLog || !eventLogModule) throw new Error('this build has no durable event log (runtime/store.js)');
+    if (!storeModule?.DexieEventLog || !eventLogModule) throw new Error('this build has no durable event log (runtime/store/dexie-event-log.js)');
     const dir = await tempDir('deliver-log');
     ({ store } = await storeModule.DexieEventLog.open({ dataDir: dir, ...(storeModule.STORE_DEFAULTS ?? { compactBytes: 32 * 1024 * 1024 }) }));
     closeStore = () => store.close();

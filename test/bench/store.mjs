@@ -66,7 +66,7 @@ function rawAppend(file, events) {
 
 // ================================================================================================ builder (child)
 // `--build DIR --events N --raw-file F [--real-build]`: a Supervisor with a DexieEventLog in DIR and the real Node
-// actor (in its worker), wired as runtime/node-service.ts wires it (registration saved, indexes fed with facts and
+// actor (in its worker), wired as runtime/node/node-service.ts wires it (registration saved, indexes fed with facts and
 // saved with each snapshot), onboarded once with a stored benchmark, then N mixed events (ledger.lock /
 // ledger.unlock with unique ids, monitor.sample) sent in bulk in chunks, each chunk drained; snapshots and
 // compaction happen as in production. Each chunk sent through the supervisor also goes through the raw append.
@@ -107,11 +107,11 @@ function shift(a, b, c) {
 }
 
 async function build(dir, total, rawFile, real) {
-  const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store.js');
-  const { SUPERVISOR_DEFAULTS, Supervisor } = await import('../../runtime/supervisor.js');
-  const { loadOrCreateIdentity } = await import('../../runtime/identity.js');
-  const { REGISTRATION_KEY } = await import('../../runtime/node-effects.js');
-  const proj = await import('../../runtime/projections.js').catch(() => null);
+  const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store/dexie-event-log.js');
+  const { SUPERVISOR_DEFAULTS, Supervisor } = await import('../../runtime/supervisor/supervisor.js');
+  const { loadOrCreateIdentity } = await import('../../runtime/node/identity.js');
+  const { REGISTRATION_KEY } = await import('../../runtime/node/node-effects.js');
+  const proj = await import('../../runtime/store/projections.js').catch(() => null);
   const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
   const t0 = performance.now();
   const { store } = await DexieEventLog.open({ dataDir: dir, ...STORE_DEFAULTS });
@@ -271,7 +271,7 @@ const replayBudgetS = Number(opt('--replay-budget') ?? 12);
 if (!(replayBudgetS > 0)) usage('--replay-budget must be a number of seconds > 0');
 const WATCHDOG_MS = WATCHDOG_BASE_MS + replayBudgetS * 1000;
 
-const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store.js');
+const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store/dexie-event-log.js');
 v8.setFlagsFromString('--expose-gc');
 collect = vm.runInNewContext('gc');
 const { HostedActor } = await import('../../actors/hosted-actor.js');

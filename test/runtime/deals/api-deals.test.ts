@@ -1,11 +1,11 @@
-// The HTTP API's deal routes (runtime/api.ts): a real server on a loopback port, driven with fetch, in front of a
+// The HTTP API's deal routes (runtime/api/http-server.ts): a real server on a loopback port, driven with fetch, in front of a
 // fake NodeApi that records what reached it and answers as each test says. What a client cares about: bad input is
 // refused with 400 naming the field before the node sees it, the node's own refusals map to the right status, ids
 // reach the node as given, and nothing gets in without the token.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
-import { type ApiServer, type NodeApi, startApiServer } from '../../../runtime/api.ts';
+import { type ApiServer, type NodeApi, startApiServer } from '../../../runtime/api/http-server.ts';
 import { PROCESS_JOB } from '../../fixtures/deal-fixtures.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';

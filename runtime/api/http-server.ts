@@ -1,0 +1,229 @@
+/**
+ * The local HTTP API (loopback only) that client commands use. Every request needs the bearer token
+ * stored in the data dir; a request without it gets 401. Bodies are checked against schemas at this edge.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { ReplyBody } from '../../machines/node.messages.ts';
+import type { Offer } from '../../machines/onboarding.ts';
+import type { Preferences } from '../../machines/preferences.ts';
+import { AddressInUseError } from '../errors.ts';
+import type { JobSpec } from '../../machines/job.ts';
+import { jobSchema as jobSpecSchema } from '../deals/deal-schemas.ts';
+import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './input-schemas.ts';
+
+/** What the API asks of the running node. */
+export interface NodeApi {
+  info(): Promise<unknown>;
+  peers(): Promise<unknown>;
+  /** This node's edges and its neighbours', as JSON with a Graphviz DOT rendering in `dot`. */
+  topology(): Promise<unknown>;
+  /** Signed net.ping round trips to a peer. */
+  ping(peer: string, count: number): Promise<unknown>;
+  preferences(): Promise<Preferences>;
+  setPreferences(p: Preferences): Promise<ReplyBody>;
+  onboard(offer: Offer): Promise<ReplyBody>;
+  offboard(): Promise<ReplyBody>;
+  /** The seed's indexes, projected from the event log. */
+  indexes(): Promise<unknown>;
+  /** Every allocation that ran or runs on this node. */
+  allocations(): Promise<unknown>;
+  /** The capability ledger, by hand: hold resources, turn a hold into an allocation, release. */
+  lock(req: z.output<typeof lockSchema>): Promise<ReplyBody>;
+  unlock(id: string): Promise<ReplyBody>;
+  allocate(allocationId: string, lockId: string): Promise<ReplyBody>;
+  release(allocationId: string): Promise<ReplyBody>;
+  /** Deals: submit a job (its module's bytes alongside), list, show, cancel, and page through output. */
+  deploy(job: JobSpec, module: Uint8Array | undefined): Promise<unknown>;
+  jobs(): Promise<unknown>;
+  job(id: string): Promise<unknown>;
+  cancel(id: string): Promise<unknown>;
+  logs(id: string, offset: number): Promise<unknown>;
+}
+
+export interface ApiLog {
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** A deploy carries its module (up to 900 KiB) as base64. */
+export const MAX_BODY_BYTES = 2 << 20;
+
+const deploySchema = z.strictObject({
+  job: jobSpecSchema,
+  module: z.base64().max(2 << 20).optional(),
+});
+const offsetSchema = z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code = 'bad-request') {
+    super(message);
+  }
+}
+
+type Handler = (body: unknown, params: Readonly<Record<string, string>>, query: URLSearchParams) => Promise<unknown>;
+
+function replyToResult(r: ReplyBody): unknown {
+  if (r.ok) return r.value ?? { ok: true };
+  const status = r.code === 'onboarding' || r.code === 'invalid' ? 400 : 409;
+  throw new HttpError(status, r.message, r.code);
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new HttpError(400, `invalid request body: ${describeIssues(r.error)}`, 'invalid-body');
+  return r.data;
+}
+
+function routes(api: NodeApi): Record<string, Handler> {
+  return {
+    'POST /v1/deploy': async (b) => {
+      const r = parse(deploySchema, b);
+      return api.deploy(r.job as JobSpec, r.module === undefined ? undefined : new Uint8Array(Buffer.from(r.module, 'base64')));
+    },
+    'GET /v1/jobs': () => api.jobs(),
+    'GET /v1/jobs/:id': (_b, p) => api.job(p.id!),
+    'POST /v1/jobs/:id/cancel': (_b, p) => api.cancel(p.id!),
+    'GET /v1/logs/:id': (_b, p, q) => {
+      const offset = offsetSchema.safeParse(q.get('offset') ?? 0);
+      if (!offset.success) throw new HttpError(400, `offset "${q.get('offset')}" is not a byte offset`, 'invalid-query');
+      return api.logs(p.id!, offset.data);
+    },
+    'GET /v1/info': () => api.info(),
+    'GET /v1/peers': () => api.peers(),
+    'GET /v1/indexes': () => api.indexes(),
+    'GET /v1/allocations': () => api.allocations(),
+    'GET /v1/topology': () => api.topology(),
+    'POST /v1/ping': async (b) => {
+      const { peer, count } = parse(pingSchema, b);
+      return api.ping(peer, count);
+    },
+    'GET /v1/preferences': () => api.preferences(),
+    'PUT /v1/preferences': async (b) => replyToResult(await api.setPreferences(parse(preferencesSchema, b) as Preferences)),
+    'POST /v1/onboard': async (b) => replyToResult(await api.onboard(parse(offerSchema, b ?? {}) as Offer)),
+    'POST /v1/offboard': async () => replyToResult(await api.offboard()),
+    'POST /v1/ledger/lock': async (b) => replyToResult(await api.lock(parse(lockSchema, b))),
+    'POST /v1/ledger/unlock': async (b) => replyToResult(await api.unlock(parse(unlockSchema, b).id)),
+    'POST /v1/ledger/allocate': async (b) => {
+      const r = parse(allocateSchema, b);
+      return replyToResult(await api.allocate(r.allocationId, r.lockId));
+    },
+    'POST /v1/ledger/release': async (b) => replyToResult(await api.release(parse(releaseSchema, b).allocationId)),
+  };
+}
+
+/** Errors of the node's services that are the caller's doing or another peer's, matched by name. */
+const STATUS_BY_ERROR: Readonly<Record<string, number>> = {
+  DeployError: 400,
+  UnknownDealError: 404,
+  RequestTimeoutError: 504,
+  RemoteError: 502,
+};
+
+/** The route for a method and path: exact, or with `:name` segments captured. */
+function match(table: Record<string, Handler>, method: string, path: string): { handler?: Handler; params: Record<string, string>; known: boolean } {
+  const parts = path.split('/');
+  let known = false;
+  for (const [key, handler] of Object.entries(table)) {
+    const [m, pattern] = key.split(' ') as [string, string];
+    const want = pattern.split('/');
+    if (want.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    const ok = want.every((w, i) => {
+      if (w.startsWith(':')) {
+        try {
+          params[w.slice(1)] = decodeURIComponent(parts[i]!);
+        } catch {
+          throw new HttpError(400, `the path segment "${parts[i]}" is not valid percent-encoding`, 'invalid-path');
+        }
+        return parts[i] !== '';
+      }
+      return w === parts[i];
+    });
+    if (!ok) continue;
+    if (m === method) return { handler, params, known: true };
+    known = true;
+  }
+  return { params: {}, known };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`, 'too-large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch (e) {
+    throw new HttpError(400, `request body is not JSON: ${(e as Error).message}`, 'invalid-json');
+  }
+}
+
+function authorized(req: http.IncomingMessage, token: Buffer): boolean {
+  const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1]!);
+  return given.length === token.length && timingSafeEqual(given, token);
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export interface ApiServer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the API on host:port (port 0 picks a free one). */
+export async function startApiServer(init: { host: string; port: number; token: string }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
+  const table = routes(api);
+  const token = Buffer.from(init.token);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    const key = `${req.method} ${path}`;
+    void (async () => {
+      try {
+        if (!authorized(req, token)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
+        const found = match(table, req.method ?? 'GET', path);
+        if (!found.handler) {
+          throw new HttpError(found.known ? 405 : 404, found.known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, found.known ? 'method' : 'not-found');
+        }
+        send(res, 200, await found.handler(await readBody(req), found.params, url.searchParams));
+      } catch (e) {
+        const err = e instanceof HttpError ? e : new HttpError(STATUS_BY_ERROR[(e as Error).name] ?? 500, (e as Error).message ?? String(e), (e as Error).name ?? 'error');
+        if (err.status >= 500) log.warn({ route: key, err: e }, 'API request failed');
+        else log.debug({ route: key, status: err.status }, err.message);
+        if (!res.headersSent) send(res, err.status, { error: err.message, code: err.code });
+      }
+    })();
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') reject(new AddressInUseError(`API address ${init.host}:${init.port} is in use (another node?); pass --api 127.0.0.1:<other port>, or --api 127.0.0.1:0 for any free port`));
+      else if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') reject(new AddressInUseError(`cannot listen on ${init.host}:${init.port} (${e.code}); pass another --api address`));
+      else reject(e);
+    });
+    server.listen(init.port, init.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

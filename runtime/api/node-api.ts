@@ -1,0 +1,87 @@
+/**
+ * What the local API asks of the running node, answered from the Node actor, the identity and the network.
+ */
+import type { NodeView } from '../../actors/node.actor.ts';
+import type { Indexes } from '../../machines/indexes.ts';
+import type { NodeEvent, ReplyBody } from '../../machines/node.messages.ts';
+import type { NodeApi } from './http-server.ts';
+import { probeWritable } from '../files.ts';
+import { type Identity, type NodeId, describe } from '../node/identity.ts';
+import type { NetworkService } from '../net/network-service.ts';
+import { netInfo, pingView, topologyView } from '../net/node-network.ts';
+import type { ActorRef, OmitFrom } from '../supervisor/supervisor.ts';
+import type { DealService } from '../deals/deal-service.ts';
+
+type NodeRef = ActorRef<NodeEvent>;
+
+export function createNodeApi(deps: {
+  node: NodeRef;
+  deals: DealService;
+  indexes: () => Indexes;
+  identity: Identity;
+  dataDir: string;
+  net: () => NetworkService | undefined;
+  apiUrl: () => string | null;
+  descriptor: () => { key: string; nodeId: NodeId } | undefined;
+  setDescriptor: (d: { key: string; nodeId: NodeId }) => void;
+}): NodeApi {
+  const { node } = deps;
+  const view = async () => (await node.view()).context as NodeView;
+  const ask = (e: OmitFrom<NodeEvent, 'replyTo'>): Promise<ReplyBody> => node.ask(e, undefined, 'api');
+  return {
+    async info() {
+      const v = await view();
+      const key = JSON.stringify(v.registration?.capability ?? null);
+      let d = deps.descriptor();
+      if (!d || d.key !== key) {
+        d = { key, nodeId: (await describe(deps.identity, v.registration?.capability ?? null)).nodeId };
+        deps.setDescriptor(d);
+      }
+      return {
+        identity: d.nodeId,
+        state: v.state,
+        capability: v.capability,
+        locks: Object.values(v.locks),
+        allocations: Object.values(v.allocations),
+        benchmark: v.registration?.benchmark ?? null,
+        monitoring: { sample: v.sample, constrained: v.constrained },
+        problems: v.problems,
+        ...netInfo(deps.net()),
+        api: deps.apiUrl(),
+        dataDir: deps.dataDir,
+        restarts: node.restarts,
+      };
+    },
+    peers: async () => deps.net()?.peers() ?? [],
+    topology: () => topologyView(deps.net()),
+    ping: (peer, count) => pingView(deps.net(), peer, count),
+    preferences: async () => (await view()).preferences,
+    setPreferences: (preferences) => ask({ type: 'preferences.set', preferences }),
+    onboard: async (offer) => {
+      const current = (await view()).registration?.offer ?? {};
+      return ask({ type: 'node.onboard', offer: { ...current, ...offer }, host: { dataDir: deps.dataDir, dataDirWritable: await probeWritable(deps.dataDir) } });
+    },
+    offboard: () => ask({ type: 'node.offboard' }),
+    indexes: async () => deps.indexes(),
+    allocations: async () => {
+      // the ledger's record of each allocation, with what became of its job when one ran in it
+      const runs = new Map((await deps.deals.listAllocations()).map((a) => [a.allocationId, a]));
+      return Object.values(deps.indexes().allocations).map((a) => {
+        const run = runs.get(a.id);
+        return run ? { ...a, state: run.state, name: run.name, requester: run.requester, exitCode: run.exitCode, message: run.message, startedAt: run.startedAt, runEndedAt: run.endedAt } : a;
+      });
+    },
+    deploy: (job, module) => deps.deals.deploy(job, module),
+    jobs: () => deps.deals.listJobs(),
+    job: (id) => deps.deals.job(id),
+    cancel: (id) => deps.deals.cancel(id),
+    logs: (id, offset) => deps.deals.logs(id, offset),
+    lock: (r) => {
+      const now = Date.now();
+      return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });
+    },
+    unlock: (id) => ask({ type: 'ledger.unlock', id }),
+    allocate: (allocationId, lockId) => ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }),
+    release: (allocationId) => ask({ type: 'ledger.release', allocationId }),
+  };
+}

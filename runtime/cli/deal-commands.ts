@@ -1,0 +1,132 @@
+/**
+ * The CLI's deal commands: deploy, jobs, status, logs, cancel. Clients of the local API, like the others.
+ */
+import type { Command } from 'commander';
+import { type JobHistoryEntry, type JobRecord, JOB_TERMINAL } from '../../machines/deal.messages.ts';
+import type { ApiClient } from '../api/client.ts';
+import type { RawOptions } from '../config.ts';
+import { UsageError } from '../errors.ts';
+
+export interface CliKit {
+  clientOptions(cmd: Command): Command;
+  client(opts: RawOptions): Promise<{ api: ApiClient; json: boolean }>;
+  print(json: boolean, value: unknown, human: () => string): void;
+}
+
+const POLL_MS = 100;
+const time = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().slice(11, 23));
+const short = (peer: string | null) => (peer ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : '-');
+
+/** Exit code of a finished job: 0 only when it completed with exit code 0. */
+export function jobExitCode(r: JobRecord): number {
+  return r.state === 'completed' && (r.exitCode ?? 0) === 0 ? 0 : 1;
+}
+
+export function formatJob(r: JobRecord): string {
+  const lines = [
+    `job       ${r.id}  (${r.name}, ${r.executor})`,
+    `state     ${r.state}${r.exitCode === null ? '' : `  exit code ${r.exitCode}`}`,
+    `provider  ${r.provider ?? '-'}`,
+    `allocation ${r.allocationId ?? '-'}${r.allocations.length > 1 ? `  (tried: ${r.allocations.join(', ')})` : ''}`,
+    `message   ${r.message || '-'}`,
+    `times     created ${new Date(r.createdAt).toISOString()}  started ${r.startedAt ? new Date(r.startedAt).toISOString() : '-'}  ended ${r.endedAt ? new Date(r.endedAt).toISOString() : '-'}  deadline ${new Date(r.deadline).toISOString()}`,
+    `rounds    ${r.rounds}`,
+  ];
+  if (r.bids.length > 0) {
+    lines.push('bids (latest round, best first)', '  rank  provider            price      score   rtt ms  utility  outcome');
+    for (const b of r.bids) {
+      lines.push(`  ${String(b.rank).padStart(4)}  ${short(b.provider).padEnd(18)}  ${String(b.price).padStart(5)}  ${String(Math.round(b.score)).padStart(9)}  ${b.rttMs.toFixed(2).padStart(7)}  ${b.utility.toFixed(3).padStart(7)}  ${b.outcome}${b.note ? ` (${b.note})` : ''}`);
+    }
+  }
+  for (const d of r.declines) lines.push(`declined  ${short(d.provider)}: ${d.reason}`);
+  if (r.history.length > 0) {
+    lines.push('history');
+    for (const h of r.history) lines.push(`  ${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}`);
+  }
+  return lines.join('\n');
+}
+
+function formatJobs(list: readonly JobRecord[]): string {
+  if (list.length === 0) return 'no jobs yet; `deploy FILE` submits one';
+  return list.map((r) => `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${short(r.provider).padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`).join('\n');
+}
+
+/** Polls a job until it ends, printing each new history entry; resolves with the final record. */
+async function follow(api: ApiClient, id: string, json: boolean): Promise<JobRecord> {
+  let last: JobHistoryEntry | undefined;
+  for (;;) {
+    const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as JobRecord;
+    // the history keeps its newest entries: print those after the last one shown
+    const at = last ? r.history.findLastIndex((h) => h.at === last!.at && h.message === last!.message) : -1;
+    const fresh = at >= 0 || !last ? r.history.slice(at + 1) : r.history.filter((h) => h.at > last!.at);
+    for (const h of fresh) {
+      process.stdout.write(json ? `${JSON.stringify({ event: 'progress', job: id, ...h })}\n` : `${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}\n`);
+    }
+    last = r.history.at(-1) ?? last;
+    if (JOB_TERMINAL.includes(r.state)) return r;
+    await new Promise((res) => setTimeout(res, POLL_MS));
+  }
+}
+
+export function addDealCommands(program: Command, kit: CliKit): void {
+  const { clientOptions, client, print } = kit;
+
+  clientOptions(program.command('deploy').description('submit a job (JSON or YAML file, see INTERFACE.md); prints its id').argument('<file>', 'the job file'))
+    .option('--wait', 'show progress until the job ends; the exit code is 0 only if it completed with exit code 0')
+    .action(async (file: string, opts: RawOptions & { wait?: boolean }) => {
+      const { loadJobFile } = await import('./job-file.ts');
+      const { MAX_DEAL_MODULE_BYTES } = await import('../deals/deal-service.ts');
+      const loaded = await loadJobFile(file, { maxModuleBytes: MAX_DEAL_MODULE_BYTES });
+      const { api, json } = await client(opts);
+      const body = { job: loaded.job, ...(loaded.module ? { module: Buffer.from(loaded.module).toString('base64') } : {}) };
+      const rec = (await api.request('POST', '/v1/deploy', body)) as JobRecord;
+      if (!opts.wait) {
+        print(json, rec, () => rec.id);
+        return;
+      }
+      if (!json) process.stdout.write(`job ${rec.id} (${rec.name})\n`);
+      const end = await follow(api, rec.id, json);
+      if (json) process.stdout.write(`${JSON.stringify({ event: 'ended', ...end })}\n`);
+      else process.stdout.write(`job ${end.id} ${end.state}${end.exitCode === null ? '' : ` with exit code ${end.exitCode}`}${end.state === 'completed' ? '' : `: ${end.message}`}\n`);
+      process.exitCode = jobExitCode(end);
+    });
+
+  clientOptions(program.command('jobs').description('jobs this node asked for')).action(async (opts: RawOptions) => {
+    const { api, json } = await client(opts);
+    const list = (await api.request('GET', '/v1/jobs')) as JobRecord[];
+    print(json, list, () => formatJobs(list));
+  });
+
+  clientOptions(program.command('status').description('a job: state, provider, allocations, the bids and how they ranked, exit code, times').argument('<job>', 'job id'))
+    .action(async (id: string, opts: RawOptions) => {
+      const { api, json } = await client(opts);
+      const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as JobRecord;
+      print(json, r, () => formatJob(r));
+    });
+
+  clientOptions(program.command('cancel').description('stop a job wherever it runs and release its resources').argument('<job>', 'job id'))
+    .action(async (id: string, opts: RawOptions) => {
+      const { api, json } = await client(opts);
+      const r = (await api.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)) as JobRecord;
+      print(json, r, () => `job ${r.id} ${r.state}${r.state === 'cancelling' ? ' (the provider is stopping it)' : ''}`);
+    });
+
+  clientOptions(program.command('logs').description("a job's (or an allocation's) stdout and stderr").argument('<id>', 'job id, or allocation id on its provider'))
+    .option('--follow', 'keep printing output until the job ends')
+    .action(async (id: string, opts: RawOptions & { follow?: boolean }) => {
+      if (id.trim() === '') throw new UsageError('logs needs a job or allocation id');
+      const { api, json } = await client(opts);
+      let offset = 0;
+      for (;;) {
+        const page = (await api.request('GET', `/v1/logs/${encodeURIComponent(id)}?offset=${offset}`)) as { chunks: { stream: 'stdout' | 'stderr'; text: string }[]; next: number; eof: boolean; ended: boolean };
+        for (const c of page.chunks) {
+          if (json) process.stdout.write(`${JSON.stringify(c)}\n`);
+          else (c.stream === 'stdout' ? process.stdout : process.stderr).write(c.text);
+        }
+        offset = page.next;
+        if (!page.eof) continue;
+        if (!opts.follow || page.ended) return;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    });
+}

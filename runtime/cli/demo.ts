@@ -1,0 +1,158 @@
+/**
+ * `demo`: starts a small network of three real nodes on loopback (each its own `node runtime/main.js` process with
+ * a fresh data dir), deploys the sample WASM job from node A, narrates each step of the deal, shows the output
+ * and the provider's resources before, during and after, and cleans up.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatBytes } from '../../machines/capability.ts';
+import { type JobRecord, JOB_TERMINAL } from '../../machines/deal.messages.ts';
+import { ApiClient, TOKEN_FILE } from '../api/client.ts';
+import { formatJob } from './deal-commands.ts';
+import { exampleModule } from '../executors/examples/examples.ts';
+
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+interface DemoNode {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly peerId: string;
+  readonly listen: string[];
+  readonly api: ApiClient;
+  stderr(): string;
+}
+
+export interface DemoOptions {
+  readonly say: (line: string) => void;
+  /** Keep the data dirs (their path is printed) instead of deleting them. */
+  readonly keep: boolean;
+}
+
+async function startNode(name: string, dir: string, bootstrap: string[]): Promise<DemoNode> {
+  const args = [MAIN, 'run', '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', '--bid-window', '1s', ...bootstrap.flatMap((b) => ['--bootstrap', b])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${name} was not ready within 60 s: ${err}`)), 60_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(out.slice(0, nl));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`node ${name} exited with code ${code} before it was ready: ${err.trim().split('\n').at(-1) ?? ''}`));
+    });
+  });
+  const ready = JSON.parse(line) as { peerId: string; listen: string[]; api: string };
+  const token = (await fs.readFile(path.join(dir, TOKEN_FILE), 'utf8')).trim();
+  return { name, child, peerId: ready.peerId, listen: ready.listen, api: new ApiClient(ready.api, token), stderr: () => err };
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+type Cap = { cpu: number; memory: number };
+async function available(n: DemoNode): Promise<Cap> {
+  const info = (await n.api.request('GET', '/v1/info')) as { capability: { available: Cap } };
+  return info.capability.available;
+}
+const showCap = (c: Cap) => `${c.cpu} cpu, ${formatBytes(c.memory)} memory free`;
+
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const { say } = opts;
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'dms-demo-'));
+  const nodes: DemoNode[] = [];
+  try {
+    say(`1. Starting three nodes on loopback, each a real \`node runtime/main.js\` process with its own data dir under ${root}.`);
+    say('   Each creates its identity (an ed25519 key), benchmarks the machine and registers what it offers.');
+    const a = await startNode('A', path.join(root, 'A'), []);
+    nodes.push(a);
+    say(`   A is ready: ${a.peerId}`);
+    const rest = await Promise.all(['B', 'C'].map((n) => startNode(n, path.join(root, n), [a.listen[0]!])));
+    nodes.push(...rest);
+    for (const n of rest) say(`   ${n.name} is ready: ${n.peerId} (joined through A)`);
+    await waitFor('A to see B and C', 30_000, async () => {
+      const peers = (await a.api.request('GET', '/v1/peers')) as { peer: string; dms: boolean }[];
+      return peers.filter((p) => p.dms).length >= 2 ? true : undefined;
+    });
+    say('2. A is connected to B and C over libp2p (noise-encrypted, yamux-multiplexed websockets); every message is a signed envelope.');
+
+    const dir = path.join(root, 'job');
+    await fs.mkdir(dir);
+    await fs.writeFile(path.join(dir, 'hello.wasm'), await exampleModule('hello'));
+    const job = { name: 'hello', executor: 'wasm', wasm: { module: './hello.wasm', args: ['from', 'the', 'demo'], env: { GREETING: 'hi' } }, resources: { cpu: 0.5, memory: '64MiB' }, timeout: '30s' };
+    await fs.writeFile(path.join(dir, 'job.json'), JSON.stringify(job, null, 2));
+    const before = new Map(await Promise.all(rest.map(async (n) => [n.name, await available(n)] as const)));
+    for (const n of rest) say(`   ${n.name} offers ${showCap(before.get(n.name)!)}`);
+
+    say('3. Deploying a WASM job (hello.wasm, compiled from WAT in the repo) from A: `deploy job.json --wait`.');
+    const { loadJobFile } = await import('./job-file.ts');
+    const loaded = await loadJobFile(path.join(dir, 'job.json'));
+    const rec = (await a.api.request('POST', '/v1/deploy', { job: loaded.job, module: Buffer.from(loaded.module!).toString('base64') })) as JobRecord;
+    let seen = 0;
+    let duringShown = false;
+    const end = await waitFor('the job to end', 60_000, async () => {
+      const r = (await a.api.request('GET', `/v1/jobs/${rec.id}`)) as JobRecord;
+      for (const h of r.history.slice(seen)) say(`   ${h.state.padEnd(12)} ${h.message}`);
+      seen = r.history.length;
+      if (!duringShown && r.provider && (r.state === 'running' || r.state === 'provisioning')) {
+        const p = nodes.find((n) => n.peerId === r.provider);
+        if (p) {
+          duringShown = true;
+          say(`   (${p.name} while the job holds its resources: ${showCap(await available(p))})`);
+        }
+      }
+      return JOB_TERMINAL.includes(r.state) ? r : undefined;
+    });
+    const provider = nodes.find((n) => n.peerId === end.provider);
+    say(`4. The job ${end.state}${end.exitCode === null ? '' : ` with exit code ${end.exitCode}`} on ${provider?.name ?? end.provider}. Its status, as \`status ${end.id}\` shows it:`);
+    for (const l of formatJob(end).split('\n')) say(`   ${l}`);
+    const page = (await a.api.request('GET', `/v1/logs/${end.id}?offset=0`)) as { chunks: { stream: string; text: string }[] };
+    say(`5. Its output, fetched from ${provider?.name ?? 'the provider'} with \`logs ${end.id}\`:`);
+    for (const c of page.chunks) for (const l of c.text.trimEnd().split('\n')) say(`   [${c.stream}] ${l}`);
+    if (provider) {
+      const after = await waitFor('the resources to come back', 10_000, async () => {
+        const c = await available(provider);
+        const b = before.get(provider.name)!;
+        return c.cpu === b.cpu && c.memory === b.memory ? c : undefined;
+      });
+      say(`6. ${provider.name} released the job's resources: ${showCap(after)}, exactly as before.`);
+    }
+    say('   Everything each actor received is in its node\'s event log: `replay --data-dir <dir> --actor job/<id>` rebuilds the deal.');
+    return end.state === 'completed' ? 0 : 1;
+  } finally {
+    say('7. Stopping the nodes.');
+    await Promise.all(
+      nodes.map(
+        (n) =>
+          new Promise<void>((resolve) => {
+            if (n.child.exitCode !== null) return resolve();
+            const t = setTimeout(() => n.child.kill('SIGKILL'), 5000);
+            n.child.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            n.child.kill('SIGTERM');
+          }),
+      ),
+    );
+    if (opts.keep) say(`   The data dirs stay in ${root}.`);
+    else await fs.rm(root, { recursive: true, force: true });
+  }
+}

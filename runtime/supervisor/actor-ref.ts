@@ -1,0 +1,512 @@
+/**
+ * A handle on one supervised actor: it writes every event to the durable event log before the actor sees it,
+ * delivers events to the actor's worker in batches through comlink, routes replies to waiting `ask()`s and the
+ * other intents to the runtime, snapshots, and restarts the worker from its snapshot plus the logged events since.
+ * The types and errors of supervision live here too; runtime/supervisor/supervisor.ts spawns and tracks the refs.
+ */
+import type { Remote } from 'comlink';
+import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type InspectionRecord, type VersionedSnapshot, parseIntents } from '../../actors/actor.protocol.ts';
+import type { EventLog, LoggedEvent } from '../../actors/event-log.ts';
+import type { ReplyBody } from '../../machines/node.messages.ts';
+import { type Placement, type WorkerHost, WorkerPool } from './worker-pool.ts';
+
+export interface SupervisorInit {
+  /** Restarts allowed within `withinMs` before the supervisor gives up and escalates. */
+  readonly maxRestarts: number;
+  readonly withinMs: number;
+  /** Largest number of events per cross-thread call. */
+  readonly batchSize: number;
+  /** Take a snapshot after this many events, so a restart replays at most this many. */
+  readonly snapshotEvery: number;
+  readonly askTimeoutMs: number;
+}
+
+export const SUPERVISOR_DEFAULTS: SupervisorInit = Object.freeze({
+  maxRestarts: 5,
+  withinMs: 60_000,
+  batchSize: 1000,
+  snapshotEvery: 5000,
+  askTimeoutMs: 10_000,
+});
+
+export interface SupervisorLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SupervisorDeps {
+  readonly log: SupervisorLog;
+  /** Non-reply intents an actor emitted while live (never during replay). */
+  readonly onIntents: (actorId: string, intents: readonly unknown[]) => void;
+  /** An actor failed more often than the restart intensity allows. */
+  readonly onEscalate: (error: Error) => void;
+  /** Where events are made durable before actors act on them. */
+  readonly eventLog: EventLog;
+  /** Inspection records from every actor (only asked for when set). */
+  readonly onInspect?: (records: readonly InspectionRecord[]) => void;
+  /** Facts from live events, and from the events replayed when an actor is recovered at spawn. */
+  readonly onFacts?: (facts: readonly FactRecord[]) => void;
+  /** Store rows to save together with an actor's snapshot (e.g. the indexes as of that snapshot). */
+  readonly snapshotMeta?: (actorId: string) => readonly { readonly key: string; readonly value: unknown }[];
+  readonly now?: () => number;
+  readonly workerUrl?: URL;
+}
+
+/** A fact with the logged event that produced it. */
+export interface FactRecord {
+  readonly actor: string;
+  readonly seq: number;
+  readonly ts: number;
+  readonly fact: { readonly type: string };
+}
+
+/** How an actor came up: fresh, or rebuilt from its log. */
+export interface Recovery {
+  readonly recovered: boolean;
+  readonly snapshotSeq: number;
+  readonly replayed: number;
+  readonly lastSeq: number;
+  readonly ms: number;
+}
+
+export class RestartIntensityError extends Error {
+  override name = 'RestartIntensityError';
+  constructor(id: string, restarts: number, withinMs: number, cause: string) {
+    super(`actor ${id} failed ${restarts + 1} times within ${Math.round(withinMs / 1000)} s (last: ${cause}); giving up. Check the log above for the cause, then start the node again`);
+  }
+}
+
+export class AskTimeoutError extends Error {
+  override name = 'AskTimeoutError';
+  constructor(id: string, type: string, ms: number) {
+    super(`actor ${id} did not answer ${type} within ${ms} ms`);
+  }
+}
+
+export class ActorFailedError extends Error {
+  override name = 'ActorFailedError';
+}
+
+type Entry = LoggedEvent & { readonly payload: { readonly type: string; readonly replyTo?: string } };
+
+interface Pending {
+  resolve(r: ReplyBody): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** Longest a stop waits for the worker's answer to a call (a worker that died never answers). */
+const STOP_CALL_MS = 1000;
+
+/**
+ * The call's result, or undefined when it throws (a released proxy throws at once), rejects, or takes longer than
+ * `ms` (a call to a worker that died never settles).
+ */
+async function bounded<T>(call: () => Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([call(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms).unref()))]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Removes a key from each member of a union. */
+export type OmitFrom<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A handle on one supervised actor that accepts events of type `E`. */
+export class ActorRef<E extends { readonly type: string } = { readonly type: string }> {
+  #host: WorkerHost | undefined;
+  #remote!: Remote<ActorHostApi>;
+  /** Removes this actor's listeners from its worker. */
+  #unlisten: () => void = () => {};
+  readonly #pool: WorkerPool;
+  #epoch = 0;
+  /** Last seq given to an event. */
+  #seq = 0;
+  /** Last seq posted to the worker. */
+  #posted = 0;
+  /** Last seq the worker processed. */
+  #acked = 0;
+  #snapshotSeq = 0;
+  /** Events not yet handed to the log. */
+  #queue: Entry[] = [];
+  /** Appends in order; each link delivers its batch once it is durable. */
+  #chain: Promise<void> = Promise.resolve();
+  #inFlight = 0;
+  #idle: (() => void)[] = [];
+  #snapshotting = false;
+  #flushScheduled = false;
+  #restarts: number[] = [];
+  #pending = new Map<string, Pending>();
+  #askSeq = 0;
+  #status: 'starting' | 'running' | 'restarting' | 'stopped' | 'failed' = 'starting';
+  #recovery: Recovery | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly kind: string,
+    readonly input: unknown,
+    readonly init: SupervisorInit,
+    readonly deps: SupervisorDeps,
+    readonly placement: Placement = 'dedicated',
+    pool?: WorkerPool,
+  ) {
+    this.#pool = pool ?? new WorkerPool(deps.workerUrl);
+  }
+
+  get status(): string {
+    return this.#status;
+  }
+
+  /** Restarts so far within the current intensity window. */
+  get restarts(): number {
+    return this.#restarts.length;
+  }
+
+  /** How the actor came up at spawn. */
+  get recovery(): Recovery | undefined {
+    return this.#recovery;
+  }
+
+  /**
+   * Starts the actor: from the log when it knows the actor (its snapshot plus the events since, replayed with
+   * effects off), otherwise fresh, registering it. `snapshot` overrides the logged one (tests, tools).
+   */
+  async start(override?: VersionedSnapshot): Promise<ActorView> {
+    const t0 = performance.now();
+    const log = this.deps.eventLog;
+    // read concurrently: a deal's actors start on its critical path
+    const [known, logged] = await Promise.all([log.actor(this.id), override ? undefined : log.latestSnapshot(this.id)]);
+    const snapshot = override ?? logged;
+    const [, events, last] = await Promise.all([
+      known ? undefined : log.register({ id: this.id, kind: this.kind, input: this.input, createdAt: this.#now() }),
+      log.eventsAfter(this.id, snapshot?.seq ?? 0),
+      log.lastSeq(this.id),
+    ]);
+    const input = known ? known.input : this.input;
+    const lastSeq = Math.max(last, snapshot?.seq ?? 0);
+    this.#seq = this.#posted = this.#acked = lastSeq;
+    this.#snapshotSeq = snapshot?.seq ?? 0;
+    const view = await this.#boot(input, snapshot, events.map((e) => e.payload));
+    this.#reportFacts(view.facts, events);
+    this.#flush();
+    this.#recovery = { recovered: known !== undefined, snapshotSeq: snapshot?.seq ?? 0, replayed: events.length, lastSeq, ms: Math.round(performance.now() - t0) };
+    return view;
+  }
+
+  /** Queues an event; it is logged, then delivered, in a batch on the next turn of the event loop. */
+  send(event: E, origin = 'local'): void {
+    if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
+    this.#seq += 1;
+    this.#queue.push({ seq: this.#seq, ts: this.#now(), type: event.type, origin, payload: event as Entry['payload'] });
+    if (this.#queue.length >= this.init.batchSize) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  /** Sends a command and waits for the actor's reply to it. */
+  ask(event: OmitFrom<E, 'replyTo'>, timeoutMs = this.init.askTimeoutMs, origin = 'local'): Promise<ReplyBody> {
+    this.#askSeq += 1;
+    const replyTo = `${this.id}#${this.#askSeq}`;
+    return new Promise<ReplyBody>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(replyTo);
+        reject(new AskTimeoutError(this.id, event.type, timeoutMs));
+      }, timeoutMs);
+      this.#pending.set(replyTo, { resolve, reject, timer });
+      try {
+        this.send({ ...event, replyTo } as unknown as E, origin);
+      } catch (e) {
+        clearTimeout(timer);
+        this.#pending.delete(replyTo);
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** The actor's current state, after every event sent so far. */
+  async view(): Promise<ActorView> {
+    await this.drain();
+    this.#assertAlive();
+    return this.#remote.view(this.id);
+  }
+
+  /** Resolves when every queued event has been logged and processed. */
+  drain(): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'failed') return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
+    this.#flush();
+    if (this.#inFlight === 0 && this.#queue.length === 0 && this.#status === 'running') return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** A persisted snapshot of the actor now. */
+  async persisted(): Promise<VersionedSnapshot> {
+    await this.drain();
+    this.#assertAlive();
+    return this.#remote.persisted(this.id, this.#acked);
+  }
+
+  /** Ends the worker abruptly, as a crash would (for tests and drills). */
+  crash(): void {
+    void this.#remote.crash(1);
+  }
+
+  /** Measures the event rate inside the worker (benchmarks). */
+  measure(events: readonly unknown[], count: number): Promise<{ events: number; ms: number }> {
+    return this.#remote.measure(this.kind, this.input, events, count);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#status === 'stopped') return;
+    if (this.#status === 'running') {
+      await this.drain().catch(() => {});
+      await this.#finalSnapshot();
+    }
+    this.#status = 'stopped';
+    this.#epoch += 1; // a restart under way comes to nothing
+    this.#rejectAll(new ActorFailedError(`actor ${this.id} stopped`));
+    await this.#chain.catch(() => {});
+    await bounded(() => this.#remote.stop(this.id), STOP_CALL_MS);
+    await this.#dropHost();
+  }
+
+  /** Leaves the worker: a dedicated one ends; on the shared one only this actor goes. */
+  async #dropHost(): Promise<void> {
+    const h = this.#host;
+    if (!h) return;
+    this.#host = undefined;
+    this.#unlisten();
+    // not awaited on the shared worker: a call to a worker that died never settles
+    if (h.shared) void bounded(() => h.remote.stop(this.id), STOP_CALL_MS);
+    else await this.#pool.release(h);
+  }
+
+  /** A snapshot at a clean stop, so the next start replays nothing. */
+  async #finalSnapshot(): Promise<void> {
+    if (this.#status !== 'running' || this.#acked === this.#snapshotSeq) return;
+    try {
+      const remote = this.#remote;
+      const snap = await bounded(() => remote.persisted(this.id, this.#acked), STOP_CALL_MS);
+      if (!snap) throw new Error(`the worker did not answer within ${STOP_CALL_MS} ms`);
+      await this.deps.eventLog.saveSnapshot(this.id, snap, this.deps.snapshotMeta?.(this.id));
+      this.#snapshotSeq = snap.seq;
+    } catch (e) {
+      this.deps.log.warn({ actor: this.id, err: (e as Error).message }, 'no snapshot at stop; the next start replays the log');
+    }
+  }
+
+  #now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async #boot(input: unknown, snapshot: VersionedSnapshot | undefined, replay: readonly unknown[]): Promise<ActorView & { facts?: readonly IndexedFact[] }> {
+    const epoch = ++this.#epoch;
+    const h = this.#pool.acquire(this.placement);
+    const { worker } = h;
+    this.#host = h;
+    this.#remote = h.remote;
+    // comlink never settles a call to a worker that died, so a worker that exits before it answers init fails the boot.
+    let booted = false;
+    let rejectBoot: (e: Error) => void = () => {};
+    const exited = new Promise<never>((_, reject) => (rejectBoot = reject));
+    exited.catch(() => {});
+    const onError = (err: Error) => this.deps.log.error({ actor: this.id, err }, 'actor worker error');
+    const onExit = (code: number) => {
+      if (!booted) rejectBoot(new Error(`actor ${this.id}: worker exited with code ${code} before it started`));
+      else if (epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
+    };
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    this.#unlisten = () => {
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    const opts = { input, replay, ...(snapshot ? { snapshot } : {}), ...(this.deps.onInspect ? { inspect: true } : {}) };
+    const view = await Promise.race([this.#remote.init(this.id, this.kind, opts), exited]);
+    booted = true;
+    if (epoch !== this.#epoch) {
+      // stopped (or failed again) while it booted: leave nothing behind in the worker
+      if (this.#status === 'stopped' && this.#host === h) await this.#dropHost();
+      throw new ActorFailedError(`actor ${this.id} was stopped while it started`);
+    }
+    if (view.inspections) this.deps.onInspect?.(view.inspections);
+    this.#status = 'running';
+    return view;
+  }
+
+  #flush(): void {
+    if (this.#status !== 'running') return;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.init.batchSize);
+      this.#inFlight += 1;
+      const durable = this.deps.eventLog.append(this.id, batch);
+      const epoch = this.#epoch;
+      this.#chain = this.#chain
+        .then(() => durable)
+        .then(
+          () => this.#post(epoch, batch),
+          (err: Error) => this.#logFailed(err),
+        );
+    }
+    this.#notifyIdle();
+  }
+
+  /** Hands a durable batch to the worker (pipelined: does not wait for the answer). */
+  #post(epoch: number, batch: readonly Entry[]): void {
+    if (epoch !== this.#epoch) return; // a restart redelivers it from the log
+    this.#posted = batch.at(-1)!.seq;
+    this.#remote.deliver(this.id, batch.map((e) => e.payload)).then(
+      (r) => this.#delivered(epoch, batch, r),
+      (err: Error) => epoch === this.#epoch && this.#failed(`deliver failed: ${err.message}`),
+    );
+  }
+
+  #logFailed(err: Error): void {
+    if (this.#status === 'failed' || this.#status === 'stopped') return;
+    this.#status = 'failed';
+    this.#epoch += 1;
+    const e = Object.assign(new Error(`actor ${this.id} cannot log events: ${err.message}`), { name: 'EventLogError' });
+    this.#rejectAll(e);
+    void this.#dropHost();
+    this.deps.onEscalate(e);
+  }
+
+  #delivered(epoch: number, batch: readonly Entry[], r: DeliverResult): void {
+    if (epoch !== this.#epoch) return;
+    this.#inFlight -= 1;
+    const done = r.failure ? r.failure.index : batch.length;
+    if (done > 0) this.#acked = batch[done - 1]!.seq;
+    if (r.inspections) this.deps.onInspect?.(r.inspections);
+    this.#reportFacts(r.facts, batch);
+    this.#handleIntents(parseIntents(r));
+    if (r.failure) {
+      const poison = batch[r.failure.index]!;
+      this.deps.log.error({ actor: this.id, event: poison.type, seq: poison.seq, error: r.failure }, `actor ${this.id} failed on ${poison.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
+      if (poison.payload.replyTo) this.#settle(poison.payload.replyTo, null, new ActorFailedError(`${poison.type} failed: ${r.failure.message}`));
+      this.#failed(r.failure.message, poison.seq);
+      return;
+    }
+    this.#maybeSnapshot();
+    this.#notifyIdle();
+  }
+
+  #reportFacts(facts: readonly IndexedFact[] | undefined, events: readonly LoggedEvent[]): void {
+    if (!facts || !this.deps.onFacts) return;
+    this.deps.onFacts(facts.map((f) => ({ actor: this.id, seq: events[f.index]!.seq, ts: events[f.index]!.ts, fact: f.fact })));
+  }
+
+  #handleIntents(intents: readonly unknown[]): void {
+    const rest: unknown[] = [];
+    for (const i of intents) {
+      const intent = i as { type: string; replyTo?: string } & ReplyBody;
+      if (intent.type === 'reply.send' && intent.replyTo) {
+        if (!this.#pending.has(intent.replyTo)) continue;
+        const { type: _t, replyTo, ...body } = intent;
+        this.#settle(replyTo, body as ReplyBody, null);
+      } else rest.push(i);
+    }
+    if (rest.length > 0) this.deps.onIntents(this.id, rest);
+  }
+
+  #settle(replyTo: string, body: ReplyBody | null, err: Error | null): void {
+    const p = this.#pending.get(replyTo);
+    if (!p) return;
+    this.#pending.delete(replyTo);
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(body as ReplyBody);
+  }
+
+  #maybeSnapshot(): void {
+    if (this.#snapshotting || this.#acked - this.#snapshotSeq < this.init.snapshotEvery) return;
+    this.#snapshotting = true;
+    const epoch = this.#epoch;
+    // The worker answers after every batch posted so far, so the snapshot covers exactly up to #posted.
+    const seq = this.#posted;
+    this.#remote
+      .persisted(this.id, seq)
+      .then(async (snap) => {
+        if (epoch !== this.#epoch) return;
+        await this.deps.eventLog.saveSnapshot(this.id, snap, this.deps.snapshotMeta?.(this.id));
+        this.#snapshotSeq = Math.max(this.#snapshotSeq, snap.seq);
+      })
+      .catch((err: Error) => this.deps.log.warn({ actor: this.id, err: err.message }, 'snapshot failed; the actor keeps running on its log'))
+      .finally(() => {
+        this.#snapshotting = false;
+        // a burst may have ended while this snapshot was saved: cover its tail too
+        if (epoch === this.#epoch && this.#status === 'running') this.#maybeSnapshot();
+      });
+  }
+
+  #failed(cause: string, poisonSeq?: number): void {
+    if (this.#status === 'restarting' || this.#status === 'stopped' || this.#status === 'failed') return;
+    this.#epoch += 1;
+    this.#inFlight = 0;
+    const now = this.#now();
+    this.#restarts = this.#restarts.filter((t) => now - t < this.init.withinMs);
+    void this.#dropHost();
+    if (this.#restarts.length >= this.init.maxRestarts) {
+      this.#status = 'failed';
+      const err = new RestartIntensityError(this.id, this.#restarts.length, this.init.withinMs, cause);
+      this.#rejectAll(err);
+      this.deps.onEscalate(err);
+      return;
+    }
+    this.#restarts.push(now);
+    this.#status = 'restarting';
+    this.#restart(cause, poisonSeq).catch((err: Error) => {
+      if (this.#status === 'stopped' || this.#status === 'failed') return;
+      this.#status = 'running';
+      this.#failed(`restart failed: ${err.message}`);
+    });
+  }
+
+  /** Rebuilds the actor from the log: processed events are replayed with effects off, the rest redelivered. */
+  async #restart(cause: string, poisonSeq: number | undefined): Promise<void> {
+    const log = this.deps.eventLog;
+    if (poisonSeq !== undefined) await log.markDropped(this.id, poisonSeq, cause);
+    await this.#chain.catch(() => {}); // every append that was under way has settled
+    const snapshot = await log.latestSnapshot(this.id);
+    const events = await log.eventsAfter(this.id, snapshot?.seq ?? 0);
+    const replay = events.filter((e) => e.seq <= this.#acked);
+    const redeliver = events.filter((e) => e.seq > this.#acked) as Entry[];
+    this.deps.log.warn({ actor: this.id, cause, snapshotSeq: snapshot?.seq ?? 0, replay: replay.length, redeliver: redeliver.length, restarts: this.#restarts.length }, `restarting actor ${this.id} from its snapshot`);
+    const known = await log.actor(this.id);
+    this.#snapshotSeq = snapshot?.seq ?? 0;
+    await this.#boot(known?.input ?? this.input, snapshot, replay.map((e) => e.payload));
+    for (let i = 0; i < redeliver.length; i += this.init.batchSize) {
+      this.#inFlight += 1;
+      this.#post(this.#epoch, redeliver.slice(i, i + this.init.batchSize));
+    }
+    this.#flush();
+  }
+
+  #assertAlive(): void {
+    if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
+  }
+
+  #rejectAll(err: Error): void {
+    for (const [k, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.#pending.delete(k);
+    }
+    this.#notifyIdle(true);
+  }
+
+  #notifyIdle(force = false): void {
+    if (!force && (this.#inFlight > 0 || this.#queue.length > 0 || this.#status !== 'running')) return;
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const w of waiters) w();
+  }
+}

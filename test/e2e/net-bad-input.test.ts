@@ -1,0 +1,270 @@
+/**
+ * Bad input from a raw libp2p peer, built from the libp2p packages and not from our code path: every kind
+ * of bad frame or envelope is refused and counted by reason, and the node keeps serving its other peer.
+ * The envelope format is written out here independently (DAG-CBOR body, ed25519 over a domain prefix).
+ */
+import '../../runtime/polyfills.ts';
+import type { Ed25519PrivateKey, Libp2p, Stream } from '@libp2p/interface';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
+import { apiGet } from './net-api.ts';
+
+const PROTOCOL = '/dms/actor/1.0.0';
+const DOMAIN = new TextEncoder().encode('dms/envelope/v1\n');
+const BATCH_DOMAIN = new TextEncoder().encode('dms/envelope-batch/v1\n');
+
+const lib = (async () => ({
+  ...(await import('libp2p')),
+  ...(await import('@libp2p/websockets')),
+  ...(await import('@libp2p/noise')),
+  ...(await import('@libp2p/yamux')),
+  ...(await import('@libp2p/identify')),
+  ...(await import('@libp2p/crypto/keys')),
+  ...(await import('@libp2p/peer-id')),
+  ...(await import('@multiformats/multiaddr')),
+  dagCbor: await import('@ipld/dag-cbor'),
+  base58: (await import('multiformats/bases/base58')).base58btc,
+}))();
+type Lib = Awaited<typeof lib>;
+
+interface Info {
+  peers: number;
+  messages: { in: number; rejected: Record<string, number>; rejectedTotal: number };
+}
+
+interface Ctx {
+  L: Lib;
+  a: NodeProcess;
+  b: NodeProcess;
+  raw: Libp2p;
+  key: Ed25519PrivateKey;
+  me: string;
+  did: string;
+  /** Envelopes the node sent back to the raw peer (its replies), decoded, with whether their signature verified. */
+  replies: (Record<string, unknown> & { verified: boolean })[];
+}
+
+const varint = (n: number): number[] => {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+};
+const frame = (kind: number, body: Uint8Array) => Uint8Array.from([...varint(body.length + 1), kind, ...body]);
+
+function envelope(ctx: Ctx, over: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Date.now();
+  return {
+    v: 1,
+    id: `raw.${Math.random().toString(36).slice(2)}`,
+    from: { peer: ctx.me, did: ctx.did, inbox: 'net' },
+    to: { peer: ctx.a.ready.peerId, inbox: 'net' },
+    type: 'net.ping',
+    payload: { seq: 1 },
+    ts: now,
+    exp: now + 30_000,
+    ...over,
+  };
+}
+
+async function sealed(ctx: Ctx, env: Record<string, unknown>, forge = false): Promise<Uint8Array> {
+  const body = ctx.L.dagCbor.encode(env);
+  const sig = forge ? new Uint8Array(64).fill(7) : await ctx.key.sign(Uint8Array.from([...DOMAIN, ...body]));
+  return frame(0x01, Uint8Array.from([...sig, ...body]));
+}
+
+const sha256 = async (...parts: Uint8Array[]) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(parts.flatMap((p) => [...p]))));
+const readVarint = (b: Uint8Array, o: number): [number, number] => {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    const x = b[o++]!;
+    v += (x & 0x7f) * scale;
+    scale *= 128;
+    if ((x & 0x80) === 0) return [v, o];
+  }
+};
+
+/**
+ * Decodes and verifies an envelope frame from A: kind 0x01 is signed alone; kind 0x05 carries a batch
+ * signature over a Merkle root, its batch size, index and sibling hashes (leaf = sha256(0x00 body),
+ * node = sha256(0x01 left right), an odd last node moves up unchanged).
+ */
+async function readEnvelope(ctx: Ctx, f: Uint8Array): Promise<Record<string, unknown> & { verified: boolean }> {
+  const sig = f.subarray(1, 65);
+  const key = ctx.L.peerIdFromString(ctx.a.ready.peerId).publicKey!;
+  if (f[0] === 0x01) {
+    const body = f.subarray(65);
+    const verified = await key.verify(Uint8Array.from([...DOMAIN, ...body]), sig);
+    return { ...(ctx.L.dagCbor.decode(body) as object), verified };
+  }
+  const [count, o1] = readVarint(f, 65);
+  let [index, o] = readVarint(f, o1);
+  const siblings: Uint8Array[] = [];
+  for (let n = count, i = index; n > 1; i = Math.floor(i / 2), n = Math.ceil(n / 2)) {
+    if ((i ^ 1) < n) {
+      siblings.push(f.subarray(o, o + 32));
+      o += 32;
+    }
+  }
+  const body = f.subarray(o);
+  let hash = await sha256(Uint8Array.of(0), body);
+  let k = 0;
+  for (let n = count; n > 1; index = Math.floor(index / 2), n = Math.ceil(n / 2)) {
+    if ((index ^ 1) < n) hash = index % 2 === 0 ? await sha256(Uint8Array.of(1), hash, siblings[k++]!) : await sha256(Uint8Array.of(1), siblings[k++]!, hash);
+  }
+  const verified = await key.verify(Uint8Array.from([...BATCH_DOMAIN, ...hash]), sig);
+  return { ...(ctx.L.dagCbor.decode(body) as object), verified };
+}
+
+/** Opens a fresh actor stream from the raw peer to A (redialling when a previous case got us cut off). */
+async function open(ctx: Ctx): Promise<Stream> {
+  return ctx.raw.dialProtocol(ctx.L.multiaddr(ctx.a.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+}
+
+async function info(ctx: Ctx): Promise<Info> {
+  return apiGet<Info>(ctx.a, '/v1/info');
+}
+
+/** Sends bytes on a fresh stream and waits until A has counted `reason` once more. */
+async function expectRejected(ctx: Ctx, reason: string, bytes: Uint8Array[], opts: { close?: boolean } = {}): Promise<void> {
+  const before = (await info(ctx)).messages.rejected[reason] ?? 0;
+  const s = await open(ctx);
+  for (const b of bytes) s.send(b);
+  if (opts.close) await s.close().catch(() => {});
+  const ok = await eventually(async () => ((await info(ctx)).messages.rejected[reason] ?? 0) > before, 10_000);
+  assert.ok(ok, `A did not count ${reason}: ${JSON.stringify((await info(ctx)).messages)}`);
+  if (!opts.close) s.abort(new Error('done'));
+}
+
+const Bad = suite<Ctx>('bad input from a raw libp2p peer is refused, counted, and does not stop the node');
+
+Bad.before(async (ctx) => {
+  ctx.L = await lib;
+  const L = ctx.L;
+  ctx.a = await startNode(await makeTempDir('bad-a'), [], { timeoutMs: 60_000 });
+  ctx.b = await startNode(await makeTempDir('bad-b'), ['--bootstrap', ctx.a.ready.listen[0]!], { timeoutMs: 60_000 });
+  ctx.key = (await L.generateKeyPair('Ed25519')) as Ed25519PrivateKey;
+  ctx.me = L.peerIdFromPrivateKey(ctx.key).toString();
+  ctx.did = `did:key:${L.base58.encode(Uint8Array.from([0xed, 0x01, ...ctx.key.publicKey.raw]))}`;
+  ctx.replies = [];
+  ctx.raw = await L.createLibp2p({
+    privateKey: ctx.key,
+    transports: [L.webSockets()],
+    connectionEncrypters: [L.noise()],
+    streamMuxers: [L.yamux()],
+    services: { identify: L.identify() },
+  });
+  // A answers on its own stream to us: grant it credit, then read its envelope frames
+  await ctx.raw.handle(PROTOCOL, (stream) => {
+    stream.send(frame(0x02, Uint8Array.from(varint(100))));
+    let buf = new Uint8Array(0);
+    stream.addEventListener('message', (e) => {
+      buf = Uint8Array.from([...buf, ...e.data.subarray()]);
+      for (;;) {
+        let len = 0;
+        let shift = 1;
+        let i = 0;
+        for (; i < buf.length; i += 1) {
+          len += (buf[i]! & 0x7f) * shift;
+          shift *= 128;
+          if ((buf[i]! & 0x80) === 0) break;
+        }
+        if (i >= buf.length || buf.length < i + 1 + len) return;
+        const body = buf.subarray(i + 1, i + 1 + len);
+        if (body[0] === 0x01 || body[0] === 0x05) void readEnvelope(ctx, body).then((r) => ctx.replies.push(r));
+        else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
+        buf = buf.slice(i + 1 + len);
+      }
+    });
+  });
+  assert.ok(await eventually(async () => (await apiGet<{ peer: string }[]>(ctx.b, '/v1/peers')).some((p) => p.peer === ctx.a.ready.peerId), 15_000), 'B never connected to A');
+});
+
+Bad.after(async (ctx) => {
+  await ctx.raw?.stop();
+  for (const n of [ctx.b, ctx.a]) await n?.stop().catch(() => {});
+  await killAll();
+  await removeTempDirs();
+});
+
+Bad('a well-formed signed ping from the raw peer is answered with a signed pong', async (ctx) => {
+  const s = await open(ctx);
+  s.send(await sealed(ctx, envelope(ctx, { replyTo: 'reply/raw-1' })));
+  // A also asks us for our peers (we speak its protocol): look for the pong among what it sent
+  assert.ok(await eventually(() => ctx.replies.some((r) => r.type === 'net.pong'), 10_000), `no pong came back: ${JSON.stringify(ctx.replies)}`);
+  const r = ctx.replies.find((x) => x.type === 'net.pong')!;
+  assert.equal(r.payload, { seq: 1 });
+  assert.ok(ctx.replies.every((x) => x.verified), 'a reply from A does not verify');
+  assert.equal(r.to, { peer: ctx.me, inbox: 'reply/raw-1' });
+  assert.is((r.from as { peer: string }).peer, ctx.a.ready.peerId);
+});
+
+Bad('garbage bytes: an unknown frame kind, and an envelope frame that is not an envelope', async (ctx) => {
+  await expectRejected(ctx, 'unknown-frame', [Uint8Array.from([5, ...new TextEncoder().encode('hello')])]);
+  await expectRejected(ctx, 'malformed', [frame(0x01, Uint8Array.from({ length: 120 }, (_, i) => (i * 37) % 256))]);
+});
+
+Bad('a truncated frame (the stream ends inside it)', async (ctx) => {
+  const whole = await sealed(ctx, envelope(ctx));
+  await expectRejected(ctx, 'truncated', [whole.subarray(0, whole.length - 20)], { close: true });
+});
+
+Bad('an oversized frame (length over 1 MiB) cuts the raw peer off', async (ctx) => {
+  await expectRejected(ctx, 'oversized', [Uint8Array.from([...varint(2 << 20), 0x01, 1, 2, 3])]);
+});
+
+Bad('a forged signature', async (ctx) => {
+  await expectRejected(ctx, 'bad-signature', [await sealed(ctx, envelope(ctx), true)]);
+});
+
+Bad('a `from` naming another peer (B), signed by the raw peer', async (ctx) => {
+  await expectRejected(ctx, 'from-mismatch', [await sealed(ctx, envelope(ctx, { from: { peer: ctx.b.ready.peerId, did: ctx.b.ready.did, inbox: 'net' } }))]);
+});
+
+Bad('an expired message', async (ctx) => {
+  await expectRejected(ctx, 'expired', [await sealed(ctx, envelope(ctx, { ts: Date.now() - 60_000, exp: Date.now() - 30_000 }))]);
+});
+
+Bad('a replayed id', async (ctx) => {
+  const once = await sealed(ctx, envelope(ctx));
+  await expectRejected(ctx, 'replayed', [once, once]);
+});
+
+Bad('an unknown event type', async (ctx) => {
+  await expectRejected(ctx, 'unknown-type', [await sealed(ctx, envelope(ctx, { type: 'bid.steal' }))]);
+});
+
+Bad('a known event type with a wrong payload', async (ctx) => {
+  await expectRejected(ctx, 'invalid-payload', [await sealed(ctx, envelope(ctx, { payload: { seq: 'one' } }))]);
+});
+
+Bad('an event the Node does not take from the network', async (ctx) => {
+  await expectRejected(ctx, 'not-accepted', [await sealed(ctx, envelope(ctx, { to: { peer: ctx.a.ready.peerId, inbox: 'node' } }))]);
+});
+
+Bad('a flood that ignores the credit is cut off, while B is still served', async (ctx) => {
+  const one = await sealed(ctx, envelope(ctx, { type: 'net.ping', payload: { seq: 2 } }));
+  const burst = new Uint8Array(one.length * 2000);
+  for (let i = 0; i < 2000; i += 1) burst.set(one, i * one.length);
+  await expectRejected(ctx, 'flow-violation', [burst]);
+  const ping = await cliJson<{ count: number }>(['ping', ctx.a.ready.peerId, '--count', '5', '--data-dir', ctx.b.dataDir]);
+  assert.is(ping.count, 5);
+});
+
+Bad('after all of it, A is up, still lists B, and every reason was counted', async (ctx) => {
+  const i = await cliJson<Info>(['info', '--data-dir', ctx.a.dataDir]);
+  for (const reason of ['unknown-frame', 'malformed', 'truncated', 'oversized', 'bad-signature', 'from-mismatch', 'expired', 'replayed', 'unknown-type', 'invalid-payload', 'not-accepted', 'flow-violation']) {
+    assert.ok((i.messages.rejected[reason] ?? 0) >= 1, `${reason} not counted: ${JSON.stringify(i.messages.rejected)}`);
+  }
+  const peers = await cliJson<{ peer: string }[]>(['peers', '--data-dir', ctx.a.dataDir]);
+  assert.ok(peers.some((p) => p.peer === ctx.b.ready.peerId));
+  const r = await cli(['ping', ctx.a.ready.peerId, '--count', '3', '--data-dir', ctx.b.dataDir]);
+  assert.is(r.code, 0, r.stderr);
+});
+
+Bad.run();

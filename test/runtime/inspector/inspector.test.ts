@@ -1,0 +1,238 @@
+// The Stately inspector relay (loopback websocket relay + page) and the bridge that feeds it inspection records.
+// Real sockets on 127.0.0.1 port 0; every wait is bounded.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import WebSocket from 'ws';
+import { HostedActor } from '../../../actors/hosted-actor.ts';
+import { nodeActorKind } from '../../../actors/node.actor.ts';
+import type { NodeEvent } from '../../../machines/node.messages.ts';
+import { type InspectorBridge, createInspectorBridge } from '../../../runtime/inspector/inspector.ts';
+import { INSPECTOR_UI, type InspectorRelay, startInspectorRelay } from '../../../runtime/inspector/inspector-relay.ts';
+import { BENCH, GiB, HOST, OFFER, T0 } from '../../fixtures/node-fixtures.ts';
+import { sleep, waitFor, within } from '../../fixtures/waiting.ts';
+
+const CHILD = fileURLToPath(new URL('./inspector-exit.child.ts', import.meta.url));
+
+/** A websocket client of the relay that records every text message it receives. */
+interface Client {
+  readonly ws: WebSocket;
+  readonly got: string[];
+}
+
+async function connect(url: string): Promise<Client> {
+  const ws = new WebSocket(url);
+  const got: string[] = [];
+  ws.on('message', (data: Buffer) => got.push(data.toString()));
+  await within(`a connection to ${url}`, new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)));
+  return { ws, got };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface RelayCtx {
+  relay: InspectorRelay;
+  clients: Client[];
+}
+
+const Relay = suite<RelayCtx>('inspector relay: passes messages between clients on loopback', {} as RelayCtx);
+Relay.before.each(async (c) => {
+  c.relay = await startInspectorRelay({ host: '127.0.0.1', port: 0 });
+  c.clients = [];
+});
+Relay.after.each((c) => {
+  for (const k of c.clients) k.ws.terminate();
+  c.relay.stop();
+});
+
+async function client(c: RelayCtx): Promise<Client> {
+  const k = await connect(c.relay.url);
+  c.clients.push(k);
+  return k;
+}
+
+Relay('listens on the loopback port it was given (0: any free one) and names its url and page', (c) => {
+  const m = /^ws:\/\/127\.0\.0\.1:(\d+)$/.exec(c.relay.url);
+  assert.ok(m, c.relay.url);
+  assert.ok(Number(m[1]) > 0);
+  assert.is(c.relay.page, `http://127.0.0.1:${m[1]}`);
+});
+
+Relay('a message from one client reaches the others, not the sender', async (c) => {
+  const a = await client(c);
+  const b = await client(c);
+  const d = await client(c);
+  a.ws.send('{"from":"a"}');
+  await waitFor('b and d to get the message of a', () => b.got.length === 1 && d.got.length === 1);
+  b.ws.send('{"from":"b"}');
+  await waitFor('a to get the message of b', () => a.got.length === 1);
+  await waitFor('d to get the message of b', () => d.got.length === 2);
+  await sleep(50); // time for a stray echo to arrive
+  assert.equal(a.got, ['{"from":"b"}']);
+  assert.equal(b.got, ['{"from":"a"}']);
+  assert.equal(d.got, ['{"from":"a"}', '{"from":"b"}']);
+});
+
+Relay('a late joiner first gets the kept messages, in order', async (c) => {
+  const a = await client(c);
+  const b = await client(c);
+  for (const n of [1, 2, 3]) a.ws.send(`m${n}`);
+  await waitFor('b to get all three (so the relay has them)', () => b.got.length === 3);
+  const late = await client(c);
+  await waitFor('the late joiner to get the kept messages', () => late.got.length >= 3);
+  a.ws.send('m4');
+  await waitFor('the late joiner to get the next live message', () => late.got.length >= 4);
+  assert.equal(late.got, ['m1', 'm2', 'm3', 'm4']);
+});
+
+Relay('only the last 500 messages are kept for late joiners', async (c) => {
+  const a = await client(c);
+  const b = await client(c);
+  for (let n = 0; n < 510; n += 1) a.ws.send(`m${n}`);
+  await waitFor('b to get all 510', () => b.got.length === 510);
+  const late = await client(c);
+  await waitFor('the late joiner to get the kept messages', () => late.got.length >= 500);
+  await sleep(50);
+  assert.is(late.got.length, 500);
+  assert.is(late.got[0], 'm10');
+  assert.is(late.got[499], 'm509');
+});
+
+Relay('GET on the page url returns HTML that embeds the Stately inspector and feeds it from the relay', async (c) => {
+  const r = await within('the page', fetch(c.relay.page));
+  assert.is(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/html/);
+  const html = await r.text();
+  assert.match(html, /^<!DOCTYPE html>/);
+  assert.ok(html.includes(`<iframe id="inspector" src="${INSPECTOR_UI}">`), 'the inspector is embedded');
+  assert.is(INSPECTOR_UI, 'https://stately.ai/inspect');
+  assert.ok(html.includes(`new WebSocket(${JSON.stringify(c.relay.url)})`), 'the page connects to this relay');
+});
+
+Relay.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface BridgeCtx {
+  relay: InspectorRelay;
+  watcher: Client;
+  bridge: InspectorBridge;
+  warnings: unknown[];
+  actor: HostedActor;
+}
+
+const BATCH: NodeEvent[] = [
+  { type: 'node.onboard', offer: OFFER, host: HOST, benchmark: BENCH },
+  { type: 'ledger.lock', id: 'a', resources: { cpu: 1, memory: GiB, disk: 0, gpus: 0 }, expiresAt: T0 + 1000, now: T0 },
+];
+
+interface Message {
+  type: string;
+  sessionId: string;
+  name?: string;
+  definition?: string;
+  event?: { type: string };
+  snapshot?: { value?: unknown; context?: unknown; status?: string };
+}
+
+const Bridge = suite<BridgeCtx>('inspector bridge: records reach the relay as Stately inspection messages', {} as BridgeCtx);
+Bridge.before.each(async (c) => {
+  c.relay = await startInspectorRelay({ host: '127.0.0.1', port: 0 });
+  c.watcher = await connect(c.relay.url);
+  c.warnings = [];
+  c.bridge = await createInspectorBridge(c.relay.url, { warn: (obj) => c.warnings.push(obj) });
+  c.actor = new HostedActor('node', nodeActorKind, { input: {}, inspect: true });
+});
+Bridge.after.each((c) => {
+  c.actor.stop();
+  c.bridge.stop();
+  c.watcher.ws.terminate();
+  c.relay.stop();
+});
+
+Bridge('a bridge to a given url uses it as is and runs no relay of its own', (c) => {
+  assert.is(c.bridge.url, c.relay.url);
+  assert.is(c.bridge.page, null);
+  assert.equal(c.warnings, []);
+});
+
+Bridge('actor, event and snapshot records arrive as @xstate.* messages with the actor session id', async (c) => {
+  const announced = c.actor.takeInspections();
+  const delivered = c.actor.deliver(BATCH).inspections ?? [];
+  const sessionId = announced.find((r) => r.type === '@xstate.actor')?.sessionId;
+  assert.type(sessionId, 'string');
+  c.bridge.forward(announced);
+  c.bridge.forward(delivered);
+  const expected = announced.length + delivered.length;
+  assert.ok(expected >= 5, `expected an actor record and two event and snapshot records, got ${expected}`);
+  await waitFor(`${expected} messages at the watcher`, () => c.watcher.got.length >= expected);
+  await sleep(50);
+  const msgs = c.watcher.got.map((m) => JSON.parse(m) as Message);
+  assert.is(msgs.length, expected);
+  assert.equal(msgs.map((m) => m.type), [...announced, ...delivered].map((r) => r.type));
+  assert.ok(msgs.every((m) => m.sessionId === sessionId), JSON.stringify(msgs.map((m) => m.sessionId)));
+
+  const actor = msgs.find((m) => m.type === '@xstate.actor')!;
+  assert.is(actor.name, 'node');
+  assert.is((JSON.parse(actor.definition!) as { id: string }).id, 'node');
+
+  // the actor's start (xstate.init), then the batch
+  assert.equal(msgs.filter((m) => m.type === '@xstate.event').map((m) => m.event?.type), ['xstate.init', 'node.onboard', 'ledger.lock']);
+  const snapshots = msgs.filter((m) => m.type === '@xstate.snapshot');
+  assert.equal(snapshots.map((m) => m.event?.type), ['xstate.init', 'node.onboard', 'ledger.lock']);
+  assert.equal(snapshots.map((m) => m.snapshot?.value), ['offboarded', 'registered', 'registered']);
+  assert.equal(Object.keys((snapshots[2]!.snapshot?.context as { ledger: { locks: object } }).ledger.locks), ['a']);
+});
+
+Bridge('records forwarded before the socket opened are still delivered, once', async (c) => {
+  const early = await createInspectorBridge(c.relay.url, { warn: () => {} });
+  try {
+    early.forward([{ type: '@xstate.event', sessionId: 'early:0', event: { type: 'first' } }]);
+    await waitFor('the early record', () => c.watcher.got.length >= 1);
+    early.forward([{ type: '@xstate.event', sessionId: 'early:0', event: { type: 'second' } }]);
+    await waitFor('the second record', () => c.watcher.got.length >= 2);
+    await sleep(50);
+    assert.equal(c.watcher.got.map((m) => (JSON.parse(m) as Message).event?.type), ['first', 'second']);
+  } finally {
+    early.stop();
+  }
+});
+
+Bridge.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Exit = suite('inspector: stop() lets the process exit');
+
+/** Runs the child in `mode`; resolves with its exit code and output, or kills it after `ms`. */
+function runChild(mode: string, ms = 15_000): Promise<{ code: number | null; out: string; err: string; timedOut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let timedOut = false;
+    const guard = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, ms);
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(guard);
+      resolve({ code, out, err, timedOut });
+    });
+  });
+}
+
+for (const mode of ['connected', 'immediate', 'unreachable']) {
+  Exit(`after stop() the process exits on its own (${mode})`, async () => {
+    const r = await runChild(mode);
+    assert.is(r.timedOut, false, `the child was still running 15 s later (stopped: ${JSON.stringify(r.out)}; stderr: ${r.err})`);
+    assert.is(r.code, 0, r.err);
+    assert.is(r.out, `stopped ${mode}\n`);
+  });
+}
+
+Exit.run();
