@@ -8,7 +8,7 @@ import type { NodeApi } from './http-server.ts';
 import { probeWritable } from '../files.ts';
 import { type Identity, type NodeId, describe } from '../node/identity.ts';
 import type { NetworkService } from '../net/network-service.ts';
-import { netInfo, pingView, topologyView } from '../net/node-network.ts';
+import { netInfo, pingView, topologyView } from './net-views.ts';
 import type { ActorRef, OmitFrom } from '../supervisor/supervisor.ts';
 import type { DealService } from '../deals/deal-service.ts';
 

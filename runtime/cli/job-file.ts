@@ -8,7 +8,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_JOB_TIMEOUT_MS, describeJobProblems, type JobSpec, validateJob } from '../../machines/job.ts';
 import { KNOWN_EXECUTORS } from '../../machines/onboarding.ts';
-import { formatBytes, MAX_MODULE_BYTES } from '../executors/limits.ts';
+import { formatBytes, MAX_RUNNABLE_MODULE_BYTES } from '../executors/limits.ts';
 import { loadCheckedModule, sha256Hex } from '../executors/wasm-module.ts';
 import { describeIssues, durationSchema, sizeSchema } from '../api/input-schemas.ts';
 
@@ -86,7 +86,7 @@ const jobFileErrors: z.core.$ZodErrorMap = (iss) => {
 /** Reads, parses and checks the job file at `file`, and the module a WASM job names. Rejects with a JobFileError. */
 export async function loadJobFile(file: string, options: JobFileOptions = {}): Promise<LoadedJob> {
   const readFile = options.readFile ?? readBounded;
-  const maxModuleBytes = options.maxModuleBytes ?? MAX_MODULE_BYTES;
+  const maxModuleBytes = options.maxModuleBytes ?? MAX_RUNNABLE_MODULE_BYTES;
   const raw = await readOrRefuse(readFile, file, MAX_JOB_FILE_BYTES, file, undefined, 'the job file');
   const parsed = jobFileSchema.safeParse(parseJobText(raw, file), { error: jobFileErrors });
   if (!parsed.success) throw new JobFileError(`${file}: ${describeIssues(parsed.error)}`, file, parsed.error.issues[0]?.path.join('.'));

@@ -5,10 +5,9 @@
  * cancel, to the deal's provider negotiation; and requests for a job's output). Payloads were checked against
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
-import { z } from 'zod';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { type BidRequestPayload, allocationIdSchema, dealIdSchema } from './deal-schemas.ts';
+import type { BidRequestPayload } from './deal-schemas.ts';
 import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
@@ -18,23 +17,6 @@ import { type DealService, MAX_ANSWERERS } from './deal-service.ts';
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
 export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
 
-
-/**
- * Payload schemas of the output requests and of `allocation.query` (a recovered requester asks its provider for
- * the allocation's state, which may have ended while it was down); the deal messages' are in net/deal-schemas.ts.
- */
-export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
-  ['allocation.query', z.strictObject({ dealId: dealIdSchema, nonce: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), allocationId: allocationIdSchema })],
-  ['logs.request', z.strictObject({ allocationId: allocationIdSchema, offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) })],
-  [
-    'logs.page',
-    z.strictObject({
-      chunks: z.array(z.strictObject({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(1 << 20) })).max(100_000),
-      next: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-      eof: z.boolean(),
-    }),
-  ],
-]);
 
 function dealIdOf(payload: Record<string, unknown>): string {
   const bid = payload.bid as { dealId?: string } | undefined;

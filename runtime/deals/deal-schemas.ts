@@ -1,7 +1,7 @@
 /**
- * Payload schemas of the deal messages (machines/deal.messages.ts, `DealWireMessage`), one per type, checked at
- * the network edge. Each payload is the message without `type` (the envelope carries it). Strict and bounded:
- * an unknown field, a string past its length or a number out of range is refused with the field named. A job is
+ * Payload schemas of every deal message (machines/deal.messages.ts, `DealWireMessage`, and at the end the output
+ * and query requests), one per type, checked at the network edge. Each payload is the message without `type`
+ * (the envelope carries it). Strict and bounded: an unknown field, a string past its length or a number out of range is refused with the field named. A job is
  * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run.
  */
 import { z } from 'zod';
@@ -9,7 +9,7 @@ import type { AllocationState, DealWireMessage, DeclineCode } from '../../machin
 import { JOB_ID_PATTERN, JOB_LIMITS, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
 
 /** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */
-export const MAX_MODULE_BYTES = 900 * 1024;
+export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
 /** Longest free text (reasons, messages): one line for a person, not a log. */
 export const MAX_TEXT = 2048;
 const MAX_ARG = 8192;
@@ -60,7 +60,7 @@ const wasmJob = z.strictObject({
   executor: z.literal('wasm'),
   wasm: z.strictObject({
     // A module bigger than deal.allocate can carry could never be placed.
-    module: z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not 64 lowercase hex digits'), size: safeInt.min(1).max(MAX_MODULE_BYTES) }),
+    module: z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not 64 lowercase hex digits'), size: safeInt.min(1).max(MAX_DEAL_MODULE_BYTES) }),
     args,
     env,
   }),
@@ -89,7 +89,7 @@ const deal = { dealId, nonce };
 const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time });
 const moduleBytes = z
   .instanceof(Uint8Array, { message: 'is not bytes' })
-  .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_MODULE_BYTES, `must be 1 byte to ${MAX_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
+  .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_DEAL_MODULE_BYTES, `must be 1 byte to ${MAX_DEAL_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
 
 /** The most listen addresses a broadcast bid request carries for the answer. */
 export const MAX_REPLY_ADDRS = 8;
@@ -128,3 +128,20 @@ const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.alloc
 
 /** One schema per deal message type, for MessageRouter.addSchemas. */
 export const dealPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>(Object.entries(schemas));
+
+/**
+ * Payload schemas of the output requests and of `allocation.query` (a recovered requester asks its provider for
+ * the allocation's state, which may have ended while it was down); not deal messages of the machines, so not in DealWireMessage.
+ */
+export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+  ['allocation.query', z.strictObject({ dealId: dealIdSchema, nonce: safeInt, allocationId: allocationIdSchema })],
+  ['logs.request', z.strictObject({ allocationId: allocationIdSchema, offset: safeInt })],
+  [
+    'logs.page',
+    z.strictObject({
+      chunks: z.array(z.strictObject({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(1 << 20) })).max(100_000),
+      next: safeInt,
+      eof: z.boolean(),
+    }),
+  ],
+]);

@@ -31,7 +31,7 @@ import type { DexieEventLog } from '../store/dexie-event-log.ts';
 import type { ActorRef, Supervisor } from '../supervisor/supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
 import { killGroup, startTimeOf } from '../executors/process-group.ts';
-import { MAX_MODULE_BYTES } from './deal-schemas.ts';
+import { MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
 
@@ -42,7 +42,7 @@ export const MAX_ANSWERERS = 1024;
 const MAX_QUEUED_INBOUND = 10_000;
 
 /** Largest module a deploy may carry: it travels inside one network frame with the deal (the wire schema's limit). */
-export { MAX_MODULE_BYTES as MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
+export { MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
 
 
 export interface DealDeps {
@@ -216,7 +216,7 @@ export class DealService {
     if (problems.length > 0) throw new DeployError(describeJobProblems(problems));
     if (job.executor === 'wasm') {
       if (!module) throw new DeployError('wasm.module: a WASM job needs its module\'s bytes');
-      if (module.byteLength > MAX_MODULE_BYTES) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes; a deal carries at most ${MAX_MODULE_BYTES} bytes`);
+      if (module.byteLength > MAX_DEAL_MODULE_BYTES) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes; a deal carries at most ${MAX_DEAL_MODULE_BYTES} bytes`);
       if (module.byteLength !== job.wasm.module.size) throw new DeployError(`wasm.module: the module is ${module.byteLength} bytes, the job says ${job.wasm.module.size}`);
       try {
         await this.modules.put(job.wasm.module.sha256, module);

@@ -1,8 +1,8 @@
 /** Defaults and checks shared by the executors. */
 import { InvalidJobError, type ExecutionSpec } from '../../actors/executor.ts';
 
-/** Largest module a WASM job may carry. */
-export const MAX_MODULE_BYTES = 16 * 2 ** 20;
+/** Largest module the WASM executor runs (a module from a local job file; one that travels with a deal is held to MAX_DEAL_MODULE_BYTES, 900 KiB). */
+export const MAX_RUNNABLE_MODULE_BYTES = 16 * 2 ** 20;
 /**
  * Virtual memory the WASM runner (Node itself, V8's code space, thread stacks, the shim) maps on top of the job's
  * linear memory. Measured here: the runner maps ~0.8 GiB of address space before the module's memory.

@@ -21,7 +21,7 @@ import {
   type OutputListener,
 } from '../../actors/executor.ts';
 import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-job.ts';
-import { checkLimits, formatBytes, MAX_MODULE_BYTES, RUNNER_ADDRESS_SPACE_BYTES, RUNNER_HEAP_MIB } from './limits.ts';
+import { checkLimits, formatBytes, MAX_RUNNABLE_MODULE_BYTES, RUNNER_ADDRESS_SPACE_BYTES, RUNNER_HEAP_MIB } from './limits.ts';
 import { cpuSecondsFor, findExecutable, withOsLimits } from './os-limits.ts';
 import { loadCheckedModule } from './wasm-module.ts';
 import { encodeRunnerInput, parseRunnerResult, type RunnerResult } from './wasm-runner.protocol.ts';
@@ -55,7 +55,7 @@ export class WasiExecutor implements Executor {
   #runnerChecked: Promise<void> | undefined;
 
   constructor(init: WasiExecutorInit = {}) {
-    this.#maxModuleBytes = init.maxModuleBytes ?? MAX_MODULE_BYTES;
+    this.#maxModuleBytes = init.maxModuleBytes ?? MAX_RUNNABLE_MODULE_BYTES;
     this.#runnerPath = init.runnerPath ?? fileURLToPath(new URL('./wasm-runner.js', import.meta.url));
     this.#nodePath = init.nodePath ?? process.execPath;
     this.#runnerAddressSpace = init.runnerAddressSpaceBytes ?? RUNNER_ADDRESS_SPACE_BYTES;

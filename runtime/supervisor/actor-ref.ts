@@ -2,91 +2,14 @@
  * A handle on one supervised actor: it writes every event to the durable event log before the actor sees it,
  * delivers events to the actor's worker in batches through comlink, routes replies to waiting `ask()`s and the
  * other intents to the runtime, snapshots, and restarts the worker from its snapshot plus the logged events since.
- * The types and errors of supervision live here too; runtime/supervisor/supervisor.ts spawns and tracks the refs.
+ * Its types, errors and defaults are in supervision.ts; supervisor.ts spawns and tracks the refs.
  */
 import type { Remote } from 'comlink';
-import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type InspectionRecord, type VersionedSnapshot, parseIntents } from '../../actors/actor.protocol.ts';
-import type { EventLog, LoggedEvent } from '../../actors/event-log.ts';
+import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type VersionedSnapshot, parseIntents } from '../../actors/actor.protocol.ts';
+import type { LoggedEvent } from '../../actors/event-log.ts';
 import type { ReplyBody } from '../../machines/node.messages.ts';
 import { type Placement, type WorkerHost, WorkerPool } from './worker-pool.ts';
-
-export interface SupervisorInit {
-  /** Restarts allowed within `withinMs` before the supervisor gives up and escalates. */
-  readonly maxRestarts: number;
-  readonly withinMs: number;
-  /** Largest number of events per cross-thread call. */
-  readonly batchSize: number;
-  /** Take a snapshot after this many events, so a restart replays at most this many. */
-  readonly snapshotEvery: number;
-  readonly askTimeoutMs: number;
-}
-
-export const SUPERVISOR_DEFAULTS: SupervisorInit = Object.freeze({
-  maxRestarts: 5,
-  withinMs: 60_000,
-  batchSize: 1000,
-  snapshotEvery: 5000,
-  askTimeoutMs: 10_000,
-});
-
-export interface SupervisorLog {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface SupervisorDeps {
-  readonly log: SupervisorLog;
-  /** Non-reply intents an actor emitted while live (never during replay). */
-  readonly onIntents: (actorId: string, intents: readonly unknown[]) => void;
-  /** An actor failed more often than the restart intensity allows. */
-  readonly onEscalate: (error: Error) => void;
-  /** Where events are made durable before actors act on them. */
-  readonly eventLog: EventLog;
-  /** Inspection records from every actor (only asked for when set). */
-  readonly onInspect?: (records: readonly InspectionRecord[]) => void;
-  /** Facts from live events, and from the events replayed when an actor is recovered at spawn. */
-  readonly onFacts?: (facts: readonly FactRecord[]) => void;
-  /** Store rows to save together with an actor's snapshot (e.g. the indexes as of that snapshot). */
-  readonly snapshotMeta?: (actorId: string) => readonly { readonly key: string; readonly value: unknown }[];
-  readonly now?: () => number;
-  readonly workerUrl?: URL;
-}
-
-/** A fact with the logged event that produced it. */
-export interface FactRecord {
-  readonly actor: string;
-  readonly seq: number;
-  readonly ts: number;
-  readonly fact: { readonly type: string };
-}
-
-/** How an actor came up: fresh, or rebuilt from its log. */
-export interface Recovery {
-  readonly recovered: boolean;
-  readonly snapshotSeq: number;
-  readonly replayed: number;
-  readonly lastSeq: number;
-  readonly ms: number;
-}
-
-export class RestartIntensityError extends Error {
-  override name = 'RestartIntensityError';
-  constructor(id: string, restarts: number, withinMs: number, cause: string) {
-    super(`actor ${id} failed ${restarts + 1} times within ${Math.round(withinMs / 1000)} s (last: ${cause}); giving up. Check the log above for the cause, then start the node again`);
-  }
-}
-
-export class AskTimeoutError extends Error {
-  override name = 'AskTimeoutError';
-  constructor(id: string, type: string, ms: number) {
-    super(`actor ${id} did not answer ${type} within ${ms} ms`);
-  }
-}
-
-export class ActorFailedError extends Error {
-  override name = 'ActorFailedError';
-}
+import { ActorFailedError, type ActorStatus, AskTimeoutError, type OmitFrom, type Recovery, RestartIntensityError, type SupervisorDeps, type SupervisorInit, ended } from './supervision.ts';
 
 type Entry = LoggedEvent & { readonly payload: { readonly type: string; readonly replyTo?: string } };
 
@@ -114,9 +37,6 @@ async function bounded<T>(call: () => Promise<T>, ms: number): Promise<T | undef
   }
 }
 
-/** Removes a key from each member of a union. */
-export type OmitFrom<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
 /** A handle on one supervised actor that accepts events of type `E`. */
 export class ActorRef<E extends { readonly type: string } = { readonly type: string }> {
   #host: WorkerHost | undefined;
@@ -143,7 +63,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   #restarts: number[] = [];
   #pending = new Map<string, Pending>();
   #askSeq = 0;
-  #status: 'starting' | 'running' | 'restarting' | 'stopped' | 'failed' = 'starting';
+  #status: ActorStatus = 'starting';
   #recovery: Recovery | undefined;
 
   constructor(
@@ -158,7 +78,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#pool = pool ?? new WorkerPool(deps.workerUrl);
   }
 
-  get status(): string {
+  get status(): ActorStatus {
     return this.#status;
   }
 
@@ -200,7 +120,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
 
   /** Queues an event; it is logged, then delivered, in a batch on the next turn of the event loop. */
   send(event: E, origin = 'local'): void {
-    if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
+    if (ended(this.#status)) throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
     this.#seq += 1;
     this.#queue.push({ seq: this.#seq, ts: this.#now(), type: event.type, origin, payload: event as Entry['payload'] });
     if (this.#queue.length >= this.init.batchSize) this.#flush();
@@ -242,7 +162,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
 
   /** Resolves when every queued event has been logged and processed. */
   drain(): Promise<void> {
-    if (this.#status === 'stopped' || this.#status === 'failed') return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
+    if (ended(this.#status)) return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
     this.#flush();
     if (this.#inFlight === 0 && this.#queue.length === 0 && this.#status === 'running') return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
@@ -322,7 +242,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     const onError = (err: Error) => this.deps.log.error({ actor: this.id, err }, 'actor worker error');
     const onExit = (code: number) => {
       if (!booted) rejectBoot(new Error(`actor ${this.id}: worker exited with code ${code} before it started`));
-      else if (epoch === this.#epoch && this.#status !== 'stopped' && this.#status !== 'failed') this.#failed(`worker exited with code ${code}`);
+      else if (epoch === this.#epoch && !ended(this.#status)) this.#failed(`worker exited with code ${code}`);
     };
     worker.on('error', onError);
     worker.on('exit', onExit);
@@ -371,7 +291,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #logFailed(err: Error): void {
-    if (this.#status === 'failed' || this.#status === 'stopped') return;
+    if (ended(this.#status)) return;
     this.#status = 'failed';
     this.#epoch += 1;
     const e = Object.assign(new Error(`actor ${this.id} cannot log events: ${err.message}`), { name: 'EventLogError' });
@@ -448,7 +368,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #failed(cause: string, poisonSeq?: number): void {
-    if (this.#status === 'restarting' || this.#status === 'stopped' || this.#status === 'failed') return;
+    if (this.#status === 'restarting' || ended(this.#status)) return;
     this.#epoch += 1;
     this.#inFlight = 0;
     const now = this.#now();
@@ -464,7 +384,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#restarts.push(now);
     this.#status = 'restarting';
     this.#restart(cause, poisonSeq).catch((err: Error) => {
-      if (this.#status === 'stopped' || this.#status === 'failed') return;
+      if (ended(this.#status)) return;
       this.#status = 'running';
       this.#failed(`restart failed: ${err.message}`);
     });
@@ -491,7 +411,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #assertAlive(): void {
-    if (this.#status === 'stopped' || this.#status === 'failed') throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
+    if (ended(this.#status)) throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
   }
 
   #rejectAll(err: Error): void {

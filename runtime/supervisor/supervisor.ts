@@ -5,12 +5,13 @@
  * with an Erlang-style restart intensity limit. On process start, actors the log knows are recovered the same way.
  */
 import type { VersionedSnapshot } from '../../actors/actor.protocol.ts';
-import { ActorRef, type SupervisorDeps, type SupervisorInit } from './actor-ref.ts';
+import { ActorRef } from './actor-ref.ts';
+import type { SupervisorDeps, SupervisorInit } from './supervision.ts';
 import { type Placement, WorkerPool } from './worker-pool.ts';
 
+export { ActorRef } from './actor-ref.ts';
 export {
   ActorFailedError,
-  ActorRef,
   AskTimeoutError,
   type FactRecord,
   type OmitFrom,
@@ -20,7 +21,7 @@ export {
   type SupervisorDeps,
   type SupervisorInit,
   type SupervisorLog,
-} from './actor-ref.ts';
+} from './supervision.ts';
 
 /** Spawns and tracks actors; stops them in reverse order of creation. */
 export class Supervisor {

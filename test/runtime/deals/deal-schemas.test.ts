@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
-import { MAX_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
+import { MAX_DEAL_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
 import { parsePayload } from '../../../runtime/net/wire/envelope-schema.ts';
 
 const GiB = 1024 ** 3;
@@ -73,7 +73,7 @@ const BROKEN: Record<string, readonly Breakage[]> = {
     ['wasm job with a process section', job({ process: { command: 'sh', args: [], env: {} } }), 'job'],
     ['wasm job without its section', { ...VALID['bid.request'], job: without({ ...WASM_JOB }, 'wasm') }, 'job.wasm'],
     ['bad sha256', job({ wasm: { ...WASM_JOB.wasm, module: { sha256: 'AB'.repeat(32), size: 1 } } }), 'job.wasm.module.sha256'],
-    ['module too big to send', job({ wasm: { ...WASM_JOB.wasm, module: { sha256: 'ab'.repeat(32), size: MAX_MODULE_BYTES + 1 } } }), 'job.wasm.module.size'],
+    ['module too big to send', job({ wasm: { ...WASM_JOB.wasm, module: { sha256: 'ab'.repeat(32), size: MAX_DEAL_MODULE_BYTES + 1 } } }), 'job.wasm.module.size'],
     ['too many args', job({ wasm: { ...WASM_JOB.wasm, args: Array(1025).fill('a') } }), 'job.wasm.args'],
     ['NUL in an arg (validateJob)', job({ wasm: { ...WASM_JOB.wasm, args: ['a\0b'] } }), 'job.wasm.args.0'],
     ['env name with = (validateJob)', job({ wasm: { ...WASM_JOB.wasm, env: { 'A=B': '1' } } }), 'job.wasm.env'],
@@ -106,7 +106,7 @@ const BROKEN: Record<string, readonly Breakage[]> = {
   'deal.committed': [['nonce as a string', { ...deal, nonce: '3' }, 'nonce']],
   'deal.allocate': [
     ['module that is not bytes', { ...deal, module: [1, 2, 3] }, 'module'],
-    ['oversized module', { ...deal, module: new Uint8Array(MAX_MODULE_BYTES + 1) }, 'module'],
+    ['oversized module', { ...deal, module: new Uint8Array(MAX_DEAL_MODULE_BYTES + 1) }, 'module'],
     ['empty module', { ...deal, module: new Uint8Array(0) }, 'module'],
   ],
   'deal.allocated': [['allocation id with a slash', { ...deal, allocationId: '../etc' }, 'allocationId']],

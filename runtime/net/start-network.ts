@@ -1,6 +1,6 @@
 /**
- * The network as the node service uses it: built from the run config and the identity key, with the Node
- * actor's inbox registered, and the API views (peers, topology, ping, counters) the CLI shows.
+ * Starts the network as the node service uses it: built from the run config and the identity key, with the
+ * node's inboxes and their payload schemas registered.
  */
 import { promises as fs } from 'node:fs';
 import type { RunConfig } from '../config.ts';
@@ -8,8 +8,7 @@ import { UsageError } from '../errors.ts';
 import type { Identity } from '../node/identity.ts';
 import type { PayloadSchemas } from './wire/envelope-schema.ts';
 import type { InboxSpec, MessageRouter } from './message-router.ts';
-import type { NetworkLog, NetworkService, Reach } from './network-service.ts';
-import { topologyToDot } from './topology.ts';
+import type { NetworkLog, NetworkService } from './network-service.ts';
 
 /**
  * Loads the libp2p stack (about half of the node's start-up CPU). The node service calls this first thing, so
@@ -48,24 +47,4 @@ export async function startNetwork(config: RunConfig, identity: Identity, node: 
     throw e;
   }
   return net;
-}
-
-/** What `info` adds about the network: addresses, peers, how far a broadcast reaches, message counters. */
-export function netInfo(net: NetworkService | undefined): { listen: string[]; peers: number; reach: Reach | null; messages: unknown } {
-  if (!net) return { listen: [], peers: 0, reach: null, messages: null };
-  return { listen: net.listen(), peers: net.peers().length, reach: net.reach(), messages: net.counters() };
-}
-
-export async function topologyView(net: NetworkService | undefined): Promise<unknown> {
-  if (!net) return { vertex: null, vertices: [], edges: [], dot: 'graph dms {\n}\n' };
-  const t = await net.topology();
-  return { ...t, dot: topologyToDot(t) };
-}
-
-export async function pingView(net: NetworkService | undefined, peer: string, count: number): Promise<unknown> {
-  if (!net) throw new Error('the network is not running');
-  const rtts = await net.ping(peer, count);
-  const sorted = [...rtts].sort((a, b) => a - b);
-  const round = (x: number) => Math.round(x * 1000) / 1000;
-  return { peer, count: rtts.length, rttMs: rtts.map(round), minMs: round(sorted[0]!), p50Ms: round(sorted[Math.floor(sorted.length / 2)]!), maxMs: round(sorted.at(-1)!) };
 }
