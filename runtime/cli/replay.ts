@@ -12,7 +12,8 @@ import { EMPTY_INDEXES, type Fact, type Indexes, evolveIndexes } from '../../mac
 import { UsageError } from '../errors.ts';
 import type { InspectorBridge } from '../inspector/inspector.ts';
 import { listSegments, readSegments } from '../store/journal.ts';
-import { JOURNAL_DIR, historyOf } from '../store/dexie-event-log.ts';
+import { JOURNAL_DIR } from '../store/constants.ts';
+import { historyOf } from '../store/history-reader.ts';
 
 export interface ReplayOptions {
   readonly dataDir: string;

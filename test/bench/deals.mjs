@@ -369,7 +369,7 @@ function netDelta(before, after) {
 /** Every logged event of the actors whose id starts with `prefix`, from a stopped node's journal, in one pass. */
 async function eventsByActor(dir, prefix) {
   const { listSegments, readSegments } = await import('../../runtime/store/journal.js');
-  const { JOURNAL_DIR } = await import('../../runtime/store/dexie-event-log.js');
+  const { JOURNAL_DIR } = await import('../../runtime/store/constants.js');
   const jdir = path.join(dir, JOURNAL_DIR);
   const out = new Map();
   for await (const seg of readSegments(jdir, await listSegments(jdir))) {
@@ -434,7 +434,7 @@ const bidTimingLine = (b) =>
  * locked + allocated <= registered for cpu and memory. Resolves with what it saw.
  */
 async function checkLedger(dir, phases = [['all', 0]]) {
-  const { historyOf } = await import('../../runtime/store/dexie-event-log.js');
+  const { historyOf } = await import('../../runtime/store/history-reader.js');
   const { actorRecordOf } = await import('../../runtime/cli/replay.js');
   const { HostedActor } = await import('../../actors/hosted-actor.js');
   const { actorKind } = await import('../../actors/kinds.js');

@@ -20,6 +20,7 @@ import { INPUT, measureBatch, mixedEvents, onboardEvent } from './fixtures.mjs';
 // log isolates delivery; the node's durable log (runtime/store/dexie-event-log.ts) is measured separately in `delivery-durable`.
 const eventLogModule = await import('../../actors/event-log.js').catch(() => null);
 const storeModule = await import('../../runtime/store/dexie-event-log.js').catch(() => null);
+const storeConstants = await import('../../runtime/store/constants.js').catch(() => null);
 
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
@@ -201,7 +202,7 @@ async function benchDelivery(mode) {
   if (durable) {
     if (!storeModule?.DexieEventLog || !eventLogModule) throw new Error('this build has no durable event log (runtime/store/dexie-event-log.js)');
     const dir = await tempDir('deliver-log');
-    ({ store } = await storeModule.DexieEventLog.open({ dataDir: dir, ...(storeModule.STORE_DEFAULTS ?? { compactBytes: 32 * 1024 * 1024 }) }));
+    ({ store } = await storeModule.DexieEventLog.open({ dataDir: dir, ...(storeConstants?.STORE_DEFAULTS ?? storeModule.STORE_DEFAULTS ?? { compactBytes: 32 * 1024 * 1024 }) }));
     closeStore = () => store.close();
     cleanups.add(closeStore);
     rawFh = await open(path.join(dir, 'raw-journal.log'), 'a');

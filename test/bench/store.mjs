@@ -107,7 +107,8 @@ function shift(a, b, c) {
 }
 
 async function build(dir, total, rawFile, real) {
-  const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store/dexie-event-log.js');
+  const { DexieEventLog } = await import('../../runtime/store/dexie-event-log.js');
+  const { STORE_DEFAULTS } = await import('../../runtime/store/constants.js');
   const { SUPERVISOR_DEFAULTS, Supervisor } = await import('../../runtime/supervisor/supervisor.js');
   const { loadOrCreateIdentity } = await import('../../runtime/node/identity.js');
   const { REGISTRATION_KEY } = await import('../../runtime/node/node-effects.js');
@@ -271,7 +272,8 @@ const replayBudgetS = Number(opt('--replay-budget') ?? 12);
 if (!(replayBudgetS > 0)) usage('--replay-budget must be a number of seconds > 0');
 const WATCHDOG_MS = WATCHDOG_BASE_MS + replayBudgetS * 1000;
 
-const { DexieEventLog, STORE_DEFAULTS } = await import('../../runtime/store/dexie-event-log.js');
+const { DexieEventLog } = await import('../../runtime/store/dexie-event-log.js');
+const { STORE_DEFAULTS } = await import('../../runtime/store/constants.js');
 v8.setFlagsFromString('--expose-gc');
 collect = vm.runInNewContext('gc');
 const { HostedActor } = await import('../../actors/hosted-actor.js');

@@ -7,7 +7,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LoggedEvent } from '../../../actors/event-log.ts';
 import { listSegments, readSegments, segmentName } from '../../../runtime/store/journal.ts';
-import { CHECKPOINT_FILE, DexieEventLog, JOURNAL_DIR, type RecoveryReport, historyOf } from '../../../runtime/store/dexie-event-log.ts';
+import { CHECKPOINT_FILE, JOURNAL_DIR } from '../../../runtime/store/constants.ts';
+import { DexieEventLog, type RecoveryReport } from '../../../runtime/store/dexie-event-log.ts';
+import { historyOf } from '../../../runtime/store/history-reader.ts';
 import { ev, range } from './event-log.contract.ts';
 
 interface Ctx {

@@ -10,7 +10,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LoggedEvent } from '../../../actors/event-log.ts';
 import { frame, listSegments, segmentName } from '../../../runtime/store/journal.ts';
-import { DexieEventLog, JOURNAL_DIR, historyOf } from '../../../runtime/store/dexie-event-log.ts';
+import { JOURNAL_DIR } from '../../../runtime/store/constants.ts';
+import { DexieEventLog } from '../../../runtime/store/dexie-event-log.ts';
+import { historyOf } from '../../../runtime/store/history-reader.ts';
 import { COMPACT_BYTES, CRASH_ACTOR, crashEvent, crashSnapshot } from './store-crash.child.ts';
 
 const CHILD = fileURLToPath(new URL('./store-crash.child.ts', import.meta.url));
