@@ -6,12 +6,7 @@ import { type JobHistoryEntry, type JobRecord, JOB_TERMINAL } from '../../machin
 import type { ApiClient } from '../api/client.ts';
 import type { RawOptions } from '../config.ts';
 import { UsageError } from '../errors.ts';
-
-export interface CliKit {
-  clientOptions(cmd: Command): Command;
-  client(opts: RawOptions): Promise<{ api: ApiClient; json: boolean }>;
-  print(json: boolean, value: unknown, human: () => string): void;
-}
+import type { CliKit } from './cli-kit.ts';
 
 const POLL_MS = 100;
 const time = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().slice(11, 23));

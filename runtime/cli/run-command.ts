@@ -1,0 +1,69 @@
+/**
+ * `run` (the default command): starts a node, prints its ready line and serves until SIGINT or SIGTERM.
+ */
+import { type Command, Option } from 'commander';
+import { type RawOptions, parseRunConfig } from '../config.ts';
+import { type Logger, createLogger } from '../logger.ts';
+import type { RunningNode } from '../node/node-service.ts';
+import { collect, noteLogLevel, offerOptions, print } from './cli-kit.ts';
+import { formatReady } from './format.ts';
+
+export function addRunCommand(program: Command): void {
+  offerOptions(
+    program
+      .command('run', { isDefault: true })
+      .description('run a node: onboard this machine, then serve until SIGINT/SIGTERM')
+      .option('--data-dir <dir>', 'state, keys, logs (default $DMS_HOME, else ~/.dms)')
+      .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/9000/ws)', collect, [])
+      .option('--bootstrap <multiaddr>', 'peer to join through (full multiaddr with /p2p/<peerId>), repeatable', collect, [])
+      .option('--tls-cert <file>', 'PEM certificate for /wss listen addresses (with --tls-key)')
+      .option('--tls-key <file>', 'PEM private key of --tls-cert')
+      .option('--api <host:port>', 'local HTTP API address, or "off"', '127.0.0.1:9999'),
+  )
+    .option('--rebenchmark', 'measure the machine again even if a benchmark is stored')
+    .addOption(new Option('--inspect [url]', 'stream all actors to the Stately inspector (default ws://localhost:8080)'))
+    .option('--monitor-interval <ms>', 'milliseconds between monitoring samples', '5000')
+    .option('--bid-window <duration>', 'longest a deploy waits for bids, e.g. 500ms or 2s (it ends early when every peer answered; default 2s)')
+    .option('--max-peers <n>', 'peers this node dials itself through peer exchange (default 50); farther nodes are reached through the gossip mesh')
+    .option('--json', 'print the ready line as JSON')
+    .option('--log-level <level>', 'silent, error, warn, info or debug', 'warn')
+    .action(run);
+}
+
+async function run(opts: RawOptions): Promise<void> {
+  noteLogLevel(opts);
+  const config = parseRunConfig(opts, process.env);
+  const log = createLogger(config.logLevel);
+  // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
+  const { startNode } = await import('../node/node-service.ts');
+  // a daemon outlives a bug in one of its effects: say it loudly instead of dying with every deal it holds
+  process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'unhandled rejection (a bug: please report it)'));
+  const node = await startNode(config, log);
+  await serve(node, config.json, log);
+}
+
+/** Prints the ready line, then resolves once the node stopped (on SIGINT, SIGTERM or a fatal error). */
+function serve(node: RunningNode, json: boolean, log: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      node.stop().then(resolve, (e: Error) => {
+        log.error({ err: e.message }, 'unclean shutdown');
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    // only now: whoever reads the ready line may signal at once (and a busy machine runs it first)
+    print(json, node.ready, () => formatReady(node.ready));
+    void node.fatal.then((e) => {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = 1;
+      shutdown('fatal');
+    });
+  });
+}
