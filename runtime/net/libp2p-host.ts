@@ -37,8 +37,9 @@ export const INBOUND_LIMITS = Object.freeze({ inboundConnectionThreshold: 25, ma
 /**
  * Gossipsub as the bid topic needs it. Two choices differ from the library's defaults, on purpose:
  * - No IP colocation penalty (peer score P6). By default every peer beyond 10 that shares one IP address scores
- *   -5 x surplus², so from the 14th peer on one address all of them fall below the graylist threshold: nothing
- *   they publish is taken and nothing is published to them. Every node of a network on one host, or behind one NAT
+ *   -5 x surplus²: with 14 such peers each scores -80, below the publish threshold (-50), so a node's own
+ *   broadcast goes to none of them; with 15, -125, below the graylist threshold (-80), so nothing they send is
+ *   taken either. Every node of a network on one host, or behind one NAT
  *   (a lab, a cluster's egress address), shares an address, so at 15 nodes no bid request arrived anywhere. A DMS
  *   peer is a signed identity that must pass every check of the edge; addresses say nothing about who it is.
  * - Flood publish stays on (the default, stated): a node's own bid request goes straight to every connected
