@@ -1,6 +1,6 @@
 /**
  * The requester negotiation as a hosted actor kind (`job/<dealId>`). What clients see of it is the job's record;
- * its effects are intents (machines/deal.messages.ts) that the runtime carries out.
+ * its effects are intents (machines/requester.messages.ts) that the runtime carries out.
  */
 import { REQUESTER_MACHINE_VERSION, type RequesterContext, requesterMachine } from '../machines/requester.machine.ts';
 import { requesterFacts } from '../machines/deal-facts.ts';

@@ -1,17 +1,11 @@
 /**
  * One running job on the provider (actor `allocation/<allocationId>`): it asks the executor to start the job,
  * follows it to its end, tells the requester every change and gives the resources back to the Node exactly once.
- * Pure: effects leave as emitted intents (deal.messages.ts); time arrives as `now`.
+ * Pure: effects leave as emitted intents (allocation.messages.ts); time arrives as `now`.
  */
 import { and, enqueueActions, setup } from 'xstate';
-import type {
-  AllocationEvent,
-  AllocationInput,
-  AllocationIntent,
-  AllocationRecordView,
-  AllocationState,
-  ExecutionOutcome,
-} from './deal.messages.ts';
+import type { AllocationEvent, AllocationInput, AllocationIntent, AllocationRecordView, ExecutionOutcome } from './allocation.messages.ts';
+import type { AllocationState } from './deal.wire.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
 export const ALLOCATION_MACHINE_VERSION = 1;

@@ -2,12 +2,16 @@
  * Whether the Node bids on a request: the provider's side of scenarios 1-7 of dms-behaviour.md, as one pure
  * decision over the Node's state. The Node machine only wires it in (assigns what comes back, emits the intents).
  */
+import type { BidRequestEvent } from './bidding.messages.ts';
 import { type NumericField, type Resources, formatBytes, resourcesOf, shortfall } from './capability.ts';
-import { type Bid, type BidRequestEvent, DEAL_DEFAULTS, type DeclineCode, type ProviderInput, dealKey } from './deal.messages.ts';
+import { DEAL_DEFAULTS } from './deal.constants.ts';
+import { dealKey } from './deal.ids.ts';
+import type { Bid, DeclineCode } from './deal.wire.ts';
 import { type Ledger, availableResources, lock } from './ledger.ts';
 import type { NodeIntent } from './node.messages.ts';
 import type { Registration } from './onboarding.ts';
 import { type Preferences, createComparator } from './preferences.ts';
+import type { ProviderInput } from './provider.messages.ts';
 
 /** Requests answered, `${requester}/${dealId}:${nonce}` -> when to forget it (ms since the epoch). */
 export type Answered = Readonly<Record<string, number>>;

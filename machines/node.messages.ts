@@ -2,7 +2,7 @@
  * Events the Node actor accepts, and the intents it emits for its shell to carry out.
  * Time arrives in events (`now`, `at`): the machine never reads a clock.
  */
-import type { BidRequestEvent, NodeDealIntent } from './deal.messages.ts';
+import type { BidRequestEvent, NodeDealIntent } from './bidding.messages.ts';
 import type { LedgerRefusalCode, LockCommand } from './ledger.ts';
 import type { Benchmark, HostFacts, Offer, OnboardingProblem, Registration } from './onboarding.ts';
 import type { Preferences } from './preferences.ts';

@@ -1,10 +1,10 @@
 /**
  * The provider's side of one deal (actor `provider/<key>`): it sends the bid the Node locked resources for, answers
  * the requester's commit and allocate, turns the lock into an allocation through the Node, and follows that
- * allocation to its end. Pure: effects leave as emitted intents (deal.messages.ts); time arrives as `now`.
+ * allocation to its end. Pure: effects leave as emitted intents (provider.messages.ts); time arrives as `now`.
  */
 import { and, enqueueActions, setup } from 'xstate';
-import type { ProviderDealState, ProviderEvent, ProviderInput, ProviderIntent, ProviderRecord } from './deal.messages.ts';
+import type { ProviderDealState, ProviderEvent, ProviderInput, ProviderIntent, ProviderRecord } from './provider.messages.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
 export const PROVIDER_MACHINE_VERSION = 1;

@@ -2,7 +2,8 @@
  * The requester negotiation's context, and the draft its steps (requester.rules.ts) write into: a step takes a
  * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
  */
-import type { Bid, JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './deal.messages.ts';
+import type { Bid } from './deal.wire.ts';
+import type { JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
 export interface RoundBid {

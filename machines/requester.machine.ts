@@ -1,13 +1,15 @@
 /**
  * The requester negotiation (actor `job/<dealId>`; the Go DMS's orchestrator): ask for bids, rank them, commit to
  * the best, have it allocated and started, watch it run, and fall back to the next bid or a new round when a
- * provider fails. Pure: time comes in on every event, effects leave as emitted intents (deal.messages.ts).
+ * provider fails. Pure: time comes in on every event, effects leave as emitted intents (requester.messages.ts).
  *
  * The final states sit inside `ended` rather than at the root, so an ended job still answers `job.cancel`.
  */
 import { assertEvent, enqueueActions, setup } from 'xstate';
-import { ALLOCATION_TERMINAL, type AllocationState, type JobState, type RequesterEvent, type RequesterInput, type RequesterIntent } from './deal.messages.ts';
+import { ALLOCATION_TERMINAL } from './deal.constants.ts';
+import type { AllocationState } from './deal.wire.ts';
 import { type Draft, type RequesterContext, begin, initialContext, timerDue } from './requester.context.ts';
+import type { JobState, RequesterEvent, RequesterInput, RequesterIntent } from './requester.messages.ts';
 import * as R from './requester.rules.ts';
 
 export type { RequesterContext } from './requester.context.ts';

@@ -3,10 +3,12 @@
  * when a window is complete, which bid comes next, and what each step records and emits. The machine
  * (requester.machine.ts) decides which step runs in which state.
  */
-import { type AllocationStatusEvent, type Bid, type BidDeclinedEvent, type BidReceivedEvent, type JobState, PERMANENT_DECLINES, type RankedBid, type RequesterEvent } from './deal.messages.ts';
+import { PERMANENT_DECLINES } from './deal.constants.ts';
+import type { Bid } from './deal.wire.ts';
 import type { JobSpec } from './job.ts';
 import { type Draft, type RequesterContext, count, duration } from './requester.context.ts';
 import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
+import type { AllocationStatusEvent, BidDeclinedEvent, BidReceivedEvent, JobState, RankedBid, RequesterEvent } from './requester.messages.ts';
 
 /** Where a provider can fail an attempt: the commit, the allocate, the start, or while the job runs. */
 export type Phase = 'commit' | 'allocate' | 'start' | 'run';

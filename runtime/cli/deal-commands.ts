@@ -2,7 +2,8 @@
  * The CLI's deal commands: deploy, jobs, status, logs, cancel. Clients of the local API, like the others.
  */
 import type { Command } from 'commander';
-import { type JobHistoryEntry, type JobRecord, JOB_TERMINAL } from '../../machines/deal.messages.ts';
+import { JOB_TERMINAL } from '../../machines/deal.constants.ts';
+import type { JobHistoryEntry, JobRecord } from '../../machines/requester.messages.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { RawOptions } from '../config.ts';
 import { UsageError } from '../errors.ts';

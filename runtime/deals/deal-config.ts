@@ -1,5 +1,6 @@
 /** Tunables of the deal service (run flags set some), with their defaults. */
-import { DEAL_DEFAULTS, type RequesterTiming } from '../../machines/deal.messages.ts';
+import { DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
+import type { RequesterTiming } from '../../machines/requester.messages.ts';
 
 export interface DealServiceInit {
   readonly timing: RequesterTiming;

@@ -4,17 +4,13 @@
  * hands over intents of live events only, never of replayed ones.
  */
 import type { ExecutionSpec } from '../../actors/executor.ts';
-import {
-  ALLOCATION_TERMINAL,
-  type AllocationIntent,
-  type AllocationRecordView,
-  type NodeDealIntent,
-  type ProviderIntent,
-  type RequesterIntent,
-  allocationActorId,
-  providerActorId,
-} from '../../machines/deal.messages.ts';
+import type { AllocationIntent, AllocationRecordView } from '../../machines/allocation.messages.ts';
+import type { NodeDealIntent } from '../../machines/bidding.messages.ts';
+import { ALLOCATION_TERMINAL } from '../../machines/deal.constants.ts';
+import { allocationActorId, providerActorId } from '../../machines/deal.ids.ts';
 import type { JobSpec } from '../../machines/job.ts';
+import type { ProviderIntent } from '../../machines/provider.messages.ts';
+import type { RequesterIntent } from '../../machines/requester.messages.ts';
 import type { DealService } from './deal-service.ts';
 import { MAX_REPLY_ADDRS } from './deal-schemas.ts';
 import type { Reach } from '../net/network-service.ts';

@@ -8,7 +8,16 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { BidRequestPayload } from './deal-schemas.ts';
-import { type AllocationRecordView, NODE_INBOX, PROVIDER_INBOX, REQUESTER_INBOX, allocationActorId, dealKey, providerActorId, requesterActorId } from '../../machines/deal.messages.ts';
+import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
+import {
+  NODE_INBOX,
+  PROVIDER_INBOX,
+  REQUESTER_INBOX,
+  allocationActorId,
+  dealKey,
+  providerActorId,
+  requesterActorId,
+} from '../../machines/deal.ids.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
 import type { ActorRef } from '../supervisor/supervisor.ts';

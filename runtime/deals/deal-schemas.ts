@@ -1,11 +1,11 @@
 /**
- * Payload schemas of every deal message (machines/deal.messages.ts, `DealWireMessage`, and at the end the output
+ * Payload schemas of every deal message (machines/deal.wire.ts, `DealWireMessage`, and at the end the output
  * and query requests), one per type, checked at the network edge. Each payload is the message without `type`
  * (the envelope carries it). Strict and bounded: an unknown field, a string past its length or a number out of range is refused with the field named. A job is
  * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run.
  */
 import { z } from 'zod';
-import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.messages.ts';
+import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
 import { JOB_ID_PATTERN, JOB_LIMITS, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
 
 /** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */

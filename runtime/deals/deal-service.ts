@@ -7,24 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { Executor } from '../../actors/executor.ts';
-import {
-  ALLOCATION_TERMINAL,
-  type AllocationState,
-  JOB_TERMINAL,
-  type JobState,
-  PROVIDER_TERMINAL,
-  type ProviderDealState,
-  type AllocationRecordView,
-  type AllocationStatusMsg,
-  type JobRecord,
-  type ProviderInput,
-  type RequesterInput,
-  allocationActorId,
-  providerActorId,
-  requesterActorId,
-} from '../../machines/deal.messages.ts';
+import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
+import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
+import { allocationActorId, providerActorId, requesterActorId } from '../../machines/deal.ids.ts';
+import type { AllocationState, AllocationStatusMsg } from '../../machines/deal.wire.ts';
 import { type JobSpec, createJobId, describeJobProblems, parseJobId, validateJob } from '../../machines/job.ts';
 import type { Preferences } from '../../machines/preferences.ts';
+import type { ProviderDealState, ProviderInput } from '../../machines/provider.messages.ts';
+import type { JobState, JobRecord, RequesterInput } from '../../machines/requester.messages.ts';
 import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog } from '../store/dexie-event-log.ts';

@@ -11,7 +11,7 @@
  * command line seen before.
  */
 import type { Capability as Cap } from '../../machines/capability.ts';
-import type { JobRecord } from '../../machines/deal.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';

@@ -8,7 +8,7 @@
  * next one starts. The test that SIGKILLs a provider runs last, since it takes B or C away.
  */
 import type { Capability as Cap } from '../../machines/capability.ts';
-import type { JobRecord } from '../../machines/deal.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';

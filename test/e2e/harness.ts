@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Capability } from '../../machines/capability.ts';
-import type { JobRecord } from '../../machines/deal.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = path.join(ROOT, 'runtime', 'main.js');

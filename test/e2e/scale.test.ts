@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobRecord } from '../../machines/deal.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import { exampleModule } from '../../runtime/executors/examples/examples.ts';
 import { type NetInfo, type NodeApiClient, type NodeProcess, type PeerRow, apiOf, cli, jobUntil, killAll, makeTempDir, removeTempDirs, startMany, startNode, untilMeshed, waitFor } from './harness.ts';
 

@@ -1,7 +1,8 @@
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
 import { type AllocationContext, type AllocationMachine, allocationMachine } from '../../machines/allocation.machine.ts';
-import type { AllocationEvent, AllocationInput, AllocationIntent, AllocationState, ExecutionOutcome } from '../../machines/deal.messages.ts';
+import type { AllocationEvent, AllocationInput, AllocationIntent, ExecutionOutcome } from '../../machines/allocation.messages.ts';
+import type { AllocationState } from '../../machines/deal.wire.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { GiB, T0, res } from '../fixtures/node-fixtures.ts';
 import { type Harness as H, machineHarness } from '../fixtures/machine-harness.ts';

@@ -3,9 +3,12 @@ import * as assert from 'uvu/assert';
 import { HostedActor } from '../../actors/hosted-actor.ts';
 import { providerActorKind } from '../../actors/provider.actor.ts';
 import { requesterActorKind } from '../../actors/requester.actor.ts';
-import { type Bid, DEAL_DEFAULTS, type ProviderInput, type RequesterInput } from '../../machines/deal.messages.ts';
+import { DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
+import type { Bid } from '../../machines/deal.wire.ts';
 import { EMPTY_INDEXES, type Fact, evolveIndexes } from '../../machines/indexes.ts';
 import type { JobSpec } from '../../machines/job.ts';
+import type { ProviderInput } from '../../machines/provider.messages.ts';
+import type { RequesterInput } from '../../machines/requester.messages.ts';
 import { PEER_A, PEER_B, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 
 const T0 = 1_800_000_000_000;

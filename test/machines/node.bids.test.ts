@@ -2,9 +2,10 @@
 // bookkeeping around them. Driven through a started Node actor, the way the runtime drives it.
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
+import type { BidRequestEvent } from '../../machines/bidding.messages.ts';
 import { MAX_ANSWERED, answeredKey, decideBid } from '../../machines/bidding.ts';
 import type { Resources } from '../../machines/capability.ts';
-import { type BidRequestEvent, DEAL_DEFAULTS, type ProviderInput } from '../../machines/deal.messages.ts';
+import { DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { availableResources, emptyLedger } from '../../machines/ledger.ts';
 import { type NodeContext, type NodeMachine, nodeMachine } from '../../machines/node.machine.ts';
@@ -12,6 +13,7 @@ import type { NodeEvent, NodeIntent } from '../../machines/node.messages.ts';
 import { type Harness as MH, machineHarness } from '../fixtures/machine-harness.ts';
 import type { Offer } from '../../machines/onboarding.ts';
 import { DEFAULT_PREFERENCES, type Preferences } from '../../machines/preferences.ts';
+import type { ProviderInput } from '../../machines/provider.messages.ts';
 // OFFER: 2 cpu, 4 GiB, 50 GiB, the wasm executor only.
 import { BENCH, CAPABILITY, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
 

@@ -1,8 +1,9 @@
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import type { Bid, ProviderEvent, ProviderInput, ProviderIntent } from '../../machines/deal.messages.ts';
+import type { Bid } from '../../machines/deal.wire.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type ProviderContext, type ProviderMachine, providerMachine } from '../../machines/provider.machine.ts';
+import type { ProviderEvent, ProviderInput, ProviderIntent } from '../../machines/provider.messages.ts';
 import { GiB, T0, res } from '../fixtures/node-fixtures.ts';
 import { type Harness as H, machineHarness } from '../fixtures/machine-harness.ts';
 

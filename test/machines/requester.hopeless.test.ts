@@ -3,9 +3,11 @@
 // saying why each declined, instead of asking again until the deadline. A round with a temporary decline in it
 // waits and asks again; a round with a bid in it commits to the bid. A started actor, no runtime, no clock.
 import * as assert from 'uvu/assert';
-import { type DeclineCode, type JobRecord, PERMANENT_DECLINES, type RequesterEvent, type RequesterInput, type RequesterIntent } from '../../machines/deal.messages.ts';
+import { PERMANENT_DECLINES } from '../../machines/deal.constants.ts';
+import type { DeclineCode } from '../../machines/deal.wire.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
+import type { JobRecord, RequesterEvent, RequesterInput, RequesterIntent } from '../../machines/requester.messages.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
 import { PROCESS_JOB, PEER_A, PEER_B, PEER_C, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 import { type Harness as MH, machineHarness } from '../fixtures/machine-harness.ts';

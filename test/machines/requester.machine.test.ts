@@ -2,9 +2,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Actor, createActor } from 'xstate';
 import { requesterActorKind } from '../../actors/requester.actor.ts';
-import type { AllocationState, Bid, JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming, RoundReach } from '../../machines/deal.messages.ts';
+import type { AllocationState, Bid } from '../../machines/deal.wire.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
+import type { JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming, RoundReach } from '../../machines/requester.messages.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
 import { PROCESS_JOB, TEST_TIMING, PEER_A, PEER_B, PEER_C, PEER_SELF } from '../fixtures/deal-fixtures.ts';
 

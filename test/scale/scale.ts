@@ -12,7 +12,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { JobRecord } from '../../machines/deal.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import { exampleModule } from '../../runtime/executors/examples/examples.ts';
 import { type NetInfo, type NodeApiClient, type NodeProcess, apiOf, cli, jobUntil, killAll, makeTempDir, removeTempDirs, startMany, untilMeshed } from '../e2e/harness.ts';
 

@@ -1,0 +1,87 @@
+/**
+ * The allocation (actor `allocation/<allocationId>`), one per running job on the provider: its input, the events
+ * it takes, the intents it emits and the record it leaves.
+ */
+import type { Resources } from './capability.ts';
+import type { At, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
+import type { AllocationState, AllocationStatusMsg } from './deal.wire.ts';
+import type { JobSpec } from './job.ts';
+
+export interface AllocationInput {
+  readonly allocationId: string;
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly requester: string;
+  readonly job: JobSpec;
+}
+
+/** How an execution ended (the executor's ExecutionResult, as the machine needs it). */
+export interface ExecutionOutcome {
+  readonly exitCode: number | null;
+  readonly reason: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'memory' | 'crashed';
+  readonly message: string;
+  readonly durationMs: number;
+  readonly outputBytes: number;
+  readonly outputTruncated: boolean;
+}
+
+export interface AllocationRecordView {
+  readonly allocationId: string;
+  readonly dealId: string;
+  readonly requester: string;
+  readonly name: string;
+  readonly executor: JobSpec['executor'];
+  readonly resources: Resources;
+  readonly state: AllocationState;
+  readonly exitCode: number | null;
+  readonly message: string;
+  readonly pid: number | null;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+}
+
+/** Sent once by the runtime right after spawning. */
+export interface AllocationStartEvent extends At {
+  readonly type: 'allocation.start';
+}
+export interface ExecutionStartedEvent extends At {
+  readonly type: 'execution.started';
+  readonly pid: number;
+}
+/** The executor refused the job before it ran (bad module, unknown command, ...). */
+export interface ExecutionRefusedEvent extends At {
+  readonly type: 'execution.refused';
+  readonly reason: string;
+}
+export interface ExecutionEndedEvent extends At {
+  readonly type: 'execution.ended';
+  readonly outcome: ExecutionOutcome;
+}
+export interface AllocationCancelEvent extends At {
+  readonly type: 'allocation.cancel';
+}
+export interface AllocationRecoveredEvent extends At {
+  readonly type: 'allocation.recovered';
+}
+
+export type AllocationEvent =
+  | AllocationStartEvent
+  | ExecutionStartedEvent
+  | ExecutionRefusedEvent
+  | ExecutionEndedEvent
+  | AllocationCancelEvent
+  | AllocationRecoveredEvent
+  | TimerFiredEvent;
+
+export type AllocationIntent =
+  | { readonly type: 'execution.start'; readonly allocationId: string; readonly job: JobSpec }
+  | { readonly type: 'execution.cancel'; readonly allocationId: string }
+  /** Tell the requester (the runtime also repeats the latest status as a heartbeat while the job runs). */
+  | { readonly type: 'status.push'; readonly to: string; readonly status: Omit<AllocationStatusMsg, 'type'> }
+  /** Give the allocation's resources back to the Node's ledger; emitted exactly once, on entering a final state. */
+  | { readonly type: 'ledger.release'; readonly allocationId: string }
+  | { readonly type: 'allocation.ended'; readonly record: AllocationRecordView }
+  | TimerScheduleIntent
+  | TimerCancelIntent
+  | LogIntent;

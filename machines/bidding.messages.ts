@@ -1,0 +1,24 @@
+/**
+ * The deal side of the Node: the bid request it decides on (scenarios 1-7 of dms-behaviour.md, bidding.ts) and the
+ * intents that decision emits. The rest of the Node's events and intents are in node.messages.ts.
+ */
+import type { FromPeer } from './deal.events.ts';
+import type { DeclineCode } from './deal.wire.ts';
+import type { JobSpec } from './job.ts';
+import type { ProviderInput } from './provider.messages.ts';
+
+/** A bid request as the Node sees it. `self` is this node's peer id (to recognise its own broadcasts). */
+export interface BidRequestEvent extends FromPeer {
+  readonly type: 'bid.request';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly job: JobSpec;
+  readonly expiresAt: number;
+  readonly self: string;
+}
+
+/** Node intents for deals. */
+export type NodeDealIntent =
+  /** The Node locked resources for a bid: the runtime spawns the provider negotiation with this input. */
+  | { readonly type: 'bid.open'; readonly input: ProviderInput }
+  | { readonly type: 'bid.decline.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly code: DeclineCode; readonly reason: string };

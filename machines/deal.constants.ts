@@ -1,0 +1,38 @@
+/**
+ * Deal constants: the timing defaults of the deal machines and the runtime around them, the terminal states of
+ * each deal machine, and the declines that end a job.
+ */
+import type { AllocationState, DeclineCode } from './deal.wire.ts';
+import type { ProviderDealState } from './provider.messages.ts';
+import type { JobState, RequesterTiming } from './requester.messages.ts';
+
+/** Defaults: the Go DMS waits 5 s for bids, 3 s for a commit and 5 s for an allocate. We close windows early. */
+export const DEAL_DEFAULTS = Object.freeze({
+  requester: {
+    bidWindowMs: 2_000,
+    enoughBids: 3,
+    commitTimeoutMs: 3_000,
+    allocateTimeoutMs: 5_000,
+    startTimeoutMs: 60_000,
+    lostAfterMs: 6_000,
+    retryMs: 500,
+    retryMaxMs: 5_000,
+    cancelTimeoutMs: 15_000,
+  } satisfies RequesterTiming,
+  /** How long a provider holds resources for a bid (covers the window, the commit and the allocate). */
+  bidHoldMs: 15_000,
+  /** How long a provider remembers a (dealId, nonce) it answered (the Go DMS: 5 minutes). */
+  answeredTtlMs: 5 * 60_000,
+  /** A running allocation repeats its status this often. */
+  heartbeatMs: 2_000,
+  /** Deadline of a deploy that names none: time to place the job, plus its timeout. */
+  placementMs: 60_000,
+});
+
+/** Declines that will not change by asking again: a round in which every candidate gave one ends the job at once. */
+export const PERMANENT_DECLINES: readonly DeclineCode[] = ['excluded', 'not-chosen', 'executor', 'privileged', 'too-large'];
+
+/** The final states of each deal machine. */
+export const JOB_TERMINAL: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+export const PROVIDER_TERMINAL: readonly ProviderDealState[] = ['done', 'released', 'expired'];
+export const ALLOCATION_TERMINAL: readonly AllocationState[] = ['completed', 'failed', 'terminated'];

@@ -1,0 +1,140 @@
+/**
+ * The deal messages peers exchange to place a job. Their payloads (without `type`) travel in signed envelopes; the
+ * receiving runtime adds `from`, the authenticated sender's peer id, and `now` (see deal.events.ts).
+ */
+import type { Resources } from './capability.ts';
+import type { JobSpec } from './job.ts';
+
+/** Requester -> every provider (gossipsub) or the job's `constraints.peers` (direct), inbox `node`. */
+export interface BidRequestMsg {
+  readonly type: 'bid.request';
+  readonly dealId: string;
+  readonly nonce: number;
+  /** The job, without its module's bytes (the module is named by sha256 and size). */
+  readonly job: JobSpec;
+  /** Bids must reach the requester by then. */
+  readonly expiresAt: number;
+}
+
+/** What a provider offers for a deal; held for the requester until `expiresAt`. */
+export interface Bid {
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly provider: string;
+  /** The provider's asking price (its preferences' minimum price). */
+  readonly price: number;
+  /** The provider's benchmark score: CPU work units per second per core. */
+  readonly score: number;
+  readonly resources: Resources;
+  /** The provider's lock on the resources expires then, unless the deal is allocated first. */
+  readonly expiresAt: number;
+}
+
+/** Provider -> requester, inbox `requester`. */
+export interface BidSubmitMsg {
+  readonly type: 'bid.submit';
+  readonly bid: Bid;
+}
+
+/** Provider -> requester: it will not bid, and why (not sent for the requester's own or a repeated request). */
+export interface BidDeclineMsg {
+  readonly type: 'bid.decline';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly code: DeclineCode;
+  readonly reason: string;
+}
+
+export type DeclineCode =
+  | 'not-onboarded'
+  | 'excluded'
+  | 'not-chosen'
+  | 'executor'
+  | 'privileged'
+  | 'insufficient'
+  /** The job asks for more than this node registers at all: it could never take it. */
+  | 'too-large'
+  | 'preferences'
+  | 'duplicate'
+  | 'expired'
+  | 'invalid';
+
+/** Requester -> provider, inbox `provider`: the requester takes the bid. */
+export interface DealCommitMsg {
+  readonly type: 'deal.commit';
+  readonly dealId: string;
+  readonly nonce: number;
+}
+/** Provider -> requester: committed; the lock is held for the allocate step. */
+export interface DealCommittedMsg {
+  readonly type: 'deal.committed';
+  readonly dealId: string;
+  readonly nonce: number;
+}
+/**
+ * Requester -> provider: create the allocation and start the job. For a WASM job the runtime attaches the module's
+ * bytes (`module`), which the provider's runtime checks against the job's sha256 and stores before the provider
+ * machine sees the event; the machine sees only `moduleReady`.
+ */
+export interface DealAllocateMsg {
+  readonly type: 'deal.allocate';
+  readonly dealId: string;
+  readonly nonce: number;
+}
+/** Provider -> requester: the allocation exists (pending) and will start. */
+export interface DealAllocatedMsg {
+  readonly type: 'deal.allocated';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly allocationId: string;
+}
+/** Provider -> requester: a commit or allocate was refused; the provider released what it held. */
+export interface DealRefusedMsg {
+  readonly type: 'deal.refused';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly step: 'commit' | 'allocate';
+  readonly reason: string;
+}
+/** Requester -> provider: drop the deal and release everything held for it (a revert, or a bid not taken). */
+export interface DealRevertMsg {
+  readonly type: 'deal.revert';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly reason: string;
+}
+/** Requester -> provider: stop the job and release its resources. */
+export interface DealCancelMsg {
+  readonly type: 'deal.cancel';
+  readonly dealId: string;
+  readonly nonce: number;
+}
+
+export type AllocationState = 'pending' | 'starting' | 'running' | 'stopping' | 'completed' | 'failed' | 'terminated';
+
+/** Provider -> requester: the allocation's state, on every change and as a heartbeat while it runs. */
+export interface AllocationStatusMsg {
+  readonly type: 'allocation.status';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly allocationId: string;
+  readonly state: AllocationState;
+  /** Set when the job ended by itself. */
+  readonly exitCode: number | null;
+  /** Why it ended, in one line (empty while it runs). */
+  readonly message: string;
+}
+
+/** Every deal message on the wire, discriminated on `type`. */
+export type DealWireMessage =
+  | BidRequestMsg
+  | BidSubmitMsg
+  | BidDeclineMsg
+  | DealCommitMsg
+  | DealCommittedMsg
+  | DealAllocateMsg
+  | DealAllocatedMsg
+  | DealRefusedMsg
+  | DealRevertMsg
+  | DealCancelMsg
+  | AllocationStatusMsg;
