@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Executor } from '../../actors/executor.ts';
 import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
-import { allocationActorId, providerActorId, requesterActorId } from '../../machines/deal.ids.ts';
+import { allocationActorId, parseDealKey, providerActorId, requesterActorId } from '../../machines/deal.ids.ts';
 import type { AllocationState, AllocationStatusMsg } from '../../machines/deal.wire.ts';
 import { type JobSpec, createJobId, describeJobProblems, parseJobId, validateJob } from '../../machines/job.ts';
 import type { Preferences } from '../../machines/preferences.ts';
@@ -349,8 +349,8 @@ export class DealService {
       }
       if (ref.kind === 'requester' && rec.provider && rec.allocationId && !JOB_TERMINAL.includes(rec.state as JobState)) {
         // its allocation may have ended while this node was down, and a final status is sent only once
-        const nonce = Number(rec.allocationId.slice(rec.id!.length + 1, rec.allocationId.indexOf('@')));
-        void this.sendTo(rec.provider, 'provider', 'allocation.query', { dealId: rec.id, nonce, allocationId: rec.allocationId });
+        const key = parseDealKey(rec.allocationId);
+        if (key) void this.sendTo(rec.provider, 'provider', 'allocation.query', { dealId: rec.id, nonce: key.nonce, allocationId: rec.allocationId });
       }
       if (ref.kind === 'requester' && rec.rounds === 0) ref.send({ type: 'deal.start', now });
       else if (ref.kind === 'requester' && JOB_TERMINAL.includes(rec.state as JobState)) {
