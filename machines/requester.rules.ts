@@ -112,11 +112,10 @@ export function closeWindow(d: Draft): Draft {
   d.cancel('window').record({ bids });
   const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
   const best = bids[0];
-  const nobody = d.ctx.candidates !== null && d.ctx.candidates.length === 0 && d.ctx.open !== true;
   const silence = silentRound(d.ctx);
   const summary = best
     ? `${answers}; best: ${best.provider} (rank 1, price ${best.price}, score ${best.score}, rtt ${best.rttMs} ms)`
-    : nobody
+    : noOneToAsk(d.ctx)
       ? `${answers}: no peer to ask (no DMS peer is connected, or the job's peers are not reachable; see \`peers\`)`
       : silence
         ? `${answers}: ${silence}`
@@ -132,13 +131,17 @@ export function closeWindow(d: Draft): Draft {
   return d.progress('requesting', message);
 }
 
+/** The round's request went to no one: no candidate, and no broadcast beyond them. */
+function noOneToAsk(c: RequesterContext): boolean {
+  return c.candidates !== null && c.candidates.length === 0 && c.open !== true;
+}
+
 /**
  * Why the round reached peers (or no one says otherwise) yet got no bid and no decline, with how far its request
  * went; null for a round that was answered, or had no one to ask.
  */
 export function silentRound(c: RequesterContext): string | null {
-  const nobody = c.candidates !== null && c.candidates.length === 0 && c.open !== true;
-  if (nobody || c.bids.length > 0 || c.record.declines.length > 0) return null;
+  if (noOneToAsk(c) || c.bids.length > 0 || c.record.declines.length > 0) return null;
   const reach = c.reach;
   if (!reach) return `the request reached no one (${count(c.candidates?.length ?? 0, 'peer')} asked)`;
   const went = `${reach.connected} DMS ${reach.connected === 1 ? 'peer' : 'peers'} connected, ${reach.subscribed} subscribed to the bid topic`;

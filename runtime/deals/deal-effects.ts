@@ -55,8 +55,7 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     case 'job.ended':
       log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
       svc.jobs.delete(intent.record.id);
-      svc.askedPeers.delete(intent.record.id);
-      svc.openDeals.delete(intent.record.id);
+      svc.asked.delete(intent.record.id);
       return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the job\'s record', e));
     // ---- node ----
     case 'bid.open':
@@ -124,17 +123,18 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
   const payload = { dealId, nonce, job, expiresAt };
   const excluded = new Set(job.constraints.excludePeers);
   let candidates: string[] = [];
-  let reach: Reach = { connected: 0, subscribed: 0, beyond: 0 };
+  // how far a broadcast went; a request sent straight to the job's peers reached exactly the candidates
+  let reach: Reach | undefined;
   let open = false;
-  if (net) {
+  if (net && job.constraints.peers.length > 0) {
+    // this node never bids on its own request (scenario 1): it is no candidate
+    const peers = job.constraints.peers.filter((p) => p !== svc.deps.self && !excluded.has(p));
+    const sent = await Promise.all(peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
+    candidates = sent.filter((p): p is string => p !== null);
+  } else if (net) {
     reach = net.reach();
-    if (job.constraints.peers.length > 0) {
-      // this node never bids on its own request (scenario 1): it is no candidate
-      const peers = job.constraints.peers.filter((p) => p !== svc.deps.self && !excluded.has(p));
-      const sent = await Promise.all(peers.map(async (p) => ((await svc.sendTo(p, 'node', 'bid.request', payload)) ? p : null)));
-      candidates = sent.filter((p): p is string => p !== null);
-    } else if (reach.connected > 0) {
-      // excluded neighbours still relay it: the request goes out even when none of them may bid
+    // excluded neighbours still relay it: the request goes out even when none of them may bid
+    if (reach.connected > 0) {
       candidates = net.dmsPeers().filter((p) => p !== svc.deps.self && !excluded.has(p));
       try {
         // the addresses let a provider that is not our neighbour (reached through the mesh) answer directly
@@ -147,14 +147,11 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
       }
     }
   }
-  const asked = svc.askedPeers.get(dealId) ?? new Set<string>();
-  for (const p of candidates) asked.add(p);
-  svc.askedPeers.set(dealId, asked);
-  if (open) svc.openDeals.add(dealId);
-  else svc.openDeals.delete(dealId);
-  // how far a broadcast went (a request sent straight to the job's peers reached exactly the candidates)
-  const broadcastReach = job.constraints.peers.length > 0 ? {} : { reach: { connected: reach.connected, subscribed: reach.subscribed } };
-  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, ...broadcastReach, now: svc.now() });
+  const peers = svc.asked.get(dealId)?.peers ?? new Set<string>();
+  for (const p of candidates) peers.add(p);
+  svc.asked.set(dealId, { peers, open });
+  const sentReach = reach ? { reach: { connected: reach.connected, subscribed: reach.subscribed } } : {};
+  svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, ...sentReach, now: svc.now() });
 }
 
 async function sendOrFail(svc: DealService, actorId: string, to: string, type: string, payload: unknown, step: 'commit' | 'allocate' | 'cancel', nonce: number): Promise<void> {

@@ -5,8 +5,6 @@
  * cancel, to the deal's provider negotiation; and requests for a job's output). Payloads were checked against
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
-import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr } from '@multiformats/multiaddr';
 import type { BidRequestPayload } from './deal-schemas.ts';
 import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
 import {
@@ -40,7 +38,7 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
     handle(msg) {
       const e = msg.envelope;
       const { replyAddrs, ...p } = e.payload as BidRequestPayload;
-      if (replyAddrs && msg.broadcast) learnAddrs(svc, e.from.peer, replyAddrs);
+      if (replyAddrs && msg.broadcast) svc.replyAddrs.note(e.from.peer, replyAddrs);
       svc.whenRecovered(() => node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer));
     },
   };
@@ -61,25 +59,13 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
   return [nodeInbox, requesterInbox, providerInbox];
 }
 
-/**
- * Remembers where a requester that is not our neighbour listens, so the answer to its broadcast can be sent
- * directly. Only addresses that name the signer's own peer id are kept: a requester can point only to itself.
- */
-function learnAddrs(svc: DealService, peer: string, addrs: readonly string[]): void {
-  const libp2p = svc.deps.net()?.libp2p;
-  if (!libp2p || libp2p.getConnections(peerIdFromString(peer)).length > 0) return;
-  const own = addrs.filter((a) => a.endsWith(`/p2p/${peer}`)).map((a) => multiaddr(a));
-  if (own.length === 0) return;
-  libp2p.peerStore.merge(peerIdFromString(peer), { multiaddrs: own }).catch((err: Error) => svc.deps.log.debug({ peer, err: err.message }, 'could not note a requester\'s addresses'));
-}
-
 /** Whether a deal message from `peer` may reach the job: a peer it asked, or any answer to an open round. */
 function mayAnswer(svc: DealService, dealId: string, peer: string, type: string): boolean {
-  const asked = svc.askedPeers.get(dealId);
+  const asked = svc.asked.get(dealId);
   if (!asked) return false;
-  if (asked.has(peer)) return true;
-  if (!svc.openDeals.has(dealId) || (type !== 'bid.submit' && type !== 'bid.decline') || asked.size >= MAX_ANSWERERS) return false;
-  asked.add(peer);
+  if (asked.peers.has(peer)) return true;
+  if (!asked.open || (type !== 'bid.submit' && type !== 'bid.decline') || asked.peers.size >= MAX_ANSWERERS) return false;
+  asked.peers.add(peer);
   return true;
 }
 

@@ -24,6 +24,7 @@ import { killGroup, startTimeOf } from '../executors/process-group.ts';
 import { MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog, type OutputPage } from './output-log.ts';
+import { ReplyAddrs } from './reply-addrs.ts';
 
 /** The most peers whose answers one job takes (its neighbours and the farther peers of open rounds). */
 export const MAX_ANSWERERS = 1024;
@@ -75,13 +76,14 @@ export class DealService {
   readonly refs = new Map<string, Promise<AnyRef | undefined>>();
   /** Jobs this node asked for, and deals it bid on, by id: what the runtime needs beyond the machines' events. */
   readonly jobs = new Map<string, JobSpec>();
-  /** The peers each live job asked for bids (any round): the only ones whose answers reach it. */
-  readonly askedPeers = new Map<string, Set<string>>();
   /**
-   * Live jobs whose latest round was broadcast beyond this node's neighbours: any peer the mesh reached may answer
-   * (and is added to the asked ones), up to MAX_ANSWERERS per job.
+   * For each live job, the peers it asked for bids (any round): the only ones whose answers reach it; and whether
+   * its latest round was broadcast beyond this node's neighbours (open: any peer the mesh reached may answer, and
+   * is added to the asked ones, up to MAX_ANSWERERS per job).
    */
-  readonly openDeals = new Set<string>();
+  readonly asked = new Map<string, { readonly peers: Set<string>; open: boolean }>();
+  /** Where farther requesters listen, handed to libp2p when this node answers them. */
+  readonly replyAddrs = new ReplyAddrs();
   readonly providerJobs = new Map<string, ProviderInput>();
   /** The latest status of each allocation running here, repeated as a heartbeat. */
   readonly statuses = new Map<string, { to: string; status: Omit<AllocationStatusMsg, 'type'> }>();
@@ -190,6 +192,7 @@ export class DealService {
     const net = this.deps.net();
     if (!net) return false;
     try {
+      await this.replyAddrs.use(peer, net.libp2p.peerStore).catch((e: Error) => this.deps.log.debug({ peer, err: e.message }, 'could not note where a requester listens'));
       await net.router.send({ peer, inbox }, type, payload, { from: inbox === 'provider' ? 'requester' : 'provider' });
       return true;
     } catch (e) {
@@ -345,7 +348,7 @@ export class DealService {
       if (ref.kind === 'requester') {
         // the peers it had asked: their answers may still come
         const peers = [rec.provider, ...(rec.bids ?? []).map((b) => b.provider), ...(rec.declines ?? []).map((d) => d.provider)];
-        this.askedPeers.set(rec.id!, new Set(peers.filter((x): x is string => typeof x === 'string')));
+        this.asked.set(rec.id!, { peers: new Set(peers.filter((x): x is string => typeof x === 'string')), open: false });
       }
       if (ref.kind === 'requester' && rec.provider && rec.allocationId && !JOB_TERMINAL.includes(rec.state as JobState)) {
         // its allocation may have ended while this node was down, and a final status is sent only once
@@ -354,8 +357,7 @@ export class DealService {
       }
       if (ref.kind === 'requester' && rec.rounds === 0) ref.send({ type: 'deal.start', now });
       else if (ref.kind === 'requester' && JOB_TERMINAL.includes(rec.state as JobState)) {
-        this.askedPeers.delete(rec.id!);
-        this.openDeals.delete(rec.id!);
+        this.asked.delete(rec.id!);
         await this.retire(id, rec);
       }
       else if (ref.kind === 'provider' && PROVIDER_TERMINAL.includes(rec.state as ProviderDealState)) await this.retire(id, rec);

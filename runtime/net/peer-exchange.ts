@@ -103,8 +103,11 @@ export class PeerExchange {
    * our neighbours is connected to one of them, which lists it.
    */
   beyond(): number {
+    // one look at the connections: this runs for every bid request this node sends
+    const near = new Set(this.deps.libp2p.getPeers().map((p) => p.toString()));
+    near.add(this.init.self);
     const far = new Set<string>();
-    for (const peers of this.#reported.values()) for (const p of peers) if (p !== this.init.self && !this.connected(p)) far.add(p);
+    for (const peers of this.#reported.values()) for (const p of peers) if (!near.has(p)) far.add(p);
     return far.size;
   }
 
