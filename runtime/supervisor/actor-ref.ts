@@ -1,22 +1,30 @@
 /**
- * A handle on one supervised actor: it writes every event to the durable event log before the actor sees it,
- * delivers events to the actor's worker in batches through comlink, routes replies to waiting `ask()`s and the
- * other intents to the runtime, snapshots, and restarts the worker from its snapshot plus the logged events since.
- * Its types, errors and defaults are in supervision.ts; supervisor.ts spawns and tracks the refs.
+ * A handle on one supervised actor: its durable mailbox logs every event before the actor sees it and posts the
+ * durable batches to the actor's worker through comlink; the ref routes replies to waiting `ask()`s and the other
+ * intents to the runtime, snapshots, and rebuilds the actor from its snapshot plus the logged events since when its
+ * supervisor decides to restart it. Whether and when to restart is the supervisor's decision (supervisor.ts): the
+ * ref reports that it went down and waits. Its types, errors and defaults are in supervision.ts.
  */
 import type { Remote } from 'comlink';
 import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact, type VersionedSnapshot, parseIntents } from '../../actors/actor.protocol.ts';
 import type { LoggedEvent } from '../../actors/event-log.ts';
 import type { ReplyBody } from '../../machines/node.messages.ts';
+import { DurableMailbox, type Entry } from './durable-mailbox.ts';
 import { type Placement, type WorkerHost, WorkerPool } from './worker-pool.ts';
-import { ActorFailedError, type ActorStatus, AskTimeoutError, type OmitFrom, type Recovery, RestartIntensityError, type SupervisorDeps, type SupervisorInit, ended } from './supervision.ts';
-
-type Entry = LoggedEvent & { readonly payload: { readonly type: string; readonly replyTo?: string } };
+import { ActorFailedError, type ActorStatus, AskTimeoutError, type OmitFrom, type Recovery, type SupervisorDeps, type SupervisorInit, ended } from './supervision.ts';
 
 interface Pending {
   resolve(r: ReplyBody): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+}
+
+/** Who decides what happens when an actor goes down: its supervisor. */
+export interface ActorOwner {
+  /** The actor went down (its worker died, or an event failed in it) and waits for `restart` or `fail`. */
+  childFailed(ref: ActorRef, cause: string): void;
+  /** The actor's restarts within its supervisor's intensity window. */
+  restartsOf(id: string): number;
 }
 
 /** Longest a stop waits for the worker's answer to a call (a worker that died never answers). */
@@ -44,23 +52,20 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** Removes this actor's listeners from its worker. */
   #unlisten: () => void = () => {};
   readonly #pool: WorkerPool;
+  readonly #mailbox: DurableMailbox;
+  /** Bumped whenever the worker side is torn down: answers from an older epoch are ignored. */
   #epoch = 0;
-  /** Last seq given to an event. */
-  #seq = 0;
   /** Last seq posted to the worker. */
   #posted = 0;
   /** Last seq the worker processed. */
   #acked = 0;
   #snapshotSeq = 0;
-  /** Events not yet handed to the log. */
-  #queue: Entry[] = [];
-  /** Appends in order; each link delivers its batch once it is durable. */
-  #chain: Promise<void> = Promise.resolve();
-  #inFlight = 0;
   #idle: (() => void)[] = [];
   #snapshotting = false;
-  #flushScheduled = false;
-  #restarts: number[] = [];
+  /** The event that failed in the actor, dropped from the log at the restart. */
+  #poisonSeq: number | undefined;
+  /** A restart is under way. */
+  #restarting = false;
   #pending = new Map<string, Pending>();
   #askSeq = 0;
   #status: ActorStatus = 'starting';
@@ -74,17 +79,23 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     readonly deps: SupervisorDeps,
     readonly placement: Placement = 'dedicated',
     pool?: WorkerPool,
+    readonly owner?: ActorOwner,
   ) {
     this.#pool = pool ?? new WorkerPool(deps.workerUrl);
+    this.#mailbox = new DurableMailbox(id, { log: deps.eventLog, batchSize: init.batchSize, now: () => this.#now() }, {
+      post: (batch) => this.#post(batch),
+      logFailed: (err) => this.#logFailed(err),
+      flushed: () => this.#notifyIdle(),
+    });
   }
 
   get status(): ActorStatus {
     return this.#status;
   }
 
-  /** Restarts so far within the current intensity window. */
+  /** Restarts within its supervisor's current intensity window. */
   get restarts(): number {
-    return this.#restarts.length;
+    return this.owner?.restartsOf(this.id) ?? 0;
   }
 
   /** How the actor came up at spawn. */
@@ -109,11 +120,12 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     ]);
     const input = known ? known.input : this.input;
     const lastSeq = Math.max(last, snapshot?.seq ?? 0);
-    this.#seq = this.#posted = this.#acked = lastSeq;
+    this.#mailbox.resume(lastSeq);
+    this.#posted = this.#acked = lastSeq;
     this.#snapshotSeq = snapshot?.seq ?? 0;
     const view = await this.#boot(input, snapshot, events.map((e) => e.payload));
     this.#reportFacts(view.facts, events);
-    this.#flush();
+    this.#open();
     this.#recovery = { recovered: known !== undefined, snapshotSeq: snapshot?.seq ?? 0, replayed: events.length, lastSeq, ms: Math.round(performance.now() - t0) };
     return view;
   }
@@ -121,16 +133,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** Queues an event; it is logged, then delivered, in a batch on the next turn of the event loop. */
   send(event: E, origin = 'local'): void {
     if (ended(this.#status)) throw new ActorFailedError(`actor ${this.id} is ${this.#status}`);
-    this.#seq += 1;
-    this.#queue.push({ seq: this.#seq, ts: this.#now(), type: event.type, origin, payload: event as Entry['payload'] });
-    if (this.#queue.length >= this.init.batchSize) this.#flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        this.#flush();
-      });
-    }
+    this.#mailbox.push(event as Entry['payload'], origin);
   }
 
   /** Sends a command and waits for the actor's reply to it. */
@@ -163,8 +166,8 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** Resolves when every queued event has been logged and processed. */
   drain(): Promise<void> {
     if (ended(this.#status)) return Promise.reject(new ActorFailedError(`actor ${this.id} is ${this.#status}`));
-    this.#flush();
-    if (this.#inFlight === 0 && this.#queue.length === 0 && this.#status === 'running') return Promise.resolve();
+    this.#mailbox.flush();
+    if (!this.#mailbox.busy && this.#status === 'running') return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -193,10 +196,57 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     }
     this.#status = 'stopped';
     this.#epoch += 1; // a restart under way comes to nothing
+    this.#mailbox.close();
     this.#rejectAll(new ActorFailedError(`actor ${this.id} stopped`));
-    await this.#chain.catch(() => {});
+    await this.#mailbox.settled();
     await bounded(() => this.#remote.stop(this.id), STOP_CALL_MS);
     await this.#dropHost();
+  }
+
+  /**
+   * Rebuilds the actor from its log (the supervisor's decision): processed events are replayed with effects off,
+   * the rest redelivered. A running actor (a sibling's restart under one_for_all or rest_for_one) first finishes
+   * the batches it has (for at most a second), so no effect is emitted twice. No-op while a restart is under way.
+   */
+  async restart(cause: string): Promise<void> {
+    if (ended(this.#status) || this.#restarting) return;
+    this.#restarting = true;
+    try {
+      if (this.#status === 'running') {
+        await bounded(() => this.drain(), STOP_CALL_MS);
+        if (ended(this.#status)) return;
+        this.#takeDown();
+      }
+      await this.#rebuild(cause);
+    } catch (err) {
+      if (ended(this.#status)) return;
+      this.#restarting = false;
+      this.#takeDown();
+      this.#report(`restart failed: ${(err as Error).message}`);
+    } finally {
+      this.#restarting = false;
+    }
+  }
+
+  /** Ends the actor for good (its supervisor gave up, or it is temporary): asks reject with `err`. */
+  fail(err: Error): void {
+    if (ended(this.#status)) return;
+    this.#takeDown();
+    this.#status = 'failed';
+    this.#rejectAll(err);
+  }
+
+  /** Takes the worker side down (the supervisor restarts it or fails it next); asks stay pending. */
+  takeDown(): void {
+    if (ended(this.#status)) return;
+    this.#takeDown();
+  }
+
+  #takeDown(): void {
+    this.#epoch += 1;
+    this.#mailbox.close();
+    this.#status = 'restarting';
+    void this.#dropHost();
   }
 
   /** Leaves the worker: a dedicated one ends; on the shared one only this actor goes. */
@@ -242,7 +292,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     const onError = (err: Error) => this.deps.log.error({ actor: this.id, err }, 'actor worker error');
     const onExit = (code: number) => {
       if (!booted) rejectBoot(new Error(`actor ${this.id}: worker exited with code ${code} before it started`));
-      else if (epoch === this.#epoch && !ended(this.#status)) this.#failed(`worker exited with code ${code}`);
+      else if (epoch === this.#epoch && this.#status === 'running') this.#down(`worker exited with code ${code}`);
     };
     worker.on('error', onError);
     worker.on('exit', onExit);
@@ -255,7 +305,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     booted = true;
     if (epoch !== this.#epoch) {
       // stopped (or failed again) while it booted: leave nothing behind in the worker
-      if (this.#status === 'stopped' && this.#host === h) await this.#dropHost();
+      if (ended(this.#status) && this.#host === h) await this.#dropHost();
       throw new ActorFailedError(`actor ${this.id} was stopped while it started`);
     }
     if (view.inspections) this.deps.onInspect?.(view.inspections);
@@ -263,46 +313,32 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return view;
   }
 
-  #flush(): void {
-    if (this.#status !== 'running') return;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.init.batchSize);
-      this.#inFlight += 1;
-      const durable = this.deps.eventLog.append(this.id, batch);
-      const epoch = this.#epoch;
-      this.#chain = this.#chain
-        .then(() => durable)
-        .then(
-          () => this.#post(epoch, batch),
-          (err: Error) => this.#logFailed(err),
-        );
-    }
+  #open(): void {
+    this.#mailbox.open();
     this.#notifyIdle();
   }
 
   /** Hands a durable batch to the worker (pipelined: does not wait for the answer). */
-  #post(epoch: number, batch: readonly Entry[]): void {
-    if (epoch !== this.#epoch) return; // a restart redelivers it from the log
+  #post(batch: readonly Entry[]): void {
+    const epoch = this.#epoch;
     this.#posted = batch.at(-1)!.seq;
     this.#remote.deliver(this.id, batch.map((e) => e.payload)).then(
       (r) => this.#delivered(epoch, batch, r),
-      (err: Error) => epoch === this.#epoch && this.#failed(`deliver failed: ${err.message}`),
+      (err: Error) => epoch === this.#epoch && this.#status === 'running' && this.#down(`deliver failed: ${err.message}`),
     );
   }
 
+  /** The log refused a batch: the actor cannot go on (restarting would not help), so this escalates at once. */
   #logFailed(err: Error): void {
     if (ended(this.#status)) return;
-    this.#status = 'failed';
-    this.#epoch += 1;
     const e = Object.assign(new Error(`actor ${this.id} cannot log events: ${err.message}`), { name: 'EventLogError' });
-    this.#rejectAll(e);
-    void this.#dropHost();
+    this.fail(e);
     this.deps.onEscalate(e);
   }
 
   #delivered(epoch: number, batch: readonly Entry[], r: DeliverResult): void {
     if (epoch !== this.#epoch) return;
-    this.#inFlight -= 1;
+    this.#mailbox.delivered();
     const done = r.failure ? r.failure.index : batch.length;
     if (done > 0) this.#acked = batch[done - 1]!.seq;
     if (r.inspections) this.deps.onInspect?.(r.inspections);
@@ -312,7 +348,8 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       const poison = batch[r.failure.index]!;
       this.deps.log.error({ actor: this.id, event: poison.type, seq: poison.seq, error: r.failure }, `actor ${this.id} failed on ${poison.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
       if (poison.payload.replyTo) this.#settle(poison.payload.replyTo, null, new ActorFailedError(`${poison.type} failed: ${r.failure.message}`));
-      this.#failed(r.failure.message, poison.seq);
+      this.#poisonSeq = poison.seq;
+      this.#down(r.failure.message);
       return;
     }
     this.#maybeSnapshot();
@@ -367,47 +404,37 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
       });
   }
 
-  #failed(cause: string, poisonSeq?: number): void {
-    if (this.#status === 'restarting' || ended(this.#status)) return;
-    this.#epoch += 1;
-    this.#inFlight = 0;
-    const now = this.#now();
-    this.#restarts = this.#restarts.filter((t) => now - t < this.init.withinMs);
-    void this.#dropHost();
-    if (this.#restarts.length >= this.init.maxRestarts) {
-      this.#status = 'failed';
-      const err = new RestartIntensityError(this.id, this.#restarts.length, this.init.withinMs, cause);
-      this.#rejectAll(err);
-      this.deps.onEscalate(err);
-      return;
-    }
-    this.#restarts.push(now);
-    this.#status = 'restarting';
-    this.#restart(cause, poisonSeq).catch((err: Error) => {
-      if (ended(this.#status)) return;
-      this.#status = 'running';
-      this.#failed(`restart failed: ${err.message}`);
-    });
+  /** The running actor went down: tear down its worker side and let the supervisor decide. */
+  #down(cause: string): void {
+    if (this.#status !== 'running') return;
+    this.#takeDown();
+    this.#report(cause);
   }
 
-  /** Rebuilds the actor from the log: processed events are replayed with effects off, the rest redelivered. */
-  async #restart(cause: string, poisonSeq: number | undefined): Promise<void> {
+  /** Without an owner (a bare ref in a tool), a failure restarts it. */
+  #report(cause: string): void {
+    if (this.owner) this.owner.childFailed(this as unknown as ActorRef, cause);
+    else void this.restart(cause);
+  }
+
+  /** Boots a new worker side from the snapshot and the log. */
+  async #rebuild(cause: string): Promise<void> {
     const log = this.deps.eventLog;
+    const poisonSeq = this.#poisonSeq;
+    this.#poisonSeq = undefined;
     if (poisonSeq !== undefined) await log.markDropped(this.id, poisonSeq, cause);
-    await this.#chain.catch(() => {}); // every append that was under way has settled
+    await this.#mailbox.settled(); // every append that was under way has settled
     const snapshot = await log.latestSnapshot(this.id);
     const events = await log.eventsAfter(this.id, snapshot?.seq ?? 0);
     const replay = events.filter((e) => e.seq <= this.#acked);
     const redeliver = events.filter((e) => e.seq > this.#acked) as Entry[];
-    this.deps.log.warn({ actor: this.id, cause, snapshotSeq: snapshot?.seq ?? 0, replay: replay.length, redeliver: redeliver.length, restarts: this.#restarts.length }, `restarting actor ${this.id} from its snapshot`);
+    this.deps.log.warn({ actor: this.id, cause, snapshotSeq: snapshot?.seq ?? 0, replay: replay.length, redeliver: redeliver.length, restarts: this.restarts }, `restarting actor ${this.id} from its snapshot`);
     const known = await log.actor(this.id);
     this.#snapshotSeq = snapshot?.seq ?? 0;
     await this.#boot(known?.input ?? this.input, snapshot, replay.map((e) => e.payload));
-    for (let i = 0; i < redeliver.length; i += this.init.batchSize) {
-      this.#inFlight += 1;
-      this.#post(this.#epoch, redeliver.slice(i, i + this.init.batchSize));
-    }
-    this.#flush();
+    this.#restarting = false; // it runs: a failure from here on is a new one
+    this.#mailbox.redeliver(redeliver);
+    this.#open();
   }
 
   #assertAlive(): void {
@@ -424,7 +451,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #notifyIdle(force = false): void {
-    if (!force && (this.#inFlight > 0 || this.#queue.length > 0 || this.#status !== 'running')) return;
+    if (!force && (this.#mailbox.busy || this.#status !== 'running')) return;
     const waiters = this.#idle;
     this.#idle = [];
     for (const w of waiters) w();

@@ -2,8 +2,9 @@
  * The types, errors and defaults of supervision: what a supervisor is configured with, what it needs, what it
  * reports, and the errors its actors' callers see (matched by `name`: comlink carries only name and message).
  */
-import type { InspectionRecord } from '../../actors/actor.protocol.ts';
+import type { InspectionRecord, VersionedSnapshot } from '../../actors/actor.protocol.ts';
 import type { EventLog } from '../../actors/event-log.ts';
+import type { Placement } from './worker-pool.ts';
 
 /** Where an actor is in its life: `stopped` and `failed` are for good (see `ended`). */
 export type ActorStatus = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
@@ -13,10 +14,50 @@ export function ended(status: ActorStatus): boolean {
   return status === 'stopped' || status === 'failed';
 }
 
+/**
+ * When a child is restarted (OTP's restart types). A crash or a failed event is always an abnormal end; an actor
+ * ends normally only when it is retired or stopped, so for actors `transient` restarts as `permanent` does.
+ */
+export type RestartType = 'permanent' | 'transient' | 'temporary';
+
+/**
+ * Which children restart when one fails: only it (`one_for_one`), all of them (`one_for_all`), or it and the
+ * children started after it (`rest_for_one`), as in OTP.
+ */
+export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
+
+/** How to start one actor under a supervisor. */
+export interface ChildSpec {
+  readonly id: string;
+  readonly kind: string;
+  readonly input?: unknown;
+  /** Overrides the logged snapshot (tests, tools). */
+  readonly snapshot?: VersionedSnapshot;
+  /** 'shared': on the one worker shared by small actors; 'dedicated' (default): a worker thread of its own. */
+  readonly placement?: Placement;
+  readonly restart?: RestartType;
+}
+
+/** A nested supervisor: its own strategy and intensity; `restart` is what its parent does when it gives up. */
+export interface SupervisorSpec {
+  readonly id: string;
+  readonly strategy?: Strategy;
+  readonly maxRestarts?: number;
+  readonly withinMs?: number;
+  readonly restart?: RestartType;
+  /** Ends itself (leaving its parent) once its last child is retired, as OTP's `auto_shutdown`. */
+  readonly autoShutdown?: boolean;
+}
+
 export interface SupervisorInit {
-  /** Restarts allowed within `withinMs` before the supervisor gives up and escalates. */
+  /**
+   * The intensity: restarts (of all children together) allowed within `withinMs`; one more and the supervisor gives
+   * up, takes its children down and escalates to its parent (the top one to `onEscalate`).
+   */
   readonly maxRestarts: number;
   readonly withinMs: number;
+  /** Default one_for_one. */
+  readonly strategy?: Strategy;
   /** Largest number of events per cross-thread call. */
   readonly batchSize: number;
   /** Take a snapshot after this many events, so a restart replays at most this many. */
@@ -75,8 +116,8 @@ export interface Recovery {
 
 export class RestartIntensityError extends Error {
   override name = 'RestartIntensityError';
-  constructor(id: string, restarts: number, withinMs: number, cause: string) {
-    super(`actor ${id} failed ${restarts + 1} times within ${Math.round(withinMs / 1000)} s (last: ${cause}); giving up. Check the log above for the cause, then start the node again`);
+  constructor(supervisor: string, restarts: number, withinMs: number, cause: string) {
+    super(`supervisor ${supervisor}: ${restarts + 1} failures within ${Math.round(withinMs / 1000)} s, more than the ${restarts} restarts allowed (last: ${cause}); giving up. Check the log above for the cause, then start the node again`);
   }
 }
 

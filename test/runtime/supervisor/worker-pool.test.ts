@@ -199,7 +199,8 @@ function behaviour(title: string) {
 
 async function spawnAll(ctx: Ctx, specs: readonly Spec[], placement: 'shared' | 'dedicated' = 'shared'): Promise<Ref[]> {
   const refs: Ref[] = [];
-  for (const s of specs) refs.push(await within(`spawn ${s.id}`, ctx.sup.spawn<AnyEvent>({ ...s, placement }), LONG));
+  // each under a supervisor of its own, as the node places deal actors: one actor's failures count only against it
+  for (const s of specs) refs.push(await within(`spawn ${s.id}`, ctx.sup.supervisor({ id: `sup:${s.id}`, autoShutdown: true }).spawn<AnyEvent>({ ...s, placement }), LONG));
   return refs;
 }
 
