@@ -10,14 +10,9 @@ import { type ActorHostApi, type ActorView, type DeliverResult, type IndexedFact
 import type { LoggedEvent } from '../../actors/event-log.ts';
 import type { ReplyBody } from '../../machines/node.messages.ts';
 import { DurableMailbox, type Entry } from './durable-mailbox.ts';
-import { type Placement, type WorkerHost, WorkerPool } from './worker-pool.ts';
-import { ActorFailedError, type ActorStatus, AskTimeoutError, type OmitFrom, type Recovery, type SupervisorDeps, type SupervisorInit, ended } from './supervision.ts';
-
-interface Pending {
-  resolve(r: ReplyBody): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-}
+import { PendingAsks } from './pending-asks.ts';
+import { type Placement, STOP_CALL_MS, type WorkerHost, WorkerPool, bounded } from './worker-pool.ts';
+import { ActorFailedError, type ActorStatus, type OmitFrom, type Recovery, type SupervisorDeps, type SupervisorInit, ended } from './supervision.ts';
 
 /** Who decides what happens when an actor goes down: its supervisor. */
 export interface ActorOwner {
@@ -25,24 +20,6 @@ export interface ActorOwner {
   childFailed(ref: ActorRef, cause: string): void;
   /** The actor's restarts within its supervisor's intensity window. */
   restartsOf(id: string): number;
-}
-
-/** Longest a stop waits for the worker's answer to a call (a worker that died never answers). */
-const STOP_CALL_MS = 1000;
-
-/**
- * The call's result, or undefined when it throws (a released proxy throws at once), rejects, or takes longer than
- * `ms` (a call to a worker that died never settles).
- */
-async function bounded<T>(call: () => Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([call(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms).unref()))]);
-  } catch {
-    return undefined;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A handle on one supervised actor that accepts events of type `E`. */
@@ -66,8 +43,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   #poisonSeq: number | undefined;
   /** A restart is under way. */
   #restarting = false;
-  #pending = new Map<string, Pending>();
-  #askSeq = 0;
+  readonly #asks: PendingAsks;
   #status: ActorStatus = 'starting';
   #recovery: Recovery | undefined;
 
@@ -82,6 +58,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     readonly owner?: ActorOwner,
   ) {
     this.#pool = pool ?? new WorkerPool(deps.workerUrl);
+    this.#asks = new PendingAsks(id);
     this.#mailbox = new DurableMailbox(id, { log: deps.eventLog, batchSize: init.batchSize, now: () => this.#now() }, {
       post: (batch) => this.#post(batch),
       logFailed: (err) => this.#logFailed(err),
@@ -138,22 +115,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
 
   /** Sends a command and waits for the actor's reply to it. */
   ask(event: OmitFrom<E, 'replyTo'>, timeoutMs = this.init.askTimeoutMs, origin = 'local'): Promise<ReplyBody> {
-    this.#askSeq += 1;
-    const replyTo = `${this.id}#${this.#askSeq}`;
-    return new Promise<ReplyBody>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(replyTo);
-        reject(new AskTimeoutError(this.id, event.type, timeoutMs));
-      }, timeoutMs);
-      this.#pending.set(replyTo, { resolve, reject, timer });
-      try {
-        this.send({ ...event, replyTo } as unknown as E, origin);
-      } catch (e) {
-        clearTimeout(timer);
-        this.#pending.delete(replyTo);
-        reject(e as Error);
-      }
-    });
+    return this.#asks.open(event.type, timeoutMs, (replyTo) => this.send({ ...event, replyTo } as unknown as E, origin));
   }
 
   /** The actor's current state, after every event sent so far. */
@@ -347,7 +309,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     if (r.failure) {
       const poison = batch[r.failure.index]!;
       this.deps.log.error({ actor: this.id, event: poison.type, seq: poison.seq, error: r.failure }, `actor ${this.id} failed on ${poison.type}: ${r.failure.message}; the event is dropped and the actor restarted`);
-      if (poison.payload.replyTo) this.#settle(poison.payload.replyTo, null, new ActorFailedError(`${poison.type} failed: ${r.failure.message}`));
+      if (poison.payload.replyTo) this.#asks.settle(poison.payload.replyTo, null, new ActorFailedError(`${poison.type} failed: ${r.failure.message}`));
       this.#poisonSeq = poison.seq;
       this.#down(r.failure.message);
       return;
@@ -366,21 +328,12 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     for (const i of intents) {
       const intent = i as { type: string; replyTo?: string } & ReplyBody;
       if (intent.type === 'reply.send' && intent.replyTo) {
-        if (!this.#pending.has(intent.replyTo)) continue;
+        if (!this.#asks.has(intent.replyTo)) continue;
         const { type: _t, replyTo, ...body } = intent;
-        this.#settle(replyTo, body as ReplyBody, null);
+        this.#asks.settle(replyTo, body as ReplyBody, null);
       } else rest.push(i);
     }
     if (rest.length > 0) this.deps.onIntents(this.id, rest);
-  }
-
-  #settle(replyTo: string, body: ReplyBody | null, err: Error | null): void {
-    const p = this.#pending.get(replyTo);
-    if (!p) return;
-    this.#pending.delete(replyTo);
-    clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve(body as ReplyBody);
   }
 
   #maybeSnapshot(): void {
@@ -442,11 +395,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #rejectAll(err: Error): void {
-    for (const [k, p] of this.#pending) {
-      clearTimeout(p.timer);
-      p.reject(err);
-      this.#pending.delete(k);
-    }
+    this.#asks.rejectAll(err);
     this.#notifyIdle(true);
   }
 

@@ -61,3 +61,21 @@ export class WorkerPool {
     if (h) await h.worker.terminate();
   }
 }
+
+/** Longest a stop waits for the worker's answer to a call (a worker that died never answers). */
+export const STOP_CALL_MS = 1000;
+
+/**
+ * The call's result, or undefined when it throws (a released proxy throws at once), rejects, or takes longer than
+ * `ms` (a call to a worker that died never settles).
+ */
+export async function bounded<T>(call: () => Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([call(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms).unref()))]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
