@@ -5,6 +5,7 @@ import type { NodeView } from '../../actors/node.actor.ts';
 import type { Indexes } from '../../machines/indexes.ts';
 import type { NodeEvent, ReplyBody } from '../../machines/node.messages.ts';
 import type { NodeApi } from './http-server.ts';
+import { type Clock, realClock } from '../clock.ts';
 import { probeWritable } from '../files.ts';
 import { type Identity, type NodeId, describe } from '../node/identity.ts';
 import type { NetworkService } from '../net/network-service.ts';
@@ -24,8 +25,11 @@ export function createNodeApi(deps: {
   apiUrl: () => string | null;
   descriptor: () => { key: string; nodeId: NodeId } | undefined;
   setDescriptor: (d: { key: string; nodeId: NodeId }) => void;
+  /** Stamps `now` on the ledger events the API sends (default: the real clock). */
+  clock?: Clock;
 }): NodeApi {
   const { node } = deps;
+  const clock = deps.clock ?? realClock;
   const view = async () => (await node.view()).context as NodeView;
   const ask = (e: OmitFrom<NodeEvent, 'replyTo'>): Promise<ReplyBody> => node.ask(e, undefined, 'api');
   return {
@@ -77,11 +81,11 @@ export function createNodeApi(deps: {
     cancel: (id) => deps.deals.cancel(id),
     logs: (id, offset) => deps.deals.logs(id, offset),
     lock: (r) => {
-      const now = Date.now();
+      const now = clock.now();
       return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });
     },
     unlock: (id) => ask({ type: 'ledger.unlock', id }),
-    allocate: (allocationId, lockId) => ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }),
+    allocate: (allocationId, lockId) => ask({ type: 'ledger.allocate', allocationId, lockId, now: clock.now() }),
     release: (allocationId) => ask({ type: 'ledger.release', allocationId }),
   };
 }

@@ -6,6 +6,7 @@
 import { createInspector } from '@statelyai/inspect';
 import WebSocket from 'ws';
 import type { InspectionRecord } from '../../actors/actor.protocol.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import { DEFAULT_INSPECT } from '../config.ts';
 import { type InspectorRelay, startInspectorRelay } from './inspector-relay.ts';
 
@@ -32,11 +33,14 @@ const MAX_PENDING = 1000;
  */
 class WsRelayAdapter {
   #ws: WebSocket | null = null;
-  #retry: NodeJS.Timeout | null = null;
+  #retry: Timer | null = null;
   #pending: string[] = [];
   #stopped = false;
 
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    readonly clock: Clock,
+  ) {}
 
   start(): void {
     if (this.#stopped) return;
@@ -49,13 +53,14 @@ class WsRelayAdapter {
     ws.on('close', () => {
       if (this.#ws !== ws) return;
       this.#ws = null;
-      if (!this.#stopped) this.#retry = setTimeout(() => this.start(), RETRY_MS);
+      // kept alive: a replay waiting for Ctrl-C has nothing else holding the process between attempts
+      if (!this.#stopped) this.#retry = this.clock.after(RETRY_MS, () => this.start(), { keepAlive: true });
     });
   }
 
   stop(): void {
     this.#stopped = true;
-    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry?.clear();
     this.#ws?.close();
   }
 
@@ -66,11 +71,16 @@ class WsRelayAdapter {
   }
 }
 
+export interface InspectorOptions {
+  /** Times the reconnection after a failed connection (default: the real clock). */
+  readonly clock?: Clock;
+}
+
 /**
  * Connects to the relay at `url`. For the default URL, starts a relay on 127.0.0.1 first (or joins one that
  * already listens there).
  */
-export async function createInspectorBridge(url: string, log: InspectorLog): Promise<InspectorBridge> {
+export async function createInspectorBridge(url: string, log: InspectorLog, opts: InspectorOptions = {}): Promise<InspectorBridge> {
   let relay: InspectorRelay | null = null;
   let target = url;
   if (url === DEFAULT_INSPECT) {
@@ -82,7 +92,7 @@ export async function createInspectorBridge(url: string, log: InspectorLog): Pro
     target = `ws://127.0.0.1:${port}`;
     if (relay) log.warn({ page: relay.page }, `Stately inspector relay: open ${relay.page} in a browser to watch the actors`);
   }
-  const inspector = createInspector(new WsRelayAdapter(target), { serializationDepthLimit: 20 });
+  const inspector = createInspector(new WsRelayAdapter(target, opts.clock ?? realClock), { serializationDepthLimit: 20 });
   inspector.start();
   const forward = (records: readonly InspectionRecord[]) => {
     for (const r of records) {

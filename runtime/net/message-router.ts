@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ZodType } from 'zod';
 import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_TTL_MS, type RejectReason, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import { decodeBody, encodeBody, sealOne, splitSigned } from './wire/envelope-codec.ts';
 import { type PayloadSchemas, parseEnvelope, parsePayload } from './wire/envelope-schema.ts';
 import type { EnvelopeSigner, EnvelopeVerifier } from './wire/envelope-signer.ts';
@@ -49,7 +50,8 @@ export interface RouterDeps {
   readonly transport: FrameTransport;
   readonly counters: NetCounters;
   readonly log: RouterLog;
-  readonly now?: () => number;
+  /** Time for envelopes' stamps and deadlines, arrival checks and request timeouts (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 export interface SendOptions {
@@ -74,7 +76,7 @@ export class RemoteError extends Error {
 interface PendingReply {
   readonly resolve: (m: Inbound) => void;
   readonly reject: (e: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: Timer;
   readonly peer: string;
 }
 
@@ -87,21 +89,20 @@ export class MessageRouter {
   readonly #replay = new ReplayCache();
   readonly #lastWarn = new Map<string, number>();
   readonly #bootId = randomBytes(9).toString('base64url');
-  readonly #now: () => number;
-  readonly #sweep: NodeJS.Timeout;
+  readonly #clock: Clock;
+  readonly #sweep: Timer;
   readonly #batcher: OutboundBatcher;
   #seq = 0;
 
   constructor(readonly deps: RouterDeps) {
-    this.#now = deps.now ?? Date.now;
+    this.#clock = deps.clock ?? realClock;
     this.#batcher = new OutboundBatcher({
       transport: deps.transport,
       sign: deps.signer.sign,
       onSent: (n) => (deps.counters.out += n),
       onFailed: (peer, n, e) => deps.log.debug({ peer, dropped: n, err: e.message }, `could not send ${n} messages to ${peer}`),
     });
-    this.#sweep = setInterval(() => this.#replay.sweep(this.#now()), 10_000);
-    this.#sweep.unref();
+    this.#sweep = this.#clock.every(10_000, () => this.#replay.sweep(this.#now()));
   }
 
   get peer(): string {
@@ -134,13 +135,17 @@ export class MessageRouter {
     const replyInbox = `reply/${env.id}`;
     const withReply = { ...env, replyTo: replyInbox };
     return new Promise<Inbound<P>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(replyInbox);
-        reject(new RequestTimeoutError(`no answer to ${type} from ${to.peer} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer = this.#clock.after(
+        timeoutMs,
+        () => {
+          this.#pending.delete(replyInbox);
+          reject(new RequestTimeoutError(`no answer to ${type} from ${to.peer} within ${timeoutMs} ms`));
+        },
+        { keepAlive: true },
+      );
       this.#pending.set(replyInbox, { resolve: resolve as (m: Inbound) => void, reject, timer, peer: to.peer });
       this.#dispatchOut(withReply).catch((e: Error) => {
-        clearTimeout(timer);
+        timer.clear();
         this.#pending.delete(replyInbox);
         reject(e);
       });
@@ -224,12 +229,16 @@ export class MessageRouter {
 
   /** Fails every waiting request, e.g. when the node stops. */
   stop(): void {
-    clearInterval(this.#sweep);
+    this.#sweep.clear();
     for (const [k, p] of this.#pending) {
-      clearTimeout(p.timer);
+      p.timer.clear();
       p.reject(new RequestTimeoutError('the network stopped before the answer arrived'));
       this.#pending.delete(k);
     }
+  }
+
+  #now(): number {
+    return this.#clock.now();
   }
 
   #envelope(to: Address, type: string, payload: unknown, opts: SendOptions, exp: number): UnsignedEnvelope {
@@ -261,7 +270,7 @@ export class MessageRouter {
     if (waiter) {
       if (waiter.peer !== env.from.peer) return this.reject(peer, 'misaddressed', `reply for ${env.to.inbox} from the wrong peer`);
       this.#pending.delete(env.to.inbox);
-      clearTimeout(waiter.timer);
+      waiter.timer.clear();
       if (env.type === 'net.error') {
         const p = env.payload as { code: string; message: string };
         waiter.reject(new RemoteError(p.code, `${env.from.peer} refused the request: ${p.code}: ${p.message}`));

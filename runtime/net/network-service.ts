@@ -8,6 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import { gossipVerdict } from '../../machines/envelope.ts';
 import { NET_INBOX, type NetPong, type PayloadOf, type PeersReply } from '../../machines/net.messages.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import { ACTOR_PROTOCOL, Libp2pActorTransport } from './channel/actor-transport.ts';
 import { createEnvelopeSigner, createEnvelopeVerifier } from './wire/envelope-signer.ts';
 import { FLOW_DEFAULTS, type FlowInit } from './channel/flow-control.ts';
@@ -54,6 +55,8 @@ export interface NetworkDeps {
   readonly key: Ed25519PrivateKey;
   readonly peerId: string;
   readonly log: NetworkLog;
+  /** Time for the router, the channels, discovery and the periodic probes and exchanges (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 export interface NetworkService {
@@ -95,6 +98,7 @@ export class PeerIdMismatchError extends Error {
 
 export async function createNetworkService(init: NetworkInit, deps: NetworkDeps): Promise<NetworkService> {
   const { log } = deps;
+  const clock = deps.clock ?? realClock;
   const libp2p = await createLibp2pHost({ privateKey: deps.key, listen: init.listen, bootstrap: init.bootstrap, maxConnections: init.maxConnections, ...(init.tls ? { tls: init.tls } : {}) });
   if (libp2p.peerId.toString() !== deps.peerId) {
     await libp2p.stop();
@@ -103,7 +107,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
   const self = deps.peerId;
   const counters = new NetCounters();
   const connectedAt = new Map<string, string>();
-  const timers: NodeJS.Timeout[] = [];
+  const timers: Timer[] = [];
   let stopped = false;
   // created before the router needs it; `receive` closes over the router defined just below
   const transport = new Libp2pActorTransport({
@@ -112,12 +116,14 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
     onEnvelope: (peer, kind, body) => router.receive(peer, kind, body, false),
     onReject: (peer, reason, detail) => router.reject(peer, reason, detail),
     log,
+    clock,
   });
   const router = new MessageRouter({
     signer: createEnvelopeSigner(deps.key, self),
     verifier: createEnvelopeVerifier(),
     counters,
     log,
+    clock,
     transport: {
       sendFrames: (peer, frames, deadline) => transport.sendFrames(peer, frames, deadline),
       ready: (peer, n) => transport.ready(peer, n),
@@ -134,14 +140,14 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
   };
   const discovery = new PeerExchange(
     { self, bootstrap: init.bootstrap, maxPeers: init.maxPeers, timeoutMs: 5_000 },
-    { libp2p, router, openChannel: (peer) => transport.channel(peer), rttOf, log },
+    { libp2p, router, openChannel: (peer) => transport.channel(peer), rttOf, log, clock },
   );
   const onIdentify = (evt: CustomEvent<{ peerId: PeerId; protocols: string[] }>) => {
     if (!stopped) discovery.identified(evt.detail.peerId, evt.detail.protocols, ACTOR_PROTOCOL);
   };
   const onConnect = (evt: CustomEvent<PeerId>) => {
     const peer = evt.detail.toString();
-    if (!connectedAt.has(peer)) connectedAt.set(peer, new Date().toISOString());
+    if (!connectedAt.has(peer)) connectedAt.set(peer, new Date(clock.now()).toISOString());
     log.info({ peer }, 'peer connected');
   };
   const onDisconnect = (evt: CustomEvent<PeerId>) => {
@@ -170,14 +176,13 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
       });
       pubsub.subscribe(init.topic);
       discovery.dialBootstrap();
-      timers.push(setInterval(() => transport.probeAll(), init.probeIntervalMs));
-      timers.push(setInterval(() => discovery.round(), init.exchangeIntervalMs));
-      for (const t of timers) t.unref();
+      timers.push(clock.every(init.probeIntervalMs, () => transport.probeAll()));
+      timers.push(clock.every(init.exchangeIntervalMs, () => discovery.round()));
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) t.clear();
       router.stop();
       await transport.stop();
       await libp2p.stop();

@@ -12,6 +12,7 @@ import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { NET_INBOX, type PayloadOf, type PeerEdge, type PeersReply } from '../../machines/net.messages.ts';
+import { type Clock, realClock } from '../clock.ts';
 import type { Libp2pHost } from './libp2p-host.ts';
 import type { MessageRouter } from './message-router.ts';
 
@@ -22,6 +23,8 @@ export interface PeerExchangeDeps {
   readonly openChannel: (peer: string) => Promise<unknown>;
   readonly rttOf: (peer: string) => number | null;
   readonly log: { debug(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+  /** Time for the retry back-off (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 /** DMS peers asked for their peers each round (chosen at random), and on connect while we know few. */
@@ -51,11 +54,14 @@ export class PeerExchange {
   readonly #dialling = new Set<string>();
   /** Peers that could not be reached: not before `at`; the next failure waits `delayMs` x 2. */
   readonly #retry = new Map<string, { at: number; delayMs: number }>();
+  readonly #clock: Clock;
 
   constructor(
     readonly init: PeerExchangeInit,
     readonly deps: PeerExchangeDeps,
-  ) {}
+  ) {
+    this.#clock = deps.clock ?? realClock;
+  }
 
   /** Our live connections as edges, with the addresses each peer announced (what `peers.request` answers). */
   edges(): PeerEdge[] {
@@ -152,7 +158,7 @@ export class PeerExchange {
 
   #enqueue(peer: string, addrs: readonly string[]): void {
     if (peer === this.init.self || this.#dialling.has(peer) || this.connected(peer) || this.#queued.size >= MAX_QUEUED_DIALS) return;
-    if ((this.#retry.get(peer)?.at ?? 0) > Date.now()) return;
+    if ((this.#retry.get(peer)?.at ?? 0) > this.#clock.now()) return;
     const full = addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)).filter((a) => /\/(ws|wss)\//.test(`${a}/`));
     if (full.length > 0) this.#queued.set(peer, full);
   }
@@ -181,7 +187,7 @@ export class PeerExchange {
       this.deps.log.info({ peer }, 'connected to a peer learned through peer exchange');
     } catch (e) {
       const delayMs = Math.min(RETRY_MAX_MS, (this.#retry.get(peer)?.delayMs ?? RETRY_MIN_MS / 2) * 2);
-      this.#retry.set(peer, { at: Date.now() + delayMs, delayMs });
+      this.#retry.set(peer, { at: this.#clock.now() + delayMs, delayMs });
       if (this.#retry.size > MAX_QUEUED_DIALS) this.#retry.delete(this.#retry.keys().next().value!);
       this.deps.log.debug({ peer, err: (e as Error).message, retryInMs: delayMs }, 'could not dial a peer learned through peer exchange');
     }

@@ -3,6 +3,7 @@
  * node's inboxes and their payload schemas registered.
  */
 import { promises as fs } from 'node:fs';
+import type { Clock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { Identity } from '../node/identity.ts';
@@ -33,11 +34,12 @@ export interface NodeInboxes {
   inboxes(router: MessageRouter): InboxSpec[];
 }
 
-export async function startNetwork(config: RunConfig, identity: Identity, node: NodeInboxes, log: NetworkLog): Promise<NetworkService> {
+/** `clock` is the time the network runs on (the real clock when not given). */
+export async function startNetwork(config: RunConfig, identity: Identity, node: NodeInboxes, log: NetworkLog, clock?: Clock): Promise<NetworkService> {
   const tls = await readTls(config.tls);
   const { createNetworkService, NETWORK_DEFAULTS } = await loadNetworkModule();
   const init = { ...NETWORK_DEFAULTS, listen: config.listen, bootstrap: config.bootstrap, ...(config.maxPeers === null ? {} : { maxPeers: config.maxPeers }), ...(tls ? { tls } : {}) };
-  const net = await createNetworkService(init, { key: identity.key, peerId: identity.peerId, log });
+  const net = await createNetworkService(init, { key: identity.key, peerId: identity.peerId, log, clock });
   for (const s of node.schemas) net.router.addSchemas(s);
   for (const inbox of node.inboxes(net.router)) net.router.register(inbox);
   try {

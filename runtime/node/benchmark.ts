@@ -14,6 +14,7 @@ import si, { type Systeminformation } from 'systeminformation';
 import { z } from 'zod';
 import type { Gpu } from '../../machines/capability.ts';
 import type { Benchmark } from '../../machines/onboarding.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import type { CpuResultMessage, CpuWorkerReply } from './benchmark.worker.ts';
 
 export const DEFAULT_CPU_MILLIS = 300;
@@ -45,6 +46,9 @@ export interface BenchmarkOptions {
   readonly cpuMillis?: number;
   /** How many bytes the disk test writes and fsyncs. */
   readonly diskBytes?: number;
+  /** Stamps `measuredAt` and times the probes' and workers' time limits (default: the real clock). The rates
+   * themselves are always measured in real time. */
+  readonly clock?: Clock;
 }
 
 export interface MachineFacts {
@@ -69,15 +73,16 @@ export function memoryTotal(): number {
 /** Runs the whole benchmark (about 1 s with the defaults on a 2-core machine). Rejects with a BenchmarkError. */
 export async function runBenchmark(opts: BenchmarkOptions): Promise<Benchmark> {
   const started = performance.now();
-  const measuredAt = new Date().toISOString();
+  const clock = opts.clock ?? realClock;
+  const measuredAt = new Date(clock.now()).toISOString();
   const { dataDir, cpuMillis, diskBytes } = checkOptions(opts);
   const cores = os.availableParallelism();
   const tmp = await createTempFile(dataDir);
   let pool: CpuPool | undefined;
   let failed = true;
   try {
-    pool = startCpuPool(cores); // workers start and warm up while the disk is measured
-    const [diskWriteBytesPerSec, host] = await Promise.all([writeAndSync(tmp, diskBytes), readHostFacts()]);
+    pool = startCpuPool(cores, clock); // workers start and warm up while the disk is measured
+    const [diskWriteBytesPerSec, host] = await Promise.all([writeAndSync(tmp, diskBytes), readHostFacts(clock)]);
     await tmp.remove();
     const space = await readDiskSpace(dataDir);
     const cpu = await pool.measure(cpuMillis);
@@ -103,7 +108,7 @@ export async function runBenchmark(opts: BenchmarkOptions): Promise<Benchmark> {
   }
 }
 
-function checkOptions(opts: BenchmarkOptions): Required<BenchmarkOptions> {
+function checkOptions(opts: BenchmarkOptions): Required<Omit<BenchmarkOptions, 'clock'>> {
   const cpuMillis = opts.cpuMillis ?? DEFAULT_CPU_MILLIS;
   const diskBytes = opts.diskBytes ?? DEFAULT_DISK_BYTES;
   if (typeof opts.dataDir !== 'string' || opts.dataDir === '') {
@@ -187,22 +192,21 @@ async function writeAndSync(tmp: TempFile, bytes: number): Promise<number> {
 
 // ---- static facts: CPU model and GPUs ----
 
-async function readHostFacts(): Promise<{ cpuModel: string; gpus: Gpu[] }> {
-  const [cpu, graphics] = await Promise.all([withTimeout(si.cpu()), withTimeout(si.graphics())]);
+async function readHostFacts(clock: Clock): Promise<{ cpuModel: string; gpus: Gpu[] }> {
+  const [cpu, graphics] = await Promise.all([withTimeout(si.cpu(), clock), withTimeout(si.graphics(), clock)]);
   return { cpuModel: cpuModelOf(cpu), gpus: gpusOf(graphics) };
 }
 
 /** The probe's result, or undefined when it throws or takes longer than PROBE_TIMEOUT_MS. */
-async function withTimeout<T>(p: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
+async function withTimeout<T>(p: Promise<T>, clock: Clock): Promise<T | undefined> {
+  let timer: Timer | undefined;
   const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, PROBE_TIMEOUT_MS, undefined);
-    timer.unref();
+    timer = clock.after(PROBE_TIMEOUT_MS, () => resolve(undefined));
   });
   try {
     return await Promise.race([p.catch(() => undefined), timeout]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
   }
 }
 
@@ -246,11 +250,11 @@ interface CpuPool {
   close(): Promise<void>;
 }
 
-function startCpuPool(cores: number): CpuPool {
+function startCpuPool(cores: number, clock: Clock): CpuPool {
   if (!existsSync(WORKER_URL)) {
     throw new BenchmarkError('cpu', `the CPU worker ${fileURLToPath(WORKER_URL)} is missing; build it with \`npx tsc -p tsconfig.json\``);
   }
-  const workers = Array.from({ length: Math.max(1, cores) }, (_, i) => startCpuWorker(i));
+  const workers = Array.from({ length: Math.max(1, cores) }, (_, i) => startCpuWorker(i, clock));
   return {
     async measure(millis) {
       await Promise.all(workers.map((w) => w.ready));
@@ -271,7 +275,7 @@ interface CpuWorker {
   run(millis: number): Promise<CpuResultMessage>;
 }
 
-function startCpuWorker(index: number): CpuWorker {
+function startCpuWorker(index: number, clock: Clock): CpuWorker {
   // execArgv: [] keeps loaders such as tsx out of the worker: it is plain JS and starts ~4x faster without them
   const worker = new Worker(WORKER_URL, { name: `benchmark-cpu-${index}`, execArgv: [] });
   let waiting: { resolve(m: CpuWorkerReply): void; reject(e: Error): void } | undefined;
@@ -294,8 +298,8 @@ function startCpuWorker(index: number): CpuWorker {
   const next = (timeoutMs: number): Promise<CpuWorkerReply> => {
     if (failure) return Promise.reject(failure);
     return new Promise<CpuWorkerReply>((resolve, reject) => {
-      const timer = setTimeout(() => fail(`did not answer within ${timeoutMs} ms`), timeoutMs);
-      const done = (): void => clearTimeout(timer);
+      const timer = clock.after(timeoutMs, () => fail(`did not answer within ${timeoutMs} ms`), { keepAlive: true });
+      const done = (): void => timer.clear();
       waiting = { resolve: (m) => (done(), resolve(m)), reject: (e) => (done(), reject(e)) };
     });
   };

@@ -6,6 +6,7 @@ import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import si from 'systeminformation';
 import type { Sample } from '../../machines/node.messages.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import { memoryTotal } from './benchmark.ts';
 
 export interface MonitorInit {
@@ -16,6 +17,8 @@ export interface MonitorInit {
   /** Told about each sample that failed (and each `onSample` that threw); the monitor keeps going.
    * Without it, failures become process warnings. */
   readonly onError?: (err: Error) => void;
+  /** Stamps each sample (`at`) and times the interval (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 export interface Monitor {
@@ -38,15 +41,16 @@ export function createMonitor(init: MonitorInit, onSample: (s: Sample) => void):
     throw new MonitorError(`monitor interval ${intervalMs} ms must be a positive number of milliseconds`);
   }
   const report = init.onError ?? ((err: Error) => process.emitWarning(err));
+  const clock = init.clock ?? realClock;
   let generation = 0; // bumped by start and stop, so a tick from an earlier run never delivers or reschedules
   let running = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let inFlight: Promise<void> = Promise.resolve();
 
-  const sampleOnce = (): Promise<Sample> => takeSample(dataDir);
+  const sampleOnce = (): Promise<Sample> => takeSample(dataDir, clock.now());
 
   async function tick(gen: number): Promise<void> {
-    const began = performance.now();
+    const began = clock.now();
     const live = (): boolean => running && gen === generation;
     try {
       const sample = await sampleOnce();
@@ -55,11 +59,12 @@ export function createMonitor(init: MonitorInit, onSample: (s: Sample) => void):
       if (live()) report(asError(err));
     }
     if (!live()) return;
-    timer = setTimeout(() => {
+    // clamped: a wall clock set back must not stretch the wait past one interval
+    const wait = Math.min(intervalMs, Math.max(0, intervalMs - (clock.now() - began)));
+    timer = clock.after(wait, () => {
       timer = undefined;
       inFlight = tick(gen);
-    }, Math.max(0, intervalMs - (performance.now() - began)));
-    timer.unref();
+    });
   }
 
   function deliver(sample: Sample): void {
@@ -83,7 +88,7 @@ export function createMonitor(init: MonitorInit, onSample: (s: Sample) => void):
     async stop() {
       running = false;
       generation++;
-      clearTimeout(timer);
+      timer?.clear();
       timer = undefined;
       await inFlight;
     },
@@ -91,8 +96,7 @@ export function createMonitor(init: MonitorInit, onSample: (s: Sample) => void):
   };
 }
 
-async function takeSample(dataDir: string): Promise<Sample> {
-  const at = Date.now();
+async function takeSample(dataDir: string, at: number): Promise<Sample> {
   const [mem, disk] = await Promise.all([
     si.mem().catch(() => undefined), // os.freemem() below is a fine stand-in
     statfs(dataDir).catch((err: unknown) => {

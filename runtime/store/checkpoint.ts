@@ -4,6 +4,7 @@
  * node's full history.
  */
 import path from 'node:path';
+import { type Clock, realClock } from '../clock.ts';
 import { readJson, writeFileDurable } from '../files.ts';
 import { CHECKPOINT_FILE } from './constants.ts';
 import type { Journal } from './journal.ts';
@@ -30,7 +31,7 @@ export async function readCheckpoint(dataDir: string): Promise<Checkpoint | unde
  * Writes a checkpoint of every table and starts a new journal segment, cut exactly between the
  * transactions the checkpoint holds and those after it.
  */
-export async function writeCheckpoint(db: StoreDb, journal: Journal, dataDir: string): Promise<void> {
+export async function writeCheckpoint(db: StoreDb, journal: Journal, dataDir: string, clock: Clock = realClock): Promise<void> {
   let segment = 0;
   const puts: Mutation[] = [];
   await db.transaction('r', TABLES.map((t) => db.table(t)), async () => {
@@ -41,6 +42,6 @@ export async function writeCheckpoint(db: StoreDb, journal: Journal, dataDir: st
     for (const t of TABLES.slice(1)) puts.push({ t, op: 'put', values: await db.table(t).toArray() });
   });
   await journal.durable();
-  const text = `{"format":${CHECKPOINT_FORMAT},"segment":${segment},"createdAt":${Date.now()},"tx":${encodeTx(puts).slice('{"tx":'.length, -1)}}`;
+  const text = `{"format":${CHECKPOINT_FORMAT},"segment":${segment},"createdAt":${clock.now()},"tx":${encodeTx(puts).slice('{"tx":'.length, -1)}}`;
   await writeFileDurable(path.join(dataDir, CHECKPOINT_FILE), text);
 }

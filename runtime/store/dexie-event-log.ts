@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Dexie } from 'dexie';
 import type { VersionedSnapshot } from '../../actors/actor.protocol.ts';
 import type { ActorRecord, EventLog, LoggedEvent, MetaEntry } from '../../actors/event-log.ts';
+import { type Clock, realClock } from '../clock.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { JOURNAL_DIR } from './constants.ts';
 import { Journal } from './journal.ts';
@@ -21,6 +22,8 @@ export interface StoreInit {
   readonly dataDir: string;
   /** Compact once the current journal segment grows past this many bytes. */
   readonly compactBytes: number;
+  /** Stamps snapshots and checkpoints (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 export interface RecoveryReport {
@@ -37,8 +40,10 @@ export class DexieEventLog implements EventLog {
   #suspended = true;
   #compacting: Promise<void> | null = null;
   readonly stats = { compactions: 0 };
+  readonly #clock: Clock;
 
   private constructor(readonly init: StoreInit) {
+    this.#clock = init.clock ?? realClock;
     this.journal = new Journal({ dir: path.join(init.dataDir, JOURNAL_DIR) });
     this.db.use(journalTee(this.journal, () => !this.#suspended));
   }
@@ -75,7 +80,7 @@ export class DexieEventLog implements EventLog {
   async saveSnapshot(actor: string, snapshot: VersionedSnapshot, meta: readonly MetaEntry[] = []): Promise<void> {
     await this.db.transaction('rw', this.db.snapshots, this.db.events, this.db.meta, async () => {
       if (meta.length > 0) await this.db.meta.bulkPut(meta.map((m) => ({ key: m.key, value: m.value })));
-      await this.db.snapshots.put({ ...snapshot, actor, ts: Date.now() });
+      await this.db.snapshots.put({ ...snapshot, actor, ts: this.#clock.now() });
       await this.db.events.where('[actor+seq]').between([actor, 0], [actor, snapshot.seq], true, true).delete();
     });
     await this.#settle();
@@ -142,7 +147,7 @@ export class DexieEventLog implements EventLog {
   }
 
   async #compact(): Promise<void> {
-    await writeCheckpoint(this.db, this.journal, this.init.dataDir);
+    await writeCheckpoint(this.db, this.journal, this.init.dataDir, this.#clock);
     this.stats.compactions += 1;
   }
 

@@ -11,7 +11,6 @@ import type { Fact } from '../../machines/indexes.ts';
 import { NODE_MACHINE_VERSION } from '../../machines/node.machine.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import { BENCH, GiB, HOST, OFFER, T0, res } from '../fixtures/node-fixtures.ts';
-import { sleep } from '../fixtures/waiting.ts';
 
 const onboard: NodeEvent = { type: 'node.onboard', offer: OFFER, host: HOST, benchmark: BENCH };
 const lockEv = (id: string, expiresAt = T0 + 10_000): NodeEvent => ({ type: 'ledger.lock', id, resources: res(0.5, GiB), expiresAt, now: T0, replyTo: `lock-${id}` });
@@ -20,14 +19,18 @@ const sampleEv: NodeEvent = { type: 'monitor.sample', sample: { at: T0, load1: 0
 
 const factTypes = (facts: readonly IndexedFact[] | undefined) => (facts ?? []).map((f) => [f.index, f.fact.type]);
 
-/** Errors thrown outside any call (a setTimeout throw) during `ms` after `fn`: a failing actor must not leave any. */
-async function uncaughtDuring(fn: () => void, ms = 50): Promise<unknown[]> {
+/**
+ * Errors thrown outside any call by `fn`: a failing actor must not leave any. xstate rethrows an unobserved actor
+ * error from a 0 ms timer (its reportUnhandledError); timers of the same delay run in the order they were set, so
+ * once a 0 ms timer set after `fn` has run, any such throw has happened.
+ */
+async function uncaughtFrom(fn: () => void): Promise<unknown[]> {
   const seen: unknown[] = [];
   const onError = (e: unknown) => seen.push(e);
   process.on('uncaughtException', onError);
   try {
     fn();
-    await sleep(ms);
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
   } finally {
     process.off('uncaughtException', onError);
   }
@@ -253,7 +256,7 @@ Failure('deliver stops at the failing event and reports its index, name and mess
   const a = new HostedActor('c', counterKind, { input: {} });
   try {
     let r: ReturnType<HostedActor['deliver']> | undefined;
-    const uncaught = await uncaughtDuring(() => {
+    const uncaught = await uncaughtFrom(() => {
       r = a.deliver([{ type: 'add' }, { type: 'add' }, { type: 'boom' }, { type: 'add' }]);
     });
     assert.ok(r);
@@ -278,7 +281,7 @@ Failure('deliver stops at the failing event and reports its index, name and mess
 
 Failure('a failing event in the replay makes the constructor throw the error', async () => {
   let err: Error | undefined;
-  const uncaught = await uncaughtDuring(() => {
+  const uncaught = await uncaughtFrom(() => {
     try {
       new HostedActor('c', counterKind, { input: {}, replay: [{ type: 'add' }, { type: 'boom' }] }).stop();
     } catch (e) {

@@ -6,6 +6,7 @@
 import type { Libp2p, Stream, Connection } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { RejectReason } from '../../../machines/envelope.ts';
+import { type Clock, realClock } from '../../clock.ts';
 import type { FlowInit } from './flow-control.ts';
 import { InboundChannel } from './inbound-channel.ts';
 import { ChannelClosedError, OutboundChannel } from './outbound-channel.ts';
@@ -21,6 +22,8 @@ export interface ActorTransportDeps {
   onEnvelope(peer: string, kind: number, body: Uint8Array): void;
   onReject(peer: string, reason: RejectReason, detail: string): void;
   readonly log: { debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** Time for deadlines, the first probes and the channels' pacing (default: the real clock). */
+  readonly clock?: Clock;
 }
 
 export class OpenChannelError extends Error {
@@ -32,8 +35,11 @@ export class Libp2pActorTransport {
   readonly #opening = new Map<string, Promise<OutboundChannel>>();
   readonly #in = new Set<InboundChannel>();
   #stopped = false;
+  readonly #clock: Clock;
 
-  constructor(readonly deps: ActorTransportDeps) {}
+  constructor(readonly deps: ActorTransportDeps) {
+    this.#clock = deps.clock ?? realClock;
+  }
 
   async start(): Promise<void> {
     await this.deps.libp2p.handle(ACTOR_PROTOCOL, (stream: Stream, connection: Connection) => this.#accept(stream, connection), {
@@ -64,7 +70,7 @@ export class Libp2pActorTransport {
   }
 
   /** The open channel to a peer, opening a stream (and dialling) when there is none. */
-  channel(peer: string, deadline = Date.now() + 10_000): Promise<OutboundChannel> {
+  channel(peer: string, deadline = this.#clock.now() + 10_000): Promise<OutboundChannel> {
     const ch = this.#out.get(peer);
     if (ch && !ch.closed) return Promise.resolve(ch);
     let p = this.#opening.get(peer);
@@ -90,7 +96,7 @@ export class Libp2pActorTransport {
     if (this.#stopped) throw new ChannelClosedError('the network is stopped');
     let stream: Stream;
     try {
-      stream = await this.deps.libp2p.dialProtocol(peerIdFromString(peer), ACTOR_PROTOCOL, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+      stream = await this.deps.libp2p.dialProtocol(peerIdFromString(peer), ACTOR_PROTOCOL, { signal: AbortSignal.timeout(Math.max(1, deadline - this.#clock.now())) });
     } catch (e) {
       throw new OpenChannelError(`cannot open a channel to ${peer}: ${(e as Error).message}`);
     }
@@ -99,10 +105,10 @@ export class Libp2pActorTransport {
       onClose: (c) => {
         if (this.#out.get(c.peer) === c) this.#out.delete(c.peer);
       },
-    });
+    }, this.#clock);
     this.#out.set(peer, ch);
     // a few probes soon after opening, so the RTT settles before the periodic probes take over
-    for (const ms of [0, 250, 500, 1000]) setTimeout(() => ch.probe(), ms).unref();
+    for (const ms of [0, 250, 500, 1000]) this.#clock.after(ms, () => ch.probe());
     return ch;
   }
 
@@ -118,7 +124,7 @@ export class Libp2pActorTransport {
         }
       },
       onClose: (c) => this.#in.delete(c),
-    });
+    }, this.#clock);
     this.#in.add(ch);
   }
 }

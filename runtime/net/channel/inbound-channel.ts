@@ -5,6 +5,7 @@
  */
 import type { Stream } from '@libp2p/interface';
 import type { RejectReason } from '../../../machines/envelope.ts';
+import { type Clock, type Timer, realClock } from '../../clock.ts';
 import { type FlowInit, TokenBucket } from './flow-control.ts';
 import { FrameDecoder, FrameError, FrameKind, encodeCredit, encodeFrame } from '../wire/frame-codec.ts';
 
@@ -21,12 +22,12 @@ const PROBES_PER_SEC = 20;
 export class InboundChannel {
   readonly #decoder = new FrameDecoder();
   readonly #bucket: TokenBucket;
-  readonly #probes = new TokenBucket(PROBES_PER_SEC, PROBES_PER_SEC, Date.now());
+  readonly #probes: TokenBucket;
   /** Credit the sender still holds. */
   #granted = 0;
   /** Frames processed and not yet granted back. */
   #consumed = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #closed = false;
   received = 0;
 
@@ -35,8 +36,10 @@ export class InboundChannel {
     readonly stream: Stream,
     readonly init: FlowInit,
     readonly hooks: InboundHooks,
+    readonly clock: Clock = realClock,
   ) {
-    this.#bucket = new TokenBucket(init.ratePerSec, Math.max(init.burst, init.initialCredit), Date.now());
+    this.#probes = new TokenBucket(PROBES_PER_SEC, PROBES_PER_SEC, clock.now());
+    this.#bucket = new TokenBucket(init.ratePerSec, Math.max(init.burst, init.initialCredit), clock.now());
     stream.addEventListener('message', (e) => this.#onData(e.data.subarray()));
     stream.addEventListener('remoteCloseWrite', () => this.#onEnd());
     stream.addEventListener('close', () => {
@@ -76,7 +79,7 @@ export class InboundChannel {
       if (this.#closed) return;
       if (f.kind === FrameKind.PROBE) {
         // probes need no credit, but a peer may not make us answer more than a few per second
-        if (this.#probes.take(1, Date.now()) === 0) return this.#cut('flow-violation', 'too many RTT probes');
+        if (this.#probes.take(1, this.clock.now()) === 0) return this.#cut('flow-violation', 'too many RTT probes');
         this.#send(encodeFrame(FrameKind.PROBE_ACK, f.body.slice(0, 8)));
         continue;
       }
@@ -96,16 +99,20 @@ export class InboundChannel {
 
   #maybeGrant(): void {
     if (this.#closed || this.#timer || this.#consumed < this.init.creditBatch) return;
-    const n = this.#bucket.take(this.#consumed, Date.now());
+    const n = this.#bucket.take(this.#consumed, this.clock.now());
     if (n > 0) {
       this.#consumed -= n;
       this.#grant(n);
     }
     if (this.#consumed >= this.init.creditBatch) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#maybeGrant();
-      }, Math.max(1, this.#bucket.waitMs()));
+      this.#timer = this.clock.after(
+        Math.max(1, this.#bucket.waitMs()),
+        () => {
+          this.#timer = undefined;
+          this.#maybeGrant();
+        },
+        { keepAlive: true },
+      );
     }
   }
 
@@ -138,7 +145,7 @@ export class InboundChannel {
   #onClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.hooks.onClose(this);
   }
 }

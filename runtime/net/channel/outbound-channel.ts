@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stream } from '@libp2p/interface';
+import { type Clock, type Timer, realClock } from '../../clock.ts';
 import type { FlowInit } from './flow-control.ts';
 import { FrameDecoder, FrameKind, encodeFrame, readVarint } from '../wire/frame-codec.ts';
 
@@ -21,7 +22,7 @@ interface Waiter {
   readonly frames: readonly Uint8Array[];
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: Timer;
 }
 
 export interface OutboundHooks {
@@ -53,6 +54,7 @@ export class OutboundChannel {
     readonly stream: Stream,
     readonly init: FlowInit,
     readonly hooks: OutboundHooks,
+    readonly clock: Clock = realClock,
   ) {
     stream.addEventListener('message', (e) => this.#onData(e.data.subarray()));
     stream.addEventListener('close', () => this.#onClosed());
@@ -87,11 +89,15 @@ export class OutboundChannel {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.#waiters.findIndex((w) => w.timer === timer);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(new SendTimeoutError(`the queue to ${this.peer} stayed full until the message's deadline; the peer reads too slowly`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = this.clock.after(
+        deadline - this.clock.now(),
+        () => {
+          const i = this.#waiters.findIndex((w) => w.timer === timer);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(new SendTimeoutError(`the queue to ${this.peer} stayed full until the message's deadline; the peer reads too slowly`));
+        },
+        { keepAlive: true },
+      );
       this.#waiters.push({ frames, resolve, reject, timer });
     });
   }
@@ -186,7 +192,7 @@ export class OutboundChannel {
   #admitWaiters(): void {
     while (this.#waiters.length > 0 && this.#queue.length - this.#head < this.init.maxQueue) {
       const w = this.#waiters.shift()!;
-      clearTimeout(w.timer);
+      w.timer.clear();
       for (const f of w.frames) this.#queue.push(f);
       w.resolve();
     }
@@ -199,7 +205,7 @@ export class OutboundChannel {
     this.#queue = [];
     this.#head = 0;
     for (const w of this.#waiters) {
-      clearTimeout(w.timer);
+      w.timer.clear();
       w.reject(new ChannelClosedError(`the channel to ${this.peer} closed before the message left`));
     }
     this.#waiters = [];

@@ -1,6 +1,7 @@
 // The Stately inspector relay (loopback websocket relay + page) and the bridge that feeds it inspection records.
 // Real sockets on 127.0.0.1 port 0; every wait is bounded.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -8,10 +9,11 @@ import WebSocket from 'ws';
 import { HostedActor } from '../../../actors/hosted-actor.ts';
 import { nodeActorKind } from '../../../actors/node.actor.ts';
 import type { NodeEvent } from '../../../machines/node.messages.ts';
+import { ManualClock } from '../../../runtime/clock.ts';
 import { type InspectorBridge, createInspectorBridge } from '../../../runtime/inspector/inspector.ts';
 import { INSPECTOR_UI, type InspectorRelay, startInspectorRelay } from '../../../runtime/inspector/inspector-relay.ts';
 import { BENCH, GiB, HOST, OFFER, T0 } from '../../fixtures/node-fixtures.ts';
-import { sleep, waitFor, within } from '../../fixtures/waiting.ts';
+import { waitFor, within } from '../../fixtures/waiting.ts';
 
 const CHILD = fileURLToPath(new URL('./inspector-exit.child.ts', import.meta.url));
 
@@ -66,11 +68,12 @@ Relay('a message from one client reaches the others, not the sender', async (c) 
   a.ws.send('{"from":"a"}');
   await waitFor('b and d to get the message of a', () => b.got.length === 1 && d.got.length === 1);
   b.ws.send('{"from":"b"}');
-  await waitFor('a to get the message of b', () => a.got.length === 1);
   await waitFor('d to get the message of b', () => d.got.length === 2);
-  await sleep(50); // time for a stray echo to arrive
-  assert.equal(a.got, ['{"from":"b"}']);
-  assert.equal(b.got, ['{"from":"a"}']);
+  // the relay passes messages on in the order it got them: an echo to a or b would reach them before d's
+  d.ws.send('{"from":"d"}');
+  await waitFor('a and b to get the message of d', () => a.got.includes('{"from":"d"}') && b.got.includes('{"from":"d"}'));
+  assert.equal(a.got, ['{"from":"b"}', '{"from":"d"}']);
+  assert.equal(b.got, ['{"from":"a"}', '{"from":"d"}']);
   assert.equal(d.got, ['{"from":"a"}', '{"from":"b"}']);
 });
 
@@ -92,11 +95,13 @@ Relay('only the last 500 messages are kept for late joiners', async (c) => {
   for (let n = 0; n < 510; n += 1) a.ws.send(`m${n}`);
   await waitFor('b to get all 510', () => b.got.length === 510);
   const late = await client(c);
-  await waitFor('the late joiner to get the kept messages', () => late.got.length >= 500);
-  await sleep(50);
-  assert.is(late.got.length, 500);
+  // a live message after the kept ones: once it is in, every kept message the late joiner was sent is too
+  a.ws.send('live');
+  await waitFor('the late joiner to get the live message', () => late.got.includes('live'));
+  assert.is(late.got.length, 501);
   assert.is(late.got[0], 'm10');
   assert.is(late.got[499], 'm509');
+  assert.is(late.got[500], 'live');
 });
 
 Relay('GET on the page url returns HTML that embeds the Stately inspector and feeds it from the relay', async (c) => {
@@ -166,9 +171,11 @@ Bridge('actor, event and snapshot records arrive as @xstate.* messages with the 
   c.bridge.forward(delivered);
   const expected = announced.length + delivered.length;
   assert.ok(expected >= 5, `expected an actor record and two event and snapshot records, got ${expected}`);
-  await waitFor(`${expected} messages at the watcher`, () => c.watcher.got.length >= expected);
-  await sleep(50);
-  const msgs = c.watcher.got.map((m) => JSON.parse(m) as Message);
+  // a last record after them: once it is in, every message the bridge sent before it is too
+  c.bridge.forward([{ type: '@xstate.event', sessionId: 'end:0', event: { type: 'end' } }]);
+  await waitFor(`${expected} messages and the last record at the watcher`, () => c.watcher.got.some((m) => m.includes('end:0')));
+  const msgs = c.watcher.got.slice(0, -1).map((m) => JSON.parse(m) as Message);
+  assert.is(c.watcher.got.length, expected + 1);
   assert.is(msgs.length, expected);
   assert.equal(msgs.map((m) => m.type), [...announced, ...delivered].map((r) => r.type));
   assert.ok(msgs.every((m) => m.sessionId === sessionId), JSON.stringify(msgs.map((m) => m.sessionId)));
@@ -191,11 +198,44 @@ Bridge('records forwarded before the socket opened are still delivered, once', a
     early.forward([{ type: '@xstate.event', sessionId: 'early:0', event: { type: 'first' } }]);
     await waitFor('the early record', () => c.watcher.got.length >= 1);
     early.forward([{ type: '@xstate.event', sessionId: 'early:0', event: { type: 'second' } }]);
-    await waitFor('the second record', () => c.watcher.got.length >= 2);
-    await sleep(50);
-    assert.equal(c.watcher.got.map((m) => (JSON.parse(m) as Message).event?.type), ['first', 'second']);
+    early.forward([{ type: '@xstate.event', sessionId: 'early:0', event: { type: 'last' } }]);
+    await waitFor('the last record', () => c.watcher.got.some((m) => (JSON.parse(m) as Message).event?.type === 'last'));
+    assert.equal(c.watcher.got.map((m) => (JSON.parse(m) as Message).event?.type), ['first', 'second', 'last']);
   } finally {
     early.stop();
+  }
+});
+
+/** A loopback port that was free a moment ago (nothing listens on it now). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+Bridge('a bridge whose relay is not up tries again 5 s later on its clock, and delivers what it held', async (c) => {
+  const clock = new ManualClock();
+  const port = await closedPort();
+  const late = await createInspectorBridge(`ws://127.0.0.1:${port}`, { warn: () => {} }, { clock });
+  let relay: InspectorRelay | undefined;
+  let watcher: Client | undefined;
+  try {
+    late.forward([{ type: '@xstate.event', sessionId: 'late:0', event: { type: 'held' } }]);
+    await waitFor('the failed connection to arm a retry', () => clock.pending === 1);
+    relay = await startInspectorRelay({ host: '127.0.0.1', port });
+    watcher = await connect(relay.url);
+    clock.advance(4999);
+    assert.is(clock.pending, 1, 'the retry ran early');
+    clock.advance(1);
+    assert.is(clock.pending, 0);
+    await waitFor('the held record', () => watcher!.got.length >= 1);
+    assert.equal(watcher.got.map((m) => (JSON.parse(m) as Message).event?.type), ['held']);
+  } finally {
+    late.stop();
+    watcher?.ws.terminate();
+    relay?.stop();
   }
 });
 

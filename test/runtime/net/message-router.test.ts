@@ -6,6 +6,8 @@ import { NET_INBOX } from '../../../machines/net.messages.ts';
 import type { Ed25519PrivateKey } from '@libp2p/interface';
 import type { Inbound, MessageRouter } from '../../../runtime/net/message-router.ts';
 import type { NetCounters } from '../../../runtime/net/net-counters.ts';
+import { ManualClock } from '../../../runtime/clock.ts';
+import { waitFor, within } from '../../fixtures/waiting.ts';
 
 // libp2p's packages are ESM only and uvu runs suites through tsx's require hook: load them dynamically
 const lib = (async () => ({
@@ -25,7 +27,8 @@ type Lib = Awaited<typeof lib>;
 let L: Lib;
 
 const quiet = { debug() {}, warn() {} };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Lets the work queued so far (the batcher's next turn, the transport's microtasks) run. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 interface Side {
   peer: string;
@@ -40,14 +43,15 @@ interface Side {
 interface Ctx {
   a: Side;
   b: Side;
-  clock: { now: number };
+  /** Both routers' time: it moves only when a test advances it. */
+  clock: ManualClock;
 }
 
 /** Two routers joined by an in-memory transport: what one sends, the other receives as from its peer. */
 async function pair(ctx: Ctx): Promise<void> {
   L = await lib;
   const { generateKeyPair, peerIdFromPrivateKey, NetCounters, MessageRouter, createEnvelopeSigner, createEnvelopeVerifier, FrameDecoder, netPayloadSchemas, netInbox } = L;
-  ctx.clock = { now: Date.now() };
+  ctx.clock = new ManualClock(1_700_000_000_000);
   const sides: Side[] = [];
   for (let i = 0; i < 2; i += 1) {
     const key = await generateKeyPair('Ed25519');
@@ -59,7 +63,7 @@ async function pair(ctx: Ctx): Promise<void> {
       verifier: createEnvelopeVerifier(),
       counters,
       log: quiet,
-      now: () => ctx.clock.now,
+      clock: ctx.clock,
       transport: {
         sendFrames: async (to, frames) => {
           const other = sides.find((s) => s.peer === to);
@@ -106,8 +110,8 @@ function craft(side: Side, over: Record<string, unknown>, ctx: Ctx): Uint8Array 
     to: { peer: ctx.b.peer, inbox: 'notes' },
     type: 'test.note',
     payload: { text: 'hi' },
-    ts: ctx.clock.now,
-    exp: ctx.clock.now + 1000,
+    ts: ctx.clock.now(),
+    exp: ctx.clock.now() + 1000,
     ...over,
   };
   const body = dagCbor.encode(env);
@@ -118,7 +122,8 @@ const Delivery = routerSuite('the router delivers signed events to inboxes');
 
 Delivery('an event reaches the addressed inbox with its sender, and both sides count it', async ({ a, b }) => {
   await a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'hello' }, { from: 'me' });
-  await sleep(5);
+  await waitFor('the event at b', () => b.got.length >= 1);
+  await nextTurn();
   assert.is(b.got.length, 1);
   assert.equal(b.got[0]!.envelope.payload, { text: 'hello' });
   assert.is(b.got[0]!.envelope.from.peer, a.peer);
@@ -128,18 +133,26 @@ Delivery('an event reaches the addressed inbox with its sender, and both sides c
   assert.is(b.counters.view().rejectedTotal, 0);
 });
 
-Delivery('request/reply: net.ping is answered by net.pong within the deadline', async ({ a, b }) => {
-  const r = await a.router.request<{ seq: number }>({ peer: b.peer, inbox: NET_INBOX }, 'net.ping', { seq: 7 }, { timeoutMs: 1000 });
+Delivery('request/reply: net.ping is answered by net.pong within the deadline', async ({ a, b, clock }) => {
+  const r = await within('the pong', a.router.request<{ seq: number }>({ peer: b.peer, inbox: NET_INBOX }, 'net.ping', { seq: 7 }, { timeoutMs: 1000 }));
   assert.is(r.envelope.type, 'net.pong');
   assert.is(r.envelope.payload.seq, 7);
-  assert.ok(r.envelope.exp <= Date.now() + 1000);
+  assert.ok(r.envelope.exp <= clock.now() + 1000, 'the reply carries the request\'s deadline');
 });
 
-Delivery('a request nobody answers fails with RequestTimeoutError at its deadline', async ({ a, b }) => {
-  const t0 = Date.now();
-  const err = await a.router.request({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'x' }, { timeoutMs: 80 }).catch((e: Error) => e);
-  assert.is((err as Error).name, 'RequestTimeoutError');
-  assert.ok(Date.now() - t0 >= 75);
+Delivery('a request nobody answers fails with RequestTimeoutError at its deadline, not before', async ({ a, b, clock }) => {
+  let outcome: Error | 'answered' | undefined;
+  const asked = a.router.request({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'x' }, { timeoutMs: 80 }).then(
+    () => (outcome = 'answered'),
+    (e: Error) => (outcome = e),
+  );
+  await waitFor('the request at b', () => b.got.length === 1);
+  clock.advance(79);
+  await nextTurn();
+  assert.is(outcome, undefined, 'settled before its deadline');
+  clock.advance(1);
+  await within('the timeout', asked);
+  assert.is((outcome as Error).name, 'RequestTimeoutError');
 });
 
 Delivery('a request to a missing inbox is answered with net.error and counted as no-inbox', async ({ a, b }) => {
@@ -162,14 +175,16 @@ Delivery('the node inbox passes only the remote event types it lists', async ({ 
 
 Delivery('an event to this node itself is delivered locally, without the transport', async ({ b }) => {
   await b.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'self' });
-  await sleep(1);
+  await waitFor('the event at b', () => b.got.length >= 1);
+  await nextTurn();
   assert.is(b.got.length, 1);
   assert.is(b.sent.length, 0);
 });
 
 Delivery('events sent in one turn travel under one batch signature, each verifiable on its own, in order', async ({ a, b }) => {
   await Promise.all(Array.from({ length: 40 }, (_, i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `n${i}` })));
-  await sleep(10);
+  await waitFor('40 events at b', () => b.got.length >= 40);
+  await nextTurn();
   assert.is(b.got.length, 40);
   assert.equal(b.got.map((m) => (m.envelope.payload as { text: string }).text), Array.from({ length: 40 }, (_, i) => `n${i}`));
   // the first leaves at once, signed alone; the other 39 are a full batch of 32 and one of 7
@@ -181,7 +196,7 @@ Delivery('events sent in one turn travel under one batch signature, each verifia
 
 Delivery('a batched envelope changed after signing, or moved to another place in its batch, is refused', async ({ a, b }) => {
   await Promise.all([0, 1, 2, 3].map((i) => a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: `abc${i}` })));
-  await sleep(5);
+  await waitFor('4 frames sent', () => a.sent.length >= 4);
   // the first left alone; f0, f1 and the next are a batch of 3
   const [, f0, f1] = a.sent;
   const fresh = new L.MessageRouter({ ...b.router.deps, counters: new L.NetCounters() });
@@ -201,7 +216,8 @@ Delivery('a batched envelope changed after signing, or moved to another place in
 
 Delivery('a broadcast reaches the inbox on other peers, counted as broadcast in and out', async ({ a, b }) => {
   await a.router.broadcast('notes', 'test.note', { text: 'all' });
-  await sleep(5);
+  await waitFor('the broadcast at b', () => b.got.length >= 1);
+  await nextTurn();
   assert.is(b.got.length, 1);
   assert.ok(b.got[0]!.broadcast);
   assert.is(b.got[0]!.envelope.to.peer, '*');
@@ -220,7 +236,7 @@ const Refusals = routerSuite('the router refuses bad envelopes, counting each by
 
 Refusals('the same frame twice: the second is replayed', async ({ a, b }) => {
   await a.router.send({ peer: b.peer, inbox: 'notes' }, 'test.note', { text: 'once' });
-  await sleep(2);
+  await waitFor('the event at b', () => b.got.length === 1);
   assert.is(b.router.receive(a.peer, 1, a.sent[0]!.body, false), 'replayed');
   assert.is(b.got.length, 1);
   assert.is(b.counters.view().rejected.replayed, 1);
@@ -247,7 +263,7 @@ Refusals('a did that is not the sender\'s key', (ctx) => {
 });
 
 Refusals('an expired envelope', (ctx) => {
-  const f = craft(ctx.a, { ts: ctx.clock.now - 2000, exp: ctx.clock.now - 1 }, ctx);
+  const f = craft(ctx.a, { ts: ctx.clock.now() - 2000, exp: ctx.clock.now() - 1 }, ctx);
   assert.is(ctx.b.router.receive(ctx.a.peer, 1, f, false), 'expired');
   assert.is(ctx.b.counters.view().rejected.expired, 1);
 });

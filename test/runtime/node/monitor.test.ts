@@ -4,33 +4,30 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Sample } from '../../../machines/node.messages.ts';
+import { ManualClock } from '../../../runtime/clock.ts';
 import { memoryTotal } from '../../../runtime/node/benchmark.ts';
 import { type Monitor, createMonitor } from '../../../runtime/node/monitor.ts';
+import { waitFor } from '../../fixtures/waiting.ts';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const T0 = 1_700_000_000_000;
 
 interface Ctx {
   dir: string;
   samples: Sample[];
   errors: Error[];
+  /** The monitor's time: a sample is due only when a test advances it. */
+  clock: ManualClock;
   monitor?: Monitor;
 }
 
-/** A suite with a fresh data dir per test, and the test's monitor stopped and the dir removed after it. */
+/** A suite with a fresh data dir and clock per test, and the test's monitor stopped and the dir removed after it. */
 function monitorSuite(title: string) {
   const s = suite<Ctx>(title);
   s.before.each(async (ctx) => {
     ctx.dir = await mkdtemp(path.join(os.tmpdir(), 'dms-monitor-test-'));
     ctx.samples = [];
     ctx.errors = [];
+    ctx.clock = new ManualClock(T0);
     delete ctx.monitor;
   });
   s.after.each(async (ctx) => {
@@ -40,9 +37,20 @@ function monitorSuite(title: string) {
   return s;
 }
 
+function create(ctx: Ctx, intervalMs: number, onSample?: (s: Sample) => void): Monitor {
+  ctx.monitor = createMonitor({ dataDir: ctx.dir, intervalMs, onError: (e) => ctx.errors.push(e), clock: ctx.clock }, onSample ?? ((s) => ctx.samples.push(s)));
+  return ctx.monitor;
+}
+
 function start(ctx: Ctx, intervalMs: number, onSample?: (s: Sample) => void): Promise<void> {
-  ctx.monitor = createMonitor({ dataDir: ctx.dir, intervalMs, onError: (e) => ctx.errors.push(e) }, onSample ?? ((s) => ctx.samples.push(s)));
-  return ctx.monitor.start();
+  return create(ctx, intervalMs, onSample).start();
+}
+
+/** Moves the clock by `ms` and waits until the sample that fell due was taken and the next one is scheduled. */
+async function nextTick(ctx: Ctx, ms: number, outcomes: () => number = () => ctx.samples.length + ctx.errors.length): Promise<void> {
+  const before = outcomes();
+  ctx.clock.advance(ms);
+  await waitFor(`the sample due at ${ctx.clock.now()}`, () => outcomes() > before && ctx.clock.pending === 1);
 }
 
 // ---- timing ----
@@ -52,41 +60,45 @@ const timing = monitorSuite('monitor samples on its interval and stops cleanly')
 timing('start() resolves after the first sample was delivered', async (ctx) => {
   await start(ctx, 60_000);
   assert.is(ctx.samples.length, 1);
+  assert.is(ctx.samples[0]!.at, T0);
 });
 
-timing('delivers >= 2 samples at 50 ms, spaced by the interval, and none after stop()', async (ctx) => {
+timing('samples every 50 ms, each at its due time, none early, and none after stop()', async (ctx) => {
   await start(ctx, 50);
-  await waitFor('3 samples', () => ctx.samples.length >= 3);
+  assert.is(ctx.clock.pending, 1, 'the next sample is scheduled');
+  ctx.clock.advance(49);
+  assert.is(ctx.samples.length, 1, 'a sample before the interval was up');
+  await nextTick(ctx, 1);
+  await nextTick(ctx, 50);
   await ctx.monitor!.stop();
-  const n = ctx.samples.length;
-  for (let i = 1; i < n; i++) {
-    const gap = ctx.samples[i]!.at - ctx.samples[i - 1]!.at;
-    assert.ok(gap >= 40, `samples ${i - 1} and ${i} are ${gap} ms apart at a 50 ms interval`);
-  }
-  await sleep(150);
-  assert.is(ctx.samples.length, n, 'a sample arrived after stop()');
+  assert.equal(ctx.samples.map((s) => s.at - T0), [0, 50, 100]);
+  assert.is(ctx.clock.pending, 0, 'stop() left a timer');
+  ctx.clock.advance(500);
+  assert.is(ctx.samples.length, 3, 'a sample arrived after stop()');
   assert.equal(ctx.errors, []);
 });
 
 timing('stop() during the first sample means it is never delivered', async (ctx) => {
-  ctx.monitor = createMonitor({ dataDir: ctx.dir, intervalMs: 50, onError: (e) => ctx.errors.push(e) }, (s) => ctx.samples.push(s));
-  const started = ctx.monitor.start();
-  await ctx.monitor.stop();
+  const m = create(ctx, 50);
+  const started = m.start();
+  await m.stop();
   await started;
-  await sleep(120);
+  assert.is(ctx.clock.pending, 0, 'a sample is still scheduled');
+  ctx.clock.advance(500);
   assert.is(ctx.samples.length, 0);
 });
 
 timing('start() twice runs one sampling loop, and a stopped monitor can start again', async (ctx) => {
   await start(ctx, 50);
   await ctx.monitor!.start();
-  await sleep(230);
+  assert.is(ctx.clock.pending, 1, 'two loops');
+  for (let i = 0; i < 4; i += 1) await nextTick(ctx, 50);
   await ctx.monitor!.stop();
-  // one loop gives ~5 samples in 230 ms; two would give ~10
-  assert.ok(ctx.samples.length >= 2 && ctx.samples.length <= 7, `${ctx.samples.length} samples`);
-  const n = ctx.samples.length;
+  // one loop gives 5 samples in 200 ms; two would give 10
+  assert.is(ctx.samples.length, 5);
   await ctx.monitor!.start();
-  assert.is(ctx.samples.length, n + 1);
+  assert.is(ctx.samples.length, 6);
+  assert.is(ctx.clock.pending, 1);
 });
 
 timing('an interval that is not a positive number is refused', () => {
@@ -136,12 +148,16 @@ const failing = monitorSuite('a failing sample is reported and the monitor keeps
 failing('a data dir that disappears gives errors, and samples resume when it is back', async (ctx) => {
   await start(ctx, 30);
   await rm(ctx.dir, { recursive: true });
-  await waitFor('2 errors', () => ctx.errors.length >= 2);
+  await nextTick(ctx, 30);
+  await nextTick(ctx, 30);
+  assert.is(ctx.errors.length, 2);
   assert.is(ctx.errors[0]!.name, 'MonitorError');
   assert.ok(ctx.errors[0]!.message.includes(ctx.dir), ctx.errors[0]!.message);
   const n = ctx.samples.length;
   await mkdir(ctx.dir);
-  await waitFor('samples to resume', () => ctx.samples.length >= n + 2);
+  await nextTick(ctx, 30);
+  await nextTick(ctx, 30);
+  assert.is(ctx.samples.length, n + 2);
 });
 
 failing('an onSample that throws is reported and sampling goes on', async (ctx) => {
@@ -150,8 +166,10 @@ failing('an onSample that throws is reported and sampling goes on', async (ctx) 
     calls++;
     throw new Error('consumer broke');
   });
-  await waitFor('3 calls', () => calls >= 3);
-  assert.ok(ctx.errors.length >= 2);
+  await nextTick(ctx, 30, () => calls);
+  await nextTick(ctx, 30, () => calls);
+  assert.is(calls, 3);
+  assert.is(ctx.errors.length, 3, 'each throw is reported');
   assert.is(ctx.errors[0]!.name, 'MonitorError');
   assert.match(ctx.errors[0]!.message, /consumer broke/);
 });
