@@ -3,8 +3,9 @@
  * it is connected to (a signed `peers.request`) when its channel opens and periodically, and those peers are
  * dialled, up to a limit. This is how a node that joined through one peer learns of the others.
  *
- * Dials are paced: at most PARALLEL_DIALS at once, in random order (so a crowd that learned the same list does
- * not dial the same peers first), and a peer that could not be reached waits before it is tried again (doubling
+ * Which addresses may be dialled at all is dial-policy.ts's rule (no names, no ranges this node is not in, only the
+ * listed peer's own /p2p id). Dials are paced: at most PARALLEL_DIALS at once and never more than the free peer
+ * slots, in random order (so a crowd that learned the same list does not dial the same peers first), and a peer that could not be reached waits before it is tried again (doubling
  * from 15 s to 5 min). Unpaced, every node dialled every peer it heard of each round; at 50 nodes on two cores
  * the handshakes alone kept the machine busy and most of them timed out.
  */
@@ -13,6 +14,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { NET_INBOX, type PayloadOf, type PeerEdge, type PeersReply } from '../../machines/net.messages.ts';
 import { type Clock, realClock } from '../clock.ts';
+import { dialRanges, dialable } from './dial-policy.ts';
 import type { Libp2pHost } from './libp2p-host.ts';
 import type { MessageRouter } from './message-router.ts';
 
@@ -159,8 +161,8 @@ export class PeerExchange {
   #enqueue(peer: string, addrs: readonly string[]): void {
     if (peer === this.init.self || this.#dialling.has(peer) || this.connected(peer) || this.#queued.size >= MAX_QUEUED_DIALS) return;
     if ((this.#retry.get(peer)?.at ?? 0) > this.#clock.now()) return;
-    const full = addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)).filter((a) => /\/(ws|wss)\//.test(`${a}/`));
-    if (full.length > 0) this.#queued.set(peer, full);
+    const ok = dialable(peer, addrs, dialRanges(this.deps.libp2p.getMultiaddrs().map((a) => a.toString())));
+    if (ok.length > 0) this.#queued.set(peer, ok);
   }
 
   /** Starts queued dials, a random one at a time, while fewer than PARALLEL_DIALS run and there is room. */
