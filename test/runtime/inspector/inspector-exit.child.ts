@@ -22,7 +22,7 @@ const url = mode === 'unreachable' ? `ws://127.0.0.1:${await closedPort()}` : re
 const bridge = await createInspectorBridge(url, { warn: () => {} });
 
 if (mode === 'connected') {
-  const watcher = new WebSocket(relay.url);
+  const watcher = new WebSocket(relay.watchUrl);
   await new Promise((resolve, reject) => watcher.once('open', resolve).once('error', reject));
   const got = new Promise((resolve) => watcher.once('message', resolve));
   const record: InspectionRecord = { type: '@xstate.event', sessionId: 'x:0', event: { type: 'ping' } };

@@ -11,7 +11,7 @@ import { nodeActorKind } from '../../../actors/node.actor.ts';
 import type { NodeEvent } from '../../../machines/node.messages.ts';
 import { ManualClock } from '../../../runtime/clock.ts';
 import { type InspectorBridge, createInspectorBridge } from '../../../runtime/inspector/inspector.ts';
-import { INSPECTOR_UI, type InspectorRelay, startInspectorRelay } from '../../../runtime/inspector/inspector-relay.ts';
+import { INSPECTOR_UI, type InspectorRelay, MAX_KEPT_BYTES, MAX_MESSAGE_BYTES, startInspectorRelay } from '../../../runtime/inspector/inspector-relay.ts';
 import { BENCH, GiB, HOST, OFFER, T0 } from '../../fixtures/node-fixtures.ts';
 import { waitFor, within } from '../../fixtures/waiting.ts';
 
@@ -49,16 +49,19 @@ Relay.after.each((c) => {
 });
 
 async function client(c: RelayCtx): Promise<Client> {
-  const k = await connect(c.relay.url);
+  const k = await connect(c.relay.watchUrl);
   c.clients.push(k);
   return k;
 }
 
-Relay('listens on the loopback port it was given (0: any free one) and names its url and page', (c) => {
+Relay('listens on the loopback port it was given (0: any free one) and names its url, watch url and page', (c) => {
   const m = /^ws:\/\/127\.0\.0\.1:(\d+)$/.exec(c.relay.url);
   assert.ok(m, c.relay.url);
   assert.ok(Number(m[1]) > 0);
-  assert.is(c.relay.page, `http://127.0.0.1:${m[1]}`);
+  const token = /^http:\/\/127\.0\.0\.1:\d+\/\?token=([0-9a-f]{32})$/.exec(c.relay.page)?.[1];
+  assert.ok(token, c.relay.page);
+  assert.is(c.relay.page, `http://127.0.0.1:${m[1]}/?token=${token}`);
+  assert.is(c.relay.watchUrl, `${c.relay.url}/?token=${token}`);
 });
 
 Relay('a message from one client reaches the others, not the sender', async (c) => {
@@ -112,7 +115,71 @@ Relay('GET on the page url returns HTML that embeds the Stately inspector and fe
   assert.match(html, /^<!DOCTYPE html>/);
   assert.ok(html.includes(`<iframe id="inspector" src="${INSPECTOR_UI}">`), 'the inspector is embedded');
   assert.is(INSPECTOR_UI, 'https://stately.ai/inspect');
-  assert.ok(html.includes(`new WebSocket(${JSON.stringify(c.relay.url)})`), 'the page connects to this relay');
+  assert.ok(html.includes(`new WebSocket(${JSON.stringify(c.relay.watchUrl)})`), 'the page watches this relay');
+  assert.is(r.headers.get('referrer-policy'), 'no-referrer', 'the token would leak to the embedded inspector');
+});
+
+/** The status of a websocket upgrade that was refused, or 101 when it was accepted. */
+function upgrade(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return within(`an upgrade at ${url}`, new Promise<number>((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('open', () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', () => {});
+  }));
+}
+
+Relay('a web page cannot watch or publish: another Origin is refused with 403, with or without the token', async (c) => {
+  const evil = { origin: 'https://evil.example' };
+  assert.is(await upgrade(c.relay.url, evil), 403);
+  assert.is(await upgrade(c.relay.watchUrl, evil), 403);
+  assert.is(await upgrade(`${c.relay.url}/?token=${'0'.repeat(32)}`, { origin: new URL(c.relay.page).origin }), 403);
+  // the relay's own page, with the token, may
+  assert.is(await upgrade(c.relay.watchUrl, { origin: new URL(c.relay.page).origin }), 101);
+});
+
+Relay('the page without its token is refused with 403', async (c) => {
+  const u = new URL(c.relay.page);
+  for (const page of [u.origin, `${u.origin}/?token=${'f'.repeat(32)}`, `${u.origin}/?token=short`]) {
+    const r = await within('the page', fetch(page));
+    assert.is(r.status, 403, page);
+    assert.not.match(await r.text(), /WebSocket/);
+  }
+});
+
+Relay('a local process without the token may publish, but receives nothing', async (c) => {
+  const watcher = await client(c);
+  const publisher = await connect(c.relay.url);
+  c.clients.push(publisher);
+  watcher.ws.send('from-watcher');
+  publisher.ws.send('from-publisher');
+  await waitFor('the watcher to get the publisher\'s message', () => watcher.got.includes('from-publisher'));
+  const marker = await client(c);
+  marker.ws.send('marker');
+  await waitFor('the watcher to get the marker', () => watcher.got.includes('marker'));
+  assert.equal(publisher.got, [], 'a publisher without the token received messages');
+});
+
+Relay('a message over 1 MiB closes its connection and is not kept; kept messages stay under their byte cap', async (c) => {
+  const a = await client(c);
+  const closed = new Promise<number>((resolve) => a.ws.once('close', (code) => resolve(code)));
+  a.ws.send('x'.repeat(MAX_MESSAGE_BYTES + 1));
+  assert.is(await within('the oversized sender to be closed', closed), 1009);
+  const b = await client(c);
+  const seen = await client(c);
+  const big = 'y'.repeat(MAX_MESSAGE_BYTES - 16);
+  for (let i = 0; i < 12; i += 1) b.ws.send(`${i}${big}`);
+  b.ws.send('last');
+  await waitFor('the relay to pass every message on', () => seen.got.includes('last'), 10_000);
+  const late = await client(c);
+  await waitFor('the late joiner to get the kept messages', () => late.got.includes('last'), 10_000);
+  const bytes = late.got.reduce((n, m) => n + m.length, 0);
+  assert.ok(bytes <= MAX_KEPT_BYTES, `kept ${bytes} bytes`);
+  assert.ok(late.got.length >= 8 && late.got.length < 13, `kept ${late.got.length} messages`);
+  assert.not.ok(late.got.some((m) => m.length > MAX_MESSAGE_BYTES), 'the oversized message was kept');
 });
 
 Relay.run();
@@ -144,7 +211,7 @@ interface Message {
 const Bridge = suite<BridgeCtx>('inspector bridge: records reach the relay as Stately inspection messages', {} as BridgeCtx);
 Bridge.before.each(async (c) => {
   c.relay = await startInspectorRelay({ host: '127.0.0.1', port: 0 });
-  c.watcher = await connect(c.relay.url);
+  c.watcher = await connect(c.relay.watchUrl);
   c.warnings = [];
   c.bridge = await createInspectorBridge(c.relay.url, { warn: (obj) => c.warnings.push(obj) });
   c.actor = new HostedActor('node', nodeActorKind, { input: {}, inspect: true });
@@ -225,7 +292,7 @@ Bridge('a bridge whose relay is not up tries again 5 s later on its clock, and d
     late.forward([{ type: '@xstate.event', sessionId: 'late:0', event: { type: 'held' } }]);
     await waitFor('the failed connection to arm a retry', () => clock.pending === 1);
     relay = await startInspectorRelay({ host: '127.0.0.1', port });
-    watcher = await connect(relay.url);
+    watcher = await connect(relay.watchUrl);
     clock.advance(4999);
     assert.is(clock.pending, 1, 'the retry ran early');
     clock.advance(1);
