@@ -9,7 +9,9 @@
  * memory afresh on every call. Memory is capped by the executor's V8 flags and RLIMIT_AS, not here.
  */
 import { readSync, writeSync } from 'node:fs';
-import { ConsoleStdout, File, OpenFile, WASI } from '@bjorn3/browser_wasi_shim';
+import { ConsoleStdout, File, OpenFile, WASI, wasi as wasiDefs } from '@bjorn3/browser_wasi_shim';
+
+const { ERRNO_BADF } = wasiDefs;
 import { decodeRunnerInput, type RunnerJob, type RunnerResult } from './wasm-runner.protocol.ts';
 
 /** The part of the WebAssembly JS API used here (the project's lib has no DOM types, where it is declared). */
@@ -37,6 +39,29 @@ const WASI_MODULE = 'wasi_snapshot_preview1';
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Retries EAGAIN: the pipes may be non-blocking, and the job's output must not be lost or reordered. */
+/**
+ * fd 0: empty and read-only. The shim's File with `readonly` refuses fd_write/fd_pwrite but still lets
+ * fd_allocate and fd_filestat_set_size grow its buffer, outside the module's memory cap; here every way to change
+ * it is refused with EBADF.
+ */
+class EmptyStdin extends OpenFile {
+  constructor() {
+    super(new File([], { readonly: true }));
+  }
+  override fd_write(): { ret: number; nwritten: number } {
+    return { ret: ERRNO_BADF, nwritten: 0 };
+  }
+  override fd_pwrite(): { ret: number; nwritten: number } {
+    return { ret: ERRNO_BADF, nwritten: 0 };
+  }
+  override fd_allocate(): number {
+    return ERRNO_BADF;
+  }
+  override fd_filestat_set_size(): number {
+    return ERRNO_BADF;
+  }
+}
+
 function retrying<T>(op: () => T): T {
   for (;;) {
     try {
@@ -103,7 +128,7 @@ async function instantiate(job: RunnerJob, bytes: Uint8Array): Promise<{ wasi: W
     return { type: 'refused', cause: 'not-command', message: `the module does not export ${missing.map(([n]) => n).join(' and ')}: it is not a WASI command (build it as an executable, e.g. wasm32-wasi with a main)` };
   }
   const fds = [
-    new OpenFile(new File([])), // stdin: empty
+    new EmptyStdin(),
     new ConsoleStdout((data) => writeAll(1, data)),
     new ConsoleStdout((data) => writeAll(2, data)),
   ];

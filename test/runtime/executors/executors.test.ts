@@ -161,6 +161,11 @@ sandbox('the runner runs under the job\'s limits: RLIMIT_AS and the V8 page cap'
     await execution.wait();
   }
 });
+sandbox('stdin is empty and read-only: writes, allocate and set_size on fd 0 are refused, so it grows nothing outside the memory cap', async () => {
+  const run = await runJob(wasm, wasmJob(await fixture('stdin-abuse')));
+  assert.is(run.result.reason, 'completed', run.stderr);
+  assert.is(run.stdout, 'refused\nrefused\nrefused\nrefused\n0\n');
+});
 sandbox.run();
 
 const exits = suite('WasiExecutor: how a module ends');
