@@ -6,6 +6,7 @@
 import { and, enqueueActions, setup } from 'xstate';
 import type { AllocationEvent, AllocationInput, AllocationIntent, AllocationRecordView, ExecutionOutcome } from './allocation.messages.ts';
 import type { AllocationState } from './deal.wire.ts';
+import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
 export const ALLOCATION_MACHINE_VERSION = 1;
@@ -28,7 +29,7 @@ export interface AllocationContext {
   /** What `status` shows of the allocation. */
   readonly record: AllocationRecordView;
   /** Runtime timers still pending, by key (absolute times). */
-  readonly timers: Readonly<Record<string, number>>;
+  readonly timers: PendingTimers;
   /** Why the job is being stopped: a cancel ends it as terminated, the backstop timeout as failed. */
   readonly stopReason: StopReason | null;
 }
@@ -51,9 +52,17 @@ function timerAt(key: TimerKey, c: AllocationContext, now: number): number {
   return now + c.input.job.timeoutMs + ALLOCATION_TIMING.timeoutGraceMs;
 }
 
-function withoutTimer(timers: Readonly<Record<string, number>>, key: string): Record<string, number> {
-  const { [key]: _gone, ...rest } = timers;
-  return rest;
+/**
+ * The allocation's timer bookkeeping. Each of its timers is scheduled once, on entering its state, and never
+ * again, so no fire can be stale: every fire of a pending timer counts, however early (slack unbounded); a fire
+ * after it was cancelled finds it no longer pending.
+ */
+const timers = timerBook({ slackMs: Infinity });
+
+/** Takes a step of the timer bookkeeping: the pending timers it leaves, then its intents. */
+function applyTimers(enqueue: Enqueue, step: TimerStep): void {
+  enqueue.assign({ timers: step.timers });
+  for (const i of step.intents) enqueue.emit(i);
 }
 
 function statusPush(c: AllocationContext, record: AllocationRecordView): AllocationIntent {
@@ -85,7 +94,7 @@ export const allocationMachine = setup({
     ended: ({ event }, params: { as: FinalState }) => event.type === 'execution.ended' && stateOf(event.outcome) === params.as,
     stoppedFor: ({ context }, params: { reason: StopReason }) => context.stopReason === params.reason,
     // a timer cancelled while its firing was already on the way is stale
-    due: ({ context, event }, params: { key: TimerKey }) => event.type === 'timer.fired' && event.key === params.key && context.timers[params.key] !== undefined,
+    due: ({ context, event }, params: { key: TimerKey }) => timers.due(context.timers, event, params.key),
   },
   actions: {
     startExecution: enqueueActions((a) => {
@@ -96,15 +105,9 @@ export const allocationMachine = setup({
       enqueue.emit({ type: 'execution.cancel', allocationId: context.input.allocationId });
     }),
     arm: enqueueActions(({ context, event, enqueue }, params: { key: TimerKey }) => {
-      const at = timerAt(params.key, context, event.now);
-      enqueue.assign({ timers: { ...context.timers, [params.key]: at } });
-      enqueue.emit({ type: 'timer.schedule', key: params.key, at });
+      applyTimers(enqueue, timers.schedule(context.timers, params.key, timerAt(params.key, context, event.now)));
     }),
-    disarm: enqueueActions(({ context, enqueue }, params: { key: TimerKey }) => {
-      if (context.timers[params.key] === undefined) return;
-      enqueue.assign({ timers: withoutTimer(context.timers, params.key) });
-      enqueue.emit({ type: 'timer.cancel', key: params.key });
-    }),
+    disarm: enqueueActions(({ context, enqueue }, params: { key: TimerKey }) => applyTimers(enqueue, timers.cancel(context.timers, params.key))),
     markStarted: enqueueActions((a) => {
       if (a.event.type === 'execution.started') note(a, { pid: a.event.pid, startedAt: a.event.now, message: 'the job runs' });
     }),
@@ -128,9 +131,7 @@ export const allocationMachine = setup({
     noStart: enqueueActions((a) => note(a, { message: `the job did not start within ${ALLOCATION_TIMING.startMs / 1000} s` })),
     cancelledEarly: enqueueActions((a) => note(a, { message: 'cancelled before the job started' })),
     providerRestarted: enqueueActions((a) => note(a, { message: 'the provider restarted while the job ran' })),
-    forgetTimer: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type === 'timer.fired' && context.timers[event.key] !== undefined) enqueue.assign({ timers: withoutTimer(context.timers, event.key) });
-    }),
+    forgetTimer: enqueueActions(({ context, event, enqueue }) => enqueue.assign({ timers: timers.afterFire(context.timers, event) })),
     enter: enqueueActions(({ context, event, enqueue }, params: { state: AllocationState }) => {
       const record = touch(context.record, event.now, { state: params.state });
       enqueue.assign({ record });
@@ -138,9 +139,9 @@ export const allocationMachine = setup({
     }),
     /** The one way out: whatever ended the job, the resources go back to the Node here and only here. */
     finish: enqueueActions(({ context, event, enqueue }, params: { state: FinalState }) => {
-      for (const key of Object.keys(context.timers)) enqueue.emit({ type: 'timer.cancel', key });
+      applyTimers(enqueue, timers.cancelAll(context.timers));
       const record = touch(context.record, event.now, { state: params.state, endedAt: event.now });
-      enqueue.assign({ timers: {}, record });
+      enqueue.assign({ record });
       enqueue.emit({ type: 'ledger.release', allocationId: context.input.allocationId });
       enqueue.emit(statusPush(context, record));
       enqueue.emit({ type: 'allocation.ended', record });

@@ -14,7 +14,10 @@ export interface At {
   readonly now: number;
 }
 
-/** Runtime timers of a deal machine: an intent asks for one at an absolute time; `timer.fired` comes back. */
+/**
+ * Runtime timers of a deal machine: an intent asks for one at an absolute time; `timer.fired` comes back. The
+ * machines keep their pending timers, and make these intents, with the helper in deal.timers.ts.
+ */
 export interface TimerFiredEvent extends At {
   readonly type: 'timer.fired';
   readonly key: string;

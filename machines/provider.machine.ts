@@ -4,6 +4,7 @@
  * allocation to its end. Pure: effects leave as emitted intents (provider.messages.ts); time arrives as `now`.
  */
 import { and, enqueueActions, setup } from 'xstate';
+import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
 import type { ProviderDealState, ProviderEvent, ProviderInput, ProviderIntent, ProviderRecord } from './provider.messages.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
@@ -14,7 +15,7 @@ export interface ProviderContext {
   /** What `status` shows of this deal on the provider. */
   readonly record: ProviderRecord;
   /** Runtime timers still pending, by key (absolute times): a recovered actor asks for them again. */
-  readonly timers: Readonly<Record<string, number>>;
+  readonly timers: PendingTimers;
   /** The requester dropped the deal while the Node was allocating: cancel the allocation once it exists. */
   readonly revertPending: boolean;
   /** `allocation.cancel` went out (it goes out once). */
@@ -26,6 +27,19 @@ type Collect = { context: ProviderContext; event: ProviderEvent; enqueue: Enqueu
 
 const EXPIRY = 'expiry';
 
+/**
+ * The provider's timer bookkeeping. Its one timer, the bid's expiry, is scheduled once and never again, so no fire
+ * of it can be stale: every fire of the pending expiry counts, however early (slack unbounded); a fire after it
+ * was cancelled finds it no longer pending.
+ */
+const timers = timerBook({ slackMs: Infinity });
+
+/** Takes a step of the timer bookkeeping: the pending timers it leaves, then its intents. */
+function applyTimers(enqueue: Enqueue, step: TimerStep): void {
+  enqueue.assign({ timers: step.timers });
+  for (const i of step.intents) enqueue.emit(i);
+}
+
 /** The record after an event at `now`. The input carries no clock, so the first event dates the record. */
 function touch(r: ProviderRecord, now: number, patch: Partial<ProviderRecord> = {}): ProviderRecord {
   return { ...r, createdAt: r.createdAt || now, updatedAt: now, ...patch };
@@ -36,10 +50,7 @@ function note({ context, event, enqueue }: Collect, message: string): void {
 }
 
 function cancelTimer({ context, enqueue }: Collect, key: string): void {
-  if (context.timers[key] === undefined) return;
-  const { [key]: _gone, ...timers } = context.timers;
-  enqueue.assign({ timers });
-  enqueue.emit({ type: 'timer.cancel', key });
+  applyTimers(enqueue, timers.cancel(context.timers, key));
 }
 
 function refuse({ context, enqueue }: Collect, step: 'commit' | 'allocate', reason: string): void {
@@ -80,14 +91,15 @@ export const providerMachine = setup({
     ledgerOk: ({ event }) => event.type === 'ledger.allocated' && event.ok,
     ourAllocation: ({ context, event }) => event.type === 'allocation.ended' && event.allocationId === context.input.key,
     // a timer cancelled while its firing was already on the way is stale
-    expiryDue: ({ context, event }) => event.type === 'timer.fired' && event.key === EXPIRY && context.timers[EXPIRY] !== undefined,
+    expiryDue: ({ context, event }) => timers.due(context.timers, event, EXPIRY),
   },
   actions: {
     start: enqueueActions((a) => {
       const { requester: to, bid } = a.context.input;
-      a.enqueue.assign({ timers: { ...a.context.timers, [EXPIRY]: bid.expiresAt } });
+      const expiry = timers.schedule(a.context.timers, EXPIRY, bid.expiresAt);
+      a.enqueue.assign({ timers: expiry.timers });
       if (!(a.event.type === 'provider.start' && a.event.bidSent)) a.enqueue.emit({ type: 'bid.submit.send', to, bid });
-      a.enqueue.emit({ type: 'timer.schedule', key: EXPIRY, at: bid.expiresAt });
+      for (const i of expiry.intents) a.enqueue.emit(i);
       note(a, `bid sent; held until ${new Date(bid.expiresAt).toISOString()}`);
     }),
     sendCommitted: enqueueActions((a) => {
@@ -145,13 +157,9 @@ export const providerMachine = setup({
     noteEnded: enqueueActions((a) => {
       if (a.event.type === 'allocation.ended') note(a, `the allocation ended ${a.event.state}`);
     }),
-    forgetTimer: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'timer.fired' || context.timers[event.key] === undefined) return;
-      const { [event.key]: _gone, ...timers } = context.timers;
-      enqueue.assign({ timers });
-    }),
+    forgetTimer: enqueueActions(({ context, event, enqueue }) => enqueue.assign({ timers: timers.afterFire(context.timers, event) })),
     rearm: enqueueActions(({ context, enqueue }) => {
-      for (const [key, at] of Object.entries(context.timers)) enqueue.emit({ type: 'timer.schedule', key, at });
+      for (const i of timers.rearm(context.timers)) enqueue.emit(i);
     }),
     ignoreForeign: enqueueActions(({ context, event, enqueue }) => {
       if (!('from' in event)) return;
@@ -162,8 +170,7 @@ export const providerMachine = setup({
       enqueue.assign({ record: touch(context.record, event.now, { state: params.state }) });
     }),
     finish: enqueueActions((a) => {
-      for (const key of Object.keys(a.context.timers)) a.enqueue.emit({ type: 'timer.cancel', key });
-      a.enqueue.assign({ timers: {} });
+      applyTimers(a.enqueue, timers.cancelAll(a.context.timers));
       a.enqueue.emit({ type: 'provider.ended', record: a.context.record });
     }),
   },

@@ -3,6 +3,7 @@
  * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
  */
 import type { Bid } from './deal.wire.ts';
+import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
 import type { JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
@@ -28,7 +29,7 @@ export interface RequesterContext {
   /** The bid being committed, allocated or run. */
   readonly chosen: Bid | null;
   /** Pending timers by key, at absolute times: `deal.recovered` re-arms them after a restart. */
-  readonly timers: Readonly<Record<string, number>>;
+  readonly timers: PendingTimers;
   /** A `job.cancel` to answer once the state it leads to is entered. */
   readonly pendingReply: string | null;
   /**
@@ -47,6 +48,12 @@ export const HISTORY_LIMIT = 50;
  * `timer.fired` earlier than that is the stale fire of a timer since re-scheduled under the same key.
  */
 export const TIMER_SLACK_MS = 1_000;
+
+/**
+ * The requester's timer bookkeeping, with a slack of TIMER_SLACK_MS: it schedules `step` and `watch` again under
+ * the same key while one is pending, so a fire well before the pending time is a stale one.
+ */
+export const requesterTimers = timerBook({ slackMs: TIMER_SLACK_MS });
 
 export function initialContext(input: RequesterInput): RequesterContext {
   return {
@@ -82,8 +89,7 @@ export function initialContext(input: RequesterInput): RequesterContext {
 
 /** Whether `e` is a timer firing at its time (see TIMER_SLACK_MS). */
 export function timerDue(c: RequesterContext, e: RequesterEvent, key: string): boolean {
-  if (e.type !== 'timer.fired' || e.key !== key || !Object.hasOwn(c.timers, key)) return false;
-  return e.now >= (c.timers[key] ?? 0) - TIMER_SLACK_MS;
+  return requesterTimers.due(c.timers, e, key);
 }
 
 /** A context being changed by one event, and the intents the change emits, in order. */
@@ -110,20 +116,18 @@ export class Draft {
   }
 
   schedule(key: string, at: number): this {
-    this.set({ timers: { ...this.ctx.timers, [key]: at } });
-    return this.emit({ type: 'timer.schedule', key, at });
+    return this.timers(requesterTimers.schedule(this.ctx.timers, key, at));
   }
 
   /** Cancels a pending timer; nothing for one that fired or was never set. */
   cancel(key: string): this {
-    if (!Object.hasOwn(this.ctx.timers, key)) return this;
-    return this.fired(key).emit({ type: 'timer.cancel', key });
+    return this.timers(requesterTimers.cancel(this.ctx.timers, key));
   }
 
-  /** Forgets a timer that fired. */
-  fired(key: string): this {
-    const { [key]: _gone, ...timers } = this.ctx.timers;
-    return this.set({ timers });
+  /** Takes a step of the timer bookkeeping: the pending timers it leaves, then its intents. */
+  timers(step: TimerStep): this {
+    if (step.timers !== this.ctx.timers) this.set({ timers: step.timers });
+    return this.emit(...step.intents);
   }
 
   /** A step people should see: the record's state and message, and a history entry. */
@@ -152,10 +156,9 @@ export class Draft {
   }
 }
 
-/** A draft at the event's time; a timer that fired is no longer pending. */
+/** A draft at the event's time; a timer that fired (at its time) is no longer pending. */
 export function begin(c: RequesterContext, e: RequesterEvent): Draft {
-  const d = new Draft(c, e.now);
-  return e.type === 'timer.fired' && timerDue(c, e, e.key) ? d.fired(e.key) : d;
+  return new Draft(c, e.now).timers({ timers: requesterTimers.afterFire(c.timers, e), intents: [] });
 }
 
 /** `3 s`, `1.5 s`, `500 ms`. */

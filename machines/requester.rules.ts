@@ -6,7 +6,7 @@
 import { PERMANENT_DECLINES } from './deal.constants.ts';
 import type { Bid } from './deal.wire.ts';
 import type { JobSpec } from './job.ts';
-import { type Draft, type RequesterContext, count, duration } from './requester.context.ts';
+import { type Draft, type RequesterContext, count, duration, requesterTimers } from './requester.context.ts';
 import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
 import type { AllocationStatusEvent, BidDeclinedEvent, BidReceivedEvent, JobState, RankedBid, RequesterEvent } from './requester.messages.ts';
 
@@ -301,15 +301,13 @@ export function cancelEnded(d: Draft, e: RequesterEvent): Draft {
 
 /** Entering a final state: nothing stays scheduled, the runtime gets the record, a pending cancel its answer. */
 export function end(d: Draft, state: JobState): Draft {
-  for (const key of Object.keys(d.ctx.timers)) d.cancel(key);
-  d.record({ endedAt: d.now }).progress(state, d.ctx.record.message);
+  d.timers(requesterTimers.cancelAll(d.ctx.timers)).record({ endedAt: d.now }).progress(state, d.ctx.record.message);
   return d.emit({ type: 'job.ended', record: d.ctx.record }).reply();
 }
 
 /** After a restart the runtime has no timers: ask for every pending one again (one already due fires at once). */
 export function rearm(d: Draft): Draft {
-  for (const [key, at] of Object.entries(d.ctx.timers)) d.emit({ type: 'timer.schedule', key, at });
-  return d;
+  return d.emit(...requesterTimers.rearm(d.ctx.timers));
 }
 
 /** After a restart, the step in flight is sent again: its answer may have been lost, and providers answer a repeat. */

@@ -5,7 +5,7 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 
-export async function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   const fh = await fs.open(tmp, 'w', mode);
   try {
@@ -24,7 +24,7 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
   }
 }
 
-export async function writeJson(file: string, value: unknown, mode = 0o644): Promise<void> {
+export async function writeJson(file: string, value: unknown, mode = 0o600): Promise<void> {
   await writeFileDurable(file, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 

@@ -3,19 +3,15 @@
  * the ledger, spawning the provider and allocation actors, and running jobs through the executors. The supervisor
  * hands over intents of live events only, never of replayed ones.
  */
-import type { ExecutionSpec } from '../../actors/executor.ts';
 import type { AllocationIntent, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import type { NodeDealIntent } from '../../machines/bidding.messages.ts';
 import { ALLOCATION_TERMINAL } from '../../machines/deal.constants.ts';
 import { allocationActorId, providerActorId } from '../../machines/deal.ids.ts';
-import type { JobSpec } from '../../machines/job.ts';
 import type { ProviderIntent } from '../../machines/provider.messages.ts';
 import type { RequesterIntent } from '../../machines/requester.messages.ts';
 import type { DealService } from './deal-service.ts';
 import { MAX_REPLY_ADDRS } from './deal-schemas.ts';
 import type { Reach } from '../net/network-service.ts';
-import { startTimeOf } from '../executors/process-group.ts';
-import { OUTPUT_LIMIT_BYTES } from './output-log.ts';
 
 type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent;
 
@@ -34,9 +30,9 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
   const { log } = svc.deps;
   switch (intent.type) {
     case 'timer.schedule':
-      return svc.schedule(actorId, intent.key, intent.at);
+      return svc.timers.schedule(actorId, intent.key, intent.at);
     case 'timer.cancel':
-      return svc.cancelTimer(actorId, intent.key);
+      return svc.timers.cancel(actorId, intent.key);
     case 'log.write':
       return log[intent.level]({ actor: actorId, ...(intent.data ?? {}) }, intent.message);
     case 'reply.send':
@@ -54,13 +50,12 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return void sendOrFail(svc, actorId, intent.to, 'deal.cancel', { dealId: intent.dealId, nonce: intent.nonce }, 'cancel', intent.nonce);
     case 'job.ended':
       log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
-      svc.jobs.delete(intent.record.id);
-      svc.asked.delete(intent.record.id);
+      svc.requests.close(intent.record.id);
       return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the job\'s record', e));
     // ---- node ----
     case 'bid.open':
       // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
-      svc.providerJobs.set(intent.input.key, intent.input);
+      svc.provisions.open(intent.input);
       void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now(), bidSent: true });
       return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':
@@ -84,21 +79,16 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     case 'allocation.cancel':
       return void svc.deliver(allocationActorId(intent.allocationId), { type: 'allocation.cancel', now: svc.now() });
     case 'provider.ended':
-      svc.providerJobs.delete(intent.record.key);
+      svc.provisions.close(intent.record.key);
       return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the deal\'s record', e));
     // ---- allocation ----
     case 'execution.start':
-      return void execute(svc, actorId, intent.allocationId, intent.job).catch((e: Error) => failed(svc, actorId, 'start the job', e));
-    case 'execution.cancel': {
-      const running = svc.executions.get(intent.allocationId);
+      return void svc.executions.run(intent.allocationId, intent.job, (e) => svc.deliver(actorId, e)).catch((e: Error) => failed(svc, actorId, 'start the job', e));
+    case 'execution.cancel':
       // asked before the job has started: it is cancelled the moment it has
-      if (running) running.cancel();
-      else if (svc.starting.has(intent.allocationId)) svc.cancelled.add(intent.allocationId);
-      return;
-    }
+      return svc.executions.cancel(intent.allocationId);
     case 'status.push':
-      if (ALLOCATION_TERMINAL.includes(intent.status.state)) svc.statuses.delete(intent.status.allocationId);
-      else svc.statuses.set(intent.status.allocationId, { to: intent.to, status: intent.status });
+      svc.heartbeat.note(intent.to, intent.status, ALLOCATION_TERMINAL.includes(intent.status.state));
       return void svc.sendTo(intent.to, 'requester', 'allocation.status', intent.status);
     case 'ledger.release':
       return svc.deps.ledger.release(intent.allocationId);
@@ -147,9 +137,7 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
       }
     }
   }
-  const peers = svc.asked.get(dealId)?.peers ?? new Set<string>();
-  for (const p of candidates) peers.add(p);
-  svc.asked.set(dealId, { peers, open });
+  svc.requests.asked(dealId, candidates, open);
   const sentReach = reach ? { reach: { connected: reach.connected, subscribed: reach.subscribed } } : {};
   svc.deliver(actorId, { type: 'bid.request.sent', nonce, candidates, open, ...sentReach, now: svc.now() });
 }
@@ -160,7 +148,7 @@ async function sendOrFail(svc: DealService, actorId: string, to: string, type: s
 }
 
 async function sendAllocate(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'deal.allocate.send' }>): Promise<void> {
-  const job = svc.jobs.get(intent.dealId);
+  const job = svc.requests.spec(intent.dealId);
   let module: Uint8Array | undefined;
   if (job?.executor === 'wasm') {
     try {
@@ -186,50 +174,8 @@ async function askLedger(svc: DealService, actorId: string, allocationId: string
   svc.deliver(actorId, { type: 'ledger.allocated', ok, ...(ok ? {} : { reason: r.message ?? 'the ledger refused' }), now: svc.now() });
 }
 
-function executionSpec(svc: DealService, job: JobSpec): ExecutionSpec {
-  const limits = { memoryBytes: job.resources.memory, timeoutMs: job.timeoutMs, cpu: job.resources.cpu };
-  if (job.executor === 'wasm') {
-    const { sha256 } = job.wasm.module;
-    return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: svc.modules.path(sha256) }, sha256, args: job.wasm.args, env: job.wasm.env } };
-  }
-  return { executor: 'process', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, process: { command: job.process.command, args: job.process.args, env: job.process.env } };
-}
-
-async function execute(svc: DealService, actorId: string, allocationId: string, job: JobSpec): Promise<void> {
-  svc.starting.add(allocationId);
-  try {
-    const executor = await svc.deps.executor(job.executor);
-    if (!executor) {
-      svc.deliver(actorId, { type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node; send the job to a node started with --executors ${job.executor}`, now: svc.now() });
-      return;
-    }
-    const exec = await executor.start(executionSpec(svc, job), (chunk) => void svc.output.append(allocationId, chunk.stream, chunk.data));
-    svc.starting.delete(allocationId);
-    svc.executions.set(allocationId, exec);
-    if (svc.cancelled.delete(allocationId)) exec.cancel();
-    void svc.output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
-    svc.deliver(actorId, { type: 'execution.started', pid: exec.pid, now: svc.now() });
-    // drain the output iterator: chunks are kept until read (they are already written by the listener)
-    void (async () => {
-      for await (const _ of exec.output);
-    })().catch(() => {});
-    const result = await exec.wait();
-    svc.executions.delete(allocationId);
-    await svc.output.flush(allocationId);
-    await svc.output.forgetPid(allocationId);
-    const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
-    svc.deliver(actorId, { type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: svc.now() });
-  } catch (e) {
-    svc.executions.delete(allocationId);
-    svc.deliver(actorId, { type: 'execution.refused', reason: (e as Error).message, now: svc.now() });
-  } finally {
-    svc.starting.delete(allocationId);
-    svc.cancelled.delete(allocationId);
-  }
-}
-
 async function allocationEnded(svc: DealService, actorId: string, record: AllocationRecordView): Promise<void> {
-  svc.statuses.delete(record.allocationId);
+  svc.heartbeat.forget(record.allocationId);
   svc.deps.log.info({ allocation: record.allocationId, state: record.state, exitCode: record.exitCode }, `allocation ${record.allocationId} ${record.state}`);
   const provider = providerActorId(record.allocationId);
   svc.deliver(provider, { type: 'allocation.ended', allocationId: record.allocationId, state: record.state, now: svc.now() });

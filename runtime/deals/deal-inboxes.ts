@@ -5,109 +5,161 @@
  * cancel, to the deal's provider negotiation; and requests for a job's output). Payloads were checked against
  * their schemas by the router; the runtime stamps `from` (the authenticated sender) and `now`.
  */
-import type { BidRequestPayload } from './deal-schemas.ts';
-import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
 import {
   NODE_INBOX,
   PROVIDER_INBOX,
   REQUESTER_INBOX,
-  allocationActorId,
   dealKey,
   providerActorId,
   requesterActorId,
 } from '../../machines/deal.ids.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
+import type { ProviderEvent } from '../../machines/provider.messages.ts';
+import type { RequesterEvent } from '../../machines/requester.messages.ts';
 import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts';
 import type { ActorRef } from '../supervisor/supervisor.ts';
-import { type DealService, MAX_ANSWERERS } from './deal-service.ts';
+import type { AllocationQueryPayload, InboundPayloads, LogsRequestPayload } from './deal-schemas.ts';
+import type { DealService } from './deal-service.ts';
 
+export const NODE_ACCEPTS = ['bid.request'] as const;
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
 export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
 
+type InboundType = keyof InboundPayloads;
 
-function dealIdOf(payload: Record<string, unknown>): string {
-  const bid = payload.bid as { dealId?: string } | undefined;
-  return String(bid?.dealId ?? payload.dealId);
+/** A message at a deal inbox: its type, the payload its schema parsed, the authenticated sender. */
+export type InboundDeal<T extends InboundType = InboundType> = {
+  [K in T]: { readonly type: K; readonly payload: InboundPayloads[K]; readonly from: string };
+}[T];
+
+type ToRequester = InboundDeal<(typeof REQUESTER_ACCEPTS)[number]>;
+type ToProvider = InboundDeal<'deal.commit' | 'deal.allocate' | 'deal.revert' | 'deal.cancel'>;
+
+/**
+ * The message an inbox got, typed. The router parses each payload with the schema of its type (the deal
+ * schemas, given to it with addSchemas) and hands an inbox only the types it accepts, so the parsed type is the
+ * one the schema declares; this is the one place that says so.
+ */
+export function inboundDeal<T extends InboundType>(msg: Inbound, accepts: readonly T[]): InboundDeal<T> {
+  const { type, payload, from } = msg.envelope;
+  if (!(accepts as readonly string[]).includes(type)) throw new Error(`a deal inbox was handed ${type}, which it does not accept`);
+  return { type, payload, from: from.peer } as InboundDeal<T>;
 }
 
 export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router: MessageRouter): InboxSpec[] {
   const { log } = svc.deps;
   const nodeInbox: InboxSpec = {
     name: NODE_INBOX,
-    accepts: ['bid.request'],
+    accepts: NODE_ACCEPTS,
     handle(msg) {
-      const e = msg.envelope;
-      const { replyAddrs, ...p } = e.payload as BidRequestPayload;
-      if (replyAddrs && msg.broadcast) svc.replyAddrs.note(e.from.peer, replyAddrs);
-      svc.whenRecovered(() => node.send({ ...p, type: 'bid.request', from: e.from.peer, now: svc.now(), self: svc.deps.self } as NodeEvent, e.from.peer));
+      const { payload, from } = inboundDeal(msg, NODE_ACCEPTS);
+      const { replyAddrs, ...request } = payload;
+      if (replyAddrs && msg.broadcast) svc.replyAddrs.note(from, replyAddrs);
+      svc.whenRecovered(() => node.send({ ...request, type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
     },
   };
   const requesterInbox: InboxSpec = {
     name: REQUESTER_INBOX,
     accepts: REQUESTER_ACCEPTS,
-    handle: (msg) => svc.whenRecovered(() => toRequester(svc, msg)),
+    handle(msg) {
+      const m = inboundDeal(msg, REQUESTER_ACCEPTS);
+      svc.whenRecovered(() => toRequester(svc, m));
+    },
   };
   const providerInbox: InboxSpec = {
     name: PROVIDER_INBOX,
     accepts: PROVIDER_ACCEPTS,
     handle(msg) {
-      if (msg.envelope.type === 'logs.request') return void answerLogs(svc, router, msg).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
-      if (msg.envelope.type === 'allocation.query') return svc.whenRecovered(() => void answerQuery(svc, msg).catch((e: Error) => log.warn({ err: e.message }, 'could not answer an allocation.query')));
-      svc.whenRecovered(() => void toProvider(svc, msg).catch((e: Error) => log.warn({ type: msg.envelope.type, err: e.message }, 'a deal message could not be handled')));
+      const m = inboundDeal(msg, PROVIDER_ACCEPTS);
+      if (m.type === 'logs.request') return void answerLogs(svc, router, msg, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
+      if (m.type === 'allocation.query') return svc.whenRecovered(() => void answerQuery(svc, m.from, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer an allocation.query')));
+      svc.whenRecovered(() => void toProvider(svc, m).catch((e: Error) => log.warn({ type: m.type, err: e.message }, 'a deal message could not be handled')));
     },
   };
   return [nodeInbox, requesterInbox, providerInbox];
 }
 
-/** Whether a deal message from `peer` may reach the job: a peer it asked, or any answer to an open round. */
-function mayAnswer(svc: DealService, dealId: string, peer: string, type: string): boolean {
-  const asked = svc.asked.get(dealId);
-  if (!asked) return false;
-  if (asked.peers.has(peer)) return true;
-  if (!asked.open || (type !== 'bid.submit' && type !== 'bid.decline') || asked.peers.size >= MAX_ANSWERERS) return false;
-  asked.peers.add(peer);
-  return true;
-}
-
-function toRequester(svc: DealService, msg: Inbound): void {
-  const e = msg.envelope;
-  const p = e.payload as Record<string, unknown>;
-  const dealId = dealIdOf(p);
+function toRequester(svc: DealService, m: ToRequester): void {
+  const dealId = m.type === 'bid.submit' ? m.payload.bid.dealId : m.payload.dealId;
   // only peers the job asked may answer it: anything else would only fill the job's log
-  if (!mayAnswer(svc, dealId, e.from.peer, e.type)) {
-    svc.deps.log.debug({ type: e.type, from: e.from.peer, job: dealId }, 'a deal message from a peer this node did not ask, or for no job here, was dropped');
+  if (!svc.requests.mayAnswer(dealId, m.from, m.type)) {
+    svc.deps.log.debug({ type: m.type, from: m.from, job: dealId }, 'a deal message from a peer this node did not ask, or for no job here, was dropped');
     // a bid for a job that ended or never was: let the provider go at once instead of when its lock expires
-    const bid = p.bid as { dealId: string; nonce: number } | undefined;
-    if (bid) void svc.sendTo(e.from.peer, PROVIDER_INBOX, 'deal.revert', { dealId: bid.dealId, nonce: bid.nonce, reason: 'no such job on the requester (it ended), or it did not ask this peer' });
-    return;
-  }
-  const extra = e.type === 'bid.submit' ? { rttMs: svc.deps.net()?.rtt(e.from.peer) ?? 0 } : {};
-  svc.deliver(requesterActorId(dealId), { ...p, ...extra, type: e.type, from: e.from.peer, now: svc.now() }, e.from.peer);
-}
-
-async function toProvider(svc: DealService, msg: Inbound): Promise<void> {
-  const e = msg.envelope;
-  const { module, ...p } = e.payload as { dealId: string; nonce: number; module?: Uint8Array };
-  // keyed by the sender: a peer that is not the deal's requester finds no deal
-  const key = dealKey(p.dealId, p.nonce, e.from.peer);
-  const id = providerActorId(key);
-  const now = svc.now();
-  if (!svc.refs.has(id)) {
-    svc.deps.log.debug({ type: e.type, from: e.from.peer, key }, 'a deal message for no deal of this node was dropped');
-    if (e.type === 'deal.commit' || e.type === 'deal.allocate') {
-      void svc.sendTo(e.from.peer, REQUESTER_INBOX, 'deal.refused', { ...p, step: e.type === 'deal.commit' ? 'commit' : 'allocate', reason: 'this node holds nothing for that deal (its bid expired or was released)' });
+    if (m.type === 'bid.submit') {
+      const { bid } = m.payload;
+      void svc.sendTo(m.from, PROVIDER_INBOX, 'deal.revert', { dealId: bid.dealId, nonce: bid.nonce, reason: 'no such job on the requester (it ended), or it did not ask this peer' });
     }
     return;
   }
-  if (e.type !== 'deal.allocate') {
-    svc.deliver(id, { ...p, type: e.type, from: e.from.peer, now }, e.from.peer);
+  svc.deliver(requesterActorId(dealId), requesterEvent(svc, m), m.from);
+}
+
+/** The requester machine's event for a message, stamped with its sender and the time. */
+function requesterEvent(svc: DealService, m: ToRequester): RequesterEvent {
+  const stamp = { from: m.from, now: svc.now() };
+  switch (m.type) {
+    case 'bid.submit':
+      return { ...m.payload, rttMs: svc.deps.net()?.rtt(m.from) ?? 0, type: m.type, ...stamp };
+    case 'bid.decline':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'deal.committed':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'deal.allocated':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'deal.refused':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'allocation.status':
+      return { ...m.payload, type: m.type, ...stamp };
+    default: {
+      const never: never = m;
+      throw new Error(`no requester event for ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+async function toProvider(svc: DealService, m: ToProvider): Promise<void> {
+  const { dealId, nonce } = m.payload;
+  // keyed by the sender: a peer that is not the deal's requester finds no deal
+  const key = dealKey(dealId, nonce, m.from);
+  const id = providerActorId(key);
+  const now = svc.now();
+  if (!svc.registry.has(id)) {
+    svc.deps.log.debug({ type: m.type, from: m.from, key }, 'a deal message for no deal of this node was dropped');
+    if (m.type === 'deal.commit' || m.type === 'deal.allocate') {
+      void svc.sendTo(m.from, REQUESTER_INBOX, 'deal.refused', { dealId, nonce, step: m.type === 'deal.commit' ? 'commit' : 'allocate', reason: 'this node holds nothing for that deal (its bid expired or was released)' });
+    }
     return;
   }
-  // the module is checked and stored before the provider machine hears of the allocate
-  const job = svc.providerJobs.get(key)?.job;
+  // delivered at once, in arrival order; an allocate once its module is stored
+  if (m.type === 'deal.allocate') return deliverAllocate(svc, id, key, m, now);
+  svc.deliver(id, providerEvent(m, now), m.from);
+}
+
+/** The provider machine's event for a message other than the allocate, stamped with its sender and the time. */
+function providerEvent(m: Exclude<ToProvider, { type: 'deal.allocate' }>, now: number): ProviderEvent {
+  const stamp = { from: m.from, now };
+  switch (m.type) {
+    case 'deal.commit':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'deal.revert':
+      return { ...m.payload, type: m.type, ...stamp };
+    case 'deal.cancel':
+      return { ...m.payload, type: m.type, ...stamp };
+    default: {
+      const never: never = m;
+      throw new Error(`no provider event for ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** The module is checked and stored before the provider machine hears of the allocate. */
+async function deliverAllocate(svc: DealService, id: string, key: string, m: InboundDeal<'deal.allocate'>, now: number): Promise<void> {
+  const { module, ...p } = m.payload;
+  const deal = svc.provisions.get(key);
+  const job = deal?.job;
   let moduleReady = true;
   let moduleProblem: string | undefined;
-  if (job?.executor === 'wasm' && e.from.peer === svc.providerJobs.get(key)?.requester) {
+  if (job?.executor === 'wasm' && m.from === deal?.requester) {
     try {
       if (!module) {
         if (!(await svc.modules.has(job.wasm.module.sha256))) throw new Error('the allocate carried no module');
@@ -117,12 +169,11 @@ async function toProvider(svc: DealService, msg: Inbound): Promise<void> {
       moduleProblem = `the job's module was refused: ${(err as Error).message}`;
     }
   }
-  svc.deliver(id, { ...p, type: e.type, from: e.from.peer, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, e.from.peer);
+  svc.deliver(id, { ...p, type: m.type, from: m.from, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, m.from);
 }
 
-async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound): Promise<void> {
-  const { allocationId, offset } = msg.envelope.payload as { allocationId: string; offset: number };
-  const input = svc.providerJobs.get(allocationId);
+async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound, { allocationId, offset }: LogsRequestPayload): Promise<void> {
+  const input = svc.provisions.get(allocationId);
   const rec = input ? null : await svc.deps.store.getMeta<{ requester: string }>(`allocation/${allocationId}`);
   const requester = input?.requester ?? rec?.requester;
   if (requester !== msg.envelope.from.peer || !(await svc.output.exists(allocationId))) {
@@ -134,13 +185,10 @@ async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound)
 }
 
 /** Tells a requester the state of its allocation here (live, or as it ended), so a restarted requester catches up. */
-async function answerQuery(svc: DealService, msg: Inbound): Promise<void> {
-  const e = msg.envelope;
-  const { dealId, nonce, allocationId } = e.payload as { dealId: string; nonce: number; allocationId: string };
+async function answerQuery(svc: DealService, from: string, { dealId, nonce, allocationId }: AllocationQueryPayload): Promise<void> {
   // only the deal's requester can name this key
-  if (allocationId !== dealKey(dealId, nonce, e.from.peer)) return;
-  const live = await svc.refs.get(allocationActorId(allocationId));
-  const rec = ((await live?.view().catch(() => undefined))?.context ?? (await svc.deps.store.getMeta(allocationActorId(allocationId)))) as AllocationRecordView | undefined;
+  if (allocationId !== dealKey(dealId, nonce, from)) return;
+  const rec = await svc.queries.allocation(allocationId);
   if (!rec) return;
-  await svc.sendTo(e.from.peer, REQUESTER_INBOX, 'allocation.status', { dealId, nonce, allocationId, state: rec.state, exitCode: rec.exitCode, message: rec.message });
+  await svc.sendTo(from, REQUESTER_INBOX, 'allocation.status', { dealId, nonce, allocationId, state: rec.state, exitCode: rec.exitCode, message: rec.message });
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
 import { JOB_ID_PATTERN, JOB_LIMITS, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
+import type { OutputPage } from './output-log.ts';
 
 /** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */
 export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
@@ -105,8 +106,11 @@ export type BidRequestPayload = Payload<'bid.request'> & { readonly replyAddrs?:
 /** `deal.allocate` on the wire also carries the WASM module's bytes, which the runtime takes off before the machine. */
 export type DealAllocatePayload = Payload<'deal.allocate'> & { readonly module?: Uint8Array };
 
+/** The payload of each deal message as its schema below parses it. */
+export type DealPayloads = { [T in DealWireMessage['type']]: T extends 'deal.allocate' ? DealAllocatePayload : T extends 'bid.request' ? BidRequestPayload : Payload<T> };
+
 // Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
-const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.allocate' ? DealAllocatePayload : T extends 'bid.request' ? BidRequestPayload : Payload<T>> } = {
+const schemas: { [T in keyof DealPayloads]: z.ZodType<DealPayloads[T]> } = {
   'bid.request': z.strictObject({ ...deal, job: jobSchema, expiresAt: time, replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
   'bid.submit': z.strictObject({ bid }),
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
@@ -129,19 +133,39 @@ const schemas: { [T in DealWireMessage['type']]: z.ZodType<T extends 'deal.alloc
 /** One schema per deal message type, for MessageRouter.addSchemas. */
 export const dealPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>(Object.entries(schemas));
 
+/** Requester -> provider, inbox `provider`: the state of an allocation of this requester's. */
+export interface AllocationQueryPayload {
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly allocationId: string;
+}
+/** Requester -> provider, inbox `provider`: a page of an allocation's output from `offset` (answered by `logs.page`). */
+export interface LogsRequestPayload {
+  readonly allocationId: string;
+  readonly offset: number;
+}
+/** The payload of each output and query message as its schema below parses it. */
+export interface QueryPayloads {
+  readonly 'allocation.query': AllocationQueryPayload;
+  readonly 'logs.request': LogsRequestPayload;
+  readonly 'logs.page': OutputPage;
+}
+
+const querySchemas: { [T in keyof QueryPayloads]: z.ZodType<QueryPayloads[T]> } = {
+  'allocation.query': z.strictObject({ dealId: dealIdSchema, nonce: safeInt, allocationId: allocationIdSchema }),
+  'logs.request': z.strictObject({ allocationId: allocationIdSchema, offset: safeInt }),
+  'logs.page': z.strictObject({
+    chunks: z.array(z.strictObject({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(1 << 20) })).max(100_000),
+    next: safeInt,
+    eof: z.boolean(),
+  }),
+};
+
 /**
  * Payload schemas of the output requests and of `allocation.query` (a recovered requester asks its provider for
  * the allocation's state, which may have ended while it was down); not deal messages of the machines, so not in DealWireMessage.
  */
-export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
-  ['allocation.query', z.strictObject({ dealId: dealIdSchema, nonce: safeInt, allocationId: allocationIdSchema })],
-  ['logs.request', z.strictObject({ allocationId: allocationIdSchema, offset: safeInt })],
-  [
-    'logs.page',
-    z.strictObject({
-      chunks: z.array(z.strictObject({ stream: z.enum(['stdout', 'stderr']), text: z.string().max(1 << 20) })).max(100_000),
-      next: safeInt,
-      eof: z.boolean(),
-    }),
-  ],
-]);
+export const logsPayloadSchemas: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>(Object.entries(querySchemas));
+
+/** Every payload that arrives at a deal inbox, by message type, as the router parsed it with the schemas above. */
+export type InboundPayloads = DealPayloads & QueryPayloads;

@@ -39,7 +39,7 @@ export class ModuleStore {
     if (inFlight) return inFlight;
     const write = (async () => {
       if (await this.has(sha256)) return;
-      await fs.mkdir(this.dir, { recursive: true });
+      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
       await writeFileDurable(this.path(sha256), bytes);
     })().finally(() => this.#writing.delete(sha256));
     this.#writing.set(sha256, write);

@@ -46,7 +46,7 @@ export class OutputLog {
 
   /** Makes the (empty) file, so `logs` finds it before the job writes anything; never truncates one. */
   async create(allocationId: string): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await fs.appendFile(this.file(allocationId), '');
   }
 

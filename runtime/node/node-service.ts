@@ -1,7 +1,8 @@
 /**
- * The running node: the composition root of `node runtime/main.js run`. It opens the durable store, wires
- * identity, the supervised Node actor (recovered from its log when the data dir has one), the effects the
- * Node asks for, monitoring, the network and the local API.
+ * The running node: the composition root of `node runtime/main.js run`. Its start is a list of phases declared
+ * once (see `nodeLifecycle`): the data dir and the offer checked, the durable store, identity, the supervised Node
+ * actor and the deal service (node-actors.ts), the network, the local API, onboarding, monitoring. Stop runs the
+ * same list in reverse, and a phase that fails to start stops the ones before it (lifecycle.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
@@ -9,34 +10,31 @@ import path from 'node:path';
 import { EMPTY_INDEXES, type Indexes } from '../../machines/indexes.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import { type Benchmark, type Offer, type Registration, resolveOffer, validateOffer } from '../../machines/onboarding.ts';
-import { type ApiServer, startApiServer } from '../api/http-server.ts';
-import { readMachineFacts } from './benchmark.ts';
 import { API_FILE, TOKEN_FILE } from '../api/client.ts';
+import { type ApiServer, startApiServer } from '../api/http-server.ts';
+import { createNodeApi } from '../api/node-api.ts';
+import { type Clock, type Timer, realClock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
+import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
+import { dealInboxes } from '../deals/deal-inboxes.ts';
+import type { DealService } from '../deals/deal-service.ts';
 import { DataDirError, OnboardingError } from '../errors.ts';
 import { probeWritable, writeFileDurable, writeJson } from '../files.ts';
-import { loadOrCreateIdentity, type NodeId } from './identity.ts';
 import type { InspectorBridge } from '../inspector/inspector.ts';
 import type { Logger } from '../logger.ts';
-import { createMonitor } from './monitor.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import { loadNetworkModule, startNetwork } from '../net/start-network.ts';
-import { createNodeApi } from '../api/node-api.ts';
-import { INDEXES_KEY, createIndexStore, recordFacts } from '../store/projections.ts';
-import { IDENTITY_KEY, REGISTRATION_KEY, createNodeEffects } from './node-effects.ts';
-import type { DealServiceInit } from '../deals/deal-config.ts';
-import { DealService } from '../deals/deal-service.ts';
-import { handleDealIntents } from '../deals/deal-effects.ts';
-import { dealInboxes } from '../deals/deal-inboxes.ts';
-import { WasiExecutor } from '../executors/wasm-executor.ts';
-import { ProcessExecutor } from '../executors/process-executor.ts';
-import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
-import type { NodeView } from '../../actors/node.actor.ts';
 import { JOURNAL_DIR, STORE_DEFAULTS } from '../store/constants.ts';
-import { DexieEventLog } from '../store/dexie-event-log.ts';
-import { type ActorRef, type OmitFrom, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from '../supervisor/supervisor.ts';
-
-type NodeRef = ActorRef<NodeEvent>;
+import { DexieEventLog, type RecoveryReport } from '../store/dexie-event-log.ts';
+import { INDEXES_KEY, type IndexStore, createIndexStore } from '../store/projections.ts';
+import type { OmitFrom, Recovery } from '../supervisor/supervisor.ts';
+import { readMachineFacts } from './benchmark.ts';
+import { type Identity, type NodeId, loadOrCreateIdentity } from './identity.ts';
+import { lockDataDir, tightenModes } from './data-dir-lock.ts';
+import { Lifecycle, type Started } from './lifecycle.ts';
+import { createMonitor } from './monitor.ts';
+import { type Actors, type NetworkSlot, type NodeRef, startActors } from './node-actors.ts';
+import { IDENTITY_KEY, type NodeEffects, REGISTRATION_KEY } from './node-effects.ts';
 
 const ONBOARD_TIMEOUT_MS = 120_000;
 
@@ -63,7 +61,174 @@ export interface RunningNode {
   readonly deals: DealService;
   /** Settles with the error that forces the node down (an actor failing past its restart limit). */
   readonly fatal: Promise<Error>;
+  /** Stops every phase in reverse order of start; idempotent. */
   stop(): Promise<void>;
+}
+
+/** What every phase may use: the run's config and the node's logger and clock. */
+interface Root {
+  readonly config: RunConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** When start began (performance.now()), for the ready line's startMs. */
+  readonly t0: number;
+  readonly escalate: (e: Error) => void;
+  readonly net: NetworkSlot;
+}
+
+export async function startNode(config: RunConfig, log: Logger, clock: Clock = realClock): Promise<RunningNode> {
+  const t0 = performance.now();
+  const networkModule = loadNetworkModule(); // loads while the store opens and the worker boots
+  networkModule.catch(() => {}); // a failure surfaces in startNetwork
+  let escalate!: (e: Error) => void;
+  const fatal = new Promise<Error>((r) => (escalate = r));
+  const lifecycle = nodeLifecycle({ config, log, clock, t0, escalate, net: { current: undefined } });
+  const { ready, node, deals } = await lifecycle.start();
+  return { ready, node, deals, fatal, stop: () => lifecycle.stop() };
+}
+
+/** The phases of a node, in start order. */
+function nodeLifecycle(root: Root) {
+  return new Lifecycle(root, { onStopError: (phase, err) => root.log.warn({ phase, err: err.message }, `${phase} did not stop cleanly`) })
+    .phase('data dir', checkDataDir)
+    .phase('data dir lock', async ({ config }) => {
+      // one node per data dir (a second one would truncate this one's live journal segment); 0700/0600 every start
+      const lock = await lockDataDir(config.dataDir);
+      await tightenModes(config.dataDir).catch(async (e: Error) => {
+        await lock.release();
+        throw new DataDirError(`cannot set the modes of data dir ${config.dataDir} (0700, files 0600): ${e.message}`);
+      });
+      return { stop: () => lock.release() };
+    })
+    .phase('store', async ({ config, clock }) => {
+      const { store, recovery } = await DexieEventLog.open({ dataDir: config.dataDir, ...STORE_DEFAULTS, clock });
+      return { parts: { store, storeRecovery: recovery }, stop: () => store.close() };
+    })
+    .phase('offer', readOffer)
+    .phase('identity', loadIdentity)
+    .phase('indexes', async ({ store }) => ({ parts: { indexes: createIndexStore((await store.getMeta<Indexes>(INDEXES_KEY)) ?? EMPTY_INDEXES) } }))
+    .phase('inspector', async ({ config, log, clock }) => {
+      // loaded only when asked for: @statelyai/inspect costs ~70 ms of start-up
+      const inspector = config.inspect ? await (await import('../inspector/inspector.ts')).createInspectorBridge(config.inspect, log, { clock }) : null;
+      return { parts: { inspector }, stop: () => inspector?.stop() };
+    })
+    .phase('actors', startActors)
+    // from here on, a stop leaves no api.json pointing at a node that is not there (the `api` phase writes it)
+    .phase('api address', ({ config }) => ({ stop: () => fs.rm(apiFile(config), { force: true }) }))
+    .phase('network', async ({ config, log, clock, identity, deals, node, net }) => {
+      const network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(deals, node, router) }, log, clock);
+      net.current = network;
+      return { parts: { network }, stop: () => network.stop().catch((e: Error) => log.warn({ err: e.message }, 'network did not stop cleanly')) };
+    })
+    .phase('deal recovery', async ({ log, deals }) => {
+      // deal messages that arrive meanwhile wait for this (a benchmark at onboarding can take seconds)
+      const unfinished = await deals.recover();
+      if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
+    })
+    .phase('api', startApi)
+    .phase('onboarding', onboard)
+    .phase('monitor', async ({ config, log, clock, node }) => {
+      const onError = (e: Error) => log.warn({ err: e.message }, 'monitoring sample failed');
+      const monitor = createMonitor({ dataDir: config.dataDir, intervalMs: config.monitorIntervalMs, onError, clock }, (sample) => node.send({ type: 'monitor.sample', sample } satisfies NodeEvent, 'monitor'));
+      await startOrStop(monitor.start(), () => monitor.stop());
+      return { stop: () => monitor.stop() };
+    })
+    .phase('serving', ({ deals, supervisor }) => {
+      deals.start(); // its heartbeat ends with the actors' stop (the deal service's quiesce)
+      supervisor.warm();
+    })
+    .phase('ready', async (p) => ({ parts: { ready: readyInfo(p, String((await p.node.view()).value)) } }));
+}
+
+/** Refuses a data dir that cannot be written, and an offer that cannot fit this machine before anything is created. */
+async function checkDataDir({ config }: Root): Promise<void> {
+  const { dataDir } = config;
+  if (!(await probeWritable(dataDir))) throw new DataDirError(`data dir ${dataDir} cannot be created or written; fix its permissions or pass another --data-dir`);
+  // a refused offer must leave a fresh data dir as it was: check it before anything is created
+  if (!existsSync(path.join(dataDir, JOURNAL_DIR))) await precheckOffer(dataDir, config.offer);
+}
+
+/** The offer to onboard with: the saved one, overridden by the flags given (checked against this machine). */
+async function readOffer({ config, store }: Root & { store: DexieEventLog }) {
+  const fresh = (await store.actor('node')) === undefined;
+  const saved = await store.getMeta<Registration | null>(REGISTRATION_KEY);
+  const offer: Offer = { ...(saved?.offer ?? {}), ...config.offer };
+  const flagsGiven = Object.keys(config.offer).length > 0;
+  if (flagsGiven) await precheckOffer(config.dataDir, offer);
+  return { parts: { fresh, saved, offer, flagsGiven } };
+}
+
+async function loadIdentity({ config, log, store }: Root & { store: DexieEventLog }) {
+  const { identity, created } = await loadOrCreateIdentity(config.dataDir);
+  if (created) log.info({ peerId: identity.peerId }, 'created a new node identity');
+  const token = await ensureToken(config.dataDir);
+  const nodeId = { uuid: identity.uuid, peerId: identity.peerId, did: identity.did };
+  const known = await store.getMeta<Omit<NodeId, 'cid'>>(IDENTITY_KEY);
+  if (JSON.stringify(known) !== JSON.stringify(nodeId)) await store.putMeta(IDENTITY_KEY, nodeId);
+  return { parts: { identity, token } };
+}
+
+/** The local API, when asked for, and its address in the data dir for the clients. */
+async function startApi(p: Root & Actors & { identity: Identity; token: string; indexes: IndexStore; network: NetworkService }): Promise<Started<{ api: ApiServer | null }>> {
+  const { config, log } = p;
+  if (!config.api) return { parts: { api: null } };
+  let url: string | null = null; // the API reports its own address, known once it listens
+  const nodeApi = createNodeApi({
+    node: p.node, deals: p.deals, identity: p.identity, dataDir: config.dataDir, clock: p.clock,
+    indexes: () => p.indexes.getSnapshot().context, net: () => p.network, apiUrl: () => url,
+    descriptor: p.descriptor.get, setDescriptor: p.descriptor.set,
+  });
+  const api = await startApiServer({ ...config.api, token: p.token }, nodeApi, log);
+  url = api.url;
+  await startOrStop(writeJson(apiFile(config), { url: api.url, pid: process.pid }), () => api.stop());
+  return { parts: { api }, stop: () => api.stop() };
+}
+
+const apiFile = (config: RunConfig) => path.join(config.dataDir, API_FILE);
+
+/** Onboards the Node when this run asks for it (first start, offer flags, --rebenchmark) or it is not registered. */
+async function onboard(p: Root & Actors & { fresh: boolean; flagsGiven: boolean; offer: Offer; saved: Registration | null | undefined }) {
+  const { config, node } = p;
+  const state = await settledState(node, p.effects, p.clock);
+  if (!(p.fresh || p.flagsGiven || config.rebenchmark || (state !== 'registered' && state !== 'offboarded'))) return { parts: { benchmarked: false } };
+  const benchmarked = config.rebenchmark || !p.saved?.benchmark;
+  const command = { type: 'node.onboard', offer: p.offer, host: { dataDir: config.dataDir, dataDirWritable: true }, rebenchmark: config.rebenchmark } satisfies OmitFrom<NodeEvent, 'replyTo'>;
+  const reply = await node.ask(command, ONBOARD_TIMEOUT_MS);
+  if (!reply.ok) throw new OnboardingError(`onboarding failed: ${reply.message}`);
+  return { parts: { benchmarked } };
+}
+
+/**
+ * The Node's state, once a benchmark that its recovery restarted (the old process died during one) has sent its
+ * result, or ONBOARD_TIMEOUT_MS passed. The view after a send covers that send: the state is the one it led to.
+ */
+async function settledState(node: NodeRef, effects: NodeEffects, clock: Clock): Promise<string> {
+  const state = String((await node.view()).value);
+  if (state !== 'benchmarking') return state;
+  let timer: Timer | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = clock.after(ONBOARD_TIMEOUT_MS, resolve, { keepAlive: true })));
+  await Promise.race([effects.benchmarked(), timeout]).finally(() => timer?.clear());
+  return String((await node.view()).value);
+}
+
+function readyInfo(p: Root & Actors & { identity: Identity; storeRecovery: RecoveryReport; inspector: InspectorBridge | null; network: NetworkService; api: ApiServer | null; benchmarked: boolean }, state: string): ReadyInfo {
+  const { identity, recovery: rec, storeRecovery: s } = p;
+  return {
+    event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: p.network.listen(), api: p.api?.url ?? null,
+    dataDir: p.config.dataDir, state, benchmarked: p.benchmarked,
+    recovered: rec.recovered ? { ...rec, journalRecords: s.records, tornBytes: s.tornBytes } : null,
+    inspect: p.inspector?.url ?? null, startMs: Math.round(performance.now() - p.t0),
+  };
+}
+
+/** Waits for a start step; when it fails, stops what the phase had started and fails with the step's error. */
+async function startOrStop(step: Promise<unknown>, stop: () => Promise<void>): Promise<void> {
+  try {
+    await step;
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
+  }
 }
 
 async function ensureToken(dataDir: string): Promise<string> {
@@ -84,185 +249,4 @@ async function precheckOffer(dataDir: string, offer: Offer): Promise<void> {
   };
   const problems = validateOffer(resolveOffer(offer, pseudo), pseudo, { dataDirWritable: true, dataDir });
   if (problems.length > 0) throw new OnboardingError(problems.map((p) => p.message).join('; '));
-}
-
-/** Waits while a recovered node finishes the benchmark its old process had started. */
-async function settled(node: NodeRef): Promise<string> {
-  const deadline = Date.now() + ONBOARD_TIMEOUT_MS;
-  for (;;) {
-    const state = String((await node.view()).value);
-    if (state !== 'benchmarking' || Date.now() > deadline) return state;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-export async function startNode(config: RunConfig, log: Logger): Promise<RunningNode> {
-  const t0 = performance.now();
-  const networkModule = loadNetworkModule(); // loads while the store opens and the worker boots
-  networkModule.catch(() => {}); // a failure surfaces in startNetwork
-  const { dataDir } = config;
-  if (!(await probeWritable(dataDir))) throw new DataDirError(`data dir ${dataDir} cannot be created or written; fix its permissions or pass another --data-dir`);
-  const flagsGiven = Object.keys(config.offer).length > 0;
-  // a refused offer must leave a fresh data dir as it was: check it before anything is created
-  if (!existsSync(path.join(dataDir, JOURNAL_DIR))) await precheckOffer(dataDir, config.offer);
-  const { store, recovery: storeRecovery } = await DexieEventLog.open({ dataDir, ...STORE_DEFAULTS });
-  const fresh = (await store.actor('node')) === undefined;
-  const saved = await store.getMeta<Registration | null>(REGISTRATION_KEY);
-  const offer: Offer = { ...(saved?.offer ?? {}), ...config.offer };
-  try {
-    if (flagsGiven) await precheckOffer(dataDir, offer);
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
-  const { identity, created } = await loadOrCreateIdentity(dataDir);
-  if (created) log.info({ peerId: identity.peerId }, 'created a new node identity');
-  const token = await ensureToken(dataDir);
-  const nodeId = { uuid: identity.uuid, peerId: identity.peerId, did: identity.did };
-  const known = await store.getMeta<Omit<NodeId, 'cid'>>(IDENTITY_KEY);
-  if (JSON.stringify(known) !== JSON.stringify(nodeId)) await store.putMeta(IDENTITY_KEY, nodeId);
-
-  let resolveFatal!: (e: Error) => void;
-  const fatal = new Promise<Error>((r) => (resolveFatal = r));
-  let nodeRef: NodeRef | undefined;
-  let descriptor: { key: string; nodeId: NodeId } | undefined;
-  const indexes = createIndexStore((await store.getMeta<Indexes>(INDEXES_KEY)) ?? EMPTY_INDEXES);
-  // loaded only when asked for: @statelyai/inspect costs ~70 ms of start-up
-  const inspector: InspectorBridge | null = config.inspect ? await (await import('../inspector/inspector.ts')).createInspectorBridge(config.inspect, log) : null;
-  let deals: DealService | undefined;
-  const nodeFacts = cachedNodeFacts(() => nodeRef!);
-  const effects = createNodeEffects({ dataDir, log, store, node: () => nodeRef!, onRegistered: () => {
-      descriptor = undefined;
-      nodeFacts.forget();
-    }, deals: (intents) => deals && handleDealIntents(deals, 'node', intents) });
-  const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
-    log,
-    eventLog: store,
-    onIntents: (id, intents) => (id === 'node' ? effects.handle(intents) : deals && handleDealIntents(deals, id, intents)),
-    onEscalate: (e) => resolveFatal(e),
-    onFacts: (facts) => recordFacts(indexes, facts),
-    snapshotMeta: (id) => (id === 'node' ? [{ key: INDEXES_KEY, value: indexes.getSnapshot().context }] : []),
-    ...(inspector ? { onInspect: (records) => inspector.forward(records) } : {}),
-  });
-  let node: NodeRef;
-  try {
-    node = await supervisor.spawn<NodeEvent>({ id: 'node', kind: 'node', input: {} });
-  } catch (e) {
-    await supervisor.stop().catch(() => {});
-    await store.close();
-    inspector?.stop();
-    throw e;
-  }
-  nodeRef = node;
-  deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: identity.peerId, node, net: () => network, facts: nodeFacts });
-  const rec = node.recovery!;
-  if (rec.recovered) {
-    node.send({ type: 'node.recovered', now: Date.now() }, 'local');
-    log.info({ ...rec, journalRecords: storeRecovery.records, tornBytes: storeRecovery.tornBytes }, `recovered the node from its log: snapshot at seq ${rec.snapshotSeq}, ${rec.replayed} events replayed, ${rec.ms} ms (store ${storeRecovery.ms} ms)`);
-  }
-
-  let api: ApiServer | undefined;
-  let monitor: ReturnType<typeof createMonitor> | undefined;
-  let network: NetworkService | undefined;
-  const stop = async () => {
-    await monitor?.stop();
-    await network?.stop().catch((e: Error) => log.warn({ err: e.message }, 'network did not stop cleanly'));
-    await api?.stop();
-    await fs.rm(path.join(dataDir, API_FILE), { force: true });
-    effects.stop();
-    deals?.quiesce(); // no new deal actors or timers while the supervisor stops the ones there are
-    await supervisor.stop();
-    deals?.stop();
-    await effects.flush();
-    await store.close();
-    inspector?.stop();
-  };
-
-  try {
-    const dealService = deals;
-    const nodeApi = createNodeApi({ node, deals: dealService, identity, dataDir, indexes: () => indexes.getSnapshot().context, net: () => network, apiUrl: () => api?.url ?? null, descriptor: () => descriptor, setDescriptor: (d) => (descriptor = d) });
-    network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(dealService, node, router) }, log);
-    // deal messages that arrive meanwhile wait for this (a benchmark at onboarding can take seconds)
-    const unfinished = await dealService.recover();
-    if (unfinished > 0) log.info({ deals: unfinished }, `recovered ${unfinished} unfinished deal actors from the log`);
-    if (config.api) {
-      api = await startApiServer({ ...config.api, token }, nodeApi, log);
-      await writeJson(path.join(dataDir, API_FILE), { url: api.url, pid: process.pid });
-    }
-    const state = await settled(node);
-    const onboard = fresh || flagsGiven || config.rebenchmark || (state !== 'registered' && state !== 'offboarded');
-    let benchmarked = false;
-    if (onboard) {
-      benchmarked = config.rebenchmark || !saved?.benchmark;
-      const reply = await node.ask({ type: 'node.onboard', offer, host: { dataDir, dataDirWritable: true }, rebenchmark: config.rebenchmark } satisfies OmitFrom<NodeEvent, 'replyTo'>, ONBOARD_TIMEOUT_MS);
-      if (!reply.ok) throw new OnboardingError(`onboarding failed: ${reply.message}`);
-    }
-    monitor = createMonitor({ dataDir, intervalMs: config.monitorIntervalMs, onError: (e: Error) => log.warn({ err: e.message }, 'monitoring sample failed') }, (sample) =>
-      node.send({ type: 'monitor.sample', sample } satisfies NodeEvent, 'monitor'),
-    );
-    await monitor.start();
-    dealService.start();
-    supervisor.warm();
-    const view = await node.view();
-    const ready: ReadyInfo = {
-      event: 'ready', peerId: identity.peerId, did: identity.did, uuid: identity.uuid, listen: network.listen(), api: api?.url ?? null,
-      dataDir, state: String(view.value), benchmarked,
-      recovered: rec.recovered ? { ...rec, journalRecords: storeRecovery.records, tornBytes: storeRecovery.tornBytes } : null,
-      inspect: inspector?.url ?? null, startMs: Math.round(performance.now() - t0),
-    };
-    return { ready, node, deals: dealService, fatal, stop };
-  } catch (e) {
-    await stop().catch(() => {});
-    throw e;
-  }
-}
-
-/**
- * What deals read of the Node (its offered executors and its preferences), kept between changes: asking the Node's
- * worker each time would put a round trip on every deal's path. Forgotten when the Node saves either.
- */
-function cachedNodeFacts(node: () => NodeRef) {
-  let cached: Promise<{ executors: readonly string[]; preferences: NodeView['preferences'] }> | undefined;
-  return {
-    get: () =>
-      (cached ??= node()
-        .view()
-        .then((v) => {
-          const c = v.context as NodeView;
-          return { executors: c.registration?.capability.executors ?? [], preferences: c.preferences };
-        })
-        .catch((e: Error) => {
-          cached = undefined;
-          throw e;
-        })),
-    forget: () => (cached = undefined),
-  };
-}
-
-/** The deal service of a node, bound to its Node actor (the ledger) and its executors. */
-function createDeals(
-  init: DealServiceInit,
-  deps: { supervisor: Supervisor; store: DexieEventLog; dataDir: string; log: Logger; self: string; node: NodeRef; net: () => NetworkService | undefined; facts: ReturnType<typeof cachedNodeFacts> },
-): DealService {
-  const { node, facts } = deps;
-  const wasm = new WasiExecutor();
-  const proc = new ProcessExecutor();
-  return new DealService(init, {
-    ...deps,
-    preferences: async () => (await facts.get()).preferences,
-    ledger: {
-      allocate: async (allocationId, lockId) => {
-        const r = await node.ask({ type: 'ledger.allocate', allocationId, lockId, now: Date.now() }, undefined, 'deal');
-        return r.ok ? { ok: true } : { ok: false, code: r.code, message: r.message };
-      },
-      unlock: (id) => node.send({ type: 'ledger.unlock', id }, 'deal'),
-      release: (allocationId) => node.send({ type: 'ledger.release', allocationId }, 'deal'),
-    },
-    // `process` runs other people's code unsandboxed: only while the node offers it
-    executor: async (kind) => {
-      const offered = (await facts.get()).executors;
-      if (!offered.includes(kind)) return undefined;
-      return kind === 'wasm' ? wasm : kind === 'process' ? proc : undefined;
-    },
-  });
 }

@@ -157,6 +157,22 @@ Fresh('the key and the API token are readable by the owner only', async ({ dir }
   assert.ok(await exists(path.join(dir, 'api.json')), 'api.json tells clients where the running node is');
 });
 
+Fresh('the data dir is 0700 and what the node wrote in it 0600', async ({ dir }) => {
+  assert.is((await modeOf(dir)).toString(8), '700');
+  for (const f of await fs.readdir(dir, { withFileTypes: true })) {
+    const mode = (await modeOf(path.join(dir, f.name))).toString(8);
+    assert.is(mode, f.isDirectory() ? '700' : '600', `${f.name} is ${mode}`);
+  }
+});
+
+Fresh('a second node on the same data dir exits 2 naming the first one\'s pid, and leaves its files alone', async ({ dir, node }) => {
+  const before = await fs.readFile(path.join(dir, 'api.json'), 'utf8');
+  const r = await cli(['--data-dir', dir, '--api', '127.0.0.1:0'], { timeoutMs: 20_000 });
+  assertUsageError(r, new RegExp(`in use by another node \\(pid ${node!.child.pid}\\)`));
+  assert.is(await fs.readFile(path.join(dir, 'api.json'), 'utf8'), before, 'api.json was rewritten');
+  assert.is((await cli(['info', '--json', '--data-dir', dir])).code, 0, 'the first node no longer answers');
+});
+
 Fresh('the API refuses a request without the token', async ({ node }) => {
   const res = await fetch(`${node!.ready.api}/v1/info`, { signal: AbortSignal.timeout(5000) });
   assert.is(res.status, 401);

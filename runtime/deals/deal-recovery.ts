@@ -1,0 +1,134 @@
+/**
+ * Deals at start: every deal actor that had not ended when the node stopped is brought back from its log and
+ * told so, and what the node died before carrying out is done now. Deal messages from peers that arrive
+ * meanwhile wait (in arrival order, up to MAX_QUEUED_INBOUND) until the deals are back.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { AllocationInput, AllocationRecordView } from '../../machines/allocation.messages.ts';
+import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
+import { parseDealKey, providerActorId } from '../../machines/deal.ids.ts';
+import type { ProviderInput, ProviderRecord } from '../../machines/provider.messages.ts';
+import type { JobRecord, RequesterInput } from '../../machines/requester.messages.ts';
+import { killGroup, startTimeOf } from '../executors/process-group.ts';
+import type { DealRef } from './deal-registry.ts';
+import type { DealService } from './deal-service.ts';
+
+/** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
+export const MAX_QUEUED_INBOUND = 10_000;
+
+const DEAL_KINDS: ReadonlySet<string> = new Set(['requester', 'provider', 'allocation']);
+
+export class DealRecovery {
+  readonly #inbound: (() => void)[] = [];
+  #recovered = false;
+  #closed = false;
+
+  constructor(private readonly svc: DealService) {}
+
+  /** Brings back every deal actor that had not ended, then runs the messages that waited; resolves with their count. */
+  async recover(): Promise<number> {
+    const { svc } = this;
+    const { store } = svc.deps;
+    await mkdir(svc.output.dir, { recursive: true, mode: 0o700 }); // before any job writes output
+    const now = svc.now();
+    let n = 0;
+    // an ended actor's record is saved under its id: one query per kind, not one read per actor ever made
+    const ended = new Set((await Promise.all(['job/', 'provider/', 'allocation/'].map((k) => store.metaKeysWithPrefix(k)))).flat());
+    for (const rec of await store.actors()) {
+      if (!DEAL_KINDS.has(rec.kind) || ended.has(rec.id)) continue;
+      n += 1;
+      // the inputs were logged by this runtime when it spawned the actors
+      if (rec.kind === 'requester') {
+        const input = rec.input as RequesterInput;
+        svc.requests.open(input.dealId, input.job);
+        void svc.registry.spawn(rec.id, 'requester', input, { type: 'deal.recovered', now });
+      } else if (rec.kind === 'provider') {
+        const input = rec.input as ProviderInput;
+        svc.provisions.open(input);
+        void svc.registry.spawn(rec.id, 'provider', input, { type: 'deal.recovered', now });
+      } else {
+        const input = rec.input as AllocationInput;
+        await this.#killOrphan(input.allocationId);
+        void svc.registry.spawn(rec.id, 'allocation', input, { type: 'allocation.recovered', now });
+      }
+    }
+    await svc.registry.started();
+    await this.#settle();
+    this.#recovered = true;
+    for (const run of this.#inbound.splice(0)) run();
+    return n;
+  }
+
+  /** Runs `handle` now, or, before the unfinished deals are recovered, once they are (in arrival order). */
+  whenRecovered(handle: () => void): void {
+    if (this.#recovered) return handle();
+    if (this.#closed) return;
+    if (this.#inbound.length >= MAX_QUEUED_INBOUND) {
+      this.svc.deps.log.warn({ queued: this.#inbound.length }, 'deal messages arrive faster than the node can recover its deals; dropping one');
+      return;
+    }
+    this.#inbound.push(handle);
+  }
+
+  /** A stopping node: the messages still waiting die with it, as unread ones do. */
+  close(): void {
+    this.#closed = true;
+    this.#inbound.length = 0;
+  }
+
+  /**
+   * Actors whose last logged event ended them, but whose ending was not carried out (the node died between the
+   * two: replayed events do not run their effects again), are ended now; a job never started is started.
+   */
+  async #settle(): Promise<void> {
+    const now = this.svc.now();
+    for (const [id, p] of this.svc.registry.entries()) {
+      const ref = await p;
+      // what each kind presents as its context is its record
+      const rec = ref && (await ref.view().catch(() => undefined))?.context;
+      if (!ref || !rec) continue;
+      if (ref.kind === 'requester') await this.#settleJob(id, ref, rec as JobRecord, now);
+      else if (ref.kind === 'provider') {
+        const deal = rec as ProviderRecord;
+        if (PROVIDER_TERMINAL.includes(deal.state)) await this.svc.retire(id, deal);
+      } else if (ref.kind === 'allocation') await this.#settleAllocation(id, rec as AllocationRecordView, now);
+    }
+  }
+
+  async #settleJob(id: string, ref: DealRef, rec: JobRecord, now: number): Promise<void> {
+    const { svc } = this;
+    // the peers it had asked: their answers may still come
+    const peers = [rec.provider, ...(rec.bids ?? []).map((b) => b.provider), ...(rec.declines ?? []).map((d) => d.provider)];
+    svc.requests.recovered(rec.id, peers.filter((x): x is string => typeof x === 'string'));
+    const ended = JOB_TERMINAL.includes(rec.state);
+    if (rec.provider && rec.allocationId && !ended) {
+      // its allocation may have ended while this node was down, and a final status is sent only once
+      const key = parseDealKey(rec.allocationId);
+      if (key) void svc.sendTo(rec.provider, 'provider', 'allocation.query', { dealId: rec.id, nonce: key.nonce, allocationId: rec.allocationId });
+    }
+    if (rec.rounds === 0) ref.send({ type: 'deal.start', now });
+    else if (ended) {
+      svc.requests.close(rec.id);
+      await svc.retire(id, rec);
+    }
+  }
+
+  async #settleAllocation(id: string, rec: AllocationRecordView, now: number): Promise<void> {
+    if (!ALLOCATION_TERMINAL.includes(rec.state)) return;
+    const { svc } = this;
+    svc.deps.ledger.release(rec.allocationId); // harmless when it was released already
+    svc.deliver(providerActorId(rec.allocationId), { type: 'allocation.ended', allocationId: rec.allocationId, state: rec.state, now });
+    await svc.retire(id, rec);
+  }
+
+  /** A job's process group that outlived the node that started it (a SIGKILLed node): ends it. */
+  async #killOrphan(allocationId: string): Promise<void> {
+    const { output, deps } = this.svc;
+    const noted = await output.notedPid(allocationId);
+    if (!noted) return;
+    if (noted.start !== null && startTimeOf(noted.pid) === noted.start && killGroup(noted.pid)) {
+      deps.log.warn({ allocation: allocationId, pid: noted.pid }, `ended the job process group ${noted.pid} of allocation ${allocationId}, left running by the node's previous process`);
+    }
+    await output.forgetPid(allocationId);
+  }
+}

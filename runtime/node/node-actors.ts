@@ -1,0 +1,180 @@
+/**
+ * The `actors` phase of a running node: the supervisor, the Node actor (recovered from its log when the data dir has
+ * one), and the two services that carry out its actors' intents: the Node's effects and the deal service. They
+ * start together because they need one another: the supervisor hands intents to the services, which answer the
+ * actors it hosts.
+ */
+import type { NodeView } from '../../actors/node.actor.ts';
+import type { NodeEvent } from '../../machines/node.messages.ts';
+import type { Clock } from '../clock.ts';
+import type { RunConfig } from '../config.ts';
+import type { DealServiceInit } from '../deals/deal-config.ts';
+import { handleDealIntents } from '../deals/deal-effects.ts';
+import { DealService } from '../deals/deal-service.ts';
+import { ProcessExecutor } from '../executors/process-executor.ts';
+import { WasiExecutor } from '../executors/wasm-executor.ts';
+import type { InspectorBridge } from '../inspector/inspector.ts';
+import type { Logger } from '../logger.ts';
+import type { NetworkService } from '../net/network-service.ts';
+import type { DexieEventLog, RecoveryReport } from '../store/dexie-event-log.ts';
+import { INDEXES_KEY, type IndexStore, recordFacts } from '../store/projections.ts';
+import { type ActorRef, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from '../supervisor/supervisor.ts';
+import type { Identity, NodeId } from './identity.ts';
+import type { Started } from './lifecycle.ts';
+import { type NodeEffects, createNodeEffects } from './node-effects.ts';
+
+export type NodeRef = ActorRef<NodeEvent>;
+
+/** The network as the deal service reaches it: set by the `network` phase, which starts after this one. */
+export interface NetworkSlot {
+  current: NetworkService | undefined;
+}
+
+/** The identity document the API last built, kept until the Node saves a new registration or preferences. */
+export interface DescriptorCache {
+  get(): { key: string; nodeId: NodeId } | undefined;
+  set(d: { key: string; nodeId: NodeId }): void;
+}
+
+export interface Actors {
+  readonly supervisor: Supervisor;
+  readonly node: NodeRef;
+  readonly effects: NodeEffects;
+  readonly deals: DealService;
+  readonly recovery: Recovery;
+  readonly descriptor: DescriptorCache;
+}
+
+/** Starts the actors. Stops them as a unit: no timer fires into them while the supervisor takes them down. */
+export async function startActors(p: {
+  readonly config: RunConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly escalate: (e: Error) => void;
+  readonly net: NetworkSlot;
+  readonly identity: Identity;
+  readonly store: DexieEventLog;
+  readonly storeRecovery: RecoveryReport;
+  readonly indexes: IndexStore;
+  readonly inspector: InspectorBridge | null;
+}): Promise<Started<Actors>> {
+  const { config, log, clock, store, indexes, inspector } = p;
+  const { dataDir } = config;
+  const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
+    log,
+    eventLog: store,
+    // Intents come from live events only, so none before the Node is spawned and `effects` and `deals` exist.
+    onIntents: (id, intents) => (id === 'node' ? effects.handle(intents) : handleDealIntents(deals, id, intents)),
+    onEscalate: p.escalate,
+    onFacts: (facts) => recordFacts(indexes, facts),
+    snapshotMeta: (id) => (id === 'node' ? [{ key: INDEXES_KEY, value: indexes.getSnapshot().context }] : []),
+    now: () => clock.now(),
+    ...(inspector ? { onInspect: (records) => inspector.forward(records) } : {}),
+  });
+  const node = await spawnNode(supervisor);
+  const facts = cachedNodeFacts(node);
+  const descriptor = descriptorCache();
+  const deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: p.identity.peerId, node, net: () => p.net.current, facts, clock });
+  const effects = createNodeEffects({
+    dataDir, log, store, node, clock,
+    onRegistered: () => {
+      descriptor.forget();
+      facts.forget();
+    },
+    deals: (intents) => handleDealIntents(deals, 'node', intents),
+  });
+  const stop = async () => {
+    effects.stop();
+    deals.quiesce(); // no new deal actors or timers while the supervisor stops the ones there are
+    await supervisor.stop();
+    deals.stop();
+    await effects.flush();
+  };
+  const recovery = node.recovery!;
+  try {
+    if (recovery.recovered) {
+      node.send({ type: 'node.recovered', now: clock.now() }, 'local');
+      const s = p.storeRecovery;
+      log.info({ ...recovery, journalRecords: s.records, tornBytes: s.tornBytes }, `recovered the node from its log: snapshot at seq ${recovery.snapshotSeq}, ${recovery.replayed} events replayed, ${recovery.ms} ms (store ${s.ms} ms)`);
+    }
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
+  }
+  return { parts: { supervisor, node, effects, deals, recovery, descriptor }, stop };
+}
+
+/** Spawns the Node actor; when that fails, stops the supervisor (nothing else of the phase exists yet). */
+async function spawnNode(supervisor: Supervisor): Promise<NodeRef> {
+  try {
+    return await supervisor.spawn<NodeEvent>({ id: 'node', kind: 'node', input: {} });
+  } catch (e) {
+    await supervisor.stop().catch(() => {});
+    throw e;
+  }
+}
+
+function descriptorCache(): DescriptorCache & { forget(): void } {
+  let kept: { key: string; nodeId: NodeId } | undefined;
+  return { get: () => kept, set: (d) => (kept = d), forget: () => (kept = undefined) };
+}
+
+/**
+ * What deals read of the Node (its offered executors and its preferences), kept between changes: asking the Node's
+ * worker each time would put a round trip on every deal's path. Forgotten when the Node saves either.
+ */
+function cachedNodeFacts(node: NodeRef) {
+  let cached: Promise<{ executors: readonly string[]; preferences: NodeView['preferences'] }> | undefined;
+  return {
+    get: () =>
+      (cached ??= node
+        .view()
+        .then((v) => {
+          const c = v.context as NodeView;
+          return { executors: c.registration?.capability.executors ?? [], preferences: c.preferences };
+        })
+        .catch((e: Error) => {
+          cached = undefined;
+          throw e;
+        })),
+    forget: () => (cached = undefined),
+  };
+}
+
+/** The deal service of a node, bound to its Node actor (the ledger) and its executors. */
+function createDeals(
+  init: DealServiceInit,
+  deps: {
+    supervisor: Supervisor;
+    store: DexieEventLog;
+    dataDir: string;
+    log: Logger;
+    self: string;
+    node: NodeRef;
+    net: () => NetworkService | undefined;
+    facts: ReturnType<typeof cachedNodeFacts>;
+    clock: Clock;
+  },
+): DealService {
+  const { node, facts, clock } = deps;
+  const wasm = new WasiExecutor();
+  const proc = new ProcessExecutor();
+  return new DealService(init, {
+    ...deps,
+    preferences: async () => (await facts.get()).preferences,
+    ledger: {
+      allocate: async (allocationId, lockId) => {
+        const r = await node.ask({ type: 'ledger.allocate', allocationId, lockId, now: clock.now() }, undefined, 'deal');
+        return r.ok ? { ok: true } : { ok: false, code: r.code, message: r.message };
+      },
+      unlock: (id) => node.send({ type: 'ledger.unlock', id }, 'deal'),
+      release: (allocationId) => node.send({ type: 'ledger.release', allocationId }, 'deal'),
+    },
+    // `process` runs other people's code unsandboxed: only while the node offers it
+    executor: async (kind) => {
+      const offered = (await facts.get()).executors;
+      if (!offered.includes(kind)) return undefined;
+      return kind === 'wasm' ? wasm : kind === 'process' ? proc : undefined;
+    },
+  });
+}
