@@ -47,6 +47,11 @@ export interface EventLog {
   register(record: ActorRecord): Promise<void>;
   actor(id: string): Promise<ActorRecord | undefined>;
   actors(): Promise<ActorRecord[]>;
+  /**
+   * Lets go of an ended actor: its registry record, snapshot, events and dropped marks leave the live tables at
+   * once (the on-disk history keeps them for `replay`), so ended actors cost the live store nothing.
+   */
+  forget(actor: string): Promise<void>;
 }
 
 /** An in-memory EventLog for unit tests (nothing survives the process). */
@@ -104,5 +109,12 @@ export class MemoryEventLog implements EventLog {
 
   async actors(): Promise<ActorRecord[]> {
     return [...this.#actors.values()];
+  }
+
+  async forget(actor: string): Promise<void> {
+    this.#events.delete(actor);
+    this.#snapshots.delete(actor);
+    this.#dropped.delete(actor);
+    this.#actors.delete(actor);
   }
 }

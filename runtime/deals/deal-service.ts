@@ -124,6 +124,8 @@ export class DealService {
     this.timers.cancelAll(id);
     await this.deps.store.putMeta(id, record);
     await this.registry.retire(id);
+    // ended: its record above is what `status` reads; its rows leave the live store (the journal keeps its history)
+    await this.deps.store.forget(id);
   }
 
   // ---- network -------------------------------------------------------------------------------------------------

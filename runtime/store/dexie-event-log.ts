@@ -116,6 +116,17 @@ export class DexieEventLog implements EventLog {
     return this.db.actors.toArray();
   }
 
+  async forget(actor: string): Promise<void> {
+    // plain number bounds: the journal records the range as JSON, where Dexie.minKey (-Infinity) would not survive
+    await this.db.transaction('rw', [this.db.events, this.db.snapshots, this.db.dropped, this.db.actors], async () => {
+      await this.db.events.where('[actor+seq]').between([actor, 0], [actor, Number.MAX_SAFE_INTEGER], true, true).delete();
+      await this.db.dropped.where('[actor+seq]').between([actor, 0], [actor, Number.MAX_SAFE_INTEGER], true, true).delete();
+      await this.db.snapshots.delete(actor);
+      await this.db.actors.delete(actor);
+    });
+    await this.#settle();
+  }
+
   async getMeta<T>(key: string): Promise<T | undefined> {
     return (await this.db.meta.get(key))?.value as T | undefined;
   }

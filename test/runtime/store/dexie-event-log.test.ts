@@ -95,6 +95,26 @@ durable('meta, actors, event pages, drops and snapshots come back as written', a
   assert.is(await again.lastSeq('n'), 20);
 });
 
+durable('forget(actor) survives a reopen, and after a compaction; the on-disk history still holds the actor', async (ctx) => {
+  const { store } = await reopen(ctx);
+  await store.register({ id: 'gone', kind: 'provider', input: { job: 'x'.repeat(100) }, createdAt: 1 });
+  await store.register({ id: 'kept', kind: 'provider', input: null, createdAt: 2 });
+  await store.append('gone', range('gone', 1, 6));
+  await store.append('kept', range('kept', 1, 2));
+  await store.saveSnapshot('gone', snap(3));
+  await store.markDropped('gone', 5, 'boom');
+  await store.forget('gone');
+  const { store: again } = await reopen(ctx);
+  assert.is(await again.actor('gone'), undefined);
+  assert.equal(await view(again, 'gone'), { snapshot: undefined, lastSeq: 0, after: [], all: [] });
+  assert.equal((await again.actors()).map((a) => a.id), ['kept']);
+  assert.equal(seqs(await history(ctx.dir, 'gone')), [1, 2, 3, 4, 6], 'replay lost the forgotten actor\'s history (5 was dropped)');
+  await again.compact();
+  const { store: compacted } = await reopen(ctx);
+  assert.equal((await compacted.actors()).map((a) => a.id), ['kept']);
+  assert.equal(seqs(await compacted.eventsAfter('kept', 0)), [1, 2]);
+});
+
 durable('several reopen cycles keep appending to one growing history', async (ctx) => {
   for (let round = 0; round < 4; round += 1) {
     const { store } = await reopen(ctx);

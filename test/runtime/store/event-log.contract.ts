@@ -181,5 +181,23 @@ export function eventLogContract(impl: string, factory: EventLogFactory): void {
     const all = (await log.actors()).sort((x, y) => x.id.localeCompare(y.id));
     assert.equal(all, [rec('a1', 'allocation'), rec('n1', 'node', { v: 2 })]);
   });
+  registry('forget(actor) removes its record, snapshot, events and dropped marks, and nothing of another actor', async (ctx) => {
+    const log = logOf(ctx);
+    for (const id of ['gone', 'kept']) {
+      await log.register(rec(id, 'provider'));
+      await log.append(id, range(id, 1, 6));
+      await log.saveSnapshot(id, snap(3));
+      await log.markDropped(id, 5, 'poison');
+    }
+    await log.forget('gone');
+    assert.is(await log.actor('gone'), undefined);
+    assert.is(await log.latestSnapshot('gone'), undefined);
+    assert.equal(await log.eventsAfter('gone', 0), []);
+    assert.is(await log.lastSeq('gone'), 0);
+    assert.equal((await log.actors()).map((a) => a.id), ['kept']);
+    assert.equal(seqs(await log.eventsAfter('kept', 3)), [4, 6]);
+    assert.is((await log.latestSnapshot('kept'))?.seq, 3);
+    await log.forget('never-was'); // a no-op
+  });
   registry.run();
 }
