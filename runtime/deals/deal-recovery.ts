@@ -35,7 +35,12 @@ export class DealRecovery {
     // an ended actor's record is saved under its id: one query per kind, not one read per actor ever made
     const ended = new Set((await Promise.all(['job/', 'provider/', 'allocation/'].map((k) => store.metaKeysWithPrefix(k)))).flat());
     for (const rec of await store.actors()) {
-      if (!DEAL_KINDS.has(rec.kind) || ended.has(rec.id)) continue;
+      if (!DEAL_KINDS.has(rec.kind)) continue;
+      // ended before this runtime let go of ended actors' rows (or a crash came between record and forget)
+      if (ended.has(rec.id)) {
+        await store.forget(rec.id);
+        continue;
+      }
       n += 1;
       // the inputs were logged by this runtime when it spawned the actors
       if (rec.kind === 'requester') {

@@ -38,7 +38,11 @@ export class ModuleStore {
     const inFlight = this.#writing.get(sha256);
     if (inFlight) return inFlight;
     const write = (async () => {
-      if (await this.has(sha256)) return;
+      if (await this.has(sha256)) {
+        const now = new Date();
+        await fs.utimes(this.path(sha256), now, now); // in use again: retention counts its age from now
+        return;
+      }
       await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
       await writeFileDurable(this.path(sha256), bytes);
     })().finally(() => this.#writing.delete(sha256));

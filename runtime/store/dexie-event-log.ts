@@ -146,6 +146,12 @@ export class DexieEventLog implements EventLog {
     await this.#settle();
   }
 
+  async deleteMeta(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.db.meta.bulkDelete([...keys]);
+    await this.#settle();
+  }
+
   /**
    * Writes a checkpoint of every table and starts a new journal segment, cut exactly between the
    * transactions the checkpoint holds and those after it.
