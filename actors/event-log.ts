@@ -30,8 +30,11 @@ export interface ActorRecord {
 }
 
 export interface EventLog {
-  /** Appends events of one actor; resolves once they are durable. Seqs must continue the actor's sequence. */
-  append(actor: string, events: readonly LoggedEvent[]): Promise<void>;
+  /**
+   * Appends events of one actor; resolves once they are durable, with the bytes they take in the log (0 when the
+   * log does not know). Seqs must continue the actor's sequence.
+   */
+  append(actor: string, events: readonly LoggedEvent[]): Promise<number | void>;
   /** Records that the event at `seq` made the actor fail and was dropped; replays skip it. */
   markDropped(actor: string, seq: number, reason: string): Promise<void>;
   /**

@@ -66,10 +66,12 @@ export class DexieEventLog implements EventLog {
     if (this.journal.segmentBytes > this.init.compactBytes && !this.#compacting) void this.compact();
   }
 
-  async append(actor: string, events: readonly LoggedEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.db.events.add({ actor, seq: events.at(-1)!.seq, first: events[0]!.seq, json: JSON.stringify(events) });
+  async append(actor: string, events: readonly LoggedEvent[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const json = JSON.stringify(events);
+    await this.db.events.add({ actor, seq: events.at(-1)!.seq, first: events[0]!.seq, json });
     await this.#settle();
+    return json.length;
   }
 
   async markDropped(actor: string, seq: number, reason: string): Promise<void> {

@@ -37,6 +37,8 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   /** Last seq the worker processed. */
   #acked = 0;
   #snapshotSeq = 0;
+  /** Bytes logged since the snapshot under way or the last one. */
+  #bytesSinceSnapshot = 0;
   #idle: (() => void)[] = [];
   #snapshotting = false;
   /** The event that failed in the actor, dropped from the log at the restart. */
@@ -60,7 +62,7 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     this.#pool = pool ?? new WorkerPool(deps.workerUrl);
     this.#asks = new PendingAsks(id);
     this.#mailbox = new DurableMailbox(id, { log: deps.eventLog, batchSize: init.batchSize, now: () => this.#now() }, {
-      post: (batch) => this.#post(batch),
+      post: (batch, bytes) => this.#post(batch, bytes),
       logFailed: (err) => this.#logFailed(err),
       flushed: () => this.#notifyIdle(),
     });
@@ -281,8 +283,9 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   /** Hands a durable batch to the worker (pipelined: does not wait for the answer). */
-  #post(batch: readonly Entry[]): void {
+  #post(batch: readonly Entry[], bytes: number): void {
     const epoch = this.#epoch;
+    this.#bytesSinceSnapshot += bytes;
     this.#posted = batch.at(-1)!.seq;
     this.#remote.deliver(this.id, batch.map((e) => e.payload)).then(
       (r) => this.#delivered(epoch, batch, r),
@@ -337,8 +340,11 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
   }
 
   #maybeSnapshot(): void {
-    if (this.#snapshotting || this.#acked - this.#snapshotSeq < this.init.snapshotEvery) return;
+    if (this.#snapshotting) return;
+    const bytesDue = this.init.snapshotBytes !== undefined && this.#bytesSinceSnapshot >= this.init.snapshotBytes;
+    if (!bytesDue && this.#acked - this.#snapshotSeq < this.init.snapshotEvery) return;
     this.#snapshotting = true;
+    this.#bytesSinceSnapshot = 0;
     const epoch = this.#epoch;
     // The worker answers after every batch posted so far, so the snapshot covers exactly up to #posted.
     const seq = this.#posted;

@@ -10,8 +10,8 @@ import type { EventLog, LoggedEvent } from '../../actors/event-log.ts';
 export type Entry = LoggedEvent & { readonly payload: { readonly type: string; readonly replyTo?: string } };
 
 export interface MailboxSink {
-  /** A durable batch, in order. */
-  post(batch: readonly Entry[]): void;
+  /** A durable batch, in order, with the bytes it takes in the log (0 when unknown). */
+  post(batch: readonly Entry[], bytes: number): void;
   /** The log refused a batch: nothing after it can be delivered. */
   logFailed(err: Error): void;
   /** A scheduled flush ran (the actor may have become idle). */
@@ -101,7 +101,7 @@ export class DurableMailbox {
       this.#chain = this.#chain
         .then(() => durable)
         .then(
-          () => void (epoch === this.#epoch && this.sink.post(batch)),
+          (bytes) => void (epoch === this.#epoch && this.sink.post(batch, typeof bytes === 'number' ? bytes : 0)),
           (err: Error) => this.sink.logFailed(err),
         );
     }
@@ -111,7 +111,7 @@ export class DurableMailbox {
   redeliver(entries: readonly Entry[]): void {
     for (let i = 0; i < entries.length; i += this.opts.batchSize) {
       this.#inFlight += 1;
-      this.sink.post(entries.slice(i, i + this.opts.batchSize));
+      this.sink.post(entries.slice(i, i + this.opts.batchSize), 0);
     }
   }
 

@@ -62,6 +62,11 @@ export interface SupervisorInit {
   readonly batchSize: number;
   /** Take a snapshot after this many events, so a restart replays at most this many. */
   readonly snapshotEvery: number;
+  /**
+   * ... or after this many bytes of logged events, whichever comes first: until a snapshot covers them, events stay
+   * in the live store (and its checkpoints), so a few large events must not wait for thousands more.
+   */
+  readonly snapshotBytes?: number;
   readonly askTimeoutMs: number;
 }
 
@@ -70,6 +75,7 @@ export const SUPERVISOR_DEFAULTS: SupervisorInit = Object.freeze({
   withinMs: 60_000,
   batchSize: 1000,
   snapshotEvery: 5000,
+  snapshotBytes: 8 * 1024 * 1024,
   askTimeoutMs: 10_000,
 });
 

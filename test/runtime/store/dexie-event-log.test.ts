@@ -236,7 +236,7 @@ compaction('a segment over compactBytes compacts by itself; the data survives', 
 compaction('appends in flight around compact() all survive a reopen exactly once; the cut is exact', async (ctx) => {
   const { store } = await reopen(ctx);
   const PAGES = 300;
-  const acks: Promise<void>[] = [];
+  const acks: Promise<unknown>[] = [];
   const compactions: Promise<void>[] = [];
   for (let i = 0; i < PAGES; i += 1) {
     acks.push(store.append('a', range('a', i * 3 + 1, i * 3 + 3)));

@@ -21,9 +21,10 @@ interface Ctx {
 /** An in-memory event log whose appends start failing when told to. */
 class FlakyLog extends MemoryEventLog {
   failing = false;
-  override async append(actor: string, events: readonly LoggedEvent[]): Promise<void> {
+  override async append(actor: string, events: readonly LoggedEvent[]): Promise<number> {
     if (this.failing) throw new Error('disk full (test)');
-    return super.append(actor, events);
+    await super.append(actor, events);
+    return JSON.stringify(events).length; // as the durable log reports
   }
 }
 
@@ -241,3 +242,27 @@ LogFails('an append that fails fails the actor, rejects its asks and reaches onE
 });
 
 LogFails.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Bytes = behaviour('snapshots by bytes: a few large events do not wait for thousands more', { snapshotEvery: 100_000, snapshotBytes: 64 * 1024, batchSize: 10 });
+
+Bytes('past snapshotBytes of logged events a snapshot is taken though snapshotEvery is far off; a restart replays little', async (ctx) => {
+  const [n] = await spawnRegistered(ctx.sup, ['n']);
+  assert.is((await ctx.log.latestSnapshot('n'))?.seq ?? 0, 0);
+  const big = 'x'.repeat(2000);
+  for (let i = 0; i < 100; i += 1) n!.send({ type: 'ledger.unlock', id: `${big}${i}` }); // ~200 KB, unknown ids
+  await within('drain', n!.drain(), LONG);
+  let seq = 0;
+  for (let i = 0; i < 200 && seq < 30; i += 1) {
+    seq = (await ctx.log.latestSnapshot('n'))?.seq ?? 0;
+    if (seq < 30) await sleep(10);
+  }
+  assert.ok(seq >= 30, `snapshot at seq ${seq}: none taken by bytes`);
+  n!.crash();
+  await waitFor('the restart', () => restarted(ctx).length === 1 && n!.status === 'running', LONG);
+  const [log] = ctx.warnings.filter((w) => typeof w['replay'] === 'number');
+  assert.ok((log!['replay'] as number) < 100, `replayed ${String(log!['replay'])} events`);
+});
+
+Bytes.run();
