@@ -259,7 +259,7 @@ compaction('appends in flight around compact() all survive a reopen exactly once
 
 compaction('writes and snapshots racing repeated compactions leave the same state after reopen', async (ctx) => {
   const { store } = await reopen(ctx);
-  const acks: Promise<void>[] = [];
+  const acks: Promise<unknown>[] = [];
   let compacting = Promise.resolve();
   for (let i = 0; i < 400; i += 1) {
     const last = i * 2 + 2;

@@ -22,7 +22,7 @@ async function main(dataDir: string): Promise<void> {
   const { store } = await DexieEventLog.open({ dataDir, compactBytes: COMPACT_BYTES });
   let next = (await store.lastSeq(CRASH_ACTOR)) + 1;
   process.stdout.write(`ready ${next - 1}\n`);
-  const inFlight: { line: string; done: Promise<void> }[] = [];
+  const inFlight: { line: string; done: Promise<unknown> }[] = [];
   for (let pages = 1; ; pages += 1) {
     const events = Array.from({ length: PAGE_EVENTS }, (_, i) => crashEvent(next + i));
     next += PAGE_EVENTS;
