@@ -64,7 +64,7 @@ export class MemoryEventLog implements EventLog {
   readonly #dropped = new Map<string, Set<number>>();
   readonly #actors = new Map<string, ActorRecord>();
 
-  async append(actor: string, events: readonly LoggedEvent[]): Promise<void> {
+  async append(actor: string, events: readonly LoggedEvent[]): Promise<number | void> {
     const list = this.#events.get(actor) ?? [];
     let last = list.at(-1)?.seq ?? this.#snapshots.get(actor)?.seq ?? 0;
     for (const e of events) {
