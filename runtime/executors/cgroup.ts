@@ -33,6 +33,8 @@ export interface JobCgroup {
   wrap(command: string, args: readonly string[]): { command: string; args: string[] };
   /** CPU time the job's processes used, in ms. */
   cpuMs(): Promise<number>;
+  /** How many of the job's processes the kernel killed for going over its memory. */
+  oomKills(): Promise<number>;
   /** Freezes the job, SIGKILLs every process in it, thaws it so they die; resolves when none is left (bounded). */
   kill(): Promise<void>;
   /** Kills what is left and removes the job's directories. */
@@ -105,6 +107,10 @@ export async function createJobCgroup(root: string, jobId: string, limits: Cgrou
     },
     async cpuMs() {
       return Number(await fs.readFile(path.join(dir('cpuacct'), 'cpuacct.usage'), 'utf8')) / 1e6;
+    },
+    async oomKills() {
+      const text = await fs.readFile(path.join(dir('memory'), 'memory.oom_control'), 'utf8').catch(() => '');
+      return Number(/oom_kill (\d+)/.exec(text)?.[1] ?? 0);
     },
     kill: killAll,
     async remove() {

@@ -89,6 +89,7 @@ cgroupTest('memory counts all the job\'s processes: one that allocates past the 
     const r = await run(cg, process.execPath, ['-e', 'const a = []; for (let i = 0; i < 40; i++) { a.push(Buffer.alloc(8 << 20, 1)); } console.log("survived")']);
     assert.is(r.signal, 'SIGKILL', `ended ${r.code} ${r.signal}: ${r.stdout}`);
     assert.not.match(r.stdout, /survived/);
+    assert.is(await cg.oomKills(), 1, 'the kill was not counted as the memory limit\'s');
   } finally {
     await cg.remove();
   }
