@@ -5,7 +5,7 @@
 import { bootstrap } from '@libp2p/bootstrap';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Ed25519PrivateKey, Libp2p } from '@libp2p/interface';
+import type { ConnectionGater, Ed25519PrivateKey, Libp2p, PeerId } from '@libp2p/interface';
 import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
 import { webSockets } from '@libp2p/websockets';
@@ -20,6 +20,8 @@ export interface HostInit {
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Most connections kept open. */
   readonly maxConnections: number;
+  /** Peers refused for now: no connection to or from them is set up (see `refusingGater`). */
+  readonly refused?: (peer: string) => boolean;
 }
 
 export type HostServices = { identify: unknown; ping: unknown; pubsub: GossipSub };
@@ -57,6 +59,15 @@ export const GOSSIP_OPTIONS = Object.freeze({
   fastMsgIdFn: (msg: { from?: Uint8Array; seqno?: Uint8Array }) => (msg.from && msg.seqno ? `${Buffer.from(msg.from).toString('base64')}/${Buffer.from(msg.seqno).toString('base64')}` : '-'),
 });
 
+/**
+ * A connection gater that refuses peers the edge refused for a while (peer-budgets.ts): they are not dialled,
+ * and their connections are dropped as soon as the handshake names them, before any stream is opened.
+ */
+export function refusingGater(refused: (peer: string) => boolean): ConnectionGater {
+  const deny = (peerId: PeerId): boolean => refused(peerId.toString());
+  return { denyDialPeer: deny, denyInboundEncryptedConnection: deny, denyOutboundEncryptedConnection: deny };
+}
+
 export class ListenError extends Error {
   override name = 'ListenError';
   readonly exitCode = 2;
@@ -73,6 +84,7 @@ export async function createLibp2pHost(init: HostInit): Promise<Libp2pHost> {
       streamMuxers: [yamux()],
       peerDiscovery,
       connectionManager: { maxConnections: init.maxConnections, ...INBOUND_LIMITS },
+      ...(init.refused ? { connectionGater: refusingGater(init.refused) } : {}),
       // a liveness ping on a new stream per connection: every 10 s by default, a stream negotiation per peer that
       // our own RTT probes on the actor channel make redundant for measuring; kept, less often, for dead links
       connectionMonitor: { pingInterval: 60_000 },

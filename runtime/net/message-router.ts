@@ -1,19 +1,22 @@
 /**
  * The router: an address is {peer, inbox}. Local inboxes are registered here; envelopes for other peers are
  * signed and handed to the transport (the per-peer actor channel), broadcasts go to gossipsub. Arriving
- * envelopes pass every check of the edge (shape, sender, addressee, time, replay, signature, event type and
- * payload) before an inbox sees them; each refusal is counted by reason and logged. Request/reply: a request
- * names a one-shot reply inbox in `replyTo` and carries its deadline in `exp`.
+ * envelopes pass every check of the edge (the sender's budgets, shape, sender, addressee, time, replay,
+ * signature, event type and payload) before an inbox sees them; each refusal is counted by reason and logged.
+ * Outgoing envelopes are checked for size before they are sealed. Request/reply: a request names a one-shot
+ * reply inbox in `replyTo` and carries its deadline in `exp`.
  */
 import { randomBytes } from 'node:crypto';
 import type { ZodType } from 'zod';
-import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_TTL_MS, type RejectReason, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
+import { type Address, BROADCAST_PEER, DEFAULT_TTL_MS, ENVELOPE_VERSION, MAX_FRAME_BYTES, MAX_TTL_MS, type UnsignedEnvelope, checkArrival, replyExpiry } from '../../machines/envelope.ts';
 import { type Clock, type Timer, realClock } from '../clock.ts';
-import { decodeBody, encodeBody, sealOne, splitSigned } from './wire/envelope-codec.ts';
+import type { EdgeRejectReason } from './edge-reasons.ts';
+import { MAX_BODY_BYTES, decodeBody, encodeBody, sealOne, splitSigned } from './wire/envelope-codec.ts';
 import { type PayloadSchemas, parseEnvelope, parsePayload } from './wire/envelope-schema.ts';
 import type { EnvelopeSigner, EnvelopeVerifier } from './wire/envelope-signer.ts';
 import type { NetCounters } from './net-counters.ts';
 import { OutboundBatcher } from './channel/outbound-batcher.ts';
+import { PeerBudgets } from './peer-budgets.ts';
 import { ReplayCache } from './replay-cache.ts';
 
 /** What carries sealed envelopes: the per-peer channels and the broadcast topic. */
@@ -52,6 +55,10 @@ export interface RouterDeps {
   readonly log: RouterLog;
   /** Time for envelopes' stamps and deadlines, arrival checks and request timeouts (default: the real clock). */
   readonly clock?: Clock;
+  /** Per-sender budgets and refusals (default: EDGE_BUDGETS on `clock`, nobody told of a refusal). */
+  readonly budgets?: PeerBudgets;
+  /** Envelope ids seen (default: a cache with REPLAY_CACHE_DEFAULTS). */
+  readonly replay?: ReplayCache;
 }
 
 export interface SendOptions {
@@ -64,6 +71,16 @@ export interface SendOptions {
 export class RequestTimeoutError extends Error {
   override name = 'RequestTimeoutError';
 }
+
+/** An envelope whose encoding is over what a peer takes (MAX_BODY_BYTES): nothing was sent. */
+export class EnvelopeTooLargeError extends Error {
+  override name = 'EnvelopeTooLargeError';
+  constructor(readonly type: string, readonly bytes: number) {
+    super(`a ${type} message of ${kib(bytes)} is over the ${kib(MAX_BODY_BYTES)} one envelope may carry, so it was not sent; send less at once (split or page it)`);
+  }
+}
+
+const kib = (n: number): string => `${(n / 1024).toFixed(1)} KiB`;
 
 /** The remote side answered a request with `net.error`. */
 export class RemoteError extends Error {
@@ -86,7 +103,8 @@ export class MessageRouter {
   readonly #inboxes = new Map<string, InboxSpec>();
   readonly #schemas = new Map<string, ZodType>();
   readonly #pending = new Map<string, PendingReply>();
-  readonly #replay = new ReplayCache();
+  readonly #replay: ReplayCache;
+  readonly #budgets: PeerBudgets;
   readonly #lastWarn = new Map<string, number>();
   readonly #bootId = randomBytes(9).toString('base64url');
   readonly #clock: Clock;
@@ -96,13 +114,18 @@ export class MessageRouter {
 
   constructor(readonly deps: RouterDeps) {
     this.#clock = deps.clock ?? realClock;
+    this.#replay = deps.replay ?? new ReplayCache();
+    this.#budgets = deps.budgets ?? new PeerBudgets(undefined, this.#clock);
     this.#batcher = new OutboundBatcher({
       transport: deps.transport,
       sign: deps.signer.sign,
       onSent: (n) => (deps.counters.out += n),
       onFailed: (peer, n, e) => deps.log.debug({ peer, dropped: n, err: e.message }, `could not send ${n} messages to ${peer}`),
     });
-    this.#sweep = this.#clock.every(10_000, () => this.#replay.sweep(this.#now()));
+    this.#sweep = this.#clock.every(10_000, () => {
+      this.#replay.sweep(this.#now());
+      this.#budgets.sweep(this.#now());
+    });
   }
 
   get peer(): string {
@@ -152,28 +175,48 @@ export class MessageRouter {
     });
   }
 
-  /** Answers a request; the reply carries the request's deadline. Does nothing when no answer was asked for. */
+  /**
+   * Answers a request; the reply carries the request's deadline. Does nothing when no answer was asked for. A
+   * reply too large to send is answered instead with `net.error` code `too-large`, so the caller learns why.
+   */
   async reply(req: Inbound, type: string, payload: unknown): Promise<void> {
     const r = req.envelope;
     if (!r.replyTo) return;
-    const env = this.#envelope({ peer: r.from.peer, inbox: r.replyTo }, type, payload, { from: r.to.inbox }, replyExpiry(r, this.#now()));
-    await this.#dispatchOut(env);
+    const to = { peer: r.from.peer, inbox: r.replyTo };
+    const exp = replyExpiry(r, this.#now());
+    try {
+      await this.#dispatchOut(this.#envelope(to, type, payload, { from: r.to.inbox }, exp));
+    } catch (e) {
+      if ((e as Error).name !== 'EnvelopeTooLargeError') throw e;
+      this.deps.log.warn({ peer: to.peer, type, err: (e as Error).message }, `a ${type} reply to ${to.peer} was too large to send; answered with net.error too-large`);
+      await this.#dispatchOut(this.#envelope(to, 'net.error', { code: 'too-large', message: `the ${type} reply was too large to send: ${(e as Error).message}` }, { from: r.to.inbox }, exp));
+    }
   }
 
   /** Broadcasts one event to `inbox` on every peer subscribed to the topic. */
   async broadcast(inbox: string, type: string, payload: unknown, opts: SendOptions = {}): Promise<string> {
     const env = this.#envelope({ peer: BROADCAST_PEER, inbox }, type, payload, opts, this.#now() + Math.min(opts.ttlMs ?? DEFAULT_TTL_MS, MAX_TTL_MS));
-    await this.deps.transport.publish(sealOne(encodeBody(env), this.deps.signer.sign).data);
+    await this.deps.transport.publish(sealOne(this.#encode(env), this.deps.signer.sign).data);
     this.deps.counters.broadcastOut += 1;
     return env.id;
   }
 
   /**
    * One envelope frame body from `peer` (the authenticated remote peer, or the gossip author). Runs every
-   * check of the edge, then hands the envelope to its reply waiter or inbox. Never throws. Null when it was
-   * taken, else why it was refused.
+   * check of the edge, cheapest first (the sender's refusal and gossip budgets before decoding, its per-type
+   * budget and the replay check before the signature), then hands the envelope to its reply waiter or inbox.
+   * The id is remembered only once the envelope passed every check. Never throws. Null when it was taken,
+   * else why it was refused.
    */
-  receive(peer: string, kind: number, frameBody: Uint8Array, broadcast: boolean): RejectReason | null {
+  receive(peer: string, kind: number, frameBody: Uint8Array, broadcast: boolean): EdgeRejectReason | null {
+    const now = this.#now();
+    const refused = this.#budgets.refusal(peer, now);
+    if (refused) return this.#refuse(peer, 'peer-refused', `refused until ${new Date(refused.until).toISOString()} (over its ${refused.budget} budget)`);
+    if (broadcast) {
+      if (frameBody.length + 1 > MAX_FRAME_BYTES) return this.#refuse(peer, 'oversized', `broadcast of ${frameBody.length + 1} bytes`);
+      const over = this.#budgets.gossip(peer, frameBody.length + 1, now);
+      if (over) return this.#refuse(peer, 'rate-limited', `over its ${over} budget`);
+    }
     const signed = splitSigned(kind, frameBody);
     if (!signed) return this.#refuse(peer, 'malformed', 'frame too short for its signature or batch path');
     let raw: unknown;
@@ -185,21 +228,20 @@ export class MessageRouter {
     const parsed = parseEnvelope(raw);
     if (!parsed.ok) return this.#refuse(peer, parsed.reason, parsed.detail);
     const env = parsed.envelope;
-    const now = this.#now();
     const rule = checkArrival(env, { now, localPeer: this.peer, remotePeer: peer, broadcast });
     if (rule) return this.#refuse(peer, rule, `${env.type} ${env.id}`);
     if (this.deps.verifier.didOf(env.from.peer) !== env.from.did) return this.#refuse(peer, 'did-mismatch', `${env.from.did} is not the key of ${env.from.peer}`);
-    const fresh = this.#replay.admit(env.from.peer, env.id, env.exp, now);
-    if (fresh !== 'fresh') return this.#refuse(peer, 'replayed', fresh === 'full' ? 'too many live message ids from this peer' : `id ${env.id} seen before`);
-    if (!this.deps.verifier.verify(env.from.peer, signed)) {
-      this.#replay.forget(env.from.peer, env.id);
-      return this.#refuse(peer, 'bad-signature', `${env.type} ${env.id}`);
-    }
+    const over = this.#budgets.typed(env.from.peer, env.type, now);
+    if (over) return this.#refuse(peer, 'rate-limited', `${env.type} ${env.id}: over its ${over} budget`);
+    if (this.#replay.has(env.from.peer, env.id, now)) return this.#refuse(peer, 'replayed', `id ${env.id} seen before`);
+    if (!this.deps.verifier.verify(env.from.peer, signed)) return this.#refuse(peer, 'bad-signature', `${env.type} ${env.id}`);
     const payload = parsePayload(this.#schemas, env.type, env.payload);
     if (!payload.ok) {
       this.#answerError({ envelope: env, broadcast }, payload.reason, payload.detail);
       return this.#refuse(peer, payload.reason, payload.detail);
     }
+    const fresh = this.#replay.admit(env.from.peer, env.id, env.exp, now);
+    if (fresh !== 'fresh') return this.#refuse(peer, fresh === 'full' ? 'replay-cache-full' : 'replayed', fresh === 'full' ? `${env.type} ${env.id}: no room to remember its id until it expires` : `id ${env.id} seen before`);
     const msg: Inbound = { envelope: { ...env, payload: payload.payload }, broadcast };
     if (broadcast) this.deps.counters.broadcastIn += 1;
     else this.deps.counters.in += 1;
@@ -207,13 +249,13 @@ export class MessageRouter {
     return null;
   }
 
-  #refuse(peer: string, reason: RejectReason, detail: string): RejectReason {
+  #refuse(peer: string, reason: EdgeRejectReason, detail: string): EdgeRejectReason {
     this.reject(peer, reason, detail);
     return reason;
   }
 
   /** Counts and logs a refusal: the first per peer and reason in a while at warn, the rest at debug. */
-  reject(peer: string, reason: RejectReason, detail: string): void {
+  reject(peer: string, reason: EdgeRejectReason, detail: string): void {
     this.deps.counters.reject(reason);
     const key = `${peer}|${reason}`;
     const now = this.#now();
@@ -256,12 +298,27 @@ export class MessageRouter {
     return opts.replyTo === undefined ? env : { ...env, replyTo: opts.replyTo };
   }
 
+  /** Queues an envelope for its peer (or delivers it here); rejects, and never throws, when it cannot go. */
   #dispatchOut(env: UnsignedEnvelope): Promise<void> {
     if (env.to.peer === this.peer) {
       queueMicrotask(() => this.#deliver({ envelope: env, broadcast: false }, this.peer));
       return Promise.resolve();
     }
-    return this.#batcher.add(env.to.peer, encodeBody(env), env.exp);
+    try {
+      return this.#batcher.add(env.to.peer, this.#encode(env), env.exp);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** The envelope's body, when it is small enough for any peer to take once sealed. */
+  #encode(env: UnsignedEnvelope): Uint8Array {
+    const body = encodeBody(env);
+    if (body.length > MAX_BODY_BYTES) {
+      this.deps.counters.tooLargeOut += 1;
+      throw new EnvelopeTooLargeError(env.type, body.length);
+    }
+    return body;
   }
 
   #deliver(msg: Inbound, peer: string): void {

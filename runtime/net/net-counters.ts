@@ -1,15 +1,18 @@
 /**
- * Message counters shown by `info`: envelopes in and out, and every rejection by reason.
+ * Message counters shown by `info`: envelopes in and out, every rejection by reason, and the envelopes this
+ * node would not send because they were over the size limit.
  */
-import type { RejectReason } from '../../machines/envelope.ts';
+import type { EdgeRejectReason } from './edge-reasons.ts';
 
 export interface NetCountersView {
   readonly in: number;
   readonly out: number;
   readonly broadcastIn: number;
   readonly broadcastOut: number;
-  readonly rejected: Readonly<Partial<Record<RejectReason, number>>>;
+  readonly rejected: Readonly<Partial<Record<EdgeRejectReason, number>>>;
   readonly rejectedTotal: number;
+  /** Envelopes not sent for being over the size limit (a reply becomes a `net.error` saying so). */
+  readonly tooLargeOut: number;
 }
 
 export class NetCounters {
@@ -17,14 +20,15 @@ export class NetCounters {
   out = 0;
   broadcastIn = 0;
   broadcastOut = 0;
-  readonly #rejected = new Map<RejectReason, number>();
+  tooLargeOut = 0;
+  readonly #rejected = new Map<EdgeRejectReason, number>();
 
-  reject(reason: RejectReason): void {
+  reject(reason: EdgeRejectReason): void {
     this.#rejected.set(reason, (this.#rejected.get(reason) ?? 0) + 1);
   }
 
   view(): NetCountersView {
     const rejected = Object.fromEntries([...this.#rejected].sort(([a], [b]) => a.localeCompare(b)));
-    return { in: this.in, out: this.out, broadcastIn: this.broadcastIn, broadcastOut: this.broadcastOut, rejected, rejectedTotal: [...this.#rejected.values()].reduce((a, b) => a + b, 0) };
+    return { in: this.in, out: this.out, broadcastIn: this.broadcastIn, broadcastOut: this.broadcastOut, rejected, rejectedTotal: [...this.#rejected.values()].reduce((a, b) => a + b, 0), tooLargeOut: this.tooLargeOut };
   }
 }

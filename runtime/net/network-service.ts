@@ -6,10 +6,10 @@
 import type { Ed25519PrivateKey, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
-import { gossipVerdict } from '../../machines/envelope.ts';
 import { NET_INBOX, type NetPong, type PayloadOf, type PeersReply } from '../../machines/net.messages.ts';
 import { type Clock, type Timer, realClock } from '../clock.ts';
 import { ACTOR_PROTOCOL, Libp2pActorTransport } from './channel/actor-transport.ts';
+import { edgeGossipVerdict } from './edge-reasons.ts';
 import { createEnvelopeSigner, createEnvelopeVerifier } from './wire/envelope-signer.ts';
 import { FLOW_DEFAULTS, type FlowInit } from './channel/flow-control.ts';
 import { FrameKind } from './wire/frame-codec.ts';
@@ -18,7 +18,9 @@ import { MessageRouter } from './message-router.ts';
 import { NetCounters, type NetCountersView } from './net-counters.ts';
 import { netInbox } from './net-inbox.ts';
 import { netPayloadSchemas } from './net-schemas.ts';
+import { EDGE_BUDGETS, PeerBudgets, type PeerBudgetInit, type RefusedPeer } from './peer-budgets.ts';
 import { PeerExchange } from './peer-exchange.ts';
+import { REPLAY_CACHE_DEFAULTS, ReplayCache, type ReplayCacheInit } from './replay-cache.ts';
 import { type PeerView, type Topology, buildTopology } from './topology.ts';
 
 export interface NetworkInit {
@@ -34,10 +36,16 @@ export interface NetworkInit {
   /** Peer exchange stops dialling new peers at this many connections. */
   readonly maxPeers: number;
   readonly maxConnections: number;
+  /** Per-peer budgets at the edge, and how a peer far over them is refused. */
+  readonly budgets: PeerBudgetInit;
+  /** Bounds of the replay cache. */
+  readonly replay: ReplayCacheInit;
 }
 
 export const NETWORK_DEFAULTS: Omit<NetworkInit, 'listen' | 'bootstrap'> = Object.freeze({
   flow: FLOW_DEFAULTS,
+  budgets: EDGE_BUDGETS,
+  replay: REPLAY_CACHE_DEFAULTS,
   topic: '/dms/broadcast/1.0.0',
   probeIntervalMs: 15_000,
   exchangeIntervalMs: 10_000,
@@ -68,6 +76,8 @@ export interface NetworkService {
   listen(): string[];
   peers(): PeerView[];
   counters(): NetCountersView;
+  /** Peers refused now (they stayed far over a budget), the refusal that ends first first. */
+  refusedPeers(): RefusedPeer[];
   /** Our edges joined with those our neighbours report (asked with a short deadline). */
   topology(timeoutMs?: number): Promise<Topology>;
   /** Connected peers that speak the DMS protocol (those a broadcast bid request can reach). */
@@ -99,7 +109,14 @@ export class PeerIdMismatchError extends Error {
 export async function createNetworkService(init: NetworkInit, deps: NetworkDeps): Promise<NetworkService> {
   const { log } = deps;
   const clock = deps.clock ?? realClock;
-  const libp2p = await createLibp2pHost({ privateKey: deps.key, listen: init.listen, bootstrap: init.bootstrap, maxConnections: init.maxConnections, ...(init.tls ? { tls: init.tls } : {}) });
+  const budgets = new PeerBudgets(init.budgets, clock, {
+    onRefuse: ({ peer, until, budget }) => {
+      log.warn({ peer, until: new Date(until).toISOString(), budget }, `refusing peer ${peer} for ${Math.round((until - clock.now()) / 1000)} s: it stayed far over its ${budget} budget; hanging up`);
+      void libp2p.hangUp(peerIdFromString(peer)).catch((e: Error) => log.debug({ peer, err: e.message }, `could not hang up on ${peer}`));
+    },
+  });
+  const refused = (peer: string) => budgets.refusal(peer) !== null;
+  const libp2p = await createLibp2pHost({ privateKey: deps.key, listen: init.listen, bootstrap: init.bootstrap, maxConnections: init.maxConnections, refused, ...(init.tls ? { tls: init.tls } : {}) });
   if (libp2p.peerId.toString() !== deps.peerId) {
     await libp2p.stop();
     throw new PeerIdMismatchError(`libp2p peer id ${libp2p.peerId.toString()} is not the identity's ${deps.peerId}`);
@@ -124,6 +141,8 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
     counters,
     log,
     clock,
+    budgets,
+    replay: new ReplayCache(init.replay),
     transport: {
       sendFrames: (peer, frames, deadline) => transport.sendFrames(peer, frames, deadline),
       ready: (peer, n) => transport.ready(peer, n),
@@ -172,7 +191,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
           router.reject(msg.type === 'signed' ? msg.from.toString() : 'unknown', 'malformed', 'broadcast is not a signed envelope');
           return TopicValidatorResult.Reject;
         }
-        return VERDICTS[gossipVerdict(router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true))];
+        return VERDICTS[edgeGossipVerdict(router.receive(msg.from.toString(), FrameKind.ENVELOPE, msg.data.subarray(1), true))];
       });
       pubsub.subscribe(init.topic);
       discovery.dialBootstrap();
@@ -195,6 +214,7 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
         return [{ peer, remoteAddr: c.remoteAddr.toString(), addrs: discovery.announced(peer) ?? [c.remoteAddr.toString()], direction: c.direction, rttMs: rttOf(peer), dms: discovery.dmsPeers.has(peer), connectedAt: connectedAt.get(peer) ?? new Date(c.timeline.open).toISOString() }];
       }),
     counters: () => counters.view(),
+    refusedPeers: () => budgets.refusedPeers(),
     dmsPeers: () => [...discovery.dmsPeers].filter((p) => discovery.connected(p)),
     reach: () => ({
       connected: service.dmsPeers().length,

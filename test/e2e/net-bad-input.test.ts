@@ -30,7 +30,7 @@ type Lib = Awaited<typeof lib>;
 
 interface Info {
   peers: number;
-  messages: { in: number; rejected: Record<string, number>; rejectedTotal: number };
+  messages: { in: number; rejected: Record<string, number>; rejectedTotal: number; refusedPeers: { peer: string; until: string; budget: string }[] };
 }
 
 interface Ctx {
@@ -71,10 +71,81 @@ function envelope(ctx: Ctx, over: Record<string, unknown> = {}): Record<string, 
   };
 }
 
-async function sealed(ctx: Ctx, env: Record<string, unknown>, forge = false): Promise<Uint8Array> {
+async function sealed(ctx: Ctx, env: Record<string, unknown>, forge = false, key: Ed25519PrivateKey = ctx.key): Promise<Uint8Array> {
   const body = ctx.L.dagCbor.encode(env);
-  const sig = forge ? new Uint8Array(64).fill(7) : await ctx.key.sign(Uint8Array.from([...DOMAIN, ...body]));
+  const sig = forge ? new Uint8Array(64).fill(7) : await key.sign(Uint8Array.from([...DOMAIN, ...body]));
   return frame(0x01, Uint8Array.from([...sig, ...body]));
+}
+
+/** Who signs: a raw peer's key, peer id and did:key. */
+interface Signer {
+  key: Ed25519PrivateKey;
+  me: string;
+  did: string;
+}
+
+/**
+ * A valid signed `bid.request` to A's `node` inbox (the deal wire format: a WASM job by its module's hash), for
+ * more CPU than any node has, so A declines it without locking anything.
+ */
+async function bidRequest(ctx: Ctx, who: Signer, dealId: string): Promise<Uint8Array> {
+  const now = Date.now();
+  const job = {
+    name: 'greedy',
+    executor: 'wasm',
+    resources: { cpu: 1000, memory: 1 << 20, disk: 0, gpus: 0 },
+    timeoutMs: 10_000,
+    constraints: { peers: [], excludePeers: [] },
+    wasm: { module: { sha256: 'ab'.repeat(32), size: 100 }, args: [], env: {} },
+  };
+  const env = envelope(ctx, { from: { peer: who.me, did: who.did, inbox: 'requester' }, to: { peer: ctx.a.ready.peerId, inbox: 'node' }, type: 'bid.request', payload: { dealId, nonce: 1, job, expiresAt: now + 20_000 } });
+  return sealed(ctx, env, false, who.key);
+}
+
+/** A raw libp2p peer (websockets, noise, yamux, identify), with a fresh key unless given one. */
+async function rawPeer(L: Lib, key?: Ed25519PrivateKey): Promise<Signer & { node: Libp2p }> {
+  const k = key ?? ((await L.generateKeyPair('Ed25519')) as Ed25519PrivateKey);
+  const node = await L.createLibp2p({ privateKey: k, transports: [L.webSockets()], connectionEncrypters: [L.noise()], streamMuxers: [L.yamux()], services: { identify: L.identify() } });
+  return { node, key: k, me: L.peerIdFromPrivateKey(k).toString(), did: `did:key:${L.base58.encode(Uint8Array.from([0xed, 0x01, ...k.publicKey.raw]))}` };
+}
+
+/** Sends frames on a stream only against the credit A grants on it (A's CREDIT frames), as fast as that allows. */
+async function sendWithCredit(stream: Stream, frames: Uint8Array[], ms: number): Promise<number> {
+  let credit = 0;
+  let wake: () => void = () => {};
+  let buf = new Uint8Array(0);
+  stream.addEventListener('message', (e) => {
+    buf = Uint8Array.from([...buf, ...e.data.subarray()]);
+    for (;;) {
+      if (buf.length === 0) return;
+      const [len, o] = readVarint(buf, 0);
+      if (buf.length < o + len) return;
+      if (buf[o] === 0x02) credit += readVarint(buf, o + 1)[0];
+      buf = buf.slice(o + len);
+      wake();
+    }
+  });
+  const end = Date.now() + ms;
+  let sent = 0;
+  while (sent < frames.length && Date.now() < end && stream.status === 'open') {
+    if (credit === 0) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 50);
+      });
+      continue;
+    }
+    const n = Math.min(credit, frames.length - sent);
+    try {
+      for (let i = 0; i < n; i += 1) stream.send(frames[sent + i]!);
+    } catch {
+      break;
+    }
+    credit -= n;
+    sent += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  return sent;
 }
 
 const sha256 = async (...parts: Uint8Array[]) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(parts.flatMap((p) => [...p]))));
@@ -148,17 +219,8 @@ Bad.before(async (ctx) => {
   const L = ctx.L;
   ctx.a = await startNode(await makeTempDir('bad-a'), [], { timeoutMs: 60_000 });
   ctx.b = await startNode(await makeTempDir('bad-b'), ['--bootstrap', ctx.a.ready.listen[0]!], { timeoutMs: 60_000 });
-  ctx.key = (await L.generateKeyPair('Ed25519')) as Ed25519PrivateKey;
-  ctx.me = L.peerIdFromPrivateKey(ctx.key).toString();
-  ctx.did = `did:key:${L.base58.encode(Uint8Array.from([0xed, 0x01, ...ctx.key.publicKey.raw]))}`;
-  ctx.replies = [];
-  ctx.raw = await L.createLibp2p({
-    privateKey: ctx.key,
-    transports: [L.webSockets()],
-    connectionEncrypters: [L.noise()],
-    streamMuxers: [L.yamux()],
-    services: { identify: L.identify() },
-  });
+  const raw = await rawPeer(L);
+  Object.assign(ctx, { raw: raw.node, key: raw.key, me: raw.me, did: raw.did, replies: [] });
   // A answers on its own stream to us: grant it credit, then read its envelope frames
   await ctx.raw.handle(PROTOCOL, (stream) => {
     stream.send(frame(0x02, Uint8Array.from(varint(100))));
@@ -256,9 +318,42 @@ Bad('a flood that ignores the credit is cut off, while B is still served', async
   assert.is(ping.count, 5);
 });
 
+Bad('a peer sending bid requests far over budget is dropped, then hung up on and refused; a well-behaved peer is still answered', async (ctx) => {
+  const L = ctx.L;
+  const flooder = await rawPeer(L);
+  try {
+    // 600 valid bid requests within the credit A grants: 200 are taken (its burst), the rest dropped until it is refused
+    const frames = await Promise.all(Array.from({ length: 600 }, (_, i) => bidRequest(ctx, flooder, `flood-${i}`)));
+    const s = await flooder.node.dialProtocol(L.multiaddr(ctx.a.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+    const sent = await sendWithCredit(s, frames, 10_000);
+    assert.ok(sent > 400, `only ${sent} bid requests could be sent`);
+    const aPeer = L.peerIdFromString(ctx.a.ready.peerId);
+    assert.ok(await eventually(() => flooder.node.getConnections(aPeer).length === 0, 10_000), 'A did not hang up on the flooder');
+    const i = await cliJson<Info>(['info', '--json', '--data-dir', ctx.a.dataDir]);
+    assert.ok((i.messages.rejected['rate-limited'] ?? 0) >= 200, JSON.stringify(i.messages.rejected));
+    const refused = i.messages.refusedPeers.find((r) => r.peer === flooder.me);
+    assert.ok(refused, `the flooder is not listed as refused: ${JSON.stringify(i.messages.refusedPeers)}`);
+    assert.is(refused!.budget, 'bid.request');
+    const left = Date.parse(refused!.until) - Date.now();
+    assert.ok(left > 30_000 && left <= 60_000, `refused for another ${left} ms`);
+    // it cannot come back while refused
+    const again = await flooder.node.dialProtocol(L.multiaddr(ctx.a.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(5_000) }).then(() => 'connected', (e: Error) => e.message);
+    assert.is.not(again, 'connected');
+  } finally {
+    await flooder.node.stop();
+  }
+  // the well-behaved raw peer's bid requests are each answered, and B is still served
+  const s = await open(ctx);
+  for (const dealId of ['polite-1', 'polite-2', 'polite-3']) s.send(await bidRequest(ctx, ctx, dealId));
+  const answered = () => new Set(ctx.replies.filter((r) => (r.type === 'bid.decline' || r.type === 'bid.submit') && String((r.payload as { dealId?: string }).dealId).startsWith('polite-')).map((r) => (r.payload as { dealId: string }).dealId));
+  assert.ok(await eventually(() => answered().size === 3, 15_000), `answers: ${[...answered()].join(', ')}; got ${ctx.replies.map((r) => r.type).join(', ')}`);
+  const ping = await cliJson<{ count: number }>(['ping', ctx.a.ready.peerId, '--count', '3', '--data-dir', ctx.b.dataDir]);
+  assert.is(ping.count, 3);
+});
+
 Bad('after all of it, A is up, still lists B, and every reason was counted', async (ctx) => {
   const i = await cliJson<Info>(['info', '--data-dir', ctx.a.dataDir]);
-  for (const reason of ['unknown-frame', 'malformed', 'truncated', 'oversized', 'bad-signature', 'from-mismatch', 'expired', 'replayed', 'unknown-type', 'invalid-payload', 'not-accepted', 'flow-violation']) {
+  for (const reason of ['unknown-frame', 'malformed', 'truncated', 'oversized', 'bad-signature', 'from-mismatch', 'expired', 'replayed', 'unknown-type', 'invalid-payload', 'not-accepted', 'flow-violation', 'rate-limited']) {
     assert.ok((i.messages.rejected[reason] ?? 0) >= 1, `${reason} not counted: ${JSON.stringify(i.messages.rejected)}`);
   }
   const peers = await cliJson<{ peer: string }[]>(['peers', '--data-dir', ctx.a.dataDir]);

@@ -26,7 +26,7 @@ export const FLOW_DEFAULTS: FlowInit = Object.freeze({
   burst: 2_000,
 });
 
-/** A token bucket: `take(n)` returns how many of n tokens are available now. */
+/** A token bucket: `take(n)` returns how many of n tokens are available now; `tryTake(n)` all or none. */
 export class TokenBucket {
   #tokens: number;
   #at: number;
@@ -37,11 +37,23 @@ export class TokenBucket {
   }
 
   take(n: number, now: number): number {
-    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.ratePerSec) / 1000);
-    this.#at = now;
+    this.#refill(now);
     const got = Math.min(n, Math.floor(this.#tokens));
     this.#tokens -= got;
     return got;
+  }
+
+  /** Takes all `n` tokens when that many are available now, else none. */
+  tryTake(n: number, now: number): boolean {
+    this.#refill(now);
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
+    return true;
+  }
+
+  #refill(now: number): void {
+    if (now > this.#at) this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.ratePerSec) / 1000);
+    this.#at = Math.max(this.#at, now);
   }
 
   /** Milliseconds until at least one token is available. */

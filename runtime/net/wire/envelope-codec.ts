@@ -7,7 +7,7 @@
  *   [path][body]: envelopes sent together share one signature, each still verifiable on its own.
  */
 import * as dagCbor from '@ipld/dag-cbor';
-import type { UnsignedEnvelope } from '../../../machines/envelope.ts';
+import { MAX_FRAME_BYTES, type UnsignedEnvelope } from '../../../machines/envelope.ts';
 import { FrameKind, encodeFrame, encodeVarint, readVarint } from './frame-codec.ts';
 import { HASH_BYTES, buildBatch, leafHash } from './merkle-batch.ts';
 
@@ -17,6 +17,12 @@ export const BATCH_SIGNING_DOMAIN = new TextEncoder().encode('dms/envelope-batch
 export const SIGNATURE_BYTES = 64;
 /** Most envelopes under one batch signature. */
 export const MAX_BATCH = 32;
+/**
+ * The largest envelope body that fits in a frame the receiver takes (MAX_FRAME_BYTES, counted from the kind
+ * byte), however it is sealed: kind, signature, and for a batch its size, index (one byte each up to 127) and
+ * the longest path.
+ */
+export const MAX_BODY_BYTES = MAX_FRAME_BYTES - (1 + SIGNATURE_BYTES + 2 + Math.ceil(Math.log2(MAX_BATCH)) * HASH_BYTES);
 
 /** The canonical encoding of an unsigned envelope (optional fields left out when absent). */
 export function encodeBody(env: UnsignedEnvelope): Uint8Array {

@@ -87,17 +87,20 @@ Put('a name that is not a lowercase hex sha256 is refused (no path outside the s
   assert.equal(await listModules(ctx), []);
 });
 
-Put('a module already stored is not written again', async (ctx) => {
+Put('a module already stored is not written again, only touched (retention counts its age from its last use)', async (ctx) => {
   const bytes = wasm(64);
   const h = sha(bytes);
   await ctx.store.put(h, bytes);
   const file = ctx.store.path(h);
+  const old = new Date(Date.now() - 86_400_000);
+  await fs.utimes(file, old, old);
   const before = await fs.stat(file);
-  await new Promise((r) => setTimeout(r, 20));
   await ctx.store.put(h, bytes);
   const after = await fs.stat(file);
   assert.is(after.ino, before.ino, 'the file was replaced');
-  assert.is(after.mtimeMs, before.mtimeMs, 'the file was rewritten');
+  assert.is(after.ctimeMs >= before.ctimeMs, true);
+  assert.ok(after.mtimeMs > before.mtimeMs + 3_600_000, 'a module in use again keeps its old age');
+  assert.equal(new Uint8Array(await fs.readFile(file)), bytes);
 });
 
 Put('get of a module never stored rejects with ENOENT', async (ctx) => {

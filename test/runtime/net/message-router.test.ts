@@ -1,122 +1,9 @@
 import '../../../runtime/polyfills.ts';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
 import { NET_INBOX } from '../../../machines/net.messages.ts';
-import type { Ed25519PrivateKey } from '@libp2p/interface';
-import type { Inbound, MessageRouter } from '../../../runtime/net/message-router.ts';
-import type { NetCounters } from '../../../runtime/net/net-counters.ts';
-import { ManualClock } from '../../../runtime/clock.ts';
+import { craft, nextTurn, routerLib, routerSuite } from '../../fixtures/router-pair.ts';
 import { waitFor, within } from '../../fixtures/waiting.ts';
-
-// libp2p's packages are ESM only and uvu runs suites through tsx's require hook: load them dynamically
-const lib = (async () => ({
-  ...(await import('@libp2p/crypto/keys')),
-  dagCbor: await import('@ipld/dag-cbor'),
-  ...(await import('@libp2p/peer-id')),
-  ...(await import('../../../runtime/net/actor-inbox.ts')),
-  ...(await import('../../../runtime/net/wire/envelope-codec.ts')),
-  ...(await import('../../../runtime/net/wire/envelope-signer.ts')),
-  ...(await import('../../../runtime/net/wire/frame-codec.ts')),
-  ...(await import('../../../runtime/net/message-router.ts')),
-  ...(await import('../../../runtime/net/net-counters.ts')),
-  ...(await import('../../../runtime/net/net-inbox.ts')),
-  ...(await import('../../../runtime/net/net-schemas.ts')),
-}))();
-type Lib = Awaited<typeof lib>;
-let L: Lib;
-
-const quiet = { debug() {}, warn() {} };
-/** Lets the work queued so far (the batcher's next turn, the transport's microtasks) run. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-interface Side {
-  peer: string;
-  router: MessageRouter;
-  counters: NetCounters;
-  got: Inbound[];
-  /** Frames this side sent: their kind and body after the kind byte. */
-  sent: { kind: number; body: Uint8Array }[];
-  key: Ed25519PrivateKey;
-}
-
-interface Ctx {
-  a: Side;
-  b: Side;
-  /** Both routers' time: it moves only when a test advances it. */
-  clock: ManualClock;
-}
-
-/** Two routers joined by an in-memory transport: what one sends, the other receives as from its peer. */
-async function pair(ctx: Ctx): Promise<void> {
-  L = await lib;
-  const { generateKeyPair, peerIdFromPrivateKey, NetCounters, MessageRouter, createEnvelopeSigner, createEnvelopeVerifier, FrameDecoder, netPayloadSchemas, netInbox } = L;
-  ctx.clock = new ManualClock(1_700_000_000_000);
-  const sides: Side[] = [];
-  for (let i = 0; i < 2; i += 1) {
-    const key = await generateKeyPair('Ed25519');
-    const peer = peerIdFromPrivateKey(key).toString();
-    const counters = new NetCounters();
-    const side = { peer, counters, got: [], sent: [], key } as unknown as Side;
-    side.router = new MessageRouter({
-      signer: createEnvelopeSigner(key, peer),
-      verifier: createEnvelopeVerifier(),
-      counters,
-      log: quiet,
-      clock: ctx.clock,
-      transport: {
-        sendFrames: async (to, frames) => {
-          const other = sides.find((s) => s.peer === to);
-          if (!other) throw new Error(`no route to ${to}`);
-          for (const frame of frames) {
-            const [f] = new FrameDecoder().push(frame);
-            side.sent.push(f!);
-            queueMicrotask(() => other.router.receive(peer, f!.kind, f!.body, false));
-          }
-        },
-        ready: () => true,
-        publish: async (data) => {
-          for (const other of sides.filter((x) => x !== side)) queueMicrotask(() => other.router.receive(peer, data[0]!, data.subarray(1), true));
-        },
-      },
-    });
-    side.router.addSchemas(netPayloadSchemas);
-    side.router.addSchemas(new Map([['test.note', z.object({ text: z.string().max(10) }).strict()]]));
-    side.router.register({ name: 'notes', accepts: ['test.note'], handle: (m) => side.got.push(m) });
-    side.router.register(netInbox(side.router, () => []));
-    sides.push(side);
-  }
-  ctx.a = sides[0]!;
-  ctx.b = sides[1]!;
-}
-
-function routerSuite(title: string) {
-  const s = suite<Ctx>(title);
-  s.before.each(pair);
-  s.after.each((ctx) => {
-    ctx.a.router.stop();
-    ctx.b.router.stop();
-  });
-  return s;
-}
-
-/** Signs an arbitrary unsigned envelope with `side`'s key, as a peer running other code could. */
-function craft(side: Side, over: Record<string, unknown>, ctx: Ctx): Uint8Array {
-  const { createEnvelopeSigner, dagCbor, sealOne } = L;
-  const env = {
-    v: 1,
-    id: `crafted.${Math.random().toString(36).slice(2)}`,
-    from: { peer: side.peer, did: createEnvelopeSigner(side.key, side.peer).did, inbox: 'net' },
-    to: { peer: ctx.b.peer, inbox: 'notes' },
-    type: 'test.note',
-    payload: { text: 'hi' },
-    ts: ctx.clock.now(),
-    exp: ctx.clock.now() + 1000,
-    ...over,
-  };
-  const body = dagCbor.encode(env);
-  return sealOne(body, createEnvelopeSigner(side.key, side.peer).sign).data.subarray(1);
-}
 
 const Delivery = routerSuite('the router delivers signed events to inboxes');
 
@@ -164,7 +51,7 @@ Delivery('a request to a missing inbox is answered with net.error and counted as
 
 Delivery('the node inbox passes only the remote event types it lists', async ({ a, b }) => {
   const events: { type: string }[] = [];
-  b.router.register(L.actorInbox('node', { send: (e) => events.push(e) }, ['test.note']));
+  b.router.register(routerLib().actorInbox('node', { send: (e) => events.push(e) }, ['test.note']));
   await a.router.send({ peer: b.peer, inbox: 'node' }, 'test.note', { text: 'ok' });
   const err = (await a.router.request({ peer: b.peer, inbox: 'node' }, 'net.ping', { seq: 1 }, { timeoutMs: 1000 }).catch((e: Error) => e)) as Error & { code?: string };
   assert.is(err.code, 'not-accepted');
@@ -199,7 +86,7 @@ Delivery('a batched envelope changed after signing, or moved to another place in
   await waitFor('4 frames sent', () => a.sent.length >= 4);
   // the first left alone; f0, f1 and the next are a batch of 3
   const [, f0, f1] = a.sent;
-  const fresh = new L.MessageRouter({ ...b.router.deps, counters: new L.NetCounters() });
+  const fresh = new (routerLib().MessageRouter)({ ...b.router.deps, counters: new (routerLib().NetCounters)() });
   fresh.addSchemas(new Map([['test.note', z.object({ text: z.string() }).strict()]]));
   fresh.register({ name: 'notes', accepts: ['test.note'], handle: () => {} });
   const tampered = Uint8Array.from(f0!.body);

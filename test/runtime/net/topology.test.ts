@@ -1,6 +1,5 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ReplayCache } from '../../../runtime/net/replay-cache.ts';
 import { buildTopology, topologyToDot } from '../../../runtime/net/topology.ts';
 
 const Topo = suite('topology: the node as a vertex, connections as edges');
@@ -37,31 +36,3 @@ Topo('DOT: an undirected graph, this node bold, edges labelled with RTT or "?"',
 });
 
 Topo.run();
-
-const Replay = suite('replay cache: an id is accepted once until it expires');
-
-Replay('the same id from the same sender is replayed; from another sender it is fresh', () => {
-  const c = new ReplayCache({ perPeer: 10, peers: 10 });
-  assert.is(c.admit('p', 'id1', 1000, 0), 'fresh');
-  assert.is(c.admit('p', 'id1', 1000, 1), 'replayed');
-  assert.is(c.admit('q', 'id1', 1000, 1), 'fresh');
-});
-
-Replay('a forgotten id (failed verification) can come again', () => {
-  const c = new ReplayCache();
-  c.admit('p', 'x', 100, 0);
-  c.forget('p', 'x');
-  assert.is(c.admit('p', 'x', 100, 0), 'fresh');
-});
-
-Replay('a sender at its share is refused until its ids expire, others are not affected', () => {
-  const c = new ReplayCache({ perPeer: 3, peers: 10 });
-  for (const id of ['a', 'b', 'c']) assert.is(c.admit('p', id, 100, 0), 'fresh');
-  assert.is(c.admit('p', 'd', 100, 50), 'full');
-  assert.is(c.admit('q', 'd', 100, 50), 'fresh');
-  assert.is(c.admit('p', 'd', 300, 101), 'fresh');
-  c.sweep(1000);
-  assert.is(c.size, 0);
-});
-
-Replay.run();
