@@ -11,6 +11,7 @@ import { KNOWN_EXECUTORS } from '../../machines/onboarding.ts';
 import { formatBytes, MAX_RUNNABLE_MODULE_BYTES } from '../executors/limits.ts';
 import { loadCheckedModule, sha256Hex } from '../executors/wasm-module.ts';
 import { describeIssues, durationSchema, sizeSchema } from '../api/input-schemas.ts';
+import { jobSizeProblem } from '../deals/deal-schemas.ts';
 
 /** A job file that cannot be read, parsed or accepted. Bad input: ends a command with exit code 2. */
 export class JobFileError extends Error {
@@ -104,8 +105,11 @@ function specOf(f: JobFile, module: { sha256: string; size: number } | undefined
   return { ...base, executor: 'wasm', wasm: { module: module!, args: f.wasm!.args, env: f.wasm!.env } };
 }
 
+/** The job's rules, then its size: a job a bid request could not carry is refused here, not by every provider. */
 function checked(file: string, job: JobSpec): JobSpec {
   const problems = validateJob(job);
+  const tooBig = problems.length === 0 ? jobSizeProblem(job) : undefined;
+  if (tooBig) problems.push(tooBig);
   if (problems.length > 0) throw new JobFileError(`${file}: ${describeJobProblems(problems)}`, file, problems[0]!.field);
   return job;
 }

@@ -2,22 +2,51 @@
  * Payload schemas of every deal message (machines/deal.wire.ts, `DealWireMessage`, and at the end the output
  * and query requests), one per type, checked at the network edge. Each payload is the message without `type`
  * (the envelope carries it). Strict and bounded: an unknown field, a string past its length or a number out of range is refused with the field named. A job is
- * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run.
+ * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run, and to
+ * MAX_BID_JOB_BYTES as a whole.
  */
 import { z } from 'zod';
 import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
-import { JOB_ID_PATTERN, JOB_LIMITS, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
-import type { OutputPage } from './output-log.ts';
+import { JOB_ID_PATTERN, JOB_LIMITS, type JobProblem, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
+import { encodedSize } from './encoded-size.ts';
+import type { OutputPage } from './output-page.ts';
 
 /** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */
 export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
+/**
+ * The most a job may take in a `bid.request`, DAG-CBOR encoded: everything the job says (name, args, env, command,
+ * resources, constraints, the module's hash and size). A bid request reaches every provider the requester reaches,
+ * and each journals it before deciding; the module's bytes travel only in `deal.allocate`, to the chosen provider.
+ */
+export const MAX_BID_JOB_BYTES = 64 * 1024;
+
+/** The job is over MAX_BID_JOB_BYTES: names the part of it that takes the most. */
+export function jobSizeProblem(job: JobSpec): JobProblem | undefined {
+  const size = encodedSize(job);
+  if (size <= MAX_BID_JOB_BYTES) return undefined;
+  const section = job.executor === 'wasm' ? job.wasm : job.process;
+  const parts: [string, unknown][] = [
+    ['name', job.name],
+    [`${job.executor}.args`, section.args],
+    [`${job.executor}.env`, section.env],
+    ['constraints.peers', job.constraints.peers],
+    ['constraints.excludePeers', job.constraints.excludePeers],
+  ];
+  if (job.executor === 'process') parts.push(['process.command', job.process.command]);
+  const [field, largest] = parts.map(([f, v]) => [f, encodedSize(v)] as const).reduce((a, b) => (b[1] > a[1] ? b : a));
+  const instead = job.executor === 'wasm' ? 'put large inputs in the module, which only the chosen provider receives' : 'pass large inputs some other way than args and env';
+  return {
+    field,
+    message: `takes ${largest} of the job's ${size} bytes; a bid request carries a job of at most ${MAX_BID_JOB_BYTES} bytes (64 KiB, DAG-CBOR) to every provider it reaches: ${instead}`,
+  };
+}
 /** Longest free text (reasons, messages): one line for a person, not a log. */
 export const MAX_TEXT = 2048;
 const MAX_ARG = 8192;
 const MAX_ENV_NAME = 256;
 const MAX_COMMAND = 4096;
 
-const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'too-large', 'preferences', 'duplicate', 'expired', 'invalid'] as const;
+const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'too-large', 'preferences', 'lock-limit', 'disk-full', 'duplicate', 'expired', 'invalid'] as const;
 const ALLOCATION_STATES = ['pending', 'starting', 'running', 'stopping', 'completed', 'failed', 'terminated'] as const;
 // Compile-time: the lists name every member of the contract's unions (a code added there must be added here).
 type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;
@@ -82,7 +111,9 @@ function jobPath(field: string): string[] {
 const jobShape = z.discriminatedUnion('executor', [wasmJob, processJob]);
 export const jobSchema: z.ZodType<JobSpec> = jobShape.pipe(
   z.custom<z.output<typeof jobShape>>().superRefine((job, ctx) => {
-    for (const p of validateJob(job)) ctx.addIssue({ code: 'custom', path: jobPath(p.field), message: p.message });
+    const problems = validateJob(job);
+    const tooBig = problems.length === 0 ? jobSizeProblem(job) : undefined;
+    for (const p of tooBig ? [tooBig] : problems) ctx.addIssue({ code: 'custom', path: jobPath(p.field), message: p.message });
   }),
 );
 

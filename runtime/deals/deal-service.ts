@@ -89,7 +89,7 @@ export class DealService {
   ) {
     const clock = (this.clock = deps.clock ?? (deps.now ? { ...realClock, now: deps.now } : realClock));
     this.modules = new ModuleStore(deps.dataDir);
-    this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`));
+    this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`), { clock });
     this.registry = new DealRegistry(deps);
     this.timers = new DealTimers(clock, (id, key) => this.deliver(id, { type: 'timer.fired', key, now: clock.now() }, 'timer'));
     this.executions = new Executions({ executor: deps.executor, output: this.output, modules: this.modules, clock });

@@ -9,6 +9,8 @@ import { exampleModule } from '../../../runtime/executors/examples/examples.ts';
 import { sha256Hex } from '../../../runtime/executors/wasm-module.ts';
 import { exitCodeOf } from '../../../runtime/errors.ts';
 import { type JobFileOptions, type LoadedJob, loadJobFile, MAX_JOB_FILE_BYTES } from '../../../runtime/cli/job-file.ts';
+import { MAX_BID_JOB_BYTES } from '../../../runtime/deals/deal-schemas.ts';
+import { encodedSize } from '../../../runtime/deals/encoded-size.ts';
 
 const MiB = 2 ** 20;
 let helloModule: Promise<Uint8Array> | undefined;
@@ -339,3 +341,30 @@ Unparsable('a YAML alias bomb is refused, not expanded', async (ctx) => {
 });
 
 Unparsable.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const TooBig = jobSuite('job files: a job a bid request could not carry is refused, naming the field and the limit');
+
+const values = (n: number, size: number) => Array.from({ length: n }, (_, i) => `${i}`.padEnd(size, 'x'));
+const LIMIT = new RegExp(`at most ${MAX_BID_JOB_BYTES} bytes \\(64 KiB`);
+
+TooBig('a wasm job with 72 KB of env: wasm.env, the sizes, and where large inputs belong', async (ctx) => {
+  await ctx.write('hello.wasm', await hello());
+  const env = Object.fromEntries(values(9, 8000).map((v, i) => [`V${i}`, v]));
+  await refusedAt(await ctx.write('job.json', { ...WASM_JOB, wasm: { ...WASM_JOB.wasm, env } }), 'wasm.env', new RegExp(`${LIMIT.source}.*in the module`));
+});
+
+TooBig('a process job with 80 KB of args: process.args; 1,500 excluded peers: constraints.excludePeers', async (ctx) => {
+  await refusedAt(await ctx.write('args.json', { ...PROCESS_JOB, process: { command: 'sh', args: values(10, 8000) } }), 'process.args', LIMIT);
+  const peers = Array(1500).fill('12D3KooWSomebodyCCCCCCCCCCCCCCCCCCCCCCCCCCCCC');
+  await refusedAt(await ctx.write('peers.yaml', { ...PROCESS_JOB, constraints: { excludePeers: peers } }), 'constraints.excludePeers', LIMIT);
+});
+
+TooBig('a job just under the limit is taken, and its spec is under the limit encoded', async (ctx) => {
+  const { job } = await loadJobFile(await ctx.write('ok.json', { ...PROCESS_JOB, process: { command: 'sh', args: values(7, 8000) } }));
+  assert.ok(encodedSize(job) <= MAX_BID_JOB_BYTES, `${encodedSize(job)} bytes`);
+  assert.ok(encodedSize(job) > MAX_BID_JOB_BYTES - 10_000, 'near the limit');
+});
+
+TooBig.run();

@@ -33,6 +33,8 @@ const BAD: Record<string, { text: string; names: (RegExp | string)[] }> = {
   'unknown-field.yaml': { text: `${GOOD}colour: blue\n`, names: ['unknown-field.yaml', /"colour"/] },
   'negative-cpu.yaml': { text: GOOD.replace('cpu: 1', 'cpu: -1'), names: ['negative-cpu.yaml', /resources\.cpu/, /-1/] },
   'unknown-executor.yaml': { text: GOOD.replace('executor: process', 'executor: docker'), names: [/executor/, /"docker"/] },
+  // a bid request carries the job to every provider: at most MAX_BID_JOB_BYTES (64 KiB) encoded
+  'huge-args.yaml': { text: GOOD.replace('args: [hi]', `args: [${Array(10).fill('x'.repeat(8000)).join(', ')}]`), names: [/process\.args/, /at most 65536 bytes/] },
   'missing-module.yaml': { text: 'name: w\nexecutor: wasm\nwasm:\n  module: nowhere.wasm\nresources:\n  cpu: 1\n  memory: 64MiB\n', names: [/wasm\.module/, /nowhere\.wasm/] },
 };
 

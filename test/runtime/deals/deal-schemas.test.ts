@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
-import { MAX_DEAL_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
+import { MAX_BID_JOB_BYTES, MAX_DEAL_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
+import { encodedSize } from '../../../runtime/deals/encoded-size.ts';
 import { parsePayload } from '../../../runtime/net/wire/envelope-schema.ts';
 
 const GiB = 1024 ** 3;
@@ -81,6 +82,11 @@ const BROKEN: Record<string, readonly Breakage[]> = {
     ['a peer both required and excluded (validateJob)', job({ constraints: { peers: [PEER], excludePeers: [PEER] } }), 'job.constraints'],
     ['oversized name', job({ name: 'n'.repeat(129) }), 'job.name'],
     ['control character in the name (validateJob)', job({ name: 'a\nb' }), 'job.name'],
+    // a bid request reaches every provider and is journaled by each: its job is small, the module comes later
+    ['a job over MAX_BID_JOB_BYTES in its env (9 values of 8000)', job({ wasm: { ...WASM_JOB.wasm, env: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`V${i}`, 'x'.repeat(8000)])) } }), 'job.wasm.env'],
+    ['a job of ~880 KB of args (the flood of finding 1)', job({ wasm: { ...WASM_JOB.wasm, args: Array(110).fill('a'.repeat(8000)) } }), 'job.wasm.args'],
+    ['a job over MAX_BID_JOB_BYTES in excludePeers', job({ constraints: { peers: [], excludePeers: Array(1500).fill(OTHER) } }), 'job.constraints.excludePeers'],
+    ['module bytes in a bid request (they travel only in deal.allocate)', { ...VALID['bid.request'], module: new Uint8Array(16) }, '(payload)'],
     ['too many reply addresses', { ...VALID['bid.request'], replyAddrs: Array(MAX_REPLY_ADDRS + 1).fill(REPLY_ADDR) }, 'replyAddrs'],
     ['a reply address not over websockets', { ...VALID['bid.request'], replyAddrs: ['/ip4/1.2.3.4/tcp/1/p2p/X'] }, 'replyAddrs.0'],
     ['a reply address without its /p2p/ id', { ...VALID['bid.request'], replyAddrs: [REPLY_ADDR, '/ip4/1.2.3.4/tcp/1/ws'] }, 'replyAddrs.1'],
@@ -170,6 +176,18 @@ Valid('a bid request with the requester\'s reply addresses: /ws, /wss and /tls/w
     assert.ok(r.ok, r.ok ? '' : r.detail);
     assert.equal(r.ok && r.payload, payload);
   }
+});
+
+Valid('a job of exactly MAX_BID_JOB_BYTES encoded passes; one byte more is refused, naming the args', () => {
+  const sized = (n: number): JobSpec => ({ ...WASM_JOB, wasm: { ...WASM_JOB.wasm, args: [...Array(8).fill('a'.repeat(8000)), 'b'.repeat(n)] } });
+  let n = 0;
+  while (encodedSize(sized(n + 1)) <= MAX_BID_JOB_BYTES) n += 1;
+  assert.is(encodedSize(sized(n)), MAX_BID_JOB_BYTES, 'the job is built to the limit exactly');
+  const at = parsePayload(dealPayloadSchemas, 'bid.request', { ...VALID['bid.request'], job: sized(n) });
+  assert.ok(at.ok, at.ok ? '' : at.detail);
+  const over = parsePayload(dealPayloadSchemas, 'bid.request', { ...VALID['bid.request'], job: sized(n + 1) });
+  assert.is(over.ok, false);
+  if (!over.ok) assert.match(over.detail, new RegExp(`^job\\.wasm\\.args: takes \\d+ of the job's ${MAX_BID_JOB_BYTES + 1} bytes; .* at most ${MAX_BID_JOB_BYTES} bytes`));
 });
 
 Valid.run();

@@ -1,56 +1,13 @@
-// A job's output on its provider (runtime/deals/output-log.ts): real files in a fresh temp data dir per test.
-// What a user of `logs` cares about: every chunk comes back, in the order the job wrote it, on the right stream,
-// whatever bytes it held; a reader paging by offset never sees half a line, and knows when it reached the end.
+// A job's output on its provider (runtime/deals/output-log.ts): real files in a fresh temp data dir per test, the
+// flush delay on a manual clock. What a user of `logs` cares about: every byte comes back, in the order the job
+// wrote it, on the right stream, whatever bytes it held; a reader paging by offset never sees half a line, and
+// knows when it reached the end. What the provider cares about: a job that writes a byte at a time costs a write
+// per batch, not per byte, and a file proportional to its output.
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { OUTPUT_DIR, type OutputChunk, OutputLog, type OutputPage } from '../../../runtime/deals/output-log.ts';
-
-interface Ctx {
-  dir: string;
-  log: OutputLog;
-}
-
-function behaviour(title: string) {
-  const s = suite<Ctx>(title, {} as Ctx);
-  s.before.each(async (ctx) => {
-    ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dms-output-log-'));
-    ctx.log = new OutputLog(ctx.dir);
-  });
-  s.after.each(async (ctx) => {
-    await fs.rm(ctx.dir, { recursive: true, force: true });
-  });
-  return s;
-}
-
-const ID = 'job-1.1';
-const utf8 = (s: string) => new TextEncoder().encode(s);
-const out = (text: string): OutputChunk => ({ stream: 'stdout', text });
-const err = (text: string): OutputChunk => ({ stream: 'stderr', text });
-
-/** Every page from `offset` to the end, `max` bytes at most each. */
-async function pages(log: OutputLog, id: string, max?: number, offset = 0): Promise<OutputPage[]> {
-  const all: OutputPage[] = [];
-  for (let i = 0; i < 10_000; i += 1) {
-    const page = await log.read(id, offset, max);
-    all.push(page);
-    if (page.eof) return all;
-    assert.ok(page.next > offset, `the page at ${offset} did not move on (next ${page.next}): a reader would loop forever`);
-    offset = page.next;
-  }
-  throw new Error('no end after 10000 pages');
-}
-
-/** The bytes of each line of the file, decoded: what was stored, exactly. */
-async function storedBytes(ctx: Ctx, id = ID): Promise<{ stream: string; bytes: Buffer }[]> {
-  const text = await fs.readFile(ctx.log.file(id), 'utf8');
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => ({ stream: l.slice(0, 1), bytes: Buffer.from(l.slice(2), 'base64') }));
-}
+import { OUTPUT_DIR, OUTPUT_FLUSH_BYTES, OUTPUT_FLUSH_DELAY_MS, OUTPUT_RECORD_BYTES, type OutputChunk, OutputLog } from '../../../runtime/deals/output-log.ts';
+import { ID, behaviour, err, out, pages, put, runs, storedBytes, utf8 } from './output-log.fixture.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -74,21 +31,29 @@ Order('1000 appends fired without waiting (as the executor does) come back in or
   }
   await ctx.log.flush(ID);
   const all = await pages(ctx.log, ID);
-  assert.equal(all.flatMap((p) => p.chunks), expected);
+  // a record per run of one stream: the interleaving is kept, and nothing more is stored
+  assert.equal(all.flatMap((p) => p.chunks), runs(expected));
+  assert.is(ctx.writes.length, 1, 'one write for the whole batch');
 });
 
-Order('what is written is readable at once, while the job still writes: a reader following by offset sees every chunk once', async (ctx) => {
+Order('a chunk is readable within the flush delay, not later: a reader following by offset sees every chunk once', async (ctx) => {
   await ctx.log.create(ID);
   let offset = 0;
   const seen: OutputChunk[] = [];
   for (let i = 0; i < 20; i += 1) {
-    await ctx.log.append(ID, 'stdout', utf8(`${i}`));
+    const written = ctx.log.append(ID, 'stdout', utf8(`${i}`));
+    ctx.clock.advance(OUTPUT_FLUSH_DELAY_MS - 1);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal((await ctx.log.read(ID, offset)).chunks, [], 'written before the delay is over');
+    ctx.clock.advance(1);
+    await written;
     const page = await ctx.log.read(ID, offset);
     assert.is(page.eof, true);
     seen.push(...page.chunks);
     offset = page.next;
   }
   assert.equal(seen, Array.from({ length: 20 }, (_, i) => out(`${i}`)));
+  assert.is(ctx.writes.length, 20);
 });
 
 Order('appends made while a flush() waits still land after the ones before it', async (ctx) => {
@@ -113,14 +78,14 @@ Order('two allocations write their own files and do not mix', async (ctx) => {
     void ctx.log.append('b.1', 'stderr', utf8(`b${i}`));
   }
   await Promise.all([ctx.log.flush('a.1'), ctx.log.flush('b.1')]);
-  assert.equal((await pages(ctx.log, 'a.1')).flatMap((p) => p.chunks), Array.from({ length: 50 }, (_, i) => out(`a${i}`)));
-  assert.equal((await pages(ctx.log, 'b.1')).flatMap((p) => p.chunks), Array.from({ length: 50 }, (_, i) => err(`b${i}`)));
+  assert.equal((await pages(ctx.log, 'a.1')).flatMap((p) => p.chunks), [out(Array.from({ length: 50 }, (_, i) => `a${i}`).join(''))]);
+  assert.equal((await pages(ctx.log, 'b.1')).flatMap((p) => p.chunks), [err(Array.from({ length: 50 }, (_, i) => `b${i}`).join(''))]);
 });
 
 Order('an allocation id with "/" or other odd characters names one file inside the output dir', async (ctx) => {
   const id = '../../etc/passwd x?';
   await ctx.log.create(id);
-  await ctx.log.append(id, 'stdout', utf8('ok'));
+  await put(ctx, 'stdout', utf8('ok'), id);
   assert.is(path.dirname(ctx.log.file(id)), path.join(ctx.dir, OUTPUT_DIR));
   assert.equal((await ctx.log.read(id, 0)).chunks, [out('ok')]);
 });
@@ -129,69 +94,92 @@ Order.run();
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const Paging = behaviour('output log: pages by offset hold whole lines, with next and eof right');
+const Batches = behaviour('output log: chunks are written in batches, proportional to the output, not to the chunks');
 
-Paging('small pages: each page holds whole chunks only, next continues where it ended, eof only on the last', async (ctx) => {
+Batches('150,000 one-byte chunks: a write per 64 KiB batch and a line per 32 KiB record, the file about 4/3 of the output', async (ctx) => {
   await ctx.log.create(ID);
-  const expected: OutputChunk[] = [];
-  for (let i = 0; i < 40; i += 1) {
-    const text = `chunk ${i} ${'x'.repeat(i % 7)}`;
-    await ctx.log.append(ID, i % 2 ? 'stderr' : 'stdout', utf8(text));
-    expected.push({ stream: i % 2 ? 'stderr' : 'stdout', text });
+  const n = 150_000;
+  let expected = '';
+  for (let i = 0; i < n; i += 1) {
+    const c = String.fromCharCode(48 + (i % 10));
+    expected += c;
+    void ctx.log.append(ID, 'stdout', utf8(c));
   }
-  const size = (await fs.stat(ctx.log.file(ID))).size;
-  const all = await pages(ctx.log, ID, 100);
-  assert.ok(all.length > 5, `only ${all.length} pages for ${size} bytes at 100 per page`);
-  for (const p of all.slice(0, -1)) assert.is(p.eof, false);
-  assert.is(all.at(-1)!.eof, true);
-  assert.is(all.at(-1)!.next, size);
-  // whole lines: each page ends on a line end, and together they give every chunk once
-  const text = await fs.readFile(ctx.log.file(ID), 'latin1');
-  let from = 0;
-  for (const p of all) {
-    assert.ok(p.next === 0 || text[p.next - 1] === '\n', `page ends at ${p.next}, inside a line`);
-    assert.ok(p.next - from <= 100, `a page of ${p.next - from} bytes, over the 100 asked for`);
-    from = p.next;
-  }
-  assert.equal(all.flatMap((p) => p.chunks), expected);
-});
-
-Paging('a page asked for at the end, or past it, is empty, keeps the offset and says eof', async (ctx) => {
-  await ctx.log.create(ID);
-  await ctx.log.append(ID, 'stdout', utf8('hello'));
-  const first = await ctx.log.read(ID, 0);
-  assert.equal(first.chunks, [out('hello')]);
-  assert.is(first.eof, true);
-  assert.equal(await ctx.log.read(ID, first.next), { chunks: [], next: first.next, eof: true });
-  assert.equal(await ctx.log.read(ID, first.next + 1000), { chunks: [], next: first.next + 1000, eof: true });
-  // and more output later is found from the same offset
-  await ctx.log.append(ID, 'stderr', utf8('world'));
-  const second = await ctx.log.read(ID, first.next);
-  assert.equal(second.chunks, [err('world')]);
-  assert.is(second.eof, true);
-});
-
-Paging('a page of the default size holds everything a job may write: one page, eof', async (ctx) => {
-  await ctx.log.create(ID);
-  const chunk = new Uint8Array(4096).fill(0x61);
-  for (let i = 0; i < 64; i += 1) void ctx.log.append(ID, 'stdout', chunk); // 256 KiB of output
   await ctx.log.flush(ID);
-  const page = await ctx.log.read(ID, 0);
-  assert.is(page.eof, true);
-  assert.is(page.chunks.length, 64);
-  assert.is(page.chunks.map((c) => c.text.length).reduce((a, b) => a + b, 0), 64 * 4096);
+  const lines = ctx.writes.join('').split('\n').length - 1;
+  const size = (await fs.stat(ctx.log.file(ID))).size;
+  assert.ok(ctx.writes.length <= Math.ceil(n / OUTPUT_FLUSH_BYTES) + 1, `${ctx.writes.length} writes for ${n} bytes`);
+  assert.ok(lines <= Math.ceil(n / OUTPUT_RECORD_BYTES) + ctx.writes.length, `${lines} lines for ${n} bytes`);
+  assert.ok(size <= Math.ceil((n * 4) / 3) + lines * 6, `a ${size}-byte file for ${n} bytes of output`);
+  assert.is((await pages(ctx.log, ID)).flatMap((p) => p.chunks).map((c) => c.text).join(''), expected);
 });
 
-Paging('a chunk longer than a page is still read: the reader never gets stuck at its offset', async (ctx) => {
+Batches('a full batch is written at once; a smaller one when the delay passes, not before', async (ctx) => {
   await ctx.log.create(ID);
-  await ctx.log.append(ID, 'stdout', utf8('before'));
-  await ctx.log.append(ID, 'stdout', new Uint8Array(300).fill(0x62)); // 400 bytes of base64
-  await ctx.log.append(ID, 'stdout', utf8('after'));
-  const all = await pages(ctx.log, ID, 100);
-  assert.equal(all.flatMap((p) => p.chunks).map((c) => c.text), ['before', 'b'.repeat(300), 'after']);
+  const big = ctx.log.append(ID, 'stdout', new Uint8Array(OUTPUT_FLUSH_BYTES).fill(0x61));
+  await big; // no clock moved
+  assert.is(ctx.writes.length, 1);
+  const small = ctx.log.append(ID, 'stdout', utf8('b'));
+  ctx.clock.advance(OUTPUT_FLUSH_DELAY_MS - 1);
+  await new Promise((r) => setTimeout(r, 5));
+  assert.is(ctx.writes.length, 1, 'the small batch waits for the delay');
+  ctx.clock.advance(1);
+  await small;
+  assert.is(ctx.writes.length, 2);
 });
 
-Paging.run();
+Batches('stdout and stderr interleaved in one batch keep their order: a record per run', async (ctx) => {
+  await ctx.log.create(ID);
+  const sent: [OutputChunk['stream'], string][] = [['stdout', 'a'], ['stdout', 'b'], ['stderr', '1'], ['stdout', 'c'], ['stderr', '2'], ['stderr', '3'], ['stdout', 'd']];
+  for (const [stream, text] of sent) void ctx.log.append(ID, stream, utf8(text));
+  await put(ctx, 'stdout', utf8('e'));
+  assert.is(ctx.writes.length, 1);
+  assert.equal((await ctx.log.read(ID, 0)).chunks, [out('ab'), err('1'), out('c'), err('23'), out('de')]);
+});
+
+Batches('a record holds at most OUTPUT_RECORD_BYTES; a character cut at a record boundary comes back whole', async (ctx) => {
+  await ctx.log.create(ID);
+  const text = `${'x'.repeat(OUTPUT_RECORD_BYTES - 1)}€${'y'.repeat(2 * OUTPUT_RECORD_BYTES)}`;
+  await put(ctx, 'stdout', utf8(text));
+  await ctx.log.flush(ID);
+  const all = (await pages(ctx.log, ID)).flatMap((p) => p.chunks);
+  assert.is(all.length, 4, 'three records of 32 KiB and the rest');
+  for (const c of all) assert.ok(Buffer.byteLength(c.text) <= OUTPUT_RECORD_BYTES + 3, `a record of ${Buffer.byteLength(c.text)} bytes`);
+  assert.is(all.map((c) => c.text).join(''), text);
+});
+
+Batches('flush() writes what is pending at once, and a character the job left unfinished as U+FFFD', async (ctx) => {
+  await ctx.log.create(ID);
+  void ctx.log.append(ID, 'stdout', utf8('done '));
+  void ctx.log.append(ID, 'stdout', Uint8Array.from([0xe2, 0x82])); // the start of a euro sign, never finished
+  await ctx.log.flush(ID); // no clock moved
+  assert.equal(runs((await ctx.log.read(ID, 0)).chunks), [out('done \uFFFD')]);
+});
+
+Batches('a failed write is reported and resolves; the writes after it still land', async (ctx) => {
+  const errors: string[] = [];
+  let fail = true;
+  const log = new OutputLog(ctx.dir, (id, e) => errors.push(`${id}: ${e.message}`), {
+    clock: ctx.clock,
+    appendFile: async (file, text) => {
+      if (fail) {
+        fail = false;
+        throw new Error('ENOSPC: no space left on device');
+      }
+      await fs.appendFile(file, text);
+    },
+  });
+  await log.create(ID);
+  const lost = log.append(ID, 'stdout', utf8('lost'));
+  ctx.clock.advance(OUTPUT_FLUSH_DELAY_MS);
+  await lost;
+  assert.equal(errors, [`${ID}: ENOSPC: no space left on device`]);
+  void log.append(ID, 'stdout', utf8('kept'));
+  await log.flush(ID);
+  assert.equal((await log.read(ID, 0)).chunks, [out('kept')]);
+});
+
+Batches.run();
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -201,10 +189,10 @@ Bytes('binary bytes (NUL, newlines, 0xFF) are stored as text and do not break th
   await ctx.log.create(ID);
   const binary = Uint8Array.from({ length: 256 }, (_, i) => i);
   const newlines = utf8('\n\n\r\n');
-  await ctx.log.append(ID, 'stdout', binary);
-  await ctx.log.append(ID, 'stderr', newlines);
-  await ctx.log.append(ID, 'stdout', new Uint8Array(0));
-  await ctx.log.append(ID, 'stdout', utf8('end'));
+  await put(ctx, 'stdout', binary);
+  await put(ctx, 'stderr', newlines);
+  await put(ctx, 'stdout', new Uint8Array(0));
+  await put(ctx, 'stdout', utf8('end'));
   await ctx.log.flush(ID);
   // the output is kept as the text a reader sees: whole characters, the bytes that are not UTF-8 replaced
   const stored = await storedBytes(ctx);
@@ -219,7 +207,7 @@ Bytes('binary bytes (NUL, newlines, 0xFF) are stored as text and do not break th
 Bytes('invalid UTF-8 comes back with U+FFFD where the bad bytes were, the rest intact', async (ctx) => {
   await ctx.log.create(ID);
   const bytes = Uint8Array.from([0x6f, 0x6b, 0x20, 0xc3, 0x28, 0x20, 0xff, 0xfe, 0x20, 0xe2, 0x82, 0xac]); // "ok " bad bad " €"
-  await ctx.log.append(ID, 'stderr', bytes);
+  await put(ctx, 'stderr', bytes);
   const [chunk] = (await ctx.log.read(ID, 0)).chunks;
   assert.is(chunk!.stream, 'stderr');
   assert.is(chunk!.text, 'ok \uFFFD( \uFFFD\uFFFD €');
@@ -228,7 +216,7 @@ Bytes('invalid UTF-8 comes back with U+FFFD where the bad bytes were, the rest i
 Bytes('multi-byte characters of every width come back whole', async (ctx) => {
   await ctx.log.create(ID);
   const text = 'héllo wörld — 日本語 🎉\n';
-  await ctx.log.append(ID, 'stdout', utf8(text));
+  await put(ctx, 'stdout', utf8(text));
   assert.equal((await ctx.log.read(ID, 0)).chunks, [out(text)]);
 });
 
@@ -236,8 +224,8 @@ Bytes('a character split across two chunks (as a pipe may split it) comes back w
   await ctx.log.create(ID);
   const bytes = utf8('price: 5€, 日本');
   const cut = bytes.indexOf(0xe2) + 1; // inside the euro sign
-  await ctx.log.append(ID, 'stdout', bytes.subarray(0, cut));
-  await ctx.log.append(ID, 'stdout', bytes.subarray(cut));
+  await put(ctx, 'stdout', bytes.subarray(0, cut));
+  await put(ctx, 'stdout', bytes.subarray(cut));
   const text = (await pages(ctx.log, ID)).flatMap((p) => p.chunks).map((c) => c.text).join('');
   assert.is(text, 'price: 5€, 日本', 'the user sees replacement characters where the job printed a valid character');
 });
@@ -259,7 +247,7 @@ Pid('notePid, notedPid and forgetPid keep and drop the pid and start time', asyn
   assert.is(await ctx.log.notedPid(ID), undefined);
   await ctx.log.forgetPid(ID); // twice is fine
   // the output itself is untouched
-  await ctx.log.append(ID, 'stdout', utf8('x'));
+  await put(ctx, 'stdout', utf8('x'));
   assert.equal((await ctx.log.read(ID, 0)).chunks, [out('x')]);
 });
 
