@@ -29,6 +29,8 @@ export interface CgroupLimits {
 
 export interface JobCgroup {
   readonly name: string;
+  /** One cgroup.procs file per controller: writing a pid into each moves that process in. */
+  readonly procsFiles: readonly string[];
   /** Wraps a command so its process enters the job's cgroups before it execs. */
   wrap(command: string, args: readonly string[]): { command: string; args: string[] };
   /** CPU time the job's processes used, in ms. */
@@ -100,10 +102,12 @@ export async function createJobCgroup(root: string, jobId: string, limits: Cgrou
   };
   return {
     name,
+    procsFiles,
     wrap(command, args) {
       // each path is ours (root + 'dms' + a sanitised name), so it can sit in the script unquoted-safe in '...'
       const enter = procsFiles.map((f) => `echo $$ > '${f}'`).join(' && ');
-      return { command: '/bin/sh', args: ['-c', `${enter} && exec "$0" "$@"`, command, ...args] };
+      // unset PWD: the shell exports it, and the job's environment is exactly what it asked for
+      return { command: '/bin/sh', args: ['-c', `${enter} && unset PWD && exec "$0" "$@"`, command, ...args] };
     },
     async cpuMs() {
       return Number(await fs.readFile(path.join(dir('cpuacct'), 'cpuacct.usage'), 'utf8')) / 1e6;

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { ExecutorStartError, type Execution, type ExecutionLimits, type ExecutionResult, type OutputListener } from '../../actors/executor.ts';
 import { formatBytes, formatMs } from './limits.ts';
 import { OutputQueue } from './output-queue.ts';
+import type { JobCgroup } from './cgroup.ts';
 import { GroupMemory, killGroup } from './process-group.ts';
 
 export type KillReason = 'timeout' | 'cancelled' | 'memory';
@@ -26,6 +27,11 @@ export interface ChildJobInit {
   readonly onOutput?: OutputListener;
   /** Kill the group (reason 'memory') when its resident memory exceeds this, sampled every `intervalMs`. */
   readonly rssWatch?: { readonly limitBytes: number; readonly intervalMs: number };
+  /**
+   * The job's cgroup (cgroup.ts): the job is killed through it (setsid grandchildren included), a kernel OOM kill in
+   * it reads as 'memory', and it is removed when the job has ended. Who enters it is the executor's choice.
+   */
+  readonly cgroup?: JobCgroup;
 }
 
 /** How the child ended, before an executor interprets it. */
@@ -58,6 +64,7 @@ export class ChildJob {
   #stderrTail = '';
   #control = '';
   #peakRss: number | null = null;
+  readonly #cgroup: JobCgroup | undefined;
 
   private constructor(
     private readonly child: ChildProcess & { pid: number },
@@ -65,7 +72,10 @@ export class ChildJob {
     private readonly startedAt: number,
   ) {
     this.output = new OutputQueue(init.logLimitBytes, init.onOutput);
-    this.ended = this.#watch(init);
+    this.#cgroup = init.cgroup;
+    const ended = this.#watch(init);
+    // the cgroup goes once the job has ended (whatever is still in it is killed first)
+    this.ended = init.cgroup ? ended.finally(() => init.cgroup!.remove().catch(() => {})) : ended;
   }
 
   /** Spawns the child; rejects with ExecutorStartError when it cannot be started at all. */
@@ -98,6 +108,7 @@ export class ChildJob {
     if (this.#exited || this.#killedFor) return;
     this.#killedFor = reason;
     killGroup(this.child.pid);
+    void this.#cgroup?.kill();
   }
 
   #watch(init: ChildJobInit): Promise<ChildOutcome> {
@@ -136,13 +147,22 @@ export class ChildJob {
         this.#exited = true;
         clearTimeout(timer);
         killGroup(child.pid); // grandchildren left behind die with the job
+        // and those that left the group (setsid) with its cgroup; a kernel OOM kill there was the memory limit
+        const swept = this.#cgroup ? this.#sweepCgroup() : Promise.resolve();
+        const end = () => void swept.then(() => finish(code, signal));
         closeTimer = setTimeout(() => {
           for (const s of child.stdio) s?.destroy();
-          finish(code, signal);
+          end();
         }, CLOSE_GRACE_MS);
-        child.once('close', () => finish(code, signal));
+        child.once('close', end);
       });
     });
+  }
+
+  async #sweepCgroup(): Promise<void> {
+    const cg = this.#cgroup!;
+    await cg.kill().catch(() => {});
+    if (!this.#killedFor && (await cg.oomKills().catch(() => 0)) > 0) this.#killedFor = 'memory';
   }
 
   #watchRss(limitBytes: number, intervalMs: number): () => void {

@@ -13,6 +13,8 @@ export interface OsLimits {
    * node that started the job is gone (a job runs in its own process group, so it outlives a SIGKILLed node).
    */
   readonly cpuSeconds?: number;
+  /** Run as this user (needs root and setpriv; without setpriv the job runs as the node's user). */
+  readonly user?: { readonly uid: number; readonly gid: number };
 }
 
 /** CPU seconds a job may use: its timeout on each core it was granted, plus a margin. */
@@ -50,7 +52,7 @@ function isExecutable(file: string): boolean {
  * undefined to use the shell wrapper.
  */
 export function withOsLimits(command: string, args: readonly string[], limits: OsLimits, prlimit: string | undefined): LimitedCommand {
-  return diesWithParent(limited(command, args, limits, prlimit));
+  return diesWithParent(limited(command, args, limits, prlimit), limits.user);
 }
 
 function limited(command: string, args: readonly string[], limits: OsLimits, prlimit: string | undefined): LimitedCommand {
@@ -77,6 +79,8 @@ const SETPRIV = findExecutable('setpriv', '/usr/bin:/bin:/usr/sbin:/sbin');
  * across the exec chain: setpriv, prlimit, the job). Processes a job starts itself are ended by the node when it
  * starts again, and by their CPU-time limit.
  */
-function diesWithParent(c: LimitedCommand): LimitedCommand {
-  return SETPRIV ? { command: SETPRIV, args: ['--pdeathsig', 'KILL', '--', c.command, ...c.args] } : c;
+function diesWithParent(c: LimitedCommand, user: OsLimits['user']): LimitedCommand {
+  if (!SETPRIV) return c;
+  const as = user ? ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups'] : [];
+  return { command: SETPRIV, args: ['--pdeathsig', 'KILL', ...as, '--', c.command, ...c.args] };
 }

@@ -17,6 +17,7 @@ import {
   type Executor,
   type OutputListener,
 } from '../../actors/executor.ts';
+import { type JobUser, jobCgroup, processJobUser } from './isolation.ts';
 import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-job.ts';
 import { checkLimits, PROCESS_ADDRESS_SPACE_SLACK_BYTES, RSS_SAMPLE_MS } from './limits.ts';
 import { cpuSecondsFor, findExecutable, withOsLimits } from './os-limits.ts';
@@ -30,7 +31,14 @@ export interface ProcessExecutorInit {
   readonly prlimitPath?: string | null;
   readonly rssSampleMs?: number;
   readonly addressSpaceSlackBytes?: number;
+  /** Fence each job in a cgroup of its own where the machine allows (default true; see isolation.ts). */
+  readonly cgroups?: boolean;
+  /** The user jobs run as; default `nobody` when the node runs as root, else the node's own (null: the node's own). */
+  readonly user?: JobUser | null;
 }
+
+/** Processes (threads included) a process job may run at once. */
+export const PROCESS_JOB_PIDS = 256;
 
 export class ProcessExecutor implements Executor {
   readonly kind = 'process' as const;
@@ -39,6 +47,8 @@ export class ProcessExecutor implements Executor {
   readonly #prlimit: string | undefined;
   readonly #rssSampleMs: number;
   readonly #slack: number;
+  readonly #cgroups: boolean;
+  readonly #user: JobUser | undefined;
 
   constructor(init: ProcessExecutorInit = {}) {
     this.#path = init.path ?? '/usr/local/bin:/usr/bin:/bin';
@@ -46,6 +56,8 @@ export class ProcessExecutor implements Executor {
     this.#prlimit = init.prlimitPath === null ? undefined : (init.prlimitPath ?? findExecutable('prlimit', `${this.#path}:/usr/bin:/bin`));
     this.#rssSampleMs = init.rssSampleMs ?? RSS_SAMPLE_MS;
     this.#slack = init.addressSpaceSlackBytes ?? PROCESS_ADDRESS_SPACE_SLACK_BYTES;
+    this.#cgroups = init.cgroups ?? true;
+    this.#user = init.user === null ? undefined : (init.user ?? processJobUser());
   }
 
   async start(spec: ExecutionSpec, onOutput?: OutputListener): Promise<Execution> {
@@ -57,16 +69,26 @@ export class ProcessExecutor implements Executor {
     const resolved = findExecutable(command, searchPath);
     if (!resolved) throw new CommandNotFoundError(`process.command "${command}" is not an executable file on PATH (${searchPath}); give a full path or install it on the provider`);
     await checkCwd(cwd);
-    const limited = withOsLimits(resolved, args, { addressSpaceBytes: spec.limits.memoryBytes + this.#slack, cpuSeconds: cpuSecondsFor(spec.limits.timeoutMs, spec.limits.cpu) }, this.#prlimit);
-    const job = await ChildJob.spawn({
-      ...limited,
-      env: { ...env, PATH: searchPath },
-      cwd,
-      timeoutMs: spec.limits.timeoutMs,
-      logLimitBytes: spec.logLimitBytes,
-      rssWatch: { limitBytes: spec.limits.memoryBytes, intervalMs: this.#rssSampleMs },
-      ...(onOutput ? { onOutput } : {}),
-    });
+    const osLimits = { addressSpaceBytes: spec.limits.memoryBytes + this.#slack, cpuSeconds: cpuSecondsFor(spec.limits.timeoutMs, spec.limits.cpu), ...(this.#user ? { user: this.#user } : {}) };
+    const limited = withOsLimits(resolved, args, osLimits, this.#prlimit);
+    // the cgroup is entered before the exec chain starts (setpriv, prlimit, the job), so nothing escapes it
+    const cgroup = this.#cgroups ? await jobCgroup('process', { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes, pids: PROCESS_JOB_PIDS }) : undefined;
+    let job: ChildJob;
+    try {
+      job = await ChildJob.spawn({
+        ...(cgroup ? cgroup.wrap(limited.command, limited.args) : limited),
+        ...(cgroup ? { cgroup } : {}),
+        env: { ...env, PATH: searchPath },
+        cwd,
+        timeoutMs: spec.limits.timeoutMs,
+        logLimitBytes: spec.logLimitBytes,
+        rssWatch: { limitBytes: spec.limits.memoryBytes, intervalMs: this.#rssSampleMs },
+        ...(onOutput ? { onOutput } : {}),
+      });
+    } catch (e) {
+      await cgroup?.remove();
+      throw e;
+    }
     return executionOf(job, (outcome) => interpretProcess(outcome, spec.limits));
   }
 }

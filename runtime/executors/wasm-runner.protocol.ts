@@ -9,6 +9,11 @@ export interface RunnerJob {
   readonly argv: readonly string[];
   /** "KEY=VALUE" strings. */
   readonly env: readonly string[];
+  /**
+   * The job's cgroup.procs files: the runner writes its pid into each once it has started, right before the
+   * module is compiled, so the job is charged for the module's CPU and memory, not for the runner's own start.
+   */
+  readonly cgroupProcs?: readonly string[];
 }
 
 /** The module ran and called proc_exit, or returned from _start (code 0). */

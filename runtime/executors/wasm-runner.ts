@@ -8,7 +8,7 @@
  * memory.grow, so the next WASI call segfaults (nodejs/node#51303; exit 139 measured here). The shim reads the
  * memory afresh on every call. Memory is capped by the executor's V8 flags and RLIMIT_AS, not here.
  */
-import { readSync, writeSync } from 'node:fs';
+import { readSync, writeFileSync, writeSync } from 'node:fs';
 import { ConsoleStdout, File, OpenFile, WASI, wasi as wasiDefs } from '@bjorn3/browser_wasi_shim';
 
 const { ERRNO_BADF } = wasiDefs;
@@ -154,6 +154,7 @@ function run(wasi: WASI, instance: WasmInstance): RunnerResult {
 }
 
 const { job, module } = decodeRunnerInput(readStdin());
+for (const f of job.cgroupProcs ?? []) writeFileSync(f, String(process.pid)); // from here on the job's limits apply
 const ready = await instantiate(job, module);
 report('type' in ready ? ready : run(ready.wasi, ready.instance));
 process.exit(0);

@@ -1,5 +1,7 @@
 // The executors: the Executor contract against WasiExecutor and ProcessExecutor, then what only one of them does.
 // Needs the compiled runner (npx tsc -p tsconfig.json), as the node does.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ExecutionLimits, ProcessExecutionSpec, WasmExecutionSpec } from '../../../actors/executor.ts';
 import { compileWat, exampleModule } from '../../../runtime/executors/examples/examples.ts';
+import { isolationReport } from '../../../runtime/executors/isolation.ts';
 import { ProcessExecutor } from '../../../runtime/executors/process-executor.ts';
 import { WasiExecutor } from '../../../runtime/executors/wasm-executor.ts';
 import { sha256Hex } from '../../../runtime/executors/wasm-module.ts';
@@ -315,3 +318,64 @@ procMemory('a group whose resident memory passes the limit is killed, reason mem
 });
 procMemory.run();
 
+
+// ---- isolation: a cgroup per job, process jobs as `nobody` (skipped, saying why, where the machine cannot) ----
+
+const isolation = suite('Executors: jobs are fenced in (cgroup per job; process jobs as an unprivileged user)');
+
+async function isolated(name: string): Promise<boolean> {
+  const report = await isolationReport();
+  if (report.cgroups && report.processUser) return true;
+  console.log(`  skipped: ${name}: ${report.why ?? 'the node does not run as root, so process jobs run as its own user'}`);
+  return false;
+}
+
+/** Job cgroups this process made that are still there. */
+const leftoverCgroups = () => readdirSync('/sys/fs/cgroup/pids/dms').filter((d) => /^(process|wasm)-/.test(d));
+
+isolation('a process job cannot read a file of the node\'s 0700 data dir, nor signal the node', async () => {
+  if (!(await isolated('data dir'))) return;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dms-secret-'));
+  chmodSync(dir, 0o700);
+  writeFileSync(path.join(dir, 'identity.key'), 'secret', { mode: 0o600 });
+  const script = `cat '${dir}/identity.key' && echo READ; kill -0 ${process.pid} && echo SIGNALLED; id -un`;
+  const run = await runJob(proc, processJob('/bin/sh', ['-c', script]));
+  assert.not.match(run.stdout, /READ|secret/, 'the job read the key');
+  assert.not.match(run.stdout, /SIGNALLED/, 'the job could signal the node');
+  assert.match(run.stdout, /^nobody$/m);
+  assert.match(run.stderr, /Permission denied/);
+});
+
+isolation('a process job granted 0.05 cpu gets about that: spinning for 1 s of wall time uses well under 1 s of CPU', async () => {
+  if (!(await isolated('cpu'))) return;
+  const spin = 'const t = Date.now() + 1000; while (Date.now() < t); const u = process.cpuUsage(); console.log(Math.round((u.user + u.system) / 1000))';
+  const run = await runJob(proc, processJob(process.execPath, ['-e', spin], {}, { limits: { cpu: 0.05, memoryBytes: 1024 * MiB } }));
+  assert.is(run.result.reason, 'completed', run.stderr);
+  const cpuMs = Number(run.stdout.trim());
+  assert.ok(cpuMs < 400, `the job used ${cpuMs} ms of CPU in 1 s`);
+  assert.equal(leftoverCgroups(), []);
+});
+
+isolation('a fork bomb is bounded by the job\'s process limit, and nothing of it outlives the job (setsid included)', async () => {
+  if (!(await isolated('pids'))) return;
+  const bomb = `for i in $(seq 1000); do (setsid sleep 300 &) 2>/dev/null; done; echo done`;
+  const run = await runJob(proc, processJob('/bin/sh', ['-c', bomb], {}, { limits: { timeoutMs: 15_000 } }));
+  assert.ok(['completed', 'failed'].includes(run.result.reason), run.result.message);
+  let sleepers = '';
+  try {
+    sleepers = execFileSync('pgrep', ['-u', 'nobody', '-f', 'sleep 300'], { encoding: 'utf8' }).trim();
+  } catch {
+    // pgrep exits 1 when nothing matches
+  }
+  assert.is(sleepers, '', 'sleepers outlived the job');
+  assert.equal(leftoverCgroups(), []);
+});
+
+isolation('a WASM job runs in a cgroup of its own, removed when it ends', async () => {
+  if (!(await isolated('wasm'))) return;
+  const run = await runJob(wasm, wasmJob(await helloWasm(), ['x']));
+  assert.is(run.result.reason, 'completed', run.stderr);
+  assert.equal(leftoverCgroups(), []);
+});
+
+isolation.run();
