@@ -17,6 +17,10 @@ export interface NodeView {
   readonly preferences: NodeContext['preferences'];
   readonly sample: NodeContext['sample'];
   readonly constrained: NodeContext['constrained'];
+  /** Whether the disk leaves room for new work: `diskFull` while it is under `minFreeDisk` (bytes). */
+  readonly admission: NodeContext['admission'];
+  /** Bid requests declined since the Node began, by code. */
+  readonly declined: NodeContext['declined'];
   readonly problems: NodeContext['problems'];
 }
 
@@ -31,6 +35,8 @@ export function presentNode(context: unknown, value: unknown): NodeView {
     preferences: c.preferences,
     sample: c.sample,
     constrained: c.constrained,
+    admission: c.admission,
+    declined: c.declined,
     problems: c.problems,
   };
 }

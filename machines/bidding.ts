@@ -1,23 +1,22 @@
 /**
- * Whether the Node bids on a request: the provider's side of scenarios 1-7 of dms-behaviour.md, as one pure
- * decision over the Node's state. The Node machine only wires it in (assigns what comes back, emits the intents).
+ * Whether the Node bids on a request: the provider's side of scenarios 1-7 of dms-behaviour.md, plus what a stranger
+ * may cost it (locks charged in steps, a cap per requester, locks held only as long as the bid can be taken, no new
+ * work on a full disk), as one decision over the Node's state. The Node machine only wires it in (assigns what comes
+ * back, emits the intents). Pure but for one thing: the answered table is changed in place (answered.ts says why).
  */
+import { type Answered, answeredKey, answeredUntil, rememberAnswered } from './answered.ts';
 import type { BidRequestEvent } from './bidding.messages.ts';
 import { type NumericField, type Resources, formatBytes, resourcesOf, shortfall } from './capability.ts';
 import { DEAL_DEFAULTS } from './deal.constants.ts';
 import { dealKey } from './deal.ids.ts';
 import type { Bid, DeclineCode } from './deal.wire.ts';
-import { type Ledger, availableResources, lock } from './ledger.ts';
+import { LOCK_STEP, type Ledger, availableResources, chargeFor, lock, locksHeldBy } from './ledger.ts';
 import type { NodeIntent } from './node.messages.ts';
 import type { Registration } from './onboarding.ts';
-import { type Preferences, createComparator } from './preferences.ts';
+import { DEFAULT_MAX_LOCKS_PER_REQUESTER, type Preferences, createComparator } from './preferences.ts';
 import type { ProviderInput } from './provider.messages.ts';
 
-/** Requests answered, `${requester}/${dealId}:${nonce}` -> when to forget it (ms since the epoch). */
-export type Answered = Readonly<Record<string, number>>;
-
-/** At most this many answered requests are remembered; past it, the ones due to be forgotten soonest go first. */
-export const MAX_ANSWERED = 10_000;
+export { type Answered, MAX_ANSWERED, answeredKey, emptyAnswered, pruneAnswered } from './answered.ts';
 
 /** What the decision reads of the Node. */
 export interface BidState {
@@ -26,7 +25,10 @@ export interface BidState {
   readonly registration: Registration | null;
   readonly ledger: Ledger;
   readonly preferences: Preferences;
+  /** The latest version of the Node's answered table (it is changed in place: answered.ts). */
   readonly answered: Answered;
+  /** Set while the node's disk is nearly full: new work is declined with `disk-full`. */
+  readonly diskFull?: { readonly free: number; readonly min: number } | null;
 }
 
 export interface BidDecision {
@@ -37,40 +39,20 @@ export interface BidDecision {
   readonly intents: readonly NodeIntent[];
 }
 
-/** Per requester: another peer reusing a deal's id and nonce must not make the Node ignore the real one. */
-export function answeredKey(dealId: string, nonce: number, requester: string): string {
-  return `${requester}/${dealId}:${nonce}`;
-}
-
-/** The answered map without entries forgotten by `now`; the same object when none were. */
-export function pruneAnswered(answered: Answered, now: number): Answered {
-  const kept = Object.entries(answered).filter(([, until]) => until > now);
-  return kept.length === Object.keys(answered).length ? answered : Object.fromEntries(kept);
-}
-
-function remember(answered: Answered, key: string, until: number, now: number): Answered {
-  const kept = Object.entries(answered).filter(([k, t]) => t > now && k !== key);
-  kept.push([key, until]);
-  // Bounded so a flood of distinct requests cannot grow the Node's snapshot without end.
-  if (kept.length > MAX_ANSWERED) kept.sort((a, b) => b[1] - a[1]).length = MAX_ANSWERED;
-  return Object.fromEntries(kept);
-}
-
 /** Decides on one bid request: ignore it, decline it, or lock resources and open a provider negotiation. */
 export function decideBid(s: BidState, e: BidRequestEvent): BidDecision {
   // The Go DMS neither bids on its own broadcast nor marks it answered (scenario 1).
   if (e.from === e.self) return { answered: s.answered, intents: [] };
   const key = answeredKey(e.dealId, e.nonce, e.from);
-  const until = s.answered[key];
+  const until = answeredUntil(s.answered, key);
   // A gossiped request can arrive twice (two mesh paths, a re-broadcast): answer it once (scenario 6).
   if (until !== undefined && until > e.now) return { answered: s.answered, intents: [] };
   if (e.expiresAt <= e.now) {
     const message = `bid request ${key} from ${e.from} expired before it was read; not answered`;
     return { answered: s.answered, intents: [{ type: 'log.write', level: 'debug', message, data: { dealId: e.dealId, nonce: e.nonce, from: e.from } }] };
   }
-  // Kept until the request expires (at most answeredTtlMs): after that rule 3 ignores it anyway, and a short list
-  // keeps this step cheap (the map is copied on every request; at 10k entries that cost ~15 ms a request).
-  const answered = remember(s.answered, key, Math.min(e.expiresAt, e.now + DEAL_DEFAULTS.answeredTtlMs), e.now);
+  // Kept until the request expires (at most answeredTtlMs): after that it is ignored as expired anyway.
+  const answered = rememberAnswered(s.answered, key, Math.min(e.expiresAt, e.now + DEAL_DEFAULTS.answeredTtlMs), e.now);
   const r = answer(s, e);
   if (!r.ok) {
     return { answered, intents: [{ type: 'bid.decline.send', to: e.from, dealId: e.dealId, nonce: e.nonce, code: r.code, reason: r.reason }] };
@@ -81,10 +63,14 @@ export function decideBid(s: BidState, e: BidRequestEvent): BidDecision {
 type Answer = { readonly ok: true; readonly ledger: Ledger; readonly input: ProviderInput } | { readonly ok: false; readonly code: DeclineCode; readonly reason: string };
 
 function answer(s: BidState, e: BidRequestEvent): Answer {
-  const refused = refusal(s, e);
+  // what the lock takes: the job's resources in whole steps (a tiny request must not fit without end)
+  const need = chargeFor(e.job.resources, resourcesOf(s.ledger.registered));
+  const refused = refusal(s, e, need);
   if (refused) return refused;
   const key = dealKey(e.dealId, e.nonce, e.from);
-  const r = lock(s.ledger, { id: key, resources: e.job.resources, expiresAt: e.now + DEAL_DEFAULTS.bidHoldMs, now: e.now, holder: e.from });
+  // held only as long as the bid can be taken: the request's expiry plus the time to commit and allocate
+  const expiresAt = Math.min(e.expiresAt + DEAL_DEFAULTS.bidGraceMs, e.now + DEAL_DEFAULTS.bidHoldMs);
+  const r = lock(s.ledger, { id: key, resources: need, expiresAt, now: e.now, holder: e.from });
   if (!r.ok) {
     // 'duplicate': the lock or an allocation of this deal still exists after its answered entry was forgotten.
     const code: DeclineCode = r.code === 'insufficient' || r.code === 'duplicate' ? r.code : 'invalid';
@@ -98,14 +84,14 @@ function answer(s: BidState, e: BidRequestEvent): Answer {
     provider: e.self,
     price: s.preferences.provider.minPrice,
     score: Number.isFinite(score) ? score : 0,
-    resources: e.job.resources,
+    resources: need,
     expiresAt: r.ledger.locks[key]!.expiresAt,
   };
   return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key } };
 }
 
 /** The first rule the request breaks (checked in the Go DMS's order), or null when the Node may bid. */
-function refusal(s: BidState, e: BidRequestEvent): (Answer & { ok: false }) | null {
+function refusal(s: BidState, e: BidRequestEvent, need: Resources): (Answer & { ok: false }) | null {
   const no = (code: DeclineCode, reason: string) => ({ ok: false as const, code, reason });
   const { job } = e;
   if (!s.registered || !s.registration) return no('not-onboarded', 'this node is not onboarded, so it offers no resources now');
@@ -119,24 +105,38 @@ function refusal(s: BidState, e: BidRequestEvent): (Answer & { ok: false }) | nu
   }
   // More than the node has at all: asking again will not help, and the requester can give up at once.
   const registered = resourcesOf(s.ledger.registered);
-  const never = shortfall(registered, job.resources);
-  if (never.length > 0) return no('too-large', describeShortage(never, registered, job.resources).replace(' free,', ' in all,'));
+  const never = shortfall(registered, need);
+  if (never.length > 0) return no('too-large', describeShortage(never, registered, need, job.resources).replace(' free,', ' in all,'));
+  // Checked after the declines that never change, so a requester that can never run here still learns so.
+  if (s.diskFull) {
+    const { free, min } = s.diskFull;
+    return no('disk-full', `this node's disk is nearly full (${formatBytes(free)} free, under its minimum of ${formatBytes(min)}): it takes no new work until space returns`);
+  }
+  const max = s.preferences.provider.maxLocksPerRequester ?? DEFAULT_MAX_LOCKS_PER_REQUESTER;
+  if (locksHeldBy(s.ledger, e.from) >= max) {
+    return no('lock-limit', `this node already holds ${max} unanswered bids for this requester, the most it holds for one (provider.maxLocksPerRequester); ask again once one is taken or let go`);
+  }
   // Checked before the preferences so a plain shortage is called 'insufficient', not a preference.
   const free = availableResources(s.ledger);
-  const short = shortfall(free, job.resources);
-  if (short.length > 0) return no('insufficient', describeShortage(short, free, job.resources));
+  const short = shortfall(free, need);
+  if (short.length > 0) return no('insufficient', describeShortage(short, free, need, job.resources));
   const prefs = s.preferences;
-  const verdict = createComparator(prefs).accepts({ requester: e.from, price: prefs.provider.minPrice, resources: job.resources }, free, resourcesOf(s.ledger.registered));
+  const verdict = createComparator(prefs).accepts({ requester: e.from, price: prefs.provider.minPrice, resources: need }, free, resourcesOf(s.ledger.registered));
   if (!verdict.ok) return no('preferences', verdict.reason);
   return null;
 }
 
-/** "this node offers 1 cpu free, the job asks for 2 cpu" (every short field, in one sentence). */
-function describeShortage(fields: readonly NumericField[], free: Resources, need: Resources): string {
+/**
+ * "this node offers 1 cpu free, the job asks for 2 cpu" (every short field, in one sentence); when the lock's
+ * steps charge more than the job asked, it says so.
+ */
+function describeShortage(fields: readonly NumericField[], free: Resources, need: Resources, asked: Resources): string {
   const amount = (f: NumericField, r: Resources) => {
     if (f === 'memory' || f === 'disk') return `${formatBytes(r[f])} ${f}`;
     return f === 'gpus' ? `${r[f]} GPUs` : `${r[f]} cpu`;
   };
   const list = (r: Resources) => fields.map((f) => amount(f, r)).join(' and ');
-  return `this node offers ${list(free)} free, the job asks for ${list(need)}`;
+  const stepped = fields.some((f) => need[f] !== asked[f]);
+  const steps = `cpu in steps of ${LOCK_STEP.cpu}, memory and disk in steps of ${formatBytes(LOCK_STEP.memory)}, at least ${LOCK_STEP.cpu} cpu and ${formatBytes(LOCK_STEP.memory)} memory`;
+  return `this node offers ${list(free)} free, the job asks for ${list(need)}${stepped ? ` (it asked for ${list(asked)}; this node charges ${steps})` : ''}`;
 }

@@ -19,8 +19,15 @@ export const DEAL_DEFAULTS = Object.freeze({
     retryMaxMs: 5_000,
     cancelTimeoutMs: 15_000,
   } satisfies RequesterTiming,
-  /** How long a provider holds resources for a bid (covers the window, the commit and the allocate). */
+  /** The longest a provider holds resources for a bid, whatever the request's expiry (see bidGraceMs). */
   bidHoldMs: 15_000,
+  /**
+   * A bid's lock lasts until its request expires (when the requester closes its window at the latest) plus this,
+   * capped at bidHoldMs. The requester commits and sends the allocate together as the window closes, then waits at
+   * most its commit and allocate timeouts (3 s + 5 s) for the answers: past that it has moved on, so a longer hold
+   * serves no one. It also covers clock skew between the two nodes and the module's transfer.
+   */
+  bidGraceMs: 3_000 + 5_000,
   /** How long a provider remembers a (dealId, nonce) it answered (the Go DMS: 5 minutes). */
   answeredTtlMs: 5 * 60_000,
   /** A running allocation repeats its status this often. */

@@ -55,6 +55,10 @@ export type DeclineCode =
   /** The job asks for more than this node registers at all: it could never take it. */
   | 'too-large'
   | 'preferences'
+  /** The requester holds as many unanswered locks here as one may (`provider.maxLocksPerRequester`): ask again later. */
+  | 'lock-limit'
+  /** The node's disk is nearly full (under its `--min-free-disk`): it takes no new work until space returns. */
+  | 'disk-full'
   | 'duplicate'
   | 'expired'
   | 'invalid';

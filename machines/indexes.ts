@@ -129,16 +129,14 @@ export function ledgerFacts(before: Ledger, after: Ledger): Fact[] {
   return facts;
 }
 
-/** Bid requests this Node answered (bid or decline) between two answered maps. */
-export function answeredFacts(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>): Fact[] {
-  if (before === after) return [];
-  const facts: Fact[] = [];
-  for (const key of Object.keys(after)) {
-    if (key in before) continue;
-    // `${requester}/${dealId}:${nonce}`
-    const deal = key.slice(key.indexOf('/') + 1);
-    const cut = deal.lastIndexOf(':');
-    facts.push({ type: 'BidRequestReceived', dealId: deal.slice(0, cut), nonce: Number(deal.slice(cut + 1)) });
-  }
-  return facts;
+/**
+ * The bid request this Node answered (bid or decline) between two versions of its answered table: one at most per
+ * event, read from the count of requests recorded, without comparing the tables (answered.ts).
+ */
+export function answeredFacts(before: { readonly recorded: number }, after: { readonly recorded: number; readonly last: string | null }): Fact[] {
+  if (before === after || after.recorded === before.recorded || after.last === null) return [];
+  // `${requester}/${dealId}:${nonce}`
+  const deal = after.last.slice(after.last.indexOf('/') + 1);
+  const cut = deal.lastIndexOf(':');
+  return [{ type: 'BidRequestReceived', dealId: deal.slice(0, cut), nonce: Number(deal.slice(cut + 1)) }];
 }

@@ -13,6 +13,7 @@ import {
   shortfall,
   subtractResources,
   sumResources,
+  tidy,
 } from './capability.ts';
 
 /** Ports a node hands out for jobs: an inclusive range. */
@@ -156,6 +157,39 @@ function describeShortfall(l: Ledger, need: Resources): string | undefined {
 
 function validResources(r: Resources): boolean {
   return [r.cpu, r.memory, r.disk, r.gpus].every((v) => Number.isFinite(v) && v >= 0);
+}
+
+const MiB = 1024 ** 2;
+
+/**
+ * The steps a bid's lock is charged in: cpu in hundredths of a core (at least one), memory in MiB (at least one),
+ * disk in MiB. Without them a request for `cpu: 1e-9` would fit any number of times: every job costs its node
+ * something (a runner, a share of a core), and the steps bound how many a node can hold at once.
+ */
+export const LOCK_STEP = Object.freeze({ cpu: 0.01, memory: MiB, disk: MiB });
+
+/**
+ * What a bid's lock takes out of the ledger for `need`: each field rounded up to its step (LOCK_STEP), but never
+ * above what `registered` holds when `need` itself fits in it (an offer that is not a whole number of steps can
+ * still be asked for in full). Invalid resources come back as they are, for `lock` to refuse.
+ */
+export function chargeFor(need: Resources, registered: Resources): Resources {
+  if (!validResources(need)) return need;
+  const up = (v: number, step: number, min: number) => Math.max(min, Math.ceil(tidy(v / step)) * step);
+  const fit = (charged: number, f: 'cpu' | 'memory' | 'disk') => (need[f] <= registered[f] ? Math.min(charged, registered[f]) : charged);
+  return {
+    cpu: fit(tidy(up(need.cpu, LOCK_STEP.cpu, LOCK_STEP.cpu)), 'cpu'),
+    memory: fit(up(need.memory, LOCK_STEP.memory, LOCK_STEP.memory), 'memory'),
+    disk: fit(up(need.disk, LOCK_STEP.disk, 0), 'disk'),
+    gpus: need.gpus,
+  };
+}
+
+/** Locks held for `holder` (bids not yet allocated, when the holder is a requester). */
+export function locksHeldBy(l: Ledger, holder: string): number {
+  let n = 0;
+  for (const id in l.locks) if (l.locks[id]!.holder === holder) n += 1;
+  return n;
 }
 
 export interface LockCommand {

@@ -4,28 +4,16 @@
  * intents (node.messages.ts).
  */
 import { assertEvent, enqueueActions, setup, stateIn } from 'xstate';
-import { type Answered, decideBid, pruneAnswered } from './bidding.ts';
-import { formatBytes, resourcesOf, subtractResources } from './capability.ts';
-import {
-  type Ceiling,
-  type Ledger,
-  NOTHING,
-  allocate,
-  allocatedTotal,
-  emptyLedger,
-  expire,
-  lock,
-  lockedTotal,
-  nextExpiry,
-  release,
-  unlock,
-} from './ledger.ts';
+import { type Answered, MAX_ANSWERED, decideBid, emptyAnswered, pruneAnswered } from './bidding.ts';
+import { type Ledger, NOTHING, allocate, emptyLedger, expire, lock, nextExpiry, release, unlock } from './ledger.ts';
+import { type Constrained, type DiskAdmission, OPEN_ADMISSION, admitDisk, applySample, diskRefusal } from './monitoring.ts';
+import type { DeclineCode } from './deal.wire.ts';
 import type { NodeEvent, NodeIntent, ReplyBody, Sample } from './node.messages.ts';
 import { type Benchmark, type HostFacts, type Offer, type OnboardingProblem, type Registration, resolveOffer, validateOffer } from './onboarding.ts';
 import { DEFAULT_PREFERENCES, type Preferences } from './preferences.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
-export const NODE_MACHINE_VERSION = 2;
+export const NODE_MACHINE_VERSION = 3;
 
 export interface NodeContext {
   readonly offer: Offer;
@@ -37,17 +25,23 @@ export interface NodeContext {
   readonly problems: readonly OnboardingProblem[];
   readonly sample: Sample | null;
   /** Which offered resources monitoring found short on the machine. */
-  readonly constrained: { readonly memory: boolean; readonly disk: boolean };
+  readonly constrained: Constrained;
+  /** Whether the disk leaves room for new work (`--min-free-disk`). */
+  readonly admission: DiskAdmission;
   /** The request waiting for onboarding to finish. */
   readonly pendingReply: string | null;
-  /** Bid requests already answered, `${dealId}:${nonce}` -> when to forget it, so a repeat is not answered again. */
+  /** Bid requests already answered, so a repeat is not answered again (answered.ts: changed in place). */
   readonly answered: Answered;
+  /** Bid requests declined since the Node began, by decline code (what `info` shows as refused). */
+  readonly declined: Readonly<Partial<Record<DeclineCode, number>>>;
 }
 
 export interface NodeInput {
   readonly preferences?: Preferences;
   /** A registration from an earlier run, restored without benchmarking again. */
   readonly registration?: Registration | null;
+  /** Most bid requests remembered as answered (default MAX_ANSWERED). */
+  readonly maxAnswered?: number;
 }
 
 interface Enqueue {
@@ -67,25 +61,6 @@ function timerIntent(before: Ledger, after: Ledger): NodeIntent | null {
   const a = nextExpiry(before);
   const b = nextExpiry(after);
   return a === b ? null : { type: 'timer.schedule', at: b };
-}
-
-/** Bounds from a sample, and a message for each resource whose shortage started or ended. */
-function applySample(ctx: NodeContext, s: Sample): { ceiling: Ceiling; constrained: NodeContext['constrained']; notes: NodeIntent[] } {
-  const l = ctx.ledger;
-  const unbounded = subtractResources(subtractResources(resourcesOf(l.registered), lockedTotal(l)), allocatedTotal(l));
-  const ceiling: Ceiling = { memory: s.memoryAvailable, disk: s.diskFree };
-  const constrained = { memory: s.memoryAvailable < unbounded.memory, disk: s.diskFree < unbounded.disk };
-  const notes: NodeIntent[] = [];
-  for (const f of ['memory', 'disk'] as const) {
-    if (constrained[f] === ctx.constrained[f]) continue;
-    const observed = f === 'memory' ? s.memoryAvailable : s.diskFree;
-    notes.push(
-      constrained[f]
-        ? { type: 'log.write', level: 'warn', message: `other programs use this machine's ${f}: offering ${formatBytes(observed)} instead of ${formatBytes(unbounded[f])} until it is free again`, data: { resource: f, observed, offered: unbounded[f] } }
-        : { type: 'log.write', level: 'info', message: `${f} is free again: offering the full ${formatBytes(unbounded[f])}`, data: { resource: f, observed } },
-    );
-  }
-  return { ceiling, constrained, notes };
 }
 
 function register(ctx: NodeContext, benchmark: Benchmark, offer: Offer, host: HostFacts): { registration: Registration } | { problems: OnboardingProblem[] } {
@@ -225,9 +200,12 @@ export const nodeMachine = setup({
     answerBid: enqueueActions(({ context, event, enqueue }, params: { registered: boolean }) => {
       assertEvent(event, 'bid.request');
       const { registration, ledger, preferences, answered } = context;
-      const d = decideBid({ registered: params.registered, registration, ledger, preferences, answered }, event);
+      const diskFull = diskRefusal(context.admission, context.sample);
+      const d = decideBid({ registered: params.registered, registration, ledger, preferences, answered, diskFull }, event);
       if (d.answered !== answered) enqueue.assign({ answered: d.answered });
       if (d.ledger) enqueue.assign({ ledger: d.ledger });
+      const declined = d.intents.find((i) => i.type === 'bid.decline.send');
+      if (declined) enqueue.assign({ declined: { ...context.declined, [declined.code]: (context.declined[declined.code] ?? 0) + 1 } });
       emitAll(enqueue, [d.ledger ? timerIntent(ledger, d.ledger) : null, ...d.intents]);
     }),
     refuseClosed: enqueueActions(({ event, enqueue }) => {
@@ -244,9 +222,16 @@ export const nodeMachine = setup({
     }),
     sample: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'monitor.sample');
-      const r = applySample(context, event.sample);
-      enqueue.assign({ sample: event.sample, ledger: { ...context.ledger, ceiling: r.ceiling }, constrained: r.constrained });
-      emitAll(enqueue, r.notes);
+      const r = applySample(context.ledger, context.constrained, event.sample);
+      const d = admitDisk(context.admission, context.admission.minFreeDisk, event.sample);
+      enqueue.assign({ sample: event.sample, ledger: { ...context.ledger, ceiling: r.ceiling }, constrained: r.constrained, admission: d.admission });
+      emitAll(enqueue, [...r.notes, ...d.notes]);
+    }),
+    configure: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'node.configure');
+      const d = admitDisk(context.admission, event.minFreeDisk, context.sample);
+      if (d.admission !== context.admission) enqueue.assign({ admission: d.admission });
+      emitAll(enqueue, d.notes);
     }),
     setPreferences: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'preferences.set');
@@ -276,12 +261,15 @@ export const nodeMachine = setup({
     problems: [],
     sample: null,
     constrained: { memory: false, disk: false },
+    admission: OPEN_ADMISSION,
     pendingReply: null,
-    answered: {},
+    answered: emptyAnswered(input.maxAnswered ?? MAX_ANSWERED),
+    declined: {},
   }),
   initial: 'offboarded',
   on: {
     'monitor.sample': { actions: 'sample' },
+    'node.configure': { actions: 'configure' },
     'preferences.set': { actions: 'setPreferences' },
     'ledger.expire': { actions: 'expire' },
     'ledger.release': { actions: 'release' },

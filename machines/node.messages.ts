@@ -77,6 +77,12 @@ export interface PreferencesSetEvent extends Replyable {
 export interface StopEvent {
   readonly type: 'node.stop';
 }
+/** Settings of this run that the Node's decisions use; the runtime sends it at every start. */
+export interface ConfigureEvent {
+  readonly type: 'node.configure';
+  /** Bytes that must stay free on the data dir's disk; under it the Node declines new work with `disk-full`. */
+  readonly minFreeDisk: number;
+}
 /** Sent once after the node's state was rebuilt from its log: re-arms what the old process was doing. */
 export interface RecoveredEvent {
   readonly type: 'node.recovered';
@@ -96,6 +102,7 @@ export type NodeEvent =
   | SampleEvent
   | PreferencesSetEvent
   | StopEvent
+  | ConfigureEvent
   | RecoveredEvent
   /** A peer asks for bids; the Node bids or declines (machines/bidding.ts). */
   | BidRequestEvent;

@@ -12,7 +12,14 @@ export interface ProviderPreferences {
   readonly refuseRequesters: readonly string[];
   /** Share of the registered capability kept free, 0..0.9. */
   readonly keepFree: number;
+  /**
+   * Most unanswered locks (bid, not yet allocated) one requester may hold here; past it, its requests are declined
+   * with `lock-limit` until one is answered. Absent: DEFAULT_MAX_LOCKS_PER_REQUESTER.
+   */
+  readonly maxLocksPerRequester?: number;
 }
+
+export const DEFAULT_MAX_LOCKS_PER_REQUESTER = 8;
 
 export interface RankingWeights {
   /** Weight of a lower price. */
@@ -29,7 +36,7 @@ export interface Preferences {
 }
 
 export const DEFAULT_PREFERENCES: Preferences = Object.freeze({
-  provider: { minPrice: 0, acceptRequesters: [], refuseRequesters: [], keepFree: 0 },
+  provider: { minPrice: 0, acceptRequesters: [], refuseRequesters: [], keepFree: 0, maxLocksPerRequester: DEFAULT_MAX_LOCKS_PER_REQUESTER },
   requester: { weights: { price: 1, score: 1, rtt: 0.5 } },
 });
 

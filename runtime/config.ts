@@ -38,6 +38,28 @@ export interface RunConfig {
   readonly deals: DealServiceInit;
   /** Peer exchange dials new peers only while this node has fewer connections; null: the network default. */
   readonly maxPeers: number | null;
+  /** Free space the data dir's disk must keep for the node to take new work (`disk-full` under it). */
+  readonly minFreeDisk: MinFreeDisk;
+}
+
+/**
+ * `--min-free-disk`: bytes, a share of the disk, or both (the smaller wins). Resolved against the disk's size at
+ * start (`resolveMinFreeDisk`).
+ */
+export interface MinFreeDisk {
+  readonly bytes?: number;
+  /** 0..1 of the data dir's disk. */
+  readonly share?: number;
+}
+
+/** 1 GiB or 5% of the disk, whichever is smaller. */
+export const DEFAULT_MIN_FREE_DISK: MinFreeDisk = Object.freeze({ bytes: 1024 ** 3, share: 0.05 });
+
+/** The bytes `rule` asks to keep free on a disk of `diskTotal` bytes. */
+export function resolveMinFreeDisk(rule: MinFreeDisk, diskTotal: number): number {
+  const byShare = rule.share === undefined ? Infinity : Math.floor(diskTotal * rule.share);
+  const min = Math.min(rule.bytes ?? Infinity, byShare);
+  return Number.isFinite(min) ? min : 0;
 }
 
 export interface ClientConfig {
@@ -65,6 +87,7 @@ export interface RawOptions {
   tlsKey?: string;
   bidWindow?: string;
   maxPeers?: string;
+  minFreeDisk?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -151,6 +174,7 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     tls: parseTls(raw, listen),
     deals: parseDeals(raw),
     maxPeers: parseMaxPeers(raw.maxPeers),
+    minFreeDisk: parseMinFreeDisk(raw.minFreeDisk),
   });
 }
 
@@ -164,6 +188,19 @@ function parseMaxPeers(v: string | undefined): number | null {
     throw new UsageError(`--max-peers "${v}" must be a whole number from ${MAX_PEERS_RANGE.min} to ${MAX_PEERS_RANGE.max}, e.g. --max-peers 50`);
   }
   return n;
+}
+
+function parseMinFreeDisk(v: string | undefined): MinFreeDisk {
+  if (v === undefined) return DEFAULT_MIN_FREE_DISK;
+  const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
+  if (pct) {
+    const share = Number(pct[1]) / 100;
+    if (share <= 0.5) return { share };
+  } else {
+    const bytes = parseSize(v);
+    if (bytes !== undefined) return { bytes };
+  }
+  throw new UsageError(`--min-free-disk "${v}" is not a size or a share of the disk up to 50%; use e.g. --min-free-disk 2GiB, 10% or 0 (never decline for disk)`);
 }
 
 function parseDeals(raw: RawOptions): DealServiceInit {

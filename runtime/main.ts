@@ -24,5 +24,17 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** Resolves once `stream` has handed everything written so far to the OS (a pipe takes ~64 KiB at a time). */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (!stream.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('drain', resolve);
+    stream.once('error', resolve); // a closed pipe (EPIPE): nothing more to wait for
+  });
+}
+
 const code = await main(process.argv.slice(2));
+// process.exit drops what a pipe has not taken yet: a long `status --json` or `jobs` piped to `head` or `jq`
+// would lose its end. The node's own run returns only when it stopped, so this waits for a client's output only.
+await Promise.race([Promise.all([drained(process.stdout), drained(process.stderr)]), new Promise((r) => setTimeout(r, 5000).unref())]);
 process.exit(code);

@@ -45,6 +45,8 @@ export const preferencesSchema = z
         acceptRequesters: peerList,
         refuseRequesters: peerList,
         keepFree: z.number().min(0).max(0.9),
+        /** Absent: the default (machines/preferences.ts DEFAULT_MAX_LOCKS_PER_REQUESTER). */
+        maxLocksPerRequester: z.number().int().min(1).max(10_000).optional(),
       })
       .strict(),
     requester: z

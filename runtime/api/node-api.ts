@@ -48,8 +48,11 @@ export function createNodeApi(deps: {
         locks: Object.values(v.locks),
         allocations: Object.values(v.allocations),
         benchmark: v.registration?.benchmark ?? null,
-        monitoring: { sample: v.sample, constrained: v.constrained },
+        // diskFull: under minFreeDisk (bytes) free on the data dir's disk, new work is declined with `disk-full`
+        monitoring: { sample: v.sample, constrained: v.constrained, diskFull: v.admission.diskFull, minFreeDisk: v.admission.minFreeDisk },
         problems: v.problems,
+        // bid requests this node declined, by code (`lock-limit`, `disk-full`, `insufficient`, ...)
+        bidDeclines: v.declined,
         ...netInfo(deps.net()),
         api: deps.apiUrl(),
         dataDir: deps.dataDir,

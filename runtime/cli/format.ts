@@ -47,9 +47,19 @@ export function formatInfo(info: Record<string, unknown>): string {
     `peers    ${String(info.peers)}`,
     ...formatNetInfo(info),
     bench ? `bench    ${Math.round(Number(bench.cpuOpsPerSecPerCore)).toLocaleString('en')} ops/s per core, disk write ${formatBytes(Number(bench.diskWriteBytesPerSec))}/s, taken ${String(bench.measuredAt)}` : 'bench    none',
+    ...formatDisk(info),
     `capability     cpu      memory        disk  gpus  executors`,
     ...rows,
   ].join('\n');
+}
+
+/** The line `info` shows about the data dir's disk: its free space, the minimum, and whether new work is taken. */
+function formatDisk(info: Record<string, unknown>): string[] {
+  const m = info.monitoring as { sample?: { diskFree: number } | null; diskFull?: boolean; minFreeDisk?: number | null } | undefined;
+  if (!m?.sample) return [];
+  const min = m.minFreeDisk == null ? '' : `, keeps ${formatBytes(m.minFreeDisk)} free`;
+  const state = m.diskFull ? 'FULL: declining new work (disk-full) until space returns; running jobs go on' : 'taking new work';
+  return [`disk     ${formatBytes(m.sample.diskFree)} free${min}: ${state}`];
 }
 
 /** The lines `info` shows about the network: listen addresses and message counters. */

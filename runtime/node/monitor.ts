@@ -96,6 +96,14 @@ export function createMonitor(init: MonitorInit, onSample: (s: Sample) => void):
   };
 }
 
+/** The size of the data dir's file system, in bytes. Rejects with a MonitorError. */
+export async function diskTotal(dataDir: string): Promise<number> {
+  const s = await statfs(dataDir).catch((err: unknown) => {
+    throw new MonitorError(`cannot read the size of data dir ${dataDir}'s disk: ${asError(err).message}; check that it still exists`, { cause: err });
+  });
+  return s.blocks * s.bsize;
+}
+
 async function takeSample(dataDir: string, at: number): Promise<Sample> {
   const [mem, disk] = await Promise.all([
     si.mem().catch(() => undefined), // os.freemem() below is a fine stand-in

@@ -7,7 +7,7 @@
 import type { NodeView } from '../../actors/node.actor.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { Clock } from '../clock.ts';
-import type { RunConfig } from '../config.ts';
+import { type RunConfig, resolveMinFreeDisk } from '../config.ts';
 import type { DealServiceInit } from '../deals/deal-config.ts';
 import { handleDealIntents } from '../deals/deal-effects.ts';
 import { DealService } from '../deals/deal-service.ts';
@@ -21,6 +21,7 @@ import { INDEXES_KEY, type IndexStore, recordFacts } from '../store/projections.
 import { type ActorRef, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from '../supervisor/supervisor.ts';
 import type { Identity, NodeId } from './identity.ts';
 import type { Started } from './lifecycle.ts';
+import { diskTotal } from './monitor.ts';
 import { type NodeEffects, createNodeEffects } from './node-effects.ts';
 
 export type NodeRef = ActorRef<NodeEvent>;
@@ -92,6 +93,9 @@ export async function startActors(p: {
   };
   const recovery = node.recovery!;
   try {
+    // before any bid request can arrive: how much free disk the node keeps (`--min-free-disk`, against this disk)
+    const minFreeDisk = resolveMinFreeDisk(config.minFreeDisk, await diskTotal(dataDir));
+    node.send({ type: 'node.configure', minFreeDisk }, 'local');
     if (recovery.recovered) {
       node.send({ type: 'node.recovered', now: clock.now() }, 'local');
       const s = p.storeRecovery;

@@ -25,6 +25,7 @@ const storeConstants = await import('../../runtime/store/constants.js').catch(()
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
 const { dealBenches } = await import('./deals.mjs');
+const { biddingBenches } = await import('./bidding.mjs');
 const WATCHDOG_MS = 530_000;
 
 const args = process.argv.slice(2);
@@ -436,6 +437,7 @@ async function benchStore() {
 const benches = [
   ['event-rate-recurring', () => benchEventRate('recurring')],
   ['event-rate-unique', () => benchEventRate('unique')],
+  ...biddingBenches,
   ['delivery', () => benchDelivery('memory')],
   ['delivery-durable', () => benchDelivery('durable')],
   ['start-to-ready', benchStartup],

@@ -36,7 +36,7 @@ interface Info {
 }
 
 interface Prefs {
-  provider: { minPrice: number; acceptRequesters: string[]; refuseRequesters: string[]; keepFree: number };
+  provider: { minPrice: number; acceptRequesters: string[]; refuseRequesters: string[]; keepFree: number; maxLocksPerRequester?: number };
   requester: { weights: { price: number; score: number; rtt: number } };
 }
 
@@ -343,11 +343,11 @@ Restart.run();
 // ---------------------------------------------------------------------------------------------------------------
 
 const DEFAULT_PREFS: Prefs = {
-  provider: { minPrice: 0, acceptRequesters: [], refuseRequesters: [], keepFree: 0 },
+  provider: { minPrice: 0, acceptRequesters: [], refuseRequesters: [], keepFree: 0, maxLocksPerRequester: 8 },
   requester: { weights: { price: 1, score: 1, rtt: 0.5 } },
 };
 const MY_PREFS: Prefs = {
-  provider: { minPrice: 2.5, acceptRequesters: [], refuseRequesters: ['12D3KooWRefusedPeer'], keepFree: 0.25 },
+  provider: { minPrice: 2.5, acceptRequesters: [], refuseRequesters: ['12D3KooWRefusedPeer'], keepFree: 0.25, maxLocksPerRequester: 3 },
   requester: { weights: { price: 2, score: 1, rtt: 0 } },
 };
 const MY_PREFS_YAML = `# what this node accepts, and how it ranks bids
@@ -357,6 +357,7 @@ provider:
   refuseRequesters:
     - 12D3KooWRefusedPeer
   keepFree: 0.25
+  maxLocksPerRequester: 3
 requester:
   weights: { price: 2, score: 1, rtt: 0 }
 `;

@@ -3,7 +3,8 @@
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
 import type { BidRequestEvent } from '../../machines/bidding.messages.ts';
-import { MAX_ANSWERED, answeredKey, decideBid } from '../../machines/bidding.ts';
+import { MAX_ANSWERED, answeredKey, decideBid, emptyAnswered } from '../../machines/bidding.ts';
+import { rememberAnswered } from '../../machines/answered.ts';
 import type { Resources } from '../../machines/capability.ts';
 import { DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
 import type { JobSpec } from '../../machines/job.ts';
@@ -22,6 +23,8 @@ const REQ = '12D3KooWRequesterBBBBBBBBBBBBBBBBBBBBBBBBBBBB';
 const OTHER = '12D3KooWSomebodyCCCCCCCCCCCCCCCCCCCCCCCCCCCCC';
 const TTL = DEAL_DEFAULTS.answeredTtlMs;
 const HOLD = DEAL_DEFAULTS.bidHoldMs;
+/** A bid's lock lasts until its request expires plus this (capped at HOLD). */
+const GRACE = DEAL_DEFAULTS.bidGraceMs;
 
 function wasmJob(resources: Resources = res(1, GiB), constraints: Partial<JobSpec['constraints']> = {}): JobSpec {
   return {
@@ -74,7 +77,7 @@ Own('a request from itself gets no intent, no lock and no answered entry', (h) =
   const ledger = ctx(h).ledger;
   assert.equal(send(h, request({ from: SELF })), []);
   assert.is(ctx(h).ledger, ledger);
-  assert.equal(ctx(h).answered, {});
+  assert.equal(ctx(h).answered.until, {});
 });
 
 Own('the same (dealId, nonce) from a requester is then still answered', (h) => {
@@ -219,7 +222,7 @@ Repeat('another nonce of the same deal is a new request', (h) => {
   theBid(send(h, request()));
   const input = theBid(send(h, request({ nonce: 2 })));
   assert.is(input.key, `deal-1.2@${REQ}`);
-  assert.equal(Object.keys(ctx(h).answered).sort(), [`${REQ}/deal-1:1`, `${REQ}/deal-1:2`]);
+  assert.equal(Object.keys(ctx(h).answered.until).sort(), [`${REQ}/deal-1:1`, `${REQ}/deal-1:2`]);
 });
 
 Repeat.run();
@@ -228,12 +231,12 @@ Repeat.run();
 
 const Happy = behaviour('bids (scenario 7): a valid request within free resources gets a bid, remembered');
 
-Happy('locks the job resources, arms the lock timer, opens the provider negotiation and remembers the request', (h) => {
+Happy('locks the job resources until the request expires plus the grace, arms the lock timer, opens the provider negotiation and remembers the request', (h) => {
   registered(h, OFFER, { ...DEFAULT_PREFERENCES, provider: { ...DEFAULT_PREFERENCES.provider, minPrice: 7 } });
   const out = send(h, request());
   const key = `deal-1.1@${REQ}`;
   assert.equal(out, [
-    { type: 'timer.schedule', at: T0 + HOLD },
+    { type: 'timer.schedule', at: T0 + 5000 + GRACE },
     {
       type: 'bid.open',
       input: {
@@ -241,13 +244,13 @@ Happy('locks the job resources, arms the lock timer, opens the provider negotiat
         lockId: key,
         requester: REQ,
         job: wasmJob(),
-        bid: { dealId: 'deal-1', nonce: 1, provider: SELF, price: 7, score: BENCH.cpuOpsPerSecPerCore, resources: res(1, GiB), expiresAt: T0 + HOLD },
+        bid: { dealId: 'deal-1', nonce: 1, provider: SELF, price: 7, score: BENCH.cpuOpsPerSecPerCore, resources: res(1, GiB), expiresAt: T0 + 5000 + GRACE },
       },
     },
   ]);
-  assert.equal(ctx(h).ledger.locks[key], { id: key, resources: res(1, GiB), ports: [], expiresAt: T0 + HOLD, holder: REQ });
+  assert.equal(ctx(h).ledger.locks[key], { id: key, resources: res(1, GiB), ports: [], expiresAt: T0 + 5000 + GRACE, holder: REQ });
   // remembered until the request itself expires: after that it is ignored as expired anyway
-  assert.equal(ctx(h).answered, { [`${REQ}/deal-1:1`]: T0 + 5000 });
+  assert.equal(ctx(h).answered.until, { [`${REQ}/deal-1:1`]: T0 + 5000 });
 });
 
 Happy("bid.open's lock shows in availableResources", (h) => {
@@ -351,7 +354,7 @@ Expiry('an expired request is ignored, logged at debug and not remembered', (h) 
     out.map((i) => i.type === 'log.write' && i.level),
     ['debug'],
   );
-  assert.equal(ctx(h).answered, {});
+  assert.equal(ctx(h).answered.until, {});
   assert.equal(ctx(h).ledger.locks, {});
 });
 
@@ -363,7 +366,7 @@ Expiry('the answered map forgets a request when it expires, and after answeredTt
   // expired: answered again (its lock expired meanwhile), remembered until the new expiry, capped at the TTL
   const again = send(h, request({ now: T0 + HOLD + 1, expiresAt: T0 + 2 * TTL }));
   theBid(again);
-  assert.equal(ctx(h).answered, { [`${REQ}/deal-1:1`]: T0 + HOLD + 1 + TTL });
+  assert.equal(ctx(h).answered.until, { [`${REQ}/deal-1:1`]: T0 + HOLD + 1 + TTL });
 });
 
 Expiry('forgotten while its lock is still held, the request is declined as a duplicate', (h) => {
@@ -379,21 +382,23 @@ Expiry('answering prunes forgotten entries; node.recovered prunes them too', (h)
   send(h, request({ dealId: 'old' }));
   send(h, request({ dealId: 'newer', now: T0 + 1000, expiresAt: T0 + 9000 }));
   send(h, request({ dealId: 'new', now: T0 + 6000, expiresAt: T0 + 20_000 }));
-  assert.equal(Object.keys(ctx(h).answered).sort(), [`${REQ}/new:1`, `${REQ}/newer:1`]);
+  assert.equal(Object.keys(ctx(h).answered.until).sort(), [`${REQ}/new:1`, `${REQ}/newer:1`]);
   assert.equal(send(h, { type: 'node.recovered', now: T0 + 10_000 }).filter((i) => i.type !== 'timer.schedule' && i.type !== 'log.write'), []);
-  assert.equal(Object.keys(ctx(h).answered), [`${REQ}/new:1`]);
+  assert.equal(Object.keys(ctx(h).answered.until), [`${REQ}/new:1`]);
 });
 
 Expiry(`at most ${MAX_ANSWERED} requests are remembered; the soonest to be forgotten go first`, () => {
-  const answered: Record<string, number> = {};
-  for (let i = 0; i < MAX_ANSWERED; i += 1) answered[answeredKey('d', i, REQ)] = T0 + 1 + i;
+  let answered = emptyAnswered();
+  // recorded latest-due first, so the soonest due is the last one in
+  for (let i = MAX_ANSWERED - 1; i >= 0; i -= 1) answered = rememberAnswered(answered, answeredKey('d', i, REQ), T0 + 1 + i, T0);
   const s = { registered: true, registration: null, ledger: emptyLedger(CAPABILITY), preferences: DEFAULT_PREFERENCES, answered };
   const d = decideBid(s, request({ dealId: 'fresh' }));
-  const keys = Object.keys(d.answered);
+  const keys = Object.keys(d.answered.until);
   assert.is(keys.length, MAX_ANSWERED);
+  assert.is(d.answered.size, MAX_ANSWERED);
   assert.ok(!keys.includes(answeredKey('d', 0, REQ)), 'the soonest-expiring entry is dropped');
   assert.ok(keys.includes(answeredKey('d', 1, REQ)));
-  assert.is(d.answered[answeredKey('fresh', 1, REQ)], T0 + 5000);
+  assert.is(d.answered.until[answeredKey('fresh', 1, REQ)], T0 + 5000);
 });
 
 Expiry.run();
@@ -410,7 +415,7 @@ Persist('a restored node still ignores a request it answered before', (h) => {
   r.actor.on('*', (e) => r.out.push(e));
   r.actor.start();
   try {
-    assert.equal(ctx(r).answered, { [`${REQ}/deal-1:1`]: T0 + 5000 });
+    assert.equal(ctx(r).answered.until, { [`${REQ}/deal-1:1`]: T0 + 5000 });
     assert.equal(send(r, request({ now: T0 + 500 })), []);
     theBid(send(r, request({ nonce: 2, now: T0 + 500 })));
   } finally {

@@ -160,7 +160,7 @@ Hope('one temporary (insufficient) and one permanent decline: the job waits and 
   assert.equal(value(h), { requesting: 'collecting' });
 });
 
-for (const code of ['insufficient', 'preferences', 'not-onboarded', 'expired'] as const) {
+for (const code of ['insufficient', 'preferences', 'lock-limit', 'disk-full', 'not-onboarded', 'expired'] as const) {
   Hope(`a lone "${code}" decline is temporary: the job waits and asks again`, (h) => {
     start(h);
     sent(h, [A]);

@@ -2,7 +2,7 @@
 // refused as bad usage (a UsageError naming the flag; the CLI turns it into exit code 2).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_PEERS_RANGE, type RawOptions, type RunConfig, parseRunConfig } from '../../runtime/config.ts';
+import { DEFAULT_MIN_FREE_DISK, MAX_PEERS_RANGE, type RawOptions, type RunConfig, parseRunConfig, resolveMinFreeDisk } from '../../runtime/config.ts';
 
 /** A data dir given, so the environment and home directory play no part. */
 const BASE: RawOptions = { dataDir: '/tmp/dms-config-test' };
@@ -40,3 +40,31 @@ for (const bad of ['0', '151', '2.5', 'x', '', ' ', '-3']) {
 }
 
 MaxPeers.run();
+
+const MinFreeDisk = suite('config: --min-free-disk');
+const GiB = 1024 ** 3;
+
+MinFreeDisk('absent: 1 GiB or 5% of the disk, whichever is smaller', () => {
+  const rule = parse({}).minFreeDisk;
+  assert.equal(rule, DEFAULT_MIN_FREE_DISK);
+  assert.is(resolveMinFreeDisk(rule, 100 * GiB), GiB, 'a 100 GiB disk keeps 1 GiB');
+  assert.is(resolveMinFreeDisk(rule, 10 * GiB), Math.floor(0.5 * GiB), 'a 10 GiB disk keeps 5%');
+});
+
+MinFreeDisk('a size or a share of the disk (up to 50%); 0 never declines for disk', () => {
+  assert.is(resolveMinFreeDisk(parse({ minFreeDisk: '2GiB' }).minFreeDisk, 100 * GiB), 2 * GiB);
+  assert.is(resolveMinFreeDisk(parse({ minFreeDisk: '10%' }).minFreeDisk, 100 * GiB), 10 * GiB);
+  assert.is(resolveMinFreeDisk(parse({ minFreeDisk: '0.5%' }).minFreeDisk, 100 * GiB), Math.floor(0.5 * GiB));
+  assert.is(resolveMinFreeDisk(parse({ minFreeDisk: '0' }).minFreeDisk, 100 * GiB), 0);
+  assert.is(resolveMinFreeDisk(parse({ minFreeDisk: '1048576' }).minFreeDisk, 100 * GiB), 1024 ** 2);
+});
+
+for (const bad of ['x', '', '-1GiB', '60%', '%', '1.5.5%']) {
+  MinFreeDisk(`"${bad}" is bad usage, naming --min-free-disk`, () => {
+    const e = refusal({ minFreeDisk: bad });
+    assert.is(e.name, 'UsageError');
+    assert.match(e.message, `--min-free-disk "${bad}" is not a size or a share of the disk up to 50%`);
+  });
+}
+
+MinFreeDisk.run();
