@@ -8,6 +8,7 @@ import type { Offer } from '../machines/onboarding.ts';
 import { UsageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevelName } from './logger.ts';
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
+import { DEFAULT_RETAIN_MS } from './deals/retention.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { DEAL_SERVICE_DEFAULTS, type DealServiceInit } from './deals/deal-config.ts';
 
@@ -40,6 +41,8 @@ export interface RunConfig {
   readonly maxPeers: number | null;
   /** Free space the data dir's disk must keep for the node to take new work (`disk-full` under it). */
   readonly minFreeDisk: MinFreeDisk;
+  /** How long what an ended deal leaves (records, modules, output) is kept (`--retain`); 0: forever. */
+  readonly retainMs: number;
 }
 
 /**
@@ -88,6 +91,7 @@ export interface RawOptions {
   bidWindow?: string;
   maxPeers?: string;
   minFreeDisk?: string;
+  retain?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -175,6 +179,7 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     deals: parseDeals(raw),
     maxPeers: parseMaxPeers(raw.maxPeers),
     minFreeDisk: parseMinFreeDisk(raw.minFreeDisk),
+    retainMs: parseRetain(raw.retain),
   });
 }
 
@@ -188,6 +193,17 @@ function parseMaxPeers(v: string | undefined): number | null {
     throw new UsageError(`--max-peers "${v}" must be a whole number from ${MAX_PEERS_RANGE.min} to ${MAX_PEERS_RANGE.max}, e.g. --max-peers 50`);
   }
   return n;
+}
+
+/** `--retain`: a duration of at least an hour (a sweep runs hourly), or 0 to keep everything. */
+function parseRetain(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_RETAIN_MS;
+  if (v.trim() === '0') return 0;
+  const ms = parseDuration(v);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 3_600_000) {
+    throw new UsageError(`--retain "${v}" is not a duration of at least 1h; use e.g. --retain 7d, 36h, or 0 to keep everything`);
+  }
+  return ms;
 }
 
 function parseMinFreeDisk(v: string | undefined): MinFreeDisk {

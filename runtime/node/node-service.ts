@@ -24,6 +24,8 @@ import type { InspectorBridge } from '../inspector/inspector.ts';
 import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import { loadNetworkModule, startNetwork } from '../net/start-network.ts';
+import { SWEEP_EVERY_MS, sweepRetention } from '../deals/retention.ts';
+import { formatMs } from '../executors/limits.ts';
 import { JOURNAL_DIR, STORE_DEFAULTS } from '../store/constants.ts';
 import { DexieEventLog, type RecoveryReport } from '../store/dexie-event-log.ts';
 import { INDEXES_KEY, type IndexStore, createIndexStore } from '../store/projections.ts';
@@ -136,6 +138,26 @@ function nodeLifecycle(root: Root) {
     .phase('serving', ({ deals, supervisor }) => {
       deals.start(); // its heartbeat ends with the actors' stop (the deal service's quiesce)
       supervisor.warm();
+    })
+    .phase('retention', ({ config, log, clock, store, deals }) => {
+      if (config.retainMs === 0) return;
+      // after recovery: every live deal is known, so nothing it names is swept
+      let running: Promise<void> = Promise.resolve();
+      const sweep = () => {
+        running = running.then(async () => {
+          const deps = { store, modulesDir: deals.modules.dir, outputDir: deals.output.dir, now: () => clock.now() };
+          const r = await sweepRetention(deps, config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention sweep failed'));
+          if (r && r.records + r.modules + r.outputs > 0) log.info(r, `retention: removed what ended deals left behind over ${formatMs(config.retainMs)} ago`);
+        });
+      };
+      sweep();
+      const timer = clock.every(SWEEP_EVERY_MS, sweep);
+      return {
+        stop: async () => {
+          timer.clear();
+          await running;
+        },
+      };
     })
     .phase('ready', async (p) => ({ parts: { ready: readyInfo(p, String((await p.node.view()).value)) } }));
 }

@@ -68,3 +68,22 @@ for (const bad of ['x', '', '-1GiB', '60%', '%', '1.5.5%']) {
 }
 
 MinFreeDisk.run();
+
+const Retain = suite('config: --retain');
+
+Retain('absent: 7 days; a duration of at least an hour; 0 keeps everything', () => {
+  assert.is(parse({}).retainMs, 7 * 24 * 3_600_000);
+  assert.is(parse({ retain: '36h' }).retainMs, 36 * 3_600_000);
+  assert.is(parse({ retain: '1h' }).retainMs, 3_600_000);
+  assert.is(parse({ retain: '0' }).retainMs, 0);
+});
+
+for (const bad of ['x', '', '-1d', '10m', '59m']) {
+  Retain(`"${bad}" is bad usage, naming --retain`, () => {
+    const e = refusal({ retain: bad });
+    assert.is(e.name, 'UsageError');
+    assert.match(e.message, `--retain "${bad}" is not a duration of at least 1h`);
+  });
+}
+
+Retain.run();
