@@ -61,14 +61,48 @@ export async function probeCgroups(root = CGROUP_ROOT): Promise<CgroupSupport> {
   return { ok: true, root };
 }
 
+/** Whether a process with this pid runs. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the job cgroups of nodes that are gone (`dms/<pid>` whose pid no longer runs): a node killed with -9
+ * never removed its jobs' cgroups, and what ran in them (a process job's grandchildren) is killed here. Says how
+ * many job cgroups it removed.
+ */
+export async function sweepStaleGroups(root = CGROUP_ROOT): Promise<number> {
+  let removed = 0;
+  const groups = await fs.readdir(path.join(root, 'pids', 'dms'), { withFileTypes: true }).catch(() => []);
+  for (const g of groups) {
+    if (!g.isDirectory() || !/^\d+$/.test(g.name) || alive(Number(g.name))) continue;
+    const jobs = await fs.readdir(path.join(root, 'pids', 'dms', g.name), { withFileTypes: true }).catch(() => []);
+    for (const j of jobs) {
+      if (!j.isDirectory()) continue;
+      await jobCgroupAt(root, `${g.name}/${j.name}`).remove();
+      removed += 1;
+    }
+    for (const c of CONTROLLERS) await fs.rmdir(path.join(root, c, 'dms', g.name)).catch(() => {});
+  }
+  return removed;
+}
+
 /** A cgroup name from a job id: what a path may hold, bounded. */
 function nameOf(jobId: string): string {
   return jobId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
 }
 
-/** Creates the job's cgroups with its limits. */
-export async function createJobCgroup(root: string, jobId: string, limits: CgroupLimits): Promise<JobCgroup> {
-  const name = nameOf(jobId);
+/**
+ * Creates the job's cgroups with its limits, under `dms/<group>` (the node's pid: a node that died leaves its
+ * group behind, and the next one to start sweeps it, see sweepStaleGroups).
+ */
+export async function createJobCgroup(root: string, jobId: string, limits: CgroupLimits, group = String(process.pid)): Promise<JobCgroup> {
+  const name = `${nameOf(group)}/${nameOf(jobId)}`;
   const dir = (c: (typeof CONTROLLERS)[number]) => path.join(root, c, 'dms', name);
   for (const c of CONTROLLERS) await fs.mkdir(dir(c), { recursive: true });
   const quota = Math.max(MIN_QUOTA_US, Math.round(limits.cpu * PERIOD_US));
@@ -78,6 +112,12 @@ export async function createJobCgroup(root: string, jobId: string, limits: Cgrou
   // swap counts too where the kernel accounts it (memsw files exist only with swap accounting on)
   await fs.writeFile(path.join(dir('memory'), 'memory.memsw.limit_in_bytes'), String(Math.floor(limits.memoryBytes))).catch(() => {});
   await fs.writeFile(path.join(dir('pids'), 'pids.max'), String(Math.max(1, Math.floor(limits.pids))));
+  return jobCgroupAt(root, name);
+}
+
+/** The handle on an existing job cgroup `dms/<name>` (nothing is written). */
+function jobCgroupAt(root: string, name: string): JobCgroup {
+  const dir = (c: (typeof CONTROLLERS)[number]) => path.join(root, c, 'dms', name);
   const procsFiles = CONTROLLERS.map((c) => path.join(dir(c), 'cgroup.procs'));
   const procs = async (): Promise<number[]> => {
     const text = await fs.readFile(path.join(dir('pids'), 'cgroup.procs'), 'utf8').catch(() => '');

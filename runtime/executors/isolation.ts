@@ -6,13 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type CgroupLimits, type CgroupSupport, type JobCgroup, createJobCgroup, probeCgroups } from './cgroup.ts';
+import { type CgroupLimits, type CgroupSupport, type JobCgroup, createJobCgroup, probeCgroups, sweepStaleGroups } from './cgroup.ts';
 
 let support: Promise<CgroupSupport> | undefined;
 
 /** Whether job cgroups can be made here (probed once). */
 export function cgroupSupport(): Promise<CgroupSupport> {
-  support ??= probeCgroups();
+  support ??= probeCgroups().then(async (s) => {
+    // job cgroups of nodes that died (kill -9) are swept once, before this node makes its own
+    if (s.ok) await sweepStaleGroups(s.root).catch(() => 0);
+    return s;
+  });
   return support;
 }
 

@@ -2,10 +2,10 @@
 // that leaves nothing behind, setsid grandchildren included. Needs writable cgroup v1 (root on these machines);
 // elsewhere every test says it was skipped and why.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CGROUP_ROOT, type CgroupLimits, type JobCgroup, createJobCgroup, probeCgroups } from '../../../runtime/executors/cgroup.ts';
+import { CGROUP_ROOT, type CgroupLimits, type JobCgroup, createJobCgroup, probeCgroups, sweepStaleGroups } from '../../../runtime/executors/cgroup.ts';
 import { within } from '../../fixtures/waiting.ts';
 
 let support: Awaited<ReturnType<typeof probeCgroups>> | undefined;
@@ -92,6 +92,28 @@ cgroupTest('memory counts all the job\'s processes: one that allocates past the 
     assert.is(await cg.oomKills(), 1, 'the kill was not counted as the memory limit\'s');
   } finally {
     await cg.remove();
+  }
+});
+
+cgroupTest('the job cgroups of a node that died are swept by the next, with what still ran in them', async () => {
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => dead.on('exit', r));
+  const cg = await createJobCgroup(CGROUP_ROOT, id('stale'), limits({}), String(dead.pid));
+  const w = cg.wrap('/bin/sh', ['-c', 'setsid sleep 60 > /dev/null 2>&1 < /dev/null & echo $!']);
+  const child = spawn(w.command, w.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => child.on('exit', r));
+  const orphan = Number(out.trim());
+  assert.ok(running(orphan), 'the orphan did not start');
+  const mine = await createJobCgroup(CGROUP_ROOT, id('live'), limits({})); // this process's: never swept
+  try {
+    assert.ok((await sweepStaleGroups()) >= 1);
+    assert.is(running(orphan), false, 'the orphan of the dead node survived the sweep');
+    assert.not.ok(existsSync(`/sys/fs/cgroup/pids/dms/${dead.pid}`), 'the dead node\'s group is still there');
+    assert.ok(existsSync(`/sys/fs/cgroup/pids/dms/${mine.name}`), 'a live node\'s job cgroup was swept');
+  } finally {
+    await mine.remove();
   }
 });
 
