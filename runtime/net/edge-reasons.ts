@@ -13,6 +13,9 @@ export const EDGE_REASONS = [
   /** The replay cache holds as many live ids as it may (per sender, or in total): the envelope cannot be
    * remembered, so it is refused rather than taken without replay protection. */
   'replay-cache-full',
+  /** The actor the message is for has more events waiting than it may queue from outside (MAX_NODE_BACKLOG): the
+   * message is dropped before it is logged, so a flood stalls neither the node's log nor its other work. */
+  'node-busy',
 ] as const;
 export type EdgeReason = (typeof EDGE_REASONS)[number];
 

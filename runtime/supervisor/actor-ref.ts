@@ -77,6 +77,11 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return this.owner?.restartsOf(this.id) ?? 0;
   }
 
+  /** Events sent and not yet processed (queued, on their way to the log, or posted and unanswered). */
+  get backlog(): number {
+    return this.#mailbox.seq - this.#acked;
+  }
+
   /** How the actor came up at spawn. */
   get recovery(): Recovery | undefined {
     return this.#recovery;

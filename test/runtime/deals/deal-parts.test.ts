@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../../runtime/clock.ts';
-import { PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
+import { MAX_NODE_BACKLOG, PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, dealInboxes, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
 import { DealTimers } from '../../../runtime/deals/deal-timers.ts';
 import { JobRequests, MAX_ANSWERERS } from '../../../runtime/deals/job-requests.ts';
 import { type AllocationStatus, StatusHeartbeat } from '../../../runtime/deals/status-heartbeat.ts';
@@ -183,6 +183,26 @@ Inbound('carries the type, the parsed payload and the authenticated sender', () 
 
 Inbound('refuses a type the inbox does not take (the router never hands one over)', () => {
   assert.throws(() => inboundDeal(inbound('deal.commit', {}), REQUESTER_ACCEPTS), /does not accept/);
+});
+
+Inbound('the node inbox drops a bid request unlogged, counted as node-busy, while the Node has MAX_NODE_BACKLOG events waiting', () => {
+  const sent: unknown[] = [];
+  const rejected: string[] = [];
+  const node = { backlog: 0, send: (e: unknown) => sent.push(e) };
+  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1 };
+  const router = { reject: (_peer: string, reason: string) => void rejected.push(reason) };
+  const inboxes = dealInboxes(svc as never, node as never, router as never);
+  const nodeInbox = inboxes.find((i) => i.name === 'node')!;
+  const request = inbound('bid.request', { dealId: 'job-1', nonce: 1, job: {}, expiresAt: 10 });
+  nodeInbox.handle(request);
+  assert.is(sent.length, 1);
+  node.backlog = MAX_NODE_BACKLOG;
+  nodeInbox.handle(request);
+  assert.is(sent.length, 1, 'a request reached the Node past its backlog bound');
+  assert.equal(rejected, ['node-busy']);
+  node.backlog = MAX_NODE_BACKLOG - 1;
+  nodeInbox.handle(request);
+  assert.is(sent.length, 2);
 });
 
 Inbound.run();

@@ -265,4 +265,13 @@ Bytes('past snapshotBytes of logged events a snapshot is taken though snapshotEv
   assert.ok((log!['replay'] as number) < 100, `replayed ${String(log!['replay'])} events`);
 });
 
+Bytes('backlog counts the events sent and not yet processed, and is 0 once drained', async (ctx) => {
+  const [n] = await spawnRegistered(ctx.sup, ['n']);
+  assert.is(n!.backlog, 0);
+  for (let i = 0; i < 500; i += 1) n!.send({ type: 'ledger.unlock', id: `u${i}` });
+  assert.is(n!.backlog, 500);
+  await within('drain', n!.drain(), LONG);
+  assert.is(n!.backlog, 0);
+});
+
 Bytes.run();
