@@ -12,6 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from '../pids.ts';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 /** cpuacct counts the job's CPU time; where it is mounted with cpu (`cpu,cpuacct`) both names reach one directory. */
@@ -61,16 +62,6 @@ export async function probeCgroups(root = CGROUP_ROOT): Promise<CgroupSupport> {
   return { ok: true, root };
 }
 
-/** Whether a process with this pid runs. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the job cgroups of nodes that are gone (`dms/<pid>` whose pid no longer runs): a node killed with -9
  * never removed its jobs' cgroups, and what ran in them (a process job's grandchildren) is killed here. Says how
@@ -80,7 +71,7 @@ export async function sweepStaleGroups(root = CGROUP_ROOT): Promise<number> {
   let removed = 0;
   const groups = await fs.readdir(path.join(root, 'pids', 'dms'), { withFileTypes: true }).catch(() => []);
   for (const g of groups) {
-    if (!g.isDirectory() || !/^\d+$/.test(g.name) || alive(Number(g.name))) continue;
+    if (!g.isDirectory() || !/^\d+$/.test(g.name) || pidAlive(Number(g.name))) continue;
     const jobs = await fs.readdir(path.join(root, 'pids', 'dms', g.name), { withFileTypes: true }).catch(() => []);
     for (const j of jobs) {
       if (!j.isDirectory()) continue;

@@ -13,6 +13,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
+import { pidAlive } from '../pids.ts';
 
 export const LOCK_FILE = 'dms.lock';
 
@@ -30,16 +31,6 @@ export interface DataDirLock {
   readonly file: string;
   /** Removes the lock if it is still ours. */
   release(): Promise<void>;
-}
-
-/** Whether a process with this pid runs (EPERM: it runs as another user). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function holderOf(file: string): Promise<number | undefined> {
@@ -69,7 +60,7 @@ export async function lockDataDir(dataDir: string, pid = process.pid): Promise<D
       const holder = await holderOf(file);
       if (holder === undefined) continue; // released meanwhile: try again
       if (holder === pid) return { file, release: () => release(file, pid) };
-      if (holder > 0 && alive(holder)) throw new DataDirLockedError(dataDir, holder);
+      if (holder > 0 && pidAlive(holder)) throw new DataDirLockedError(dataDir, holder);
       await takeStale(file, holder, pid);
     }
     throw new Error(`could not take ${file}: it keeps changing hands`);

@@ -1,20 +1,12 @@
 // Child for inspector.test.ts: starts a relay and a bridge, stops both, and must then exit on its own (nothing
 // left holding the event loop). Modes: `connected` (stop after records went through), `immediate` (stop before
 // the bridge's socket opened), `unreachable` (the bridge points at a port nobody listens on).
-import { createServer } from 'node:net';
+import { closedPort } from '../../fixtures/ports.ts';
 import type { InspectionRecord } from '../../../actors/actor.protocol.ts';
 import { createInspectorBridge } from '../../../runtime/inspector/inspector.ts';
 import { startInspectorRelay } from '../../../runtime/inspector/inspector-relay.ts';
 import WebSocket from 'ws';
 
-/** A loopback port that was free a moment ago (nothing listens on it now). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 const mode = process.argv[2];
 const relay = await startInspectorRelay({ host: '127.0.0.1', port: 0 });

@@ -1,7 +1,7 @@
 // The Stately inspector relay (loopback websocket relay + page) and the bridge that feeds it inspection records.
 // Real sockets on 127.0.0.1 port 0; every wait is bounded.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { closedPort } from '../../fixtures/ports.ts';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -273,14 +273,6 @@ Bridge('records forwarded before the socket opened are still delivered, once', a
   }
 });
 
-/** A loopback port that was free a moment ago (nothing listens on it now). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 Bridge('a bridge whose relay is not up tries again 5 s later on its clock, and delivers what it held', async (c) => {
   const clock = new ManualClock();
