@@ -111,6 +111,7 @@ export function formatReady(ready: ReadyInfo): string {
 /** What `replay` prints after the timeline: how far it got and the actor's final state. */
 export function formatReplay(actor: string, r: ReplayResult): string {
   return [
+    ...(r.history ? [`${r.history.note}${r.history.fromSeq > 0 ? ` (${actor} from its snapshot at seq ${r.history.fromSeq})` : ''}`] : []),
     `replayed ${r.events} events of ${actor} up to seq ${r.lastSeq} in ${r.ms} ms`,
     ...(r.failed ? [`the actor failed at seq ${r.failed.seq}: ${r.failed.message} (the live node dropped that event)`] : []),
     `state    ${typeof r.state === 'string' ? r.state : JSON.stringify(r.state)}`,

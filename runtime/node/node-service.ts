@@ -148,6 +148,9 @@ function nodeLifecycle(root: Root) {
           const deps = { store, modulesDir: deals.modules.dir, outputDir: deals.output.dir, now: () => clock.now() };
           const r = await sweepRetention(deps, config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention sweep failed'));
           if (r && r.records + r.modules + r.outputs > 0) log.info(r, `retention: removed what ended deals left behind over ${formatMs(config.retainMs)} ago`);
+          // journal segments older than that, back to one a checkpoint starts (never one recovery needs)
+          const h = await store.pruneHistory(config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention: removing old journal segments failed'));
+          if (h?.note) log.info(h, h.note);
         });
       };
       sweep();

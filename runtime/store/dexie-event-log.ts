@@ -3,8 +3,9 @@
  * (journal-tee.ts) writes every committed read-write transaction into the journal as one record; writers wait for
  * `durable()` before they acknowledge. At start the newest checkpoint is loaded and the journal after it replayed
  * into Dexie (store-recovery.ts). Compaction writes a checkpoint of the (small) live tables and starts a new
- * journal segment (checkpoint.ts); old segments stay on disk as the node's full history, which `replay` reads
- * (history-reader.ts).
+ * journal segment (checkpoint.ts); old segments stay on disk as the node's history, which `replay` reads
+ * (history-reader.ts), until retention removes those older than `--retain` (history-retention.ts). A failed journal
+ * write is cut off again and stops the store (journal.ts): it takes no more writes until it is reopened.
  */
 import path from 'node:path';
 import { Dexie } from 'dexie';
@@ -13,6 +14,7 @@ import type { ActorRecord, EventLog, LoggedEvent, MetaEntry } from '../../actors
 import { type Clock, realClock } from '../clock.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { JOURNAL_DIR } from './constants.ts';
+import { type HistoryPruneReport, pruneHistory } from './history-retention.ts';
 import { Journal } from './journal.ts';
 import { journalTee } from './journal-tee.ts';
 import { StoreDb } from './store-db.ts';
@@ -39,7 +41,8 @@ export class DexieEventLog implements EventLog {
   readonly journal: Journal;
   #suspended = true;
   #compacting: Promise<void> | null = null;
-  readonly stats = { compactions: 0 };
+  /** Compactions done, and those that failed (a checkpoint that could not be written: the next one tries again). */
+  readonly stats = { compactions: 0, compactionFailures: 0, lastCompactionError: null as string | null };
   readonly #clock: Clock;
 
   private constructor(readonly init: StoreInit) {
@@ -63,11 +66,21 @@ export class DexieEventLog implements EventLog {
   /** Waits for the journal to hold every committed write, then compacts if the segment is large. */
   async #settle(): Promise<void> {
     await this.journal.durable();
-    if (this.journal.segmentBytes > this.init.compactBytes && !this.#compacting) void this.compact();
+    if (this.journal.segmentBytes > this.init.compactBytes && !this.#compacting) void this.compact().catch(() => {}); // counted in stats
+  }
+
+  /**
+   * Refuses a write once the journal has stopped (a failed write), before it reaches the in-memory tables: the
+   * store takes no more writes until it is reopened from what the disk holds.
+   */
+  #writable(): void {
+    const failure = this.journal.failure;
+    if (failure) throw failure;
   }
 
   async append(actor: string, events: readonly LoggedEvent[]): Promise<number> {
     if (events.length === 0) return 0;
+    this.#writable();
     const json = JSON.stringify(events);
     await this.db.events.add({ actor, seq: events.at(-1)!.seq, first: events[0]!.seq, json });
     await this.#settle();
@@ -75,11 +88,13 @@ export class DexieEventLog implements EventLog {
   }
 
   async markDropped(actor: string, seq: number, reason: string): Promise<void> {
+    this.#writable();
     await this.db.dropped.put({ actor, seq, reason });
     await this.#settle();
   }
 
   async saveSnapshot(actor: string, snapshot: VersionedSnapshot, meta: readonly MetaEntry[] = []): Promise<void> {
+    this.#writable();
     await this.db.transaction('rw', this.db.snapshots, this.db.events, this.db.meta, async () => {
       if (meta.length > 0) await this.db.meta.bulkPut(meta.map((m) => ({ key: m.key, value: m.value })));
       await this.db.snapshots.put({ ...snapshot, actor, ts: this.#clock.now() });
@@ -106,6 +121,7 @@ export class DexieEventLog implements EventLog {
   }
 
   async register(record: ActorRecord): Promise<void> {
+    this.#writable();
     await this.db.actors.put(record);
     await this.#settle();
   }
@@ -119,6 +135,7 @@ export class DexieEventLog implements EventLog {
   }
 
   async forget(actor: string): Promise<void> {
+    this.#writable();
     // plain number bounds: the journal records the range as JSON, where Dexie.minKey (-Infinity) would not survive
     await this.db.transaction('rw', [this.db.events, this.db.snapshots, this.db.dropped, this.db.actors], async () => {
       await this.db.events.where('[actor+seq]').between([actor, 0], [actor, Number.MAX_SAFE_INTEGER], true, true).delete();
@@ -144,12 +161,14 @@ export class DexieEventLog implements EventLog {
   }
 
   async putMeta(key: string, value: unknown): Promise<void> {
+    this.#writable();
     await this.db.meta.put({ key, value });
     await this.#settle();
   }
 
   async deleteMeta(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
+    this.#writable();
     await this.db.meta.bulkDelete([...keys]);
     await this.#settle();
   }
@@ -166,12 +185,28 @@ export class DexieEventLog implements EventLog {
   }
 
   async #compact(): Promise<void> {
-    await writeCheckpoint(this.db, this.journal, this.init.dataDir, this.#clock);
+    try {
+      await writeCheckpoint(this.db, this.journal, this.init.dataDir, this.#clock);
+    } catch (e) {
+      // the rotation may have happened without a checkpoint: recovery then starts at the older one, which is whole
+      this.stats.compactionFailures += 1;
+      this.stats.lastCompactionError = (e as Error).message;
+      throw e;
+    }
     this.stats.compactions += 1;
   }
 
+  /**
+   * Removes the journal segments (the node's history for `replay`) older than `retainMs`, back to one that a
+   * checkpoint starts; never one that recovery needs (history-retention.ts). 0 keeps everything.
+   */
+  async pruneHistory(retainMs: number): Promise<HistoryPruneReport> {
+    await this.#compacting?.catch(() => {});
+    return pruneHistory(this.init.dataDir, retainMs, this.#clock.now());
+  }
+
   async close(): Promise<void> {
-    await this.#compacting;
+    await this.#compacting?.catch(() => {});
     await this.journal.close();
     this.db.close();
   }

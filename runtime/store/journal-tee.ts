@@ -38,7 +38,15 @@ export function journalTee(journal: Journal, teeing: () => boolean): Middleware<
           const list: Mutation[] = [];
           txRecords.set(tx, list);
           (tx as unknown as EventTarget).addEventListener('complete', () => {
-            if (list.length > 0) journal.enqueueText(encodeTx(list));
+            // a journal that stopped (a failed write) or closed refuses the record; its writer hears that from
+            // durable(), which it awaits before acknowledging. Thrown from here it would crash the process.
+            if (list.length > 0 && !journal.failure) {
+              try {
+                journal.enqueueText(encodeTx(list));
+              } catch {
+                // reported by durable()
+              }
+            }
           });
         }
         return tx;

@@ -22,6 +22,17 @@ export class JournalCorruptError extends Error {
   }
 }
 
+/**
+ * A group commit failed (a full disk, an I/O error). What it wrote was cut off again, back to the last acknowledged
+ * record (or could not be: `rolledBack` false); either way the journal takes no more writes until it is reopened.
+ */
+export class JournalWriteError extends Error {
+  override name = 'JournalWriteError';
+  constructor(message: string, readonly rolledBack: boolean, override readonly cause: Error) {
+    super(message);
+  }
+}
+
 export class JournalClosedError extends Error {
   override name = 'JournalClosedError';
   constructor() {
@@ -111,7 +122,17 @@ export async function* readSegments(dir: string, segments: readonly number[]): A
 
 export interface JournalInit {
   readonly dir: string;
+  /** Opens a segment file for appending (tests wrap the handle to inject I/O faults). */
+  readonly openFile?: (file: string) => Promise<fs.FileHandle>;
 }
+
+/** A place in the journal: bytes into a segment. */
+interface Position {
+  readonly segment: number;
+  readonly bytes: number;
+}
+
+const openAppend = (file: string) => fs.open(file, 'a', 0o600);
 
 interface Waiter {
   resolve(): void;
@@ -129,7 +150,9 @@ export class Journal {
   #head = 0;
   #waiters: Waiter[] = [];
   #writing: Promise<void> | null = null;
-  #failed: Error | null = null;
+  #failed: JournalWriteError | null = null;
+  /** The newest segment the running commit opened (for its rollback). */
+  #touched = 0;
   #closed = false;
   /** The newest segment's records as open() parsed them, kept until takeOpened() or the first write. */
   #opened: { segment: number; records: unknown[] } | null = null;
@@ -146,6 +169,15 @@ export class Journal {
   /** Bytes in the current segment. */
   get segmentBytes(): number {
     return this.#bytes;
+  }
+
+  /** Why the journal takes no more writes (a failed commit), or null while it does. */
+  get failure(): JournalWriteError | null {
+    return this.#failed;
+  }
+
+  #open(segment: number): Promise<fs.FileHandle> {
+    return (this.init.openFile ?? openAppend)(path.join(this.init.dir, segmentName(segment)));
   }
 
   /**
@@ -172,7 +204,7 @@ export class Journal {
       this.#bytes = 0;
     }
     this.#head = this.#segment;
-    this.#fh = await fs.open(path.join(this.init.dir, segmentName(this.#segment)), 'a', 0o600);
+    this.#fh = await this.#open(this.#segment);
     if (last === undefined) await this.#syncDir();
     return { segments: last === undefined ? [] : segments, tornBytes };
   }
@@ -209,6 +241,7 @@ export class Journal {
   /** Resolves when everything queued so far is on disk. */
   durable(): Promise<void> {
     if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#closed) return Promise.reject(new JournalClosedError());
     if (this.#pending.length === 0 && !this.#writing) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#waiters.push({ resolve, reject });
@@ -222,6 +255,7 @@ export class Journal {
    */
   rotate(): number {
     if (this.#closed) throw new JournalClosedError();
+    if (this.#failed) throw this.#failed;
     this.#head += 1;
     this.#pending.push(this.#head);
     return this.#head;
@@ -249,6 +283,9 @@ export class Journal {
       const waiters = this.#waiters;
       this.#pending = [];
       this.#waiters = [];
+      // every batch before this one is on disk and acknowledged: a failure cuts the journal back to here
+      const acked: Position = { segment: this.#segment, bytes: this.#bytes };
+      this.#touched = this.#segment;
       try {
         let frames: Buffer[] = [];
         for (const item of batch) {
@@ -263,7 +300,8 @@ export class Journal {
         await this.#write(frames);
         for (const w of waiters) w.resolve();
       } catch (e) {
-        this.#failed = Object.assign(new Error(`journal write failed: ${(e as Error).message}; the node cannot persist and must stop`), { name: 'JournalWriteError' });
+        this.#failed = await this.#fail(e as Error, acked);
+        this.#pending = [];
         for (const w of waiters) w.reject(this.#failed);
         for (const w of this.#waiters.splice(0)) w.reject(this.#failed);
         return;
@@ -271,11 +309,44 @@ export class Journal {
     }
   }
 
+  /**
+   * A commit failed: cuts what it wrote off again (frames after `acked` in its segment, and any segment the commit
+   * started), so no record a writer was told failed is replayed at the next start. The journal stops either way:
+   * the store above has already applied those writes in memory, and only a reopen makes memory equal the disk.
+   */
+  async #fail(e: Error, acked: Position): Promise<JournalWriteError> {
+    const at = `segment ${segmentName(acked.segment)} byte ${acked.bytes}`;
+    try {
+      await this.#rollback(acked);
+      return new JournalWriteError(`journal write failed: ${e.message}; the records of that commit were cut off (the journal ends at its last acknowledged record, ${at}), and the store takes no more writes until it is reopened: restart the node (once the disk has room, if it was full)`, true, e);
+    } catch (e2) {
+      return new JournalWriteError(`journal write failed: ${e.message}, and cutting it back to the last acknowledged record (${at}) failed too: ${(e2 as Error).message}; records reported as failed may be replayed at the next start. The store takes no more writes`, false, e);
+    }
+  }
+
+  async #rollback(to: Position): Promise<void> {
+    if (this.#touched !== to.segment || this.#segment !== to.segment) {
+      await this.#fh?.close().catch(() => {});
+      this.#fh = null;
+      for (let s = this.#touched; s > to.segment; s -= 1) await fs.rm(path.join(this.init.dir, segmentName(s)), { force: true });
+      await this.#syncDir();
+      this.#fh = await this.#open(to.segment);
+      this.#segment = to.segment;
+    }
+    await this.#fh!.truncate(to.bytes);
+    await this.#fh!.datasync();
+    this.#bytes = to.bytes;
+  }
+
   async #write(frames: Buffer[]): Promise<void> {
     if (frames.length === 0) return;
     const buf = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     // write(2) may take fewer bytes than asked (a nearly full disk); the rest must follow before the sync
-    for (let off = 0; off < buf.length; ) off += (await this.#fh!.write(buf, off)).bytesWritten;
+    for (let off = 0; off < buf.length; ) {
+      const n = (await this.#fh!.write(buf, off)).bytesWritten;
+      if (n <= 0) throw Object.assign(new Error(`write took no bytes at ${off} of ${buf.length} (the disk is full?)`), { code: 'ENOSPC' });
+      off += n;
+    }
     await this.#fh!.datasync();
     this.#bytes += buf.length;
     this.stats.records += frames.length;
@@ -284,10 +355,12 @@ export class Journal {
   }
 
   async #switchTo(segment: number): Promise<void> {
-    await this.#fh!.close();
+    this.#touched = segment;
+    const fh = await this.#open(segment);
+    await this.#fh!.close().catch(() => {});
+    this.#fh = fh;
     this.#segment = segment;
     this.#bytes = 0;
-    this.#fh = await fs.open(path.join(this.init.dir, segmentName(segment)), 'a', 0o600);
     await this.#syncDir();
   }
 
