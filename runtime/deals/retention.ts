@@ -2,7 +2,8 @@
  * Retention: what outlives a deal is deleted once it is older than `--retain` (default 7 days): the ended deal
  * actors' records (what `status` and `jobs` show of old jobs), the WASM modules no live deal uses, and the job
  * output files of allocations that ended. Their history stays in the journal until its segments pass the same
- * window (runtime/store/history-retention.ts), so `replay` still tells their story until then. A sweep runs once the node has recovered its deals, then every hour.
+ * window (runtime/store/history-retention.ts), so `replay` still tells their story until then. A sweep runs once
+ * the node has recovered its deals, then every hour.
  *
  * Age: a record by its `endedAt` (else `updatedAt`); a module or an output file by its mtime (a module is touched
  * when a deal stores it again). Anything a live deal actor names is kept whatever its age.
