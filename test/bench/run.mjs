@@ -25,8 +25,9 @@ const storeConstants = await import('../../runtime/store/constants.js').catch(()
 const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
 const { dealBenches } = await import('./deals.mjs');
+const { floodBenches } = await import('./flood.mjs');
 const { biddingBenches } = await import('./bidding.mjs');
-const WATCHDOG_MS = 530_000;
+const WATCHDOG_MS = 530_000 + 360_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -445,6 +446,7 @@ const benches = [
   ['store', benchStore],
   ...netBenches,
   ...dealBenches,
+  ...floodBenches,
 ];
 
 const started = performance.now();
