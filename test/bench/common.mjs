@@ -2,7 +2,7 @@
 // processes and temp dirs tracked for cleanup, with a watchdog and signal handlers that run it; nodes started to
 // their ready line; and the results table with its target checks. Loads nothing of the runtime itself.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,3 +262,14 @@ export function reportHead(suite, started) {
 
 /** The 1-minute load average before the run (`before`, from os.loadavg()) and now. */
 export const loadAverage = (before) => ({ before: round(before, 2), after: round(os.loadavg()[0], 2) });
+
+/** CPU seconds of a process, all its threads (user + system), from /proc (Linux only; else null). */
+export async function cpuSecondsOf(pid) {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}

@@ -22,10 +22,10 @@
 // run.mjs: `const { floodBenches } = await import('./flood.mjs')` gives [id, fn] pairs, each fn resolving to an
 // array of rows in run.mjs's shape. Env: FLOOD_BENCH_N (30 deals per side), FLOOD_BENCH_BLOCK (10),
 // FLOOD_BENCH_SIDES (silent,max,budget,sybil).
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { children, cleanup, guard, loadAverage, msRow, note, reportHead, round, step, table } from './common.mjs';
+import { children, cleanup, cpuSecondsOf, guard, loadAverage, msRow, note, reportHead, round, step, table } from './common.mjs';
 import { helloJob, startCluster, stepsOf, stopNodes, warmUp } from './deals.mjs';
 import { spawnHostile } from './hostile-peer.mjs';
 
@@ -55,16 +55,6 @@ const pct = (xs, p) => {
   return s[Math.max(0, Math.ceil(p * s.length) - 1)];
 };
 const stats = (xs) => (xs.length ? { p50: round(pct(xs, 0.5), 1), p99: round(pct(xs, 0.99), 1), max: round(Math.max(...xs), 1), n: xs.length } : { n: 0 });
-
-async function cpuSecondsOf(pid) {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return null;
-  }
-}
 
 /** Each node's refusal and decline counters (GET /v1/info). */
 async function counters(nodes) {

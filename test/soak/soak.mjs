@@ -34,7 +34,7 @@ import { readFile, readdir, lstat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { children, cleanup, guard, MAIN_JS, round, spawnTracked, withTimeout } from '../bench/common.mjs';
+import { children, cleanup, cpuSecondsOf, guard, MAIN_JS, round, spawnTracked, withTimeout } from '../bench/common.mjs';
 import { helloJob, startCluster, stepsOf, stopNodes } from '../bench/deals.mjs';
 import { spawnHostile } from '../bench/hostile-peer.mjs';
 
@@ -108,16 +108,6 @@ async function rssOf(pid) {
     const s = await readFile(`/proc/${pid}/status`, 'utf8');
     const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN) * 1024;
     return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return null;
-  }
-}
-
-async function cpuSecondsOf(pid) {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return null;
   }
