@@ -52,7 +52,10 @@ export function createNodeApi(deps: {
         monitoring: { sample: v.sample, constrained: v.constrained, diskFull: v.admission.diskFull, minFreeDisk: v.admission.minFreeDisk },
         problems: v.problems,
         // bid requests this node declined, by code (`lock-limit`, `disk-full`, `insufficient`, ...)
-        bidDeclines: v.declined,
+        // (the Node's own declines and those the bid gate answered for it, unlogged)
+        bidDeclines: addCounts(v.declined, deps.deals.gate.declined),
+        // of those, the ones the gate answered before the request was logged (bid-gate.ts)
+        bidDeclinesUnlogged: { ...deps.deals.gate.declined },
         ...netInfo(deps.net()),
         api: deps.apiUrl(),
         dataDir: deps.dataDir,
@@ -91,4 +94,11 @@ export function createNodeApi(deps: {
     allocate: (allocationId, lockId) => ask({ type: 'ledger.allocate', allocationId, lockId, now: clock.now() }),
     release: (allocationId) => ask({ type: 'ledger.release', allocationId }),
   };
+}
+
+/** Two counts by key, added. */
+function addCounts<K extends string>(a: Partial<Record<K, number>>, b: Partial<Record<K, number>>): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = { ...a };
+  for (const k of Object.keys(b) as K[]) out[k] = (out[k] ?? 0) + (b[k] ?? 0);
+  return out;
 }

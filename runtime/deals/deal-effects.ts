@@ -55,10 +55,12 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
     // ---- node ----
     case 'bid.open':
       // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
+      svc.gate.noteBid();
       svc.provisions.open(intent.input);
       void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now(), bidSent: true });
       return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':
+      svc.gate.noteDecline(intent.to, intent.code, intent.reason, svc.now());
       return void svc.sendTo(intent.to, 'requester', 'bid.decline', { dealId: intent.dealId, nonce: intent.nonce, code: intent.code, reason: intent.reason });
     // ---- provider ----
     case 'bid.submit.send':
@@ -125,7 +127,8 @@ async function requestBids(svc: DealService, actorId: string, intent: Extract<Re
     reach = net.reach();
     // excluded neighbours still relay it: the request goes out even when none of them may bid
     if (reach.connected > 0) {
-      candidates = net.dmsPeers().filter((p) => p !== svc.deps.self && !excluded.has(p));
+      // the peers the broadcast reaches directly: a connected peer not subscribed to the topic cannot answer it
+      candidates = net.hearers().filter((p) => p !== svc.deps.self && !excluded.has(p));
       try {
         // the addresses let a provider that is not our neighbour (reached through the mesh) answer directly
         const replyAddrs = net.listen().slice(0, MAX_REPLY_ADDRS);

@@ -62,6 +62,10 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       if (node.backlog >= MAX_NODE_BACKLOG) return router.reject(from, 'node-busy', `the Node actor has ${node.backlog} events waiting; bid request dropped`);
       const { replyAddrs, ...request } = payload;
       if (replyAddrs && msg.broadcast) svc.replyAddrs.note(from, replyAddrs);
+      // what the Node would only decline again is declined here, unlogged (bid-gate.ts)
+      const now = svc.now();
+      const gated = from === svc.deps.self || request.expiresAt <= now ? null : svc.gate.check(from, now);
+      if (gated) return void svc.sendTo(from, REQUESTER_INBOX, 'bid.decline', { dealId: request.dealId, nonce: request.nonce, ...gated });
       svc.whenRecovered(() => node.send({ ...request, type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
     },
   };

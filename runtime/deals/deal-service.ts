@@ -25,6 +25,7 @@ import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog } from '../store/dexie-event-log.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
+import { BidGate } from './bid-gate.ts';
 import { DeployError, UnknownDealError } from './deal-errors.ts';
 import { DealQueries, type LogsPage } from './deal-queries.ts';
 import { DealRecovery } from './deal-recovery.ts';
@@ -64,6 +65,8 @@ export interface DealDeps {
   readonly clock?: Clock;
   /** The time alone, with real timers; read only when no `clock` is given (prefer `clock`). */
   readonly now?: () => number;
+  /** The bid gate, when the caller feeds it the Node's facts (default: one of its own, fed only declines). */
+  readonly gate?: BidGate;
 }
 
 export class DealService {
@@ -78,6 +81,8 @@ export class DealService {
   readonly requests = new JobRequests();
   /** The deals this node bid on. */
   readonly provisions = new ProviderDeals();
+  /** Declines bid requests the Node would only decline again, before they are logged. */
+  readonly gate: BidGate;
   readonly executions: Executions;
   readonly heartbeat: StatusHeartbeat;
   readonly queries: DealQueries;
@@ -88,6 +93,7 @@ export class DealService {
     readonly deps: DealDeps,
   ) {
     const clock = (this.clock = deps.clock ?? (deps.now ? { ...realClock, now: deps.now } : realClock));
+    this.gate = deps.gate ?? new BidGate();
     this.modules = new ModuleStore(deps.dataDir);
     this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`), { clock });
     this.registry = new DealRegistry(deps);

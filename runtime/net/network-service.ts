@@ -82,6 +82,11 @@ export interface NetworkService {
   topology(timeoutMs?: number): Promise<Topology>;
   /** Connected peers that speak the DMS protocol (those a broadcast bid request can reach). */
   dmsPeers(): string[];
+  /**
+   * Connected DMS peers subscribed to the broadcast topic: those a broadcast reaches directly, so the ones a bid
+   * window waits for (a peer that speaks the protocol but never subscribed hears nothing and would only hold it open).
+   */
+  hearers(): string[];
   /** How far a broadcast goes now: the connected DMS peers, those subscribed to the topic, and nodes beyond them. */
   reach(): Reach;
   /** The latest measured round-trip time to a peer in ms, or null. */
@@ -216,6 +221,10 @@ export async function createNetworkService(init: NetworkInit, deps: NetworkDeps)
     counters: () => counters.view(),
     refusedPeers: () => budgets.refusedPeers(),
     dmsPeers: () => [...discovery.dmsPeers].filter((p) => discovery.connected(p)),
+    hearers: () => {
+      const subscribed = new Set(libp2p.services.pubsub.getSubscribers(init.topic).map((p) => p.toString()));
+      return service.dmsPeers().filter((p) => subscribed.has(p));
+    },
     reach: () => ({
       connected: service.dmsPeers().length,
       subscribed: libp2p.services.pubsub.getSubscribers(init.topic).length,

@@ -17,6 +17,7 @@ import type { InspectorBridge } from '../inspector/inspector.ts';
 import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog, RecoveryReport } from '../store/dexie-event-log.ts';
+import { BidGate } from '../deals/bid-gate.ts';
 import { INDEXES_KEY, type IndexStore, recordFacts } from '../store/projections.ts';
 import { type ActorRef, type Recovery, SUPERVISOR_DEFAULTS, Supervisor } from '../supervisor/supervisor.ts';
 import type { Identity, NodeId } from './identity.ts';
@@ -61,13 +62,18 @@ export async function startActors(p: {
 }): Promise<Started<Actors>> {
   const { config, log, clock, store, indexes, inspector } = p;
   const { dataDir } = config;
+  // fed the Node's facts from its first event on, before the deal service that uses it exists
+  const gate = new BidGate();
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
     eventLog: store,
     // Intents come from live events only, so none before the Node is spawned and `effects` and `deals` exist.
     onIntents: (id, intents) => (id === 'node' ? effects.handle(intents) : handleDealIntents(deals, id, intents)),
     onEscalate: p.escalate,
-    onFacts: (facts) => recordFacts(indexes, facts),
+    onFacts: (facts) => {
+      recordFacts(indexes, facts);
+      gate.facts(facts);
+    },
     snapshotMeta: (id) => (id === 'node' ? [{ key: INDEXES_KEY, value: indexes.getSnapshot().context }] : []),
     now: () => clock.now(),
     ...(inspector ? { onInspect: (records) => inspector.forward(records) } : {}),
@@ -75,7 +81,7 @@ export async function startActors(p: {
   const node = await spawnNode(supervisor);
   const facts = cachedNodeFacts(node);
   const descriptor = descriptorCache();
-  const deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: p.identity.peerId, node, net: () => p.net.current, facts, clock });
+  const deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: p.identity.peerId, node, net: () => p.net.current, facts, clock, gate });
   const effects = createNodeEffects({
     dataDir, log, store, node, clock,
     onRegistered: () => {
@@ -158,6 +164,7 @@ function createDeals(
     net: () => NetworkService | undefined;
     facts: ReturnType<typeof cachedNodeFacts>;
     clock: Clock;
+    gate: BidGate;
   },
 ): DealService {
   const { node, facts, clock } = deps;

@@ -31,6 +31,9 @@ type Lib = Awaited<typeof lib>;
 interface Info {
   peers: number;
   messages: { in: number; rejected: Record<string, number>; rejectedTotal: number; refusedPeers: { peer: string; until: string; budget: string }[] };
+  bidDeclines: Record<string, number>;
+  bidDeclinesUnlogged: Record<string, number>;
+  locks: { id: string; holder?: string }[];
 }
 
 interface Ctx {
@@ -88,12 +91,12 @@ interface Signer {
  * A valid signed `bid.request` to A's `node` inbox (the deal wire format: a WASM job by its module's hash), for
  * more CPU than any node has, so A declines it without locking anything.
  */
-async function bidRequest(ctx: Ctx, who: Signer, dealId: string): Promise<Uint8Array> {
+async function bidRequest(ctx: Ctx, who: Signer, dealId: string, cpu = 1000): Promise<Uint8Array> {
   const now = Date.now();
   const job = {
     name: 'greedy',
     executor: 'wasm',
-    resources: { cpu: 1000, memory: 1 << 20, disk: 0, gpus: 0 },
+    resources: { cpu, memory: 1 << 20, disk: 0, gpus: 0 },
     timeoutMs: 10_000,
     constraints: { peers: [], excludePeers: [] },
     wasm: { module: { sha256: 'ab'.repeat(32), size: 100 }, args: [], env: {} },
@@ -349,6 +352,59 @@ Bad('a peer sending bid requests far over budget is dropped, then hung up on and
   assert.ok(await eventually(() => answered().size === 3, 15_000), `answers: ${[...answered()].join(', ')}; got ${ctx.replies.map((r) => r.type).join(', ')}`);
   const ping = await cliJson<{ count: number }>(['ping', ctx.a.ready.peerId, '--count', '3', '--data-dir', ctx.b.dataDir]);
   assert.is(ping.count, 3);
+});
+
+Bad('bid requests past the lock limit are declined lock-limit before they are logged, and a released lock reopens', async (ctx) => {
+  const L = ctx.L;
+  const asker = await rawPeer(L);
+  const replies: Record<string, unknown>[] = [];
+  await asker.node.handle(PROTOCOL, (stream) => {
+    stream.send(frame(0x02, Uint8Array.from(varint(200))));
+    let buf = new Uint8Array(0);
+    stream.addEventListener('message', (e) => {
+      buf = Uint8Array.from([...buf, ...e.data.subarray()]);
+      for (;;) {
+        if (buf.length === 0) return;
+        const [len, o] = readVarint(buf, 0);
+        if (buf.length < o + len) return;
+        const body = buf.subarray(o, o + len);
+        if (body[0] === 0x01 || body[0] === 0x05) void readEnvelope(ctx, body).then((r) => replies.push(r));
+        else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
+        buf = buf.slice(o + len);
+      }
+    });
+  });
+  try {
+    const before = await info(ctx);
+    // 40 small requests that each fit: A bids on 8 (its default maxLocksPerRequester), declines the rest
+    const frames = await Promise.all(Array.from({ length: 40 }, (_, i) => bidRequest(ctx, asker, `many-${i}`, 0.01)));
+    const s = await asker.node.dialProtocol(L.multiaddr(ctx.a.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+    const answers = () => replies.filter((r) => r.type === 'bid.submit' || r.type === 'bid.decline');
+    // the gate learns from the Node's first lock-limit decline: requests arriving before it is decided are logged
+    assert.is(await sendWithCredit(s, frames.slice(0, 10), 10_000), 10);
+    assert.ok(await eventually(() => answers().length >= 10, 15_000), `${answers().length} of 10 answered: ${replies.map((r) => r.type).join(', ')}`);
+    const s2 = await asker.node.dialProtocol(L.multiaddr(ctx.a.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+    assert.is(await sendWithCredit(s2, frames.slice(10), 10_000), 30);
+    assert.ok(await eventually(() => answers().length >= 40, 15_000), `${answers().length} of 40 answered: ${replies.map((r) => r.type).join(', ')}`);
+    const bids = answers().filter((r) => r.type === 'bid.submit');
+    const declines = answers().filter((r) => r.type === 'bid.decline').map((r) => r.payload as { code: string; reason: string });
+    assert.is(bids.length, 8, 'one bid per lock the requester may hold');
+    assert.is(declines.length, 32);
+    assert.ok(declines.every((d) => d.code === 'lock-limit' && /maxLocksPerRequester/.test(d.reason)), JSON.stringify(declines.slice(0, 3)));
+    const after = await info(ctx);
+    const unlogged = (after.bidDeclinesUnlogged['lock-limit'] ?? 0) - (before.bidDeclinesUnlogged['lock-limit'] ?? 0);
+    const total = (after.bidDeclines['lock-limit'] ?? 0) - (before.bidDeclines['lock-limit'] ?? 0);
+    assert.is(total, 32, 'every decline is counted once');
+    // the Node declined the first two; the gate answered the next 30 without logging them (one a second may pass)
+    assert.ok(unlogged >= 27, `only ${unlogged} of 32 declines were answered before logging`);
+    // a revert lets one lock go: the requester may be bid on again at once
+    s.send(await sealed(ctx, envelope(ctx, { from: { peer: asker.me, did: asker.did, inbox: 'requester' }, to: { peer: ctx.a.ready.peerId, inbox: 'provider' }, type: 'deal.revert', payload: { dealId: 'many-0', nonce: 1, reason: 'test' } }), false, asker.key));
+    assert.ok(await eventually(async () => (await info(ctx)).locks.filter((l) => l.holder === asker.me).length === 7, 10_000), 'the reverted lock stayed');
+    s.send(await bidRequest(ctx, asker, 'many-again', 0.01));
+    assert.ok(await eventually(() => replies.some((r) => r.type === 'bid.submit' && (r.payload as { bid: { dealId: string } }).bid.dealId === 'many-again'), 10_000), 'no bid after a lock was let go');
+  } finally {
+    await asker.node.stop();
+  }
 });
 
 Bad('after all of it, A is up, still lists B, and every reason was counted', async (ctx) => {
