@@ -43,6 +43,8 @@ export interface RunConfig {
   readonly minFreeDisk: MinFreeDisk;
   /** How long what an ended deal leaves (records, modules, output) is kept (`--retain`); 0: forever. */
   readonly retainMs: number;
+  /** Most bytes of journal history (for `replay`) kept, whatever its age (`--retain-history`); 0: no cap. */
+  readonly retainHistoryBytes: number;
 }
 
 /**
@@ -92,6 +94,7 @@ export interface RawOptions {
   maxPeers?: string;
   minFreeDisk?: string;
   retain?: string;
+  retainHistory?: string;
 }
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -180,6 +183,7 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     maxPeers: parseMaxPeers(raw.maxPeers),
     minFreeDisk: parseMinFreeDisk(raw.minFreeDisk),
     retainMs: parseRetain(raw.retain),
+    retainHistoryBytes: parseRetainHistory(raw.retainHistory),
   });
 }
 
@@ -204,6 +208,20 @@ function parseRetain(v: string | undefined): number {
     throw new UsageError(`--retain "${v}" is not a duration of at least 1h; use e.g. --retain 7d, 36h, or 0 to keep everything`);
   }
   return ms;
+}
+
+/** Default `--retain-history`: the journal's history a node keeps at most (its segments are 32 MiB). */
+export const DEFAULT_RETAIN_HISTORY_BYTES = 1024 ** 3;
+
+/** `--retain-history`: a size of at least 64 MiB (two journal segments), or 0 for no cap. */
+function parseRetainHistory(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_RETAIN_HISTORY_BYTES;
+  const n = parseSize(v);
+  if (n === 0) return 0;
+  if (n === undefined || !Number.isFinite(n) || n < 64 * 1024 ** 2) {
+    throw new UsageError(`--retain-history "${v}" is not a size of at least 64MiB; use e.g. --retain-history 1GiB, 256MiB, or 0 for no cap`);
+  }
+  return n;
 }
 
 function parseMinFreeDisk(v: string | undefined): MinFreeDisk {

@@ -25,6 +25,7 @@ export function addRunCommand(program: Command): void {
     .option('--monitor-interval <ms>', 'milliseconds between monitoring samples', '5000')
     .option('--bid-window <duration>', 'longest a deploy waits for bids, e.g. 500ms or 2s (it ends early when every peer answered; default 2s)')
     .option('--retain <duration>', "how long what an ended deal leaves is kept: its record, unused modules, job output (default 7d; 0 keeps everything)")
+    .option('--retain-history <size>', "most journal history (what `replay` reads) kept, whatever its age: the oldest goes first past it (default 1GiB; 0: no cap)")
     .option('--min-free-disk <size>', "free space the data dir's disk keeps: under it the node declines new work (disk-full), e.g. 2GiB or 10% (default 1GiB or 5% of the disk, whichever is smaller)")
     .option('--max-peers <n>', 'peers this node dials itself through peer exchange (default 50); farther nodes are reached through the gossip mesh')
     .option('--json', 'print the ready line as JSON')

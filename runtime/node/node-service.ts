@@ -25,9 +25,11 @@ import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import { loadNetworkModule, startNetwork } from '../net/start-network.ts';
 import { SWEEP_EVERY_MS, sweepRetention } from '../deals/retention.ts';
+import { isolationReport } from '../executors/isolation.ts';
 import { formatMs } from '../executors/limits.ts';
 import { JOURNAL_DIR, STORE_DEFAULTS } from '../store/constants.ts';
 import { DexieEventLog, type RecoveryReport } from '../store/dexie-event-log.ts';
+import type { HistoryPruneReport } from '../store/history-retention.ts';
 import { INDEXES_KEY, type IndexStore, createIndexStore } from '../store/projections.ts';
 import type { OmitFrom, Recovery } from '../supervisor/supervisor.ts';
 import { readMachineFacts } from './benchmark.ts';
@@ -102,8 +104,10 @@ function nodeLifecycle(root: Root) {
       });
       return { stop: () => lock.release() };
     })
-    .phase('store', async ({ config, clock }) => {
-      const { store, recovery } = await DexieEventLog.open({ dataDir: config.dataDir, ...STORE_DEFAULTS, clock });
+    .phase('store', async ({ config, clock, log }) => {
+      const history = { retainMs: config.retainMs, maxBytes: config.retainHistoryBytes };
+      const onHistoryPruned = (r: HistoryPruneReport | Error) => (r instanceof Error ? log.warn({ err: r.message }, 'retention: removing old journal segments failed') : log.info(r, r.note!));
+      const { store, recovery } = await DexieEventLog.open({ dataDir: config.dataDir, ...STORE_DEFAULTS, clock, history, onHistoryPruned });
       return { parts: { store, storeRecovery: recovery }, stop: () => store.close() };
     })
     .phase('offer', readOffer)
@@ -135,6 +139,12 @@ function nodeLifecycle(root: Root) {
       await startOrStop(monitor.start(), () => monitor.stop());
       return { stop: () => monitor.stop() };
     })
+    .phase('isolation', async ({ log }) => {
+      // said once at start: an operator must know when a job's cpu share is not enforced
+      const r = await isolationReport();
+      if (r.cgroups) log.info(r, `jobs run in a cgroup each (cpu, memory and process count enforced)${r.processUser ? `; process jobs run as ${r.processUser}` : ''}`);
+      else log.warn(r, `jobs are limited by rlimits alone, so their cpu share is not enforced: no cgroups here (${r.why})`);
+    })
     .phase('serving', ({ deals, supervisor }) => {
       deals.start(); // its heartbeat ends with the actors' stop (the deal service's quiesce)
       supervisor.warm();
@@ -149,7 +159,7 @@ function nodeLifecycle(root: Root) {
           const r = await sweepRetention(deps, config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention sweep failed'));
           if (r && r.records + r.modules + r.outputs > 0) log.info(r, `retention: removed what ended deals left behind over ${formatMs(config.retainMs)} ago`);
           // journal segments older than that, back to one a checkpoint starts (never one recovery needs)
-          const h = await store.pruneHistory(config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention: removing old journal segments failed'));
+          const h = await store.pruneHistory().catch((e: Error) => log.warn({ err: e.message }, 'retention: removing old journal segments failed'));
           if (h?.note) log.info(h, h.note);
         });
       };

@@ -14,7 +14,7 @@ import type { ActorRecord, EventLog, LoggedEvent, MetaEntry } from '../../actors
 import { type Clock, realClock } from '../clock.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { JOURNAL_DIR } from './constants.ts';
-import { type HistoryPruneReport, pruneHistory } from './history-retention.ts';
+import { type HistoryLimits, type HistoryPruneReport, pruneHistory } from './history-retention.ts';
 import { Journal } from './journal.ts';
 import { journalTee } from './journal-tee.ts';
 import { StoreDb } from './store-db.ts';
@@ -26,6 +26,10 @@ export interface StoreInit {
   readonly compactBytes: number;
   /** Stamps snapshots and checkpoints (default: the real clock). */
   readonly clock?: Clock;
+  /** How much history (segments before the newest checkpoint's) to keep; with a size, pruned after each compaction. */
+  readonly history?: HistoryLimits;
+  /** Told what a prune after a compaction removed (and why it failed). */
+  readonly onHistoryPruned?: (r: HistoryPruneReport | Error) => void;
 }
 
 export interface RecoveryReport {
@@ -194,15 +198,21 @@ export class DexieEventLog implements EventLog {
       throw e;
     }
     this.stats.compactions += 1;
+    // a size cap is kept as the history grows, not only at the hourly sweep
+    if ((this.init.history?.maxBytes ?? 0) > 0) {
+      const r = await pruneHistory(this.init.dataDir, this.init.history!, this.#clock.now()).catch((e: Error) => e);
+      if (r instanceof Error || r.segments.length > 0) this.init.onHistoryPruned?.(r);
+    }
   }
 
   /**
-   * Removes the journal segments (the node's history for `replay`) older than `retainMs`, back to one that a
-   * checkpoint starts; never one that recovery needs (history-retention.ts). 0 keeps everything.
+   * Removes the journal segments (the node's history for `replay`) older than the retention or past its size (by
+   * default the store's `history`), back to one that a checkpoint starts; never one that recovery needs
+   * (history-retention.ts). 0 keeps everything.
    */
-  async pruneHistory(retainMs: number): Promise<HistoryPruneReport> {
+  async pruneHistory(limits: HistoryLimits | number | undefined = this.init.history): Promise<HistoryPruneReport> {
     await this.#compacting?.catch(() => {});
-    return pruneHistory(this.init.dataDir, retainMs, this.#clock.now());
+    return pruneHistory(this.init.dataDir, limits ?? 0, this.#clock.now());
   }
 
   async close(): Promise<void> {

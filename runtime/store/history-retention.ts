@@ -3,10 +3,12 @@
  * `replay`), not needed to recover. Once every one of them is older than the retention (`--retain`; by its mtime,
  * the time of its last record) they are removed, down to a segment that has a base (the checkpoint cut where it
  * starts, checkpoint.ts), so `replay` can start there; never the segment the newest checkpoint needs or any after it.
+ * With a size (`--retain-history`), the oldest segments also go while the history is larger than that, so a node
+ * under a flood of requests keeps a bounded data dir whatever the age of what it logged.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { keepAsBase, readBase, readCheckpoint } from './checkpoint.ts';
+import { baseName, keepAsBase, readBase, readCheckpoint } from './checkpoint.ts';
 import { JOURNAL_DIR } from './constants.ts';
 import { listSegments, segmentName } from './journal.ts';
 
@@ -33,22 +35,44 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes the journal segments older than `retainMs` (see the module comment); 0 keeps everything. */
-export async function pruneHistory(dataDir: string, retainMs: number, now: number): Promise<HistoryPruneReport> {
-  if (retainMs <= 0) return NOTHING;
+/** What history to keep: none older than `retainMs` (0: any age), and at most `maxBytes` of it (0: any size). */
+export interface HistoryLimits {
+  readonly retainMs: number;
+  readonly maxBytes?: number;
+}
+
+/**
+ * Removes the journal segments older than `retainMs`, and the oldest ones while the history (segments before the
+ * newest checkpoint's, with their bases) holds more than `maxBytes` (see the module comment).
+ */
+export async function pruneHistory(dataDir: string, limits: HistoryLimits | number, now: number): Promise<HistoryPruneReport> {
+  const { retainMs, maxBytes = 0 } = typeof limits === 'number' ? { retainMs: limits } : limits;
+  if (retainMs <= 0 && maxBytes <= 0) return NOTHING;
   const dir = path.join(dataDir, JOURNAL_DIR);
   const cp = await readCheckpoint(dataDir);
   if (!cp) return NOTHING; // never compacted: one segment, the live one
-  const cutoff = now - retainMs;
+  const cutoff = retainMs > 0 ? now - retainMs : -Infinity;
   const segments = await listSegments(dir);
+  // what each history segment costs on disk (its base, a checkpoint of its own, counts with the segment it starts)
   const sizes = new Map<number, number>();
+  const mtimes = new Map<number, number>();
+  for (const k of segments) {
+    if (k >= cp.segment) break;
+    const st = await fs.stat(path.join(dir, segmentName(k)));
+    const base = await fs.stat(path.join(dir, baseName(k))).then((b) => b.size, () => 0);
+    sizes.set(k, st.size + base);
+    mtimes.set(k, st.mtimeMs);
+  }
+  let history = [...sizes.values()].reduce((a, b) => a + b, 0);
   let keepFrom: number | null = null;
   for (let i = 1; i < segments.length; i += 1) {
     const k = segments[i]!;
     if (k > cp.segment) break; // recovery needs the newest checkpoint's segment and every one after it
-    const prev = await fs.stat(path.join(dir, segmentName(segments[i - 1]!)));
-    if (prev.mtimeMs >= cutoff) break; // history this young stays, and so does everything after it
-    sizes.set(segments[i - 1]!, prev.size);
+    const prev = segments[i - 1]!;
+    const tooOld = mtimes.get(prev)! < cutoff;
+    const tooMuch = maxBytes > 0 && history > maxBytes;
+    if (!tooOld && !tooMuch) break; // history this young and this small stays, and so does everything after it
+    history -= sizes.get(prev)!;
     if (k === cp.segment || (await readBase(dataDir, k).catch(() => undefined))) keepFrom = k;
   }
   if (keepFrom === null) return NOTHING;
@@ -69,6 +93,7 @@ export async function pruneHistory(dataDir: string, retainMs: number, now: numbe
   await syncDir(dir);
   const which = removed.length === 1 ? `segment ${removed[0]}` : `segments ${removed[0]}-${removed.at(-1)}`;
   const when = base.createdAt === undefined ? '' : ` before ${new Date(base.createdAt).toISOString()}`;
-  const note = `retention: removed journal ${which} (${(bytes / 1e6).toFixed(1)} MB, the history${when}); replay starts at segment ${keepFrom}`;
+  const why = maxBytes > 0 && retainMs > 0 ? `older than the retention or past the history's ${(maxBytes / 1e6).toFixed(0)} MB` : maxBytes > 0 ? `past the history's ${(maxBytes / 1e6).toFixed(0)} MB` : 'older than the retention';
+  const note = `retention: removed journal ${which} (${(bytes / 1e6).toFixed(1)} MB, the history${when}, ${why}); replay starts at segment ${keepFrom}`;
   return { segments: removed, bytes, from: keepFrom, before: base.createdAt ?? null, note };
 }

@@ -86,4 +86,18 @@ for (const bad of ['x', '', '-1d', '10m', '59m']) {
   });
 }
 
+Retain('--retain-history: absent 1 GiB; a size of at least 64 MiB; 0 for no cap', () => {
+  assert.is(parse({}).retainHistoryBytes, 1024 ** 3);
+  assert.is(parse({ retainHistory: '256MiB' }).retainHistoryBytes, 256 * 1024 ** 2);
+  assert.is(parse({ retainHistory: '0' }).retainHistoryBytes, 0);
+});
+
+for (const bad of ['x', '', '-1GiB', '1MiB', '10%']) {
+  Retain(`"${bad}" is bad usage, naming --retain-history`, () => {
+    const e = refusal({ retainHistory: bad });
+    assert.is(e.name, 'UsageError');
+    assert.match(e.message, `--retain-history "${bad}" is not a size of at least 64MiB`);
+  });
+}
+
 Retain.run();

@@ -2,7 +2,7 @@
 // the retention, back to a segment whose base (the checkpoint where it begins) is kept; never the segment the newest
 // checkpoint needs, nor any after it; 0 keeps everything. Recovery is unchanged, and the history read for replay
 // starts at the base: the actor's snapshot there, then the events after it.
-import { copyFile, link, mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { copyFile, link, mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
@@ -84,7 +84,7 @@ R('old segments go, back to one with a base; young ones and everything after the
   assert.equal(r.segments, [1, 2]);
   assert.is(r.from, 3);
   assert.ok(r.bytes > 0);
-  assert.match(String(r.note), /^retention: removed journal segments 1-2 \(.* MB, the history before \d{4}-\d\d-\d\dT.*Z\); replay starts at segment 3$/);
+  assert.match(String(r.note), /^retention: removed journal segments 1-2 \(.* MB, the history before \d{4}-\d\d-\d\dT.*Z, older than the retention\); replay starts at segment 3$/);
   assert.equal(await listSegments(journal(ctx)), [3, 4, 5]);
   assert.equal(await bases(ctx), [3, 4, 5].map(baseName), 'the bases of removed segments go with them');
 
@@ -131,6 +131,37 @@ R('0 keeps everything; so does a history younger than the retention', async (ctx
   assert.equal(await listSegments(journal(ctx)), [1, 2, 3, 4, 5]);
   assert.is((await historyStart(ctx.dir)).removed, null);
   assert.equal(await history(ctx, 'a'), Array.from({ length: 50 }, (_, i) => 1 + i));
+});
+
+R('past a size, the oldest segments go whatever their age, back to one with a base; under it nothing goes', async (ctx) => {
+  const store = await fiveSegments(ctx);
+  const sizes = await Promise.all([1, 2, 3, 4].map(async (k) => (await stat(path.join(journal(ctx), segmentName(k)))).size + (k > 1 ? (await stat(path.join(journal(ctx), baseName(k)))).size : 0)));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  assert.equal((await store.pruneHistory({ retainMs: 0, maxBytes: total })).segments, [], 'a history of exactly the size stays');
+  // one byte less: segment 1 must go (segment 2 has a base, so the cut can fall there)
+  const r = await store.pruneHistory({ retainMs: 0, maxBytes: total - 1 });
+  assert.equal(r.segments, [1]);
+  assert.match(String(r.note), /past the history's \d+ MB\); replay starts at segment 2$/);
+  // room for the newest history segment alone (4, with its base): 2 and 3 go too
+  assert.equal((await store.pruneHistory({ retainMs: 0, maxBytes: sizes[3]! })).segments, [2, 3]);
+  assert.equal(await listSegments(journal(ctx)), [4, 5]);
+  assert.equal(await history(ctx, 'a'), Array.from({ length: 35 }, (_, i) => 16 + i), 'replay starts at the base of segment 4 (a\'s snapshot at 15, then its events)');
+});
+
+R('a store with a history size prunes after each compaction by itself, and says what it removed', async (ctx) => {
+  const told: unknown[] = [];
+  ctx.store = (await DexieEventLog.open({ dataDir: ctx.dir, compactBytes: BIG, history: { retainMs: 0, maxBytes: 1 }, onHistoryPruned: (r) => told.push(r) })).store;
+  const store = ctx.store;
+  await store.register({ id: 'a', kind: 'counter', input: { start: 0 }, createdAt: 1 });
+  for (let s = 0; s < 4; s += 1) {
+    await store.append('a', range('a', s * 10 + 1, s * 10 + 10));
+    await store.compact();
+  }
+  assert.equal(await listSegments(journal(ctx)), [5], 'only the segment recovery needs is left');
+  assert.is(told.length, 4, 'each compaction cut one segment off');
+  assert.ok(told.every((r) => !(r instanceof Error) && /past the history's 0 MB/.test(String((r as { note?: string }).note))), JSON.stringify(told));
+  assert.equal(await history(ctx, 'a'), Array.from({ length: 40 }, (_, i) => 1 + i), 'the base holds what the removed segments did');
+  assert.equal(seqs(await (await reopen(ctx)).eventsAfter('a', 0)).length, 40, 'recovery is whole');
 });
 
 R('a data dir from before bases is cut only at the newest checkpoint, which becomes the base there', async (ctx) => {
