@@ -107,7 +107,7 @@ export class DealRegistry {
     await Promise.all([...this.#actors.values()].map((e) => e.ref));
   }
 
-  /** Forgets an ended actor and stops it (after a final snapshot); its log stays for replay. */
+  /** Forgets an ended actor and stops it (no final snapshot: it leaves the live store); its log stays for replay. */
   async retire(id: string): Promise<void> {
     this.#actors.delete(id);
     await this.deps.supervisor.retire(id).catch((e: Error) => this.deps.log.warn({ actor: id, err: e.message }, 'actor did not stop cleanly'));

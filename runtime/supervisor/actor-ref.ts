@@ -157,11 +157,15 @@ export class ActorRef<E extends { readonly type: string } = { readonly type: str
     return this.#remote.measure(this.kind, this.input, events, count);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the actor once what it was sent is done. A final snapshot is saved unless `snapshot: false` (an actor that
+   * ended and leaves the live store: no start will ever read it, and its log already holds its whole story).
+   */
+  async stop(opts: { readonly snapshot?: boolean } = {}): Promise<void> {
     if (this.#status === 'stopped') return;
     if (this.#status === 'running') {
       await this.drain().catch(() => {});
-      await this.#finalSnapshot();
+      if (opts.snapshot !== false) await this.#finalSnapshot();
     }
     this.#status = 'stopped';
     this.#epoch += 1; // a restart under way comes to nothing

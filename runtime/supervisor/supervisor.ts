@@ -121,13 +121,15 @@ export class Supervisor implements ActorOwner {
     return this.#tree.actors.get(id);
   }
 
-  /** Stops one child anywhere in the tree (an actor after a final snapshot; a supervisor with all its children) and forgets it; logs stay. */
+  /** Stops one child anywhere in the tree for good (an actor without a final snapshot; a supervisor with all its children) and forgets it; logs stay. */
   async retire(id: string): Promise<void> {
     const owner = this.#tree.owners.get(id);
     const child = owner && owner.#children.find((c) => c.id === id);
     if (!owner || !child) return;
     owner.#forget(child);
-    await Supervisor.#stopChild(child);
+    // retired: ended for good, so no snapshot (nothing will start it again)
+    if (child.ref) await child.ref.stop({ snapshot: false });
+    else await Supervisor.#stopChild(child);
     if (owner.#autoShutdown && owner.#children.length === 0 && owner.#parent && owner.#status === 'running') await this.retire(owner.name);
   }
 

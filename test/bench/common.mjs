@@ -2,7 +2,7 @@
 // processes and temp dirs tracked for cleanup, with a watchdog and signal handlers that run it; nodes started to
 // their ready line; and the results table with its target checks. Loads nothing of the runtime itself.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -272,4 +272,60 @@ export async function cpuSecondsOf(pid) {
   } catch {
     return null;
   }
+}
+
+/** A process's resident set now and at its peak, in bytes (null when it is gone). */
+export async function rssOf(pid) {
+  try {
+    const s = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Bytes of every file under `dir` (apparent sizes, each inode once, as `du -sb`), of those under its journal/,
+ * and of the journal's history: the segments (and checkpoint bases) before the newest base, or before the newest
+ * segment when there is no base, which recovery does not need and `--retain` removes once old enough.
+ */
+export async function dirBytes(dir) {
+  let total = 0;
+  let journal = 0;
+  const seen = new Set();
+  const segments = new Map();
+  const bases = new Map();
+  const walk = async (d, inJournal) => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return; // gone meanwhile
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p, inJournal || (d === dir && e.name === 'journal'));
+      else {
+        const st = await lstat(p).catch(() => null);
+        if (!st) continue;
+        // a base is a hard link to a checkpoint: named here whatever was counted first, its bytes counted once
+        const once = !seen.has(`${st.dev}:${st.ino}`);
+        seen.add(`${st.dev}:${st.ino}`);
+        if (once) total += st.size;
+        if (!inJournal) continue;
+        if (once) journal += st.size;
+        const seg = /^(\d{10})\.log$/.exec(e.name)?.[1];
+        const base = /^(\d{10})\.base\.json$/.exec(e.name)?.[1];
+        if (seg) segments.set(Number(seg), st.size);
+        if (base) bases.set(Number(base), st.size);
+      }
+    }
+  };
+  await walk(dir, false);
+  const cut = bases.size ? Math.max(...bases.keys()) : segments.size ? Math.max(...segments.keys()) : 0;
+  let history = 0;
+  for (const [k, v] of segments) if (k < cut) history += v;
+  for (const [k, v] of bases) if (k < cut) history += v;
+  return { total, journal, history };
 }

@@ -120,9 +120,9 @@ function apiClient(url, token) {
 }
 
 /** `node runtime/main.js` on a fresh data dir, to its ready line; keeps the tail of its stderr for errors. */
-async function startDms(name, tag, bootstrap = [], execArgv = [], existingDir = undefined) {
+async function startDms(name, tag, bootstrap = [], execArgv = [], existingDir = undefined, nodeArgs = []) {
   const dir = existingDir ?? (await tempDir(`deals-${tag}-${name}`));
-  const argv = [...execArgv, MAIN_JS, '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', '--bid-window', BID_WINDOW, ...bootstrap.flatMap((b) => ['--bootstrap', b])];
+  const argv = [...execArgv, MAIN_JS, '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', '--bid-window', BID_WINDOW, ...bootstrap.flatMap((b) => ['--bootstrap', b]), ...nodeArgs];
   const child = spawnTracked(argv);
   let err = '';
   child.stderr.on('data', (d) => {
@@ -133,11 +133,14 @@ async function startDms(name, tag, bootstrap = [], execArgv = [], existingDir = 
   return { name, dir, child, ready, peerId: ready.peerId, api: apiClient(ready.api, token), stderr: () => err };
 }
 
-/** A requester A and `n` providers joined through it; resolves once A counts them all as DMS peers. */
-async function startCluster(tag, n, execArgv = []) {
-  const a = await startDms('A', tag, [], execArgv);
+/**
+ * A requester A and `n` providers joined through it; resolves once A counts them all as DMS peers. `execArgv` go
+ * to node, `nodeArgs` to `run`.
+ */
+async function startCluster(tag, n, execArgv = [], nodeArgs = []) {
+  const a = await startDms('A', tag, [], execArgv, undefined, nodeArgs);
   const names = ['B', 'C', 'D', 'E'].slice(0, n);
-  const providers = await Promise.all(names.map((x) => startDms(x, tag, [a.ready.listen[0]], execArgv)));
+  const providers = await Promise.all(names.map((x) => startDms(x, tag, [a.ready.listen[0]], execArgv, undefined, nodeArgs)));
   const deadline = Date.now() + 30_000;
   for (;;) {
     const peers = await a.api('GET', '/v1/peers');
@@ -735,6 +738,12 @@ async function benchThroughput() {
     const t0 = performance.now();
     [cl, peers] = await Promise.all([startCluster('tput', 3, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), rawPair()]);
     const { providers } = cl;
+    // one requester with 64 deals in flight is what this measures: each provider may hold that many of its bids
+    // (its default, 8, is what a stranger gets; the flood bench and the soak keep it)
+    for (const n of providers) {
+      const prefs = await n.api('GET', '/v1/preferences');
+      await n.api('PUT', '/v1/preferences', { ...prefs, provider: { ...prefs.provider, maxLocksPerRequester: TPUT_WINDOW } });
+    }
     note(`deals: 4 nodes and 2 raw peers up in ${round((performance.now() - t0) / 1000, 1)} s`);
     const { body, job, bytes } = await helloJob(JOB_CPU);
     const { lastId } = await warmUp(cl.a, body);

@@ -5,7 +5,7 @@
 //   npm run soak -- [--minutes 10] [--nodes 4] [--deal-every 2] [--round-seconds 10] [--warmup 0.2]
 //                   [--sample-seconds 10] [--max-deals N] [--json] [--json-file FILE]
 //
-// - Nodes: `node runtime/main.js` (the built JS) on fresh data dirs, `--bid-window 500ms`: A, the requester, and
+// - Nodes: `node runtime/main.js` (the built JS) on fresh data dirs, `--bid-window 500ms --retain-history 64MiB`: A, the requester, and
 //   the providers B, C (and D) joined through it (test/bench/deals.mjs startCluster).
 // - Normal deals: A deploys hello.wasm (0.1 cpu, 32 MiB) through its API every --deal-every seconds, without
 //   waiting for the previous one, and polls each to its end (GET /v1/jobs/:id).
@@ -18,25 +18,32 @@
 //   fast as the credit allows from a fresh identity (over the bid.request budget: dropped, then refused).
 // - Every --sample-seconds: each node's RSS (/proc/<pid>/status VmRSS) and data dir size (all files, each inode
 //   once; journal/ apart, and the journal's history apart: the segments before the newest checkpoint base, which
-//   `--retain` (default 7 days, swept hourly) removes once old enough), and GET /v1/info (refusals by reason, bid
+//   `--retain` (default 7 days, swept hourly) removes once old enough and `--retain-history` once past its size),
+//   and GET /v1/info (refusals by reason, bid
 //   declines by code, and how long it took to answer); and what each node logs at warn and above.
 //
 // Verdict (exit 1 when it fails):
-// - RSS and data dir flat after the warm-up (the first --warmup of the run, default a fifth): for every node
-//   the END value (median of the samples in the run's last 30 s) is at most the WARM value (median of the samples
-//   in the warm-up's last 30 s) plus the larger of 15% of it and 30 MiB;
+// - RSS flat after the warm-up (the first --warmup of the run, default a fifth): for every node the END value
+//   (median of the samples in the run's last 30 s) is at most the WARM value (median of the samples in the
+//   warm-up's last 30 s) plus the larger of 15% of it and 30 MiB;
+// - the data dir bounded: without the journal's history flat by the same rule plus 32 MiB (the live journal
+//   segment grows to that before a checkpoint starts the next), and the history never over --retain-history at
+//   any sample. The whole data dir is shown beside it by the same rule, outside the verdict: until the history
+//   reaches its cap (which takes longer than a 10-minute run at a flood's rate) it grows with it;
 // - every normal deal deployed during the run completed (none failed, none unfinished 120 s after the run);
 // - every node still running at the end and answering `info` within 10 s at every sample.
-// The data dir without the journal's history is shown beside it, outside the verdict, held to the same rule plus
-// 32 MiB (the live journal segment grows to that before a checkpoint starts the next).
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, lstat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { children, cleanup, cpuSecondsOf, guard, MAIN_JS, round, spawnTracked, withTimeout } from '../bench/common.mjs';
+import { children, cleanup, cpuSecondsOf, dirBytes, guard, MAIN_JS, round, rssOf, spawnTracked, withTimeout } from '../bench/common.mjs';
 import { helloJob, startCluster, stepsOf, stopNodes } from '../bench/deals.mjs';
 import { spawnHostile } from '../bench/hostile-peer.mjs';
+
+/** Each node's `--retain-history`. */
+const RETAIN_HISTORY = '64MiB';
+const RETAIN_HISTORY_BYTES = 64 * 1024 ** 2;
 
 const { values: o } = parseArgs({
   options: {
@@ -103,61 +110,6 @@ const watchdog = guard(RUN_MS + DRAIN_MS + 300_000, 'soak');
 
 // ---------------------------------------------------------------------------------------------- measuring
 
-async function rssOf(pid) {
-  try {
-    const s = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Bytes of every file under `dir` (apparent sizes, each inode once, as `du -sb`), of those under its journal/,
- * and of the journal's history: the segments (and checkpoint bases) before the newest base, or before the newest
- * segment when there is no base, which recovery does not need and `--retain` removes once old enough.
- */
-async function dirBytes(dir) {
-  let total = 0;
-  let journal = 0;
-  const seen = new Set();
-  const segments = new Map();
-  const bases = new Map();
-  const walk = async (d, inJournal) => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return; // gone meanwhile
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p, inJournal || (d === dir && e.name === 'journal'));
-      else {
-        const st = await lstat(p).catch(() => null);
-        if (!st) continue;
-        // a base is a hard link to a checkpoint: named here whatever was counted first, its bytes counted once
-        const once = !seen.has(`${st.dev}:${st.ino}`);
-        seen.add(`${st.dev}:${st.ino}`);
-        if (once) total += st.size;
-        if (!inJournal) continue;
-        if (once) journal += st.size;
-        const seg = /^(\d{10})\.log$/.exec(e.name)?.[1];
-        const base = /^(\d{10})\.base\.json$/.exec(e.name)?.[1];
-        if (seg) segments.set(Number(seg), st.size);
-        if (base) bases.set(Number(base), st.size);
-      }
-    }
-  };
-  await walk(dir, false);
-  const cut = bases.size ? Math.max(...bases.keys()) : segments.size ? Math.max(...segments.keys()) : 0;
-  let history = 0;
-  for (const [k, v] of segments) if (k < cut) history += v;
-  for (const [k, v] of bases) if (k < cut) history += v;
-  return { total, journal, history };
-}
-
 async function sampleNode(n) {
   const t0 = performance.now();
   let info = null;
@@ -178,6 +130,7 @@ async function sampleNode(n) {
     journal: disk.journal,
     /** The data dir without the journal's history (what recovery needs, and the modules, outputs and files). */
     live: disk.total - disk.history,
+    history: disk.history,
     cpuSeconds: cpu,
     infoMs: info ? infoMs : null,
     infoError,
@@ -218,7 +171,8 @@ const logs = {};
 try {
   say(`soak: ${NODES} nodes, ${MINUTES} min (warm-up ${WARMUP_MS / 1000} s), a deal every ${DEAL_EVERY_MS / 1000} s (at most ${MAX_DEALS}), a hostile round every ${ROUND_MS / 1000} s; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
   const t0 = performance.now();
-  cl = await startCluster('soak', NODES - 1);
+  // the history cap at its least (two journal segments), so that a bounded data dir shows within the run
+  cl = await startCluster('soak', NODES - 1, [], ['--retain-history', RETAIN_HISTORY]);
   const nodes = cl.all;
   // wait until every node has every other connected and subscribed to the bid topic (gossip reaches all)
   const meshDeadline = Date.now() + 60_000;
@@ -408,6 +362,8 @@ try {
       dataDir: flat(n.name, 'dataDir'),
       journal: flat(n.name, 'journal'),
       live: flat(n.name, 'live', SEGMENT_BYTES),
+      historyMaxMiB: mib(Math.max(...samples.map((s) => s.nodes[n.name].history ?? 0))),
+      historyCapped: samples.every((s) => (s.nodes[n.name].history ?? 0) <= RETAIN_HISTORY_BYTES),
       peakRssMiB: mib(last.hwm),
       cpuSeconds: last.cpuSeconds,
       infoMs: { p50: median(samples.map((s) => s.nodes[n.name].infoMs).filter((v) => v != null)), max: Math.max(...samples.map((s) => s.nodes[n.name].infoMs ?? 0)) },
@@ -437,7 +393,7 @@ try {
   for (const d of completed) byProvider[d.provider] = (byProvider[d.provider] ?? 0) + 1;
   const checks = {
     rssFlat: Object.values(perNode).every((p) => p.rss.ok),
-    dataDirFlat: Object.values(perNode).every((p) => p.dataDir.ok),
+    dataDirBounded: Object.values(perNode).every((p) => p.live.ok && p.historyCapped),
     everyDealCompleted: deals.length > 0 && notCompleted.length === 0,
     nodesUpAndAnswering: Object.values(perNode).every((p) => p.aliveAtEnd && p.infoFailures.length === 0),
   };
@@ -460,8 +416,8 @@ try {
     nodes: perNode,
     checks,
     ok: Object.values(checks).every(Boolean),
-    liveDataDirFlat: Object.values(perNode).every((p) => p.live.ok),
-    samples: samples.map((s) => ({ t: s.t, load1: s.load1, deals: s.dealsDeployed, hostileRounds: s.hostileRounds, nodes: Object.fromEntries(Object.entries(s.nodes).map(([k, v]) => [k, { rssMiB: mib(v.rss), dataDirMiB: mib(v.dataDir), journalMiB: mib(v.journal), liveMiB: mib(v.live), infoMs: v.infoMs, cpuSeconds: v.cpuSeconds, refusedPeers: v.refusedPeers, locks: v.locks }])) })),
+    dataDirFlat: Object.values(perNode).every((p) => p.dataDir.ok),
+    samples: samples.map((s) => ({ t: s.t, load1: s.load1, deals: s.dealsDeployed, hostileRounds: s.hostileRounds, nodes: Object.fromEntries(Object.entries(s.nodes).map(([k, v]) => [k, { rssMiB: mib(v.rss), dataDirMiB: mib(v.dataDir), journalMiB: mib(v.journal), liveMiB: mib(v.live), historyMiB: mib(v.history), infoMs: v.infoMs, cpuSeconds: v.cpuSeconds, refusedPeers: v.refusedPeers, locks: v.locks }])) })),
   });
   exitCode = report.ok ? 0 : 1;
 } catch (e) {
@@ -493,7 +449,8 @@ function summary(r) {
     );
   }
   lines.push(`  growth after warm-up, MiB/min (least squares): ${Object.entries(r.nodes).map(([k, p]) => `${k} RSS ${p.rss.slopeMiBPerMin}, data dir ${p.dataDir.slopeMiBPerMin} (journal ${p.journal.slopeMiBPerMin})`).join('; ')}`);
-  lines.push(`  data dir without the journal's history (what recovery needs; history is kept for --retain, default 7 days; the rule + 32 MiB for the live segment): ${Object.entries(r.nodes).map(([k, p]) => `${k} ${p.live.warmMiB} -> ${p.live.endMiB} MiB (${yes(p.live.ok) === 'yes' ? 'flat' : 'NOT flat'})`).join(', ')}`);
+  lines.push(`  data dir without the journal's history (what recovery needs; the rule + 32 MiB for the live segment): ${Object.entries(r.nodes).map(([k, p]) => `${k} ${p.live.warmMiB} -> ${p.live.endMiB} MiB (${yes(p.live.ok) === 'yes' ? 'flat' : 'NOT flat'})`).join(', ')}`);
+  lines.push(`  the journal's history (for replay; capped by --retain-history ${RETAIN_HISTORY}), most at any sample: ${Object.entries(r.nodes).map(([k, p]) => `${k} ${p.historyMaxMiB} MiB${p.historyCapped ? '' : ' OVER THE CAP'}`).join(', ')}`);
   lines.push('');
   const d = r.deals;
   lines.push(`normal deals: ${d.deployed} deployed, ${d.completed} completed, ${d.failed} failed, ${d.unfinished} unfinished; rounds ${Object.entries(d.rounds).map(([k, v]) => `${v} in ${k}`).join(', ')}; providers ${Object.entries(d.byProvider).map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -515,7 +472,7 @@ function summary(r) {
   if (unclean.length) lines.push(`WARNING: SIGTERM did not end every node with exit 0: ${unclean.map(([k, p]) => `${k} ${p.stop.code ?? p.stop.signal}`).join(', ')}`);
   for (const [name, p] of Object.entries(r.nodes)) if (p.infoFailures.length) lines.push(`WARNING: ${name} did not answer info: ${p.infoFailures.slice(0, 3).join('; ')}`);
   lines.push('');
-  lines.push(`verdict: RSS flat ${yes(r.checks.rssFlat)}; data dir flat ${yes(r.checks.dataDirFlat)}; every normal deal completed ${yes(r.checks.everyDealCompleted)}; nodes up and answering ${yes(r.checks.nodesUpAndAnswering)} => ${r.ok ? 'PASS' : 'FAIL'} (outside the verdict: data dir without the journal's history flat ${yes(r.liveDataDirFlat)})`);
+  lines.push(`verdict: RSS flat ${yes(r.checks.rssFlat)}; data dir bounded (flat without the history, history under its cap) ${yes(r.checks.dataDirBounded)}; every normal deal completed ${yes(r.checks.everyDealCompleted)}; nodes up and answering ${yes(r.checks.nodesUpAndAnswering)} => ${r.ok ? 'PASS' : 'FAIL'} (outside the verdict: whole data dir flat ${yes(r.dataDirFlat)})`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -218,6 +218,16 @@ Nested('autoShutdown: retiring the last child retires its supervisor too', async
   assert.is(ctx.sup.size, 0);
 });
 
+Nested('a retired actor is stopped without a final snapshot; a stopped one gets one', async (ctx) => {
+  const [x, y] = await spawnRegistered(ctx.sup, ['x', 'y']);
+  assert.ok(x && y);
+  assert.is(await ctx.log.latestSnapshot('x'), undefined, 'onboarding is far below the snapshot interval');
+  await within('retire x', ctx.sup.retire('x'), LONG);
+  assert.is(await ctx.log.latestSnapshot('x'), undefined, 'retired: ended for good, nothing will start it from a snapshot');
+  await within('stop y', y.stop(), LONG);
+  assert.ok(await ctx.log.latestSnapshot('y'), 'a clean stop leaves a snapshot so the next start replays nothing');
+});
+
 Nested.run();
 
 // ---------------------------------------------------------------------------------------------------------------
