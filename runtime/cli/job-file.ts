@@ -48,32 +48,45 @@ export class FileTooLargeError extends Error {
 }
 
 /** YAML writes `K: 1` and `- 2` unquoted: scalars are taken as the strings they read as. */
-const text = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+export const scalarText = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+const text = scalarText;
 const args = z.array(text).default([]);
 const env = z.record(z.string(), text).default({});
 const peers = z.array(z.string()).default([]);
 
+/** The fields a job file and each part of an ensemble file share, as the job file writes them. */
+export const jobFileFields = {
+  executor: z.enum(KNOWN_EXECUTORS, {
+    error: (iss) => (iss.input === undefined ? 'is required' : `unknown executor ${JSON.stringify(iss.input)}; use ${KNOWN_EXECUTORS.map((e) => `"${e}"`).join(' or ')}`),
+  }),
+  /** `module` is a path relative to the job file; `sha256`, when given, pins the module's content. */
+  wasm: z.strictObject({ module: z.string().min(1, 'is empty; give the path of a .wasm file'), sha256: z.string().optional(), args, env }).optional(),
+  process: z.strictObject({ command: z.string(), args, env }).optional(),
+  resources: z.strictObject({ cpu: z.number(), memory: sizeSchema, disk: sizeSchema.default(0), gpus: z.number().default(0) }),
+  constraints: z.strictObject({ peers, excludePeers: peers }).default({ peers: [], excludePeers: [] }),
+};
+
+/** The section the executor needs is there (`wasm` for "wasm", `process` for "process"); for a superRefine. */
+export function requireExecutorSection(j: { executor: string; wasm?: unknown; process?: unknown }, ctx: z.RefinementCtx): void {
+  if (j.executor === 'wasm' && !j.wasm) ctx.addIssue({ code: 'custom', path: ['wasm', 'module'], message: 'is required for executor "wasm"; give the path of a .wasm file' });
+  if (j.executor === 'process' && !j.process) ctx.addIssue({ code: 'custom', path: ['process', 'command'], message: 'is required for executor "process"; name the program to run' });
+}
+
 const jobFileSchema = z
   .strictObject({
     name: z.string(),
-    executor: z.enum(KNOWN_EXECUTORS, {
-      error: (iss) => (iss.input === undefined ? 'is required' : `unknown executor ${JSON.stringify(iss.input)}; use ${KNOWN_EXECUTORS.map((e) => `"${e}"`).join(' or ')}`),
-    }),
-    /** `module` is a path relative to the job file; `sha256`, when given, pins the module's content. */
-    wasm: z.strictObject({ module: z.string().min(1, 'is empty; give the path of a .wasm file'), sha256: z.string().optional(), args, env }).optional(),
-    process: z.strictObject({ command: z.string(), args, env }).optional(),
-    resources: z.strictObject({ cpu: z.number(), memory: sizeSchema, disk: sizeSchema.default(0), gpus: z.number().default(0) }),
+    executor: jobFileFields.executor,
+    wasm: jobFileFields.wasm,
+    process: jobFileFields.process,
+    resources: jobFileFields.resources,
     timeout: durationSchema.default(DEFAULT_JOB_TIMEOUT_MS),
-    constraints: z.strictObject({ peers, excludePeers: peers }).default({ peers: [], excludePeers: [] }),
+    constraints: jobFileFields.constraints,
   })
-  .superRefine((j, ctx) => {
-    if (j.executor === 'wasm' && !j.wasm) ctx.addIssue({ code: 'custom', path: ['wasm', 'module'], message: 'is required for executor "wasm"; give the path of a .wasm file' });
-    if (j.executor === 'process' && !j.process) ctx.addIssue({ code: 'custom', path: ['process', 'command'], message: 'is required for executor "process"; name the program to run' });
-  });
+  .superRefine(requireExecutorSection);
 type JobFile = z.output<typeof jobFileSchema>;
 
 /** Messages for zod's generic issues, in the words of a job file. */
-const jobFileErrors: z.core.$ZodErrorMap = (iss) => {
+export const jobFileErrors: z.core.$ZodErrorMap = (iss) => {
   if ((iss.code === 'invalid_type' || iss.code === 'invalid_union') && iss.input === undefined) return 'is required';
   if (iss.code === 'invalid_type') return `expected ${iss.expected}, got ${JSON.stringify(iss.input)}`;
   if (iss.code === 'invalid_union') {
@@ -88,8 +101,7 @@ const jobFileErrors: z.core.$ZodErrorMap = (iss) => {
 export async function loadJobFile(file: string, options: JobFileOptions = {}): Promise<LoadedJob> {
   const readFile = options.readFile ?? readBounded;
   const maxModuleBytes = options.maxModuleBytes ?? MAX_RUNNABLE_MODULE_BYTES;
-  const raw = await readOrRefuse(readFile, file, MAX_JOB_FILE_BYTES, file, undefined, 'the job file');
-  const parsed = jobFileSchema.safeParse(parseJobText(raw, file), { error: jobFileErrors });
+  const parsed = jobFileSchema.safeParse(await readJobDocument(file, readFile), { error: jobFileErrors });
   if (!parsed.success) throw new JobFileError(`${file}: ${describeIssues(parsed.error)}`, file, parsed.error.issues[0]?.path.join('.'));
   const f = parsed.data;
   if (f.executor === 'process') return { job: checked(file, specOf(f, undefined)) };
@@ -114,7 +126,12 @@ function checked(file: string, job: JobSpec): JobSpec {
   return job;
 }
 
-function parseJobText(raw: Uint8Array, file: string): unknown {
+/** Reads the job file at `file` (at most MAX_JOB_FILE_BYTES) and parses it as JSON or YAML into an object. */
+export async function readJobDocument(file: string, readFile: Required<JobFileOptions>['readFile'] = readBounded): Promise<object> {
+  return parseJobText(await readOrRefuse(readFile, file, MAX_JOB_FILE_BYTES, file, undefined, 'the job file'), file);
+}
+
+function parseJobText(raw: Uint8Array, file: string): object {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
@@ -154,13 +171,24 @@ function parseYaml(text: string, file: string, jsonError?: string): unknown {
   }
 }
 
-async function loadModule(file: string, wasm: NonNullable<JobFile['wasm']>, readFile: Required<JobFileOptions>['readFile'], maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads the module `wasm.module` names (relative to the job file), checks it is WASM within `maxBytes` and as
+ * pinned; refusals name `${prefix}wasm.module` or `${prefix}wasm.sha256` (prefix: "" in a job file, the part's
+ * path with a trailing dot in an ensemble file).
+ */
+export async function loadModule(
+  file: string,
+  wasm: NonNullable<JobFile['wasm']>,
+  readFile: Required<JobFileOptions>['readFile'],
+  maxBytes: number,
+  prefix = '',
+): Promise<Uint8Array> {
   const modulePath = path.resolve(path.dirname(path.resolve(file)), wasm.module);
-  const bytes = await readOrRefuse(readFile, modulePath, maxBytes, file, 'wasm.module', `the module ${wasm.module}`);
+  const bytes = await readOrRefuse(readFile, modulePath, maxBytes, file, `${prefix}wasm.module`, `the module ${wasm.module}`);
   try {
     return await loadCheckedModule({ module: { bytes }, sha256: wasm.sha256 ?? sha256Hex(bytes) }, maxBytes);
   } catch (err) {
-    const field = (err as Error).name === 'ModuleHashMismatchError' || (err as Error).name === 'InvalidJobError' ? 'wasm.sha256' : 'wasm.module';
+    const field = prefix + ((err as Error).name === 'ModuleHashMismatchError' || (err as Error).name === 'InvalidJobError' ? 'wasm.sha256' : 'wasm.module');
     throw new JobFileError(`${file}: ${field}: ${wasm.module}: ${(err as Error).message}`, file, field);
   }
 }
@@ -185,8 +213,8 @@ async function readOrRefuse(
   }
 }
 
-/** Reads a whole regular file, refusing it unread when it is over `maxBytes`. */
-async function readBounded(file: string, maxBytes: number): Promise<Uint8Array> {
+/** Reads a whole regular file, refusing it unread when it is over `maxBytes`: the default `readFile`. */
+export async function readBounded(file: string, maxBytes: number): Promise<Uint8Array> {
   const handle = await open(file, 'r');
   try {
     const stats = await handle.stat();
