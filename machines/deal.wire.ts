@@ -10,7 +10,7 @@ export interface BidRequestMsg {
   readonly type: 'bid.request';
   readonly dealId: string;
   readonly nonce: number;
-  /** The job, without its module's bytes (the module is named by sha256 and size). */
+  /** What a provider decides on: the job without its args and env (`requirementsOf`) and its module's bytes (named by sha256 and size). */
   readonly job: JobSpec;
   /** Bids must reach the requester by then. */
   readonly expiresAt: number;
@@ -84,6 +84,11 @@ export interface DealAllocateMsg {
   readonly type: 'deal.allocate';
   readonly dealId: string;
   readonly nonce: number;
+  /**
+   * The whole job, with its args and env, when the bid request carried it without them (`requirementsOf`); the
+   * provider's runtime checks that it is the job bid on before the provider machine sees it.
+   */
+  readonly job?: JobSpec;
 }
 /** Provider -> requester: the allocation exists (pending) and will start. */
 export interface DealAllocatedMsg {

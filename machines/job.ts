@@ -184,6 +184,30 @@ function windowProblems({ now, deadline }: DeploymentWindow): JobProblem[] {
   return [{ field: 'deadline', message: `the deployment's deadline ${what}; it needs at least 1 minute to complete, so give it a later deadline` }];
 }
 
+/**
+ * What a provider needs to decide on a job: the job without its args and env. A bid request carries only this (it
+ * reaches every provider, and each logs it before deciding); the whole job travels in `deal.allocate`, to the one
+ * provider chosen.
+ */
+export function requirementsOf(job: JobSpec): JobSpec {
+  if (job.executor === 'wasm') return job.wasm.args.length === 0 && Object.keys(job.wasm.env).length === 0 ? job : { ...job, wasm: { ...job.wasm, args: [], env: {} } };
+  return job.process.args.length === 0 && Object.keys(job.process.env).length === 0 ? job : { ...job, process: { ...job.process, args: [], env: {} } };
+}
+
+/** Why `full` is not the job `bid` stands for (the same job but for args and env), or null when it is. */
+export function requirementsMismatch(bid: JobSpec, full: JobSpec): string | null {
+  const a = requirementsOf(bid);
+  const b = requirementsOf(full);
+  if (canonical(a) === canonical(b)) return null;
+  const fields = (['name', 'executor', 'resources', 'timeoutMs', 'constraints', 'wasm', 'process'] as const).filter((f) => canonical((a as unknown as Record<string, unknown>)[f]) !== canonical((b as unknown as Record<string, unknown>)[f]));
+  return `the allocate's job differs from the one bid on in ${fields.join(', ') || 'its fields'} (only args and env may come with the allocate)`;
+}
+
+/** JSON with object keys sorted, so two equal jobs compare equal whatever their key order. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => (p < q ? -1 : 1))) : x));
+}
+
 /** `field: message; field: message`, for one-line errors. */
 export function describeJobProblems(problems: readonly JobProblem[]): string {
   return problems.map((p) => `${p.field}: ${p.message}`).join('; ');

@@ -5,10 +5,11 @@
  */
 import { and, enqueueActions, setup } from 'xstate';
 import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
+import type { JobSpec } from './job.ts';
 import type { ProviderDealState, ProviderEvent, ProviderInput, ProviderIntent, ProviderRecord } from './provider.messages.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
-export const PROVIDER_MACHINE_VERSION = 1;
+export const PROVIDER_MACHINE_VERSION = 2;
 
 export interface ProviderContext {
   readonly input: ProviderInput;
@@ -20,6 +21,8 @@ export interface ProviderContext {
   readonly revertPending: boolean;
   /** `allocation.cancel` went out (it goes out once). */
   readonly cancelSent: boolean;
+  /** The whole job, once the allocate brought it (the bid was on its requirements, `input.job`); null until then. */
+  readonly job: JobSpec | null;
 }
 
 type Enqueue = { emit(intent: ProviderIntent): void; assign(patch: Partial<ProviderContext>): void };
@@ -120,11 +123,14 @@ export const providerMachine = setup({
       unlock(a);
       note(a, `allocate refused: ${reason}`);
     }),
-    requestAllocation: enqueueActions(({ context, enqueue }) => {
+    requestAllocation: enqueueActions(({ context, event, enqueue }) => {
+      // the whole job, with its args and env, comes with the allocate (checked against the bid's by the runtime)
+      if (event.type === 'deal.allocate' && event.job) enqueue.assign({ job: event.job });
       enqueue.emit({ type: 'ledger.allocate.request', allocationId: context.input.key, lockId: context.input.lockId });
     }),
     spawnAllocation: enqueueActions((a) => {
-      const { key, bid, requester, job } = a.context.input;
+      const { key, bid, requester } = a.context.input;
+      const job = a.context.job ?? a.context.input.job;
       cancelTimer(a, EXPIRY);
       a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job } });
       const message = a.context.revertPending ? 'allocated after the requester reverted; cancelling it' : 'allocated; the job starts';
@@ -193,6 +199,7 @@ export const providerMachine = setup({
     timers: {},
     revertPending: false,
     cancelSent: false,
+    job: null,
   }),
   initial: 'opening',
   on: {

@@ -46,6 +46,8 @@ export interface DealAllocateEvent extends FromPeer {
   readonly moduleReady: boolean;
   /** Why not, when it is not ready. */
   readonly moduleProblem?: string;
+  /** The whole job (args and env) when the bid request carried only its requirements; the runtime checked it matches. */
+  readonly job?: JobSpec;
 }
 export type DealRevertEvent = DealRevertMsg & FromPeer;
 export type DealCancelEvent = DealCancelMsg & FromPeer;

@@ -3,6 +3,7 @@
  * the ledger, spawning the provider and allocation actors, and running jobs through the executors. The supervisor
  * hands over intents of live events only, never of replayed ones.
  */
+import { requirementsOf } from '../../machines/job.ts';
 import type { AllocationIntent, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import type { NodeDealIntent } from '../../machines/bidding.messages.ts';
 import { ALLOCATION_TERMINAL } from '../../machines/deal.constants.ts';
@@ -112,7 +113,8 @@ function failed(svc: DealService, actorId: string, what: string, e: Error): void
 async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'bid.request.send' }>): Promise<void> {
   const net = svc.deps.net();
   const { job, dealId, nonce, expiresAt } = intent;
-  const payload = { dealId, nonce, job, expiresAt };
+  // what providers decide on; the args and env go to the chosen one with the allocate
+  const payload = { dealId, nonce, job: requirementsOf(job), expiresAt };
   const excluded = new Set(job.constraints.excludePeers);
   let candidates: string[] = [];
   // how far a broadcast went; a request sent straight to the job's peers reached exactly the candidates
@@ -160,7 +162,9 @@ async function sendAllocate(svc: DealService, actorId: string, intent: Extract<R
       svc.deps.log.error({ job: intent.dealId, err: (e as Error).message }, 'the job\'s module is gone from the module store');
     }
   }
-  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
+  // the bid request carried the job without its args and env: the chosen provider gets them now
+  const whole = job && requirementsOf(job) !== job ? { job } : {};
+  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...whole, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
 }
 
 async function askLedger(svc: DealService, actorId: string, allocationId: string, lockId: string): Promise<void> {

@@ -13,6 +13,7 @@ import {
   providerActorId,
   requesterActorId,
 } from '../../machines/deal.ids.ts';
+import { requirementsMismatch } from '../../machines/job.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { ProviderEvent } from '../../machines/provider.messages.ts';
 import type { RequesterEvent } from '../../machines/requester.messages.ts';
@@ -180,7 +181,15 @@ async function deliverAllocate(svc: DealService, id: string, key: string, m: Inb
       moduleProblem = `the job's module was refused: ${(err as Error).message}`;
     }
   }
-  svc.deliver(id, { ...p, type: m.type, from: m.from, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, m.from);
+  // the whole job (args and env) may come only now: it must be the job bid on
+  const { job: whole, ...rest } = p;
+  const mismatch = whole && job ? requirementsMismatch(job, whole) : null;
+  if (mismatch) {
+    moduleReady = false;
+    moduleProblem = mismatch;
+  }
+  const withJob = whole && !mismatch ? { job: whole } : {};
+  svc.deliver(id, { ...rest, ...withJob, type: m.type, from: m.from, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, m.from);
 }
 
 async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound, { allocationId, offset }: LogsRequestPayload): Promise<void> {

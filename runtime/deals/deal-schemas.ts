@@ -3,42 +3,50 @@
  * and query requests), one per type, checked at the network edge. Each payload is the message without `type`
  * (the envelope carries it). Strict and bounded: an unknown field, a string past its length or a number out of range is refused with the field named. A job is
  * also held to every rule of `validateJob`, so the deal machines only ever see jobs they could run, and to
- * MAX_BID_JOB_BYTES as a whole.
+ * MAX_JOB_BYTES as a whole (MAX_BID_JOB_BYTES in a bid request, which carries it without args and env).
  */
 import { z } from 'zod';
 import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
-import { JOB_ID_PATTERN, JOB_LIMITS, type JobProblem, type JobSpec, PEER_ID_PATTERN, validateJob } from '../../machines/job.ts';
+import { JOB_ID_PATTERN, JOB_LIMITS, type JobProblem, type JobSpec, PEER_ID_PATTERN, requirementsOf, validateJob } from '../../machines/job.ts';
 import { encodedSize } from './encoded-size.ts';
 import type { OutputPage } from './output-page.ts';
 
 /** The most module bytes `deal.allocate` carries: what fits in a 1 MiB message with the envelope around it. */
 export const MAX_DEAL_MODULE_BYTES = 900 * 1024;
 /**
- * The most a job may take in a `bid.request`, DAG-CBOR encoded: everything the job says (name, args, env, command,
- * resources, constraints, the module's hash and size). A bid request reaches every provider the requester reaches,
- * and each journals it before deciding; the module's bytes travel only in `deal.allocate`, to the chosen provider.
+ * The most a whole job may take, DAG-CBOR encoded: everything the job says (name, args, env, command, resources,
+ * constraints, the module's hash and size). It travels whole only in `deal.allocate`, to the chosen provider.
  */
-export const MAX_BID_JOB_BYTES = 64 * 1024;
+export const MAX_JOB_BYTES = 64 * 1024;
+/**
+ * The most the job in a `bid.request` may take: the job without its args and env (`requirementsOf`). A bid request
+ * reaches every provider the requester reaches, and each logs it before deciding, so it carries only what a
+ * provider decides on; the module's bytes and the args and env travel in `deal.allocate`.
+ */
+export const MAX_BID_JOB_BYTES = 16 * 1024;
 
-/** The job is over MAX_BID_JOB_BYTES: names the part of it that takes the most. */
+/** The job is over MAX_JOB_BYTES, or what its bid request carries is over MAX_BID_JOB_BYTES: names the largest part. */
 export function jobSizeProblem(job: JobSpec): JobProblem | undefined {
-  const size = encodedSize(job);
-  if (size <= MAX_BID_JOB_BYTES) return undefined;
   const section = job.executor === 'wasm' ? job.wasm : job.process;
-  const parts: [string, unknown][] = [
+  const common: [string, unknown][] = [
     ['name', job.name],
-    [`${job.executor}.args`, section.args],
-    [`${job.executor}.env`, section.env],
     ['constraints.peers', job.constraints.peers],
     ['constraints.excludePeers', job.constraints.excludePeers],
+    ...(job.executor === 'process' ? ([['process.command', job.process.command]] as [string, unknown][]) : []),
   ];
-  if (job.executor === 'process') parts.push(['process.command', job.process.command]);
-  const [field, largest] = parts.map(([f, v]) => [f, encodedSize(v)] as const).reduce((a, b) => (b[1] > a[1] ? b : a));
-  const instead = job.executor === 'wasm' ? 'put large inputs in the module, which only the chosen provider receives' : 'pass large inputs some other way than args and env';
-  return {
-    field,
-    message: `takes ${largest} of the job's ${size} bytes; a bid request carries a job of at most ${MAX_BID_JOB_BYTES} bytes (64 KiB, DAG-CBOR) to every provider it reaches: ${instead}`,
-  };
+  const largest = (parts: [string, unknown][]) => parts.map(([f, v]) => [f, encodedSize(v)] as const).reduce((a, b) => (b[1] > a[1] ? b : a));
+  const size = encodedSize(job);
+  if (size > MAX_JOB_BYTES) {
+    const [field, bytes] = largest([...common, [`${job.executor}.args`, section.args], [`${job.executor}.env`, section.env]]);
+    const instead = job.executor === 'wasm' ? 'put large inputs in the module' : 'pass large inputs some other way than args and env';
+    return { field, message: `takes ${bytes} of the job's ${size} bytes; a job is at most ${MAX_JOB_BYTES} bytes (64 KiB, DAG-CBOR): ${instead}` };
+  }
+  const asked = encodedSize(requirementsOf(job));
+  if (asked > MAX_BID_JOB_BYTES) {
+    const [field, bytes] = largest(common);
+    return { field, message: `takes ${bytes} of the ${asked} bytes a bid request carries to every provider it reaches (the job without its args and env); at most ${MAX_BID_JOB_BYTES} bytes (16 KiB, DAG-CBOR)` };
+  }
+  return undefined;
 }
 /** Longest free text (reasons, messages): one line for a person, not a log. */
 export const MAX_TEXT = 2048;
@@ -117,6 +125,9 @@ export const jobSchema: z.ZodType<JobSpec> = jobShape.pipe(
   }),
 );
 
+/** The job in a bid request: what a provider decides on, small (MAX_BID_JOB_BYTES whole). */
+const bidJobSchema: z.ZodType<JobSpec> = jobSchema.refine((job) => encodedSize(job) <= MAX_BID_JOB_BYTES, `is over ${MAX_BID_JOB_BYTES} bytes (DAG-CBOR); a bid request carries the job without its args and env`);
+
 const deal = { dealId, nonce };
 const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time });
 const moduleBytes = z
@@ -142,12 +153,12 @@ export type DealPayloads = { [T in DealWireMessage['type']]: T extends 'deal.all
 
 // Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
 const schemas: { [T in keyof DealPayloads]: z.ZodType<DealPayloads[T]> } = {
-  'bid.request': z.strictObject({ ...deal, job: jobSchema, expiresAt: time, replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
+  'bid.request': z.strictObject({ ...deal, job: bidJobSchema, expiresAt: time, replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
   'bid.submit': z.strictObject({ bid }),
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
   'deal.commit': z.strictObject(deal),
   'deal.committed': z.strictObject(deal),
-  'deal.allocate': z.strictObject({ ...deal, module: moduleBytes.optional() }),
+  'deal.allocate': z.strictObject({ ...deal, job: jobSchema.optional(), module: moduleBytes.optional() }),
   'deal.allocated': z.strictObject({ ...deal, allocationId }),
   'deal.refused': z.strictObject({ ...deal, step: z.enum(['commit', 'allocate']), reason: text }),
   'deal.revert': z.strictObject({ ...deal, reason: text }),

@@ -30,9 +30,9 @@ export const PROTOCOL = '/dms/actor/1.0.0';
 export const TOPIC = '/dms/broadcast/1.0.0';
 const DOMAIN = Buffer.from('dms/envelope/v1\n');
 const KIND = { ENVELOPE: 0x01, CREDIT: 0x02, PROBE: 0x03, PROBE_ACK: 0x04, BATCHED: 0x05 };
-/** The frame limit of the README (1 MiB) and a bid request's job spec limit (64 KiB, DAG-CBOR). */
+/** The frame limit of the README (1 MiB) and a bid request's job spec limit (16 KiB, DAG-CBOR). */
 export const MAX_FRAME = 1 << 20;
-export const MAX_BID_JOB_BYTES = 64 * 1024;
+export const MAX_BID_JOB_BYTES = 16 * 1024;
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -171,7 +171,7 @@ export function smallJob(name = 'hostile') {
 
 const maxJobCache = new Map();
 /**
- * A job spec of exactly `bytes` DAG-CBOR bytes (default: the limit, 64 KiB), made of args of up to 8192 characters
+ * A job spec of exactly `bytes` DAG-CBOR bytes (default: a bid request's limit, 16 KiB), made of args of up to 8192 characters
  * (the per-arg limit), small resources so that a node locks it and bids. `over` > 0 gives a spec that many bytes
  * over the limit (the edge refuses it as invalid-payload).
  */
@@ -578,7 +578,7 @@ async function soakRound(L, h) {
           noteError(e);
         }
       }
-      // maximal job specs (64 KiB encoded, small resources: the node locks and bids up to its per-requester
+      // maximal job specs (16 KiB encoded, small resources: the node locks and bids up to its per-requester
       // limit) and specs just over the limit (refused at the edge)
       if (o.maxSpec || o.overSpec) {
         try {

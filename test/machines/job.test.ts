@@ -11,6 +11,8 @@ import {
   MIN_DEPLOYMENT_WINDOW_MS,
   parseJobId,
   type ProcessJobSpec,
+  requirementsMismatch,
+  requirementsOf,
   validateJob,
   type WasmJobSpec,
 } from '../../machines/job.ts';
@@ -208,3 +210,26 @@ Deadline('the deadline is checked alongside every other rule', () => {
 });
 
 Deadline.run();
+
+const Requirements = suite('requirementsOf: what a bid request carries; requirementsMismatch: the allocate brings the same job');
+
+Requirements('args and env are dropped, everything else kept; a job without them is returned as is', () => {
+  const w = wasmJob();
+  assert.equal(requirementsOf(w), { ...w, wasm: { ...w.wasm, args: [], env: {} } });
+  const p = processJob({ process: { command: 'sh', args: ['-c', 'x'], env: { A: '1' } } });
+  assert.equal(requirementsOf(p), { ...p, process: { command: 'sh', args: [], env: {} } });
+  const bare = processJob({ process: { command: 'true', args: [], env: {} } });
+  assert.is(requirementsOf(bare), bare);
+});
+
+Requirements('the whole job matches its requirements whatever the key order; any other difference is named', () => {
+  const w = wasmJob();
+  assert.is(requirementsMismatch(requirementsOf(w), w), null);
+  const reordered = JSON.parse(JSON.stringify({ constraints: w.constraints, wasm: { env: w.wasm.env, args: w.wasm.args, module: w.wasm.module }, timeoutMs: w.timeoutMs, resources: w.resources, executor: w.executor, name: w.name })) as JobSpec;
+  assert.is(requirementsMismatch(requirementsOf(w), reordered), null);
+  assert.match(String(requirementsMismatch(requirementsOf(w), { ...w, resources: { ...w.resources, cpu: 8 } })), /differs .* in resources/);
+  assert.match(String(requirementsMismatch(requirementsOf(w), { ...w, wasm: { ...w.wasm, module: { sha256: 'cd'.repeat(32), size: 1 } } })), /in wasm/);
+  assert.match(String(requirementsMismatch(requirementsOf(w), processJob())), /in executor, wasm, process/);
+});
+
+Requirements.run();

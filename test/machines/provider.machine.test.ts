@@ -105,6 +105,15 @@ Happy('the whole deal, with each answer in turn', (h) => {
   assert.is(record.createdAt, T0);
 });
 
+Happy('the whole job (args and env) that came with the allocate is the one the allocation runs', (h) => {
+  toCommitted(h);
+  const whole = { ...JOB, process: { ...JOB.process, args: ['--big'], env: { K: 'v' } } };
+  send(h, { ...allocate(), job: whole } as ProviderEvent);
+  const out = send(h, ledger(true));
+  assert.equal(ofType(out, 'allocation.spawn')[0]!.input.job, whole);
+  assert.equal(ctx(h).input.job, JOB, 'the bid was on the requirements; they stay as they were');
+});
+
 Happy('an allocation.ended for another allocation does not end the deal', (h) => {
   toAllocated(h);
   assert.equal(send(h, ended(T0 + 9_000, 'other.1')), []);

@@ -13,7 +13,7 @@
 //   packages, not the project's code, sends to every node, each --round-seconds: junk frames (an unknown kind, an
 //   envelope frame that is not one, a forged signature, an expired envelope, an unknown type, a wrong payload, a
 //   frame cut short), replayed envelopes, an oversized frame (length over 1 MiB), 8 bid requests with maximal job
-//   specs (64 KiB DAG-CBOR, small resources so a node locks and bids) and 1 just over the limit, 4 maximal bid
+//   specs (16 KiB DAG-CBOR, small resources so a node locks and bids) and 1 just over the limit, 4 maximal bid
 //   requests broadcast on the gossip topic (each reaches every node), and a flood of up to 600 bid requests as
 //   fast as the credit allows from a fresh identity (over the bid.request budget: dropped, then refused).
 // - Every --sample-seconds: each node's RSS (/proc/<pid>/status VmRSS) and data dir size (all files, each inode

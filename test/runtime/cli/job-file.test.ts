@@ -9,8 +9,9 @@ import { exampleModule } from '../../../runtime/executors/examples/examples.ts';
 import { sha256Hex } from '../../../runtime/executors/wasm-module.ts';
 import { exitCodeOf } from '../../../runtime/errors.ts';
 import { type JobFileOptions, type LoadedJob, loadJobFile, MAX_JOB_FILE_BYTES } from '../../../runtime/cli/job-file.ts';
-import { MAX_BID_JOB_BYTES } from '../../../runtime/deals/deal-schemas.ts';
+import { MAX_BID_JOB_BYTES, MAX_JOB_BYTES } from '../../../runtime/deals/deal-schemas.ts';
 import { encodedSize } from '../../../runtime/deals/encoded-size.ts';
+import { requirementsOf } from '../../../machines/job.ts';
 
 const MiB = 2 ** 20;
 let helloModule: Promise<Uint8Array> | undefined;
@@ -347,7 +348,7 @@ Unparsable.run();
 const TooBig = jobSuite('job files: a job a bid request could not carry is refused, naming the field and the limit');
 
 const values = (n: number, size: number) => Array.from({ length: n }, (_, i) => `${i}`.padEnd(size, 'x'));
-const LIMIT = new RegExp(`at most ${MAX_BID_JOB_BYTES} bytes \\(64 KiB`);
+const LIMIT = new RegExp(`at most ${MAX_JOB_BYTES} bytes \\(64 KiB`);
 
 TooBig('a wasm job with 72 KB of env: wasm.env, the sizes, and where large inputs belong', async (ctx) => {
   await ctx.write('hello.wasm', await hello());
@@ -363,8 +364,14 @@ TooBig('a process job with 80 KB of args: process.args; 1,500 excluded peers: co
 
 TooBig('a job just under the limit is taken, and its spec is under the limit encoded', async (ctx) => {
   const { job } = await loadJobFile(await ctx.write('ok.json', { ...PROCESS_JOB, process: { command: 'sh', args: values(7, 8000) } }));
-  assert.ok(encodedSize(job) <= MAX_BID_JOB_BYTES, `${encodedSize(job)} bytes`);
-  assert.ok(encodedSize(job) > MAX_BID_JOB_BYTES - 10_000, 'near the limit');
+  assert.ok(encodedSize(job) <= MAX_JOB_BYTES, `${encodedSize(job)} bytes`);
+  assert.ok(encodedSize(job) > MAX_JOB_BYTES - 10_000, 'near the limit');
+  assert.ok(encodedSize(requirementsOf(job)) < 1024, 'its bid request carries it without the args');
+});
+
+TooBig('what the bid request carries (the job without args and env) is held to 16 KiB: 400 excluded peers', async (ctx) => {
+  const peers = Array(400).fill('12D3KooWSomebodyCCCCCCCCCCCCCCCCCCCCCCCCCCCCC');
+  await refusedAt(await ctx.write('peers.yaml', { ...PROCESS_JOB, constraints: { excludePeers: peers } }), 'constraints.excludePeers', new RegExp(`bytes a bid request carries to every provider it reaches .*at most ${MAX_BID_JOB_BYTES} bytes \\(16 KiB`));
 });
 
 TooBig.run();

@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobSpec } from '../../../machines/job.ts';
-import { MAX_BID_JOB_BYTES, MAX_DEAL_MODULE_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
+import { MAX_BID_JOB_BYTES, MAX_DEAL_MODULE_BYTES, MAX_JOB_BYTES, MAX_REPLY_ADDRS, MAX_TEXT, dealPayloadSchemas } from '../../../runtime/deals/deal-schemas.ts';
 import { encodedSize } from '../../../runtime/deals/encoded-size.ts';
 import { parsePayload } from '../../../runtime/net/wire/envelope-schema.ts';
 
@@ -178,16 +178,28 @@ Valid('a bid request with the requester\'s reply addresses: /ws, /wss and /tls/w
   }
 });
 
-Valid('a job of exactly MAX_BID_JOB_BYTES encoded passes; one byte more is refused, naming the args', () => {
+Valid('a job of exactly MAX_JOB_BYTES encoded passes in an allocate; one byte more is refused, naming the args', () => {
   const sized = (n: number): JobSpec => ({ ...WASM_JOB, wasm: { ...WASM_JOB.wasm, args: [...Array(8).fill('a'.repeat(8000)), 'b'.repeat(n)] } });
   let n = 0;
+  while (encodedSize(sized(n + 1)) <= MAX_JOB_BYTES) n += 1;
+  assert.is(encodedSize(sized(n)), MAX_JOB_BYTES, 'the job is built to the limit exactly');
+  const at = parsePayload(dealPayloadSchemas, 'deal.allocate', { dealId: 'd', nonce: 1, job: sized(n) });
+  assert.ok(at.ok, at.ok ? '' : at.detail);
+  const over = parsePayload(dealPayloadSchemas, 'deal.allocate', { dealId: 'd', nonce: 1, job: sized(n + 1) });
+  assert.is(over.ok, false);
+  if (!over.ok) assert.match(over.detail, new RegExp(`^job\\.wasm\\.args: takes \\d+ of the job's ${MAX_JOB_BYTES + 1} bytes; .* at most ${MAX_JOB_BYTES} bytes`));
+});
+
+Valid('a bid request carries at most MAX_BID_JOB_BYTES of job: at the limit it passes, one byte more is refused', () => {
+  const sized = (n: number): JobSpec => ({ ...WASM_JOB, wasm: { ...WASM_JOB.wasm, args: ['a'.repeat(8000), 'b'.repeat(n)] } });
+  let n = 0;
   while (encodedSize(sized(n + 1)) <= MAX_BID_JOB_BYTES) n += 1;
-  assert.is(encodedSize(sized(n)), MAX_BID_JOB_BYTES, 'the job is built to the limit exactly');
+  assert.is(encodedSize(sized(n)), MAX_BID_JOB_BYTES);
   const at = parsePayload(dealPayloadSchemas, 'bid.request', { ...VALID['bid.request'], job: sized(n) });
   assert.ok(at.ok, at.ok ? '' : at.detail);
   const over = parsePayload(dealPayloadSchemas, 'bid.request', { ...VALID['bid.request'], job: sized(n + 1) });
   assert.is(over.ok, false);
-  if (!over.ok) assert.match(over.detail, new RegExp(`^job\\.wasm\\.args: takes \\d+ of the job's ${MAX_BID_JOB_BYTES + 1} bytes; .* at most ${MAX_BID_JOB_BYTES} bytes`));
+  if (!over.ok) assert.match(over.detail, new RegExp(`^job: is over ${MAX_BID_JOB_BYTES} bytes .*without its args and env`));
 });
 
 Valid.run();
