@@ -13,6 +13,8 @@ export interface AllocationInput {
   readonly nonce: number;
   readonly requester: string;
   readonly job: JobSpec;
+  /** A part's named ports and the port the provider's ledger gave each (`DMS_PORT_<NAME>`). */
+  readonly ports?: Readonly<Record<string, number>>;
 }
 
 /** How an execution ended (the executor's ExecutionResult, as the machine needs it). */

@@ -70,10 +70,12 @@ function answer(s: BidState, e: BidRequestEvent): Answer {
   const key = dealKey(e.dealId, e.nonce, e.from);
   // held only as long as the bid can be taken: the request's expiry plus the time to commit and allocate
   const expiresAt = Math.min(e.expiresAt + DEAL_DEFAULTS.bidGraceMs, e.now + DEAL_DEFAULTS.bidHoldMs);
-  const r = lock(s.ledger, { id: key, resources: need, expiresAt, now: e.now, holder: e.from });
+  // a part of an ensemble gets a port from the ledger for each of its named ports
+  const portCount = e.job.part?.ports.length ?? 0;
+  const r = lock(s.ledger, { id: key, resources: need, expiresAt, now: e.now, holder: e.from, ...(portCount > 0 ? { ports: { dynamic: portCount } } : {}) });
   if (!r.ok) {
     // 'duplicate': the lock or an allocation of this deal still exists after its answered entry was forgotten.
-    const code: DeclineCode = r.code === 'insufficient' || r.code === 'duplicate' ? r.code : 'invalid';
+    const code: DeclineCode = r.code === 'insufficient' || r.code === 'duplicate' ? r.code : r.code === 'ports-exhausted' ? 'insufficient' : 'invalid';
     return { ok: false, code, reason: r.message };
   }
   const registration = s.registration!;
@@ -87,7 +89,8 @@ function answer(s: BidState, e: BidRequestEvent): Answer {
     resources: need,
     expiresAt: r.ledger.locks[key]!.expiresAt,
   };
-  return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key } };
+  const ports = r.ledger.locks[key]!.ports;
+  return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key, ...(ports.length > 0 ? { ports } : {}) } };
 }
 
 /** The first rule the request breaks (checked in the Go DMS's order), or null when the Node may bid. */

@@ -89,6 +89,33 @@ export interface DealAllocateMsg {
    * provider's runtime checks that it is the job bid on before the provider machine sees it.
    */
   readonly job?: JobSpec;
+  /** For a part of an ensemble: which provider runs each part (the peers that may open tunnels to this one). */
+  readonly members?: readonly PartMember[];
+}
+
+/** Which provider runs a part of an ensemble. */
+export interface PartMember {
+  readonly part: string;
+  readonly provider: string;
+}
+
+/** Where a named port of a part an ensemble part depends on runs: its provider opens a tunnel to it. */
+export interface PartAddress {
+  readonly part: string;
+  readonly port: string;
+  readonly provider: string;
+}
+
+/**
+ * Requester -> provider, inbox `provider`: start a part that was held for the parts it depends on (they run and
+ * are healthy), with where their ports are; also sent again with new `addrs` and `members` after one moved.
+ */
+export interface PartStartMsg {
+  readonly type: 'part.start';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly addrs: readonly PartAddress[];
+  readonly members: readonly PartMember[];
 }
 /** Provider -> requester: the allocation exists (pending) and will start. */
 export interface DealAllocatedMsg {
@@ -132,6 +159,10 @@ export interface AllocationStatusMsg {
   readonly exitCode: number | null;
   /** Why it ended, in one line (empty while it runs). */
   readonly message: string;
+  /** A part with a health check: whether it passes now (absent: no check, or not known yet). */
+  readonly healthy?: boolean;
+  /** A part: how often its provider started it again (its `restart` policy). */
+  readonly restarts?: number;
 }
 
 /** Every deal message on the wire, discriminated on `type`. */
@@ -146,4 +177,5 @@ export type DealWireMessage =
   | DealRefusedMsg
   | DealRevertMsg
   | DealCancelMsg
+  | PartStartMsg
   | AllocationStatusMsg;

@@ -5,6 +5,7 @@
  * field and the executor port's (actors/executor.ts).
  */
 import type { Resources } from './capability.ts';
+import type { Healthcheck, MaxRestarts, PartType, RestartPolicy } from './ensemble.ts';
 
 /** A job's id: made only by `createJobId` or `parseJobId`. */
 export type JobId = string & { readonly __brand: 'JobId' };
@@ -43,6 +44,24 @@ export interface JobConstraints {
   readonly excludePeers: readonly string[];
 }
 
+/**
+ * What a job is within an ensemble (INTERFACE.md "Ensembles"): absent for a job of its own. The provider runs a
+ * part by it: a service until it is stopped, restarts by `restart` within `maxRestarts`, the health check, named
+ * ports as `DMS_PORT_<NAME>`, and a part with `dependsOn` held until the requester sends `part.start` with the
+ * addresses of the parts it depends on.
+ */
+export interface PartRole {
+  /** The ensemble's job id. */
+  readonly ensemble: string;
+  readonly name: string;
+  readonly type: PartType;
+  readonly ports: readonly string[];
+  readonly restart: RestartPolicy;
+  readonly healthcheck?: Healthcheck;
+  readonly dependsOn: readonly string[];
+  readonly maxRestarts: MaxRestarts;
+}
+
 interface JobSpecBase {
   /** A short name for messages and argv[0]. */
   readonly name: string;
@@ -51,6 +70,8 @@ interface JobSpecBase {
   /** Wall-clock time the job may run before it is killed. */
   readonly timeoutMs: number;
   readonly constraints: JobConstraints;
+  /** Set when the job is a part of an ensemble. */
+  readonly part?: PartRole;
 }
 
 export interface WasmJobSpec extends JobSpecBase {

@@ -132,7 +132,10 @@ export const providerMachine = setup({
       const { key, bid, requester } = a.context.input;
       const job = a.context.job ?? a.context.input.job;
       cancelTimer(a, EXPIRY);
-      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job } });
+      const named = job.part?.ports ?? [];
+      const ports = a.context.input.ports ?? [];
+      const portMap = named.length > 0 && ports.length === named.length ? { ports: Object.fromEntries(named.map((n, i) => [n, ports[i]!])) } : {};
+      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job, ...portMap } });
       const message = a.context.revertPending ? 'allocated after the requester reverted; cancelling it' : 'allocated; the job starts';
       a.enqueue.assign({ record: touch(a.context.record, a.event.now, { allocationId: key, message }) });
       // a requester that reverted meanwhile no longer waits for the answer: the allocation is stopped at once

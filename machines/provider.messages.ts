@@ -16,6 +16,8 @@ export interface ProviderInput {
   readonly job: JobSpec;
   /** The Node's lock for this bid (id = key), expiring at `bid.expiresAt`. */
   readonly lockId: string;
+  /** The ports the lock holds for a part's named ports, in the order of `job.part.ports`. */
+  readonly ports?: readonly number[];
 }
 
 export interface ProviderRecord {

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
+import { ENSEMBLE_LIMITS, PART_NAME_PATTERN, PORT_NAME_PATTERN } from '../../machines/ensemble.ts';
 import { JOB_ID_PATTERN, JOB_LIMITS, type JobProblem, type JobSpec, PEER_ID_PATTERN, requirementsOf, validateJob } from '../../machines/job.ts';
 import { encodedSize } from './encoded-size.ts';
 import type { OutputPage } from './output-page.ts';
@@ -87,11 +88,34 @@ const env = z
   .refine((e) => Object.keys(e).length <= JOB_LIMITS.maxEnv, `has more than ${JOB_LIMITS.maxEnv} variables`);
 const peers = z.array(peer).max(JOB_LIMITS.maxPeers);
 
+const partName = z.string().regex(PART_NAME_PATTERN, 'is not a part name (a letter, then letters, digits, - and _)').max(ENSEMBLE_LIMITS.maxNameLength);
+const portName = z.string().regex(PORT_NAME_PATTERN, 'is not a port name (letters, digits, - and _)').max(ENSEMBLE_LIMITS.maxNameLength);
+const healthTiming = {
+  intervalMs: safeInt.min(ENSEMBLE_LIMITS.minHealthcheckIntervalMs).max(ENSEMBLE_LIMITS.maxHealthcheckIntervalMs),
+  retries: safeInt.max(ENSEMBLE_LIMITS.maxHealthcheckRetries),
+};
+const healthcheck = z.union([
+  z.strictObject({ ...healthTiming, http: z.strictObject({ port: portName, path: z.string().startsWith('/').max(ENSEMBLE_LIMITS.maxHealthcheckPathLength) }) }),
+  z.strictObject({ ...healthTiming, command: z.array(z.string().max(MAX_ARG)).min(1).max(JOB_LIMITS.maxArgs) }),
+]);
+/** A job's role in an ensemble (machines/job.ts PartRole). */
+const partRole = z.strictObject({
+  ensemble: dealIdSchema,
+  name: partName,
+  type: z.enum(['service', 'task']),
+  ports: z.array(portName).max(ENSEMBLE_LIMITS.maxPortsPerPart),
+  restart: z.enum(['never', 'on-failure', 'always']),
+  healthcheck: healthcheck.optional(),
+  dependsOn: z.array(partName).max(ENSEMBLE_LIMITS.maxParts),
+  maxRestarts: z.strictObject({ count: safeInt.max(ENSEMBLE_LIMITS.maxRestartCount), withinMs: safeInt.min(1).max(JOB_LIMITS.maxTimeoutMs) }),
+});
+
 const jobBase = {
   name: z.string().min(1).max(JOB_LIMITS.maxNameLength),
   resources,
   timeoutMs: safeInt.max(JOB_LIMITS.maxTimeoutMs),
   constraints: z.strictObject({ peers, excludePeers: peers }),
+  part: partRole.optional(),
 };
 const wasmJob = z.strictObject({
   ...jobBase,
@@ -129,6 +153,7 @@ export const jobSchema: z.ZodType<JobSpec> = jobShape.pipe(
 const bidJobSchema: z.ZodType<JobSpec> = jobSchema.refine((job) => encodedSize(job) <= MAX_BID_JOB_BYTES, `is over ${MAX_BID_JOB_BYTES} bytes (DAG-CBOR); a bid request carries the job without its args and env`);
 
 const deal = { dealId, nonce };
+const members = z.array(z.strictObject({ part: partName, provider: peer })).max(ENSEMBLE_LIMITS.maxParts);
 const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time });
 const moduleBytes = z
   .instanceof(Uint8Array, { message: 'is not bytes' })
@@ -158,17 +183,20 @@ const schemas: { [T in keyof DealPayloads]: z.ZodType<DealPayloads[T]> } = {
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
   'deal.commit': z.strictObject(deal),
   'deal.committed': z.strictObject(deal),
-  'deal.allocate': z.strictObject({ ...deal, job: jobSchema.optional(), module: moduleBytes.optional() }),
+  'deal.allocate': z.strictObject({ ...deal, job: jobSchema.optional(), members: members.optional(), module: moduleBytes.optional() }),
   'deal.allocated': z.strictObject({ ...deal, allocationId }),
   'deal.refused': z.strictObject({ ...deal, step: z.enum(['commit', 'allocate']), reason: text }),
   'deal.revert': z.strictObject({ ...deal, reason: text }),
   'deal.cancel': z.strictObject(deal),
+  'part.start': z.strictObject({ ...deal, addrs: z.array(z.strictObject({ part: partName, port: portName, provider: peer })).max(ENSEMBLE_LIMITS.maxParts * ENSEMBLE_LIMITS.maxPortsPerPart), members }),
   'allocation.status': z.strictObject({
     ...deal,
     allocationId,
     state: z.enum(ALLOCATION_STATES),
     exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32 - 1).nullable(),
     message: text,
+    healthy: z.boolean().optional(),
+    restarts: safeInt.optional(),
   }),
 };
 
