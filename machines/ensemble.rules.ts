@@ -1,7 +1,8 @@
 /**
  * Every rule of an ensemble that needs no I/O, as JobProblems named by the job file's fields
  * (`allocations.kv.healthcheck.http.port`, `maxRestarts.within`). Each part is also held to `validateJob`'s rules
- * for its executor and resources, and the ensemble's name, timeout and constraints to the rules of a job's.
+ * for its executor and resources, the ensemble's name, timeout and constraints to the rules of a job's, and health
+ * checks, restart policies and maxRestarts to the rules of health.ts and restart-policy.ts.
  */
 import {
   addrEnvName,
@@ -10,14 +11,15 @@ import {
   type EnsemblePart,
   type EnsembleSpec,
   envFragment,
-  type Healthcheck,
   partJob,
   partNameProblem,
   PORT_NAME_PATTERN,
   portEnvName,
 } from './ensemble.ts';
 import { dependencyCycles } from './ensemble.order.ts';
-import { type DeploymentWindow, JOB_LIMITS, type JobProblem, validateJob } from './job.ts';
+import { healthCheckProblems } from './health.ts';
+import { type DeploymentWindow, type JobConstraints, type JobProblem, validateJob } from './job.ts';
+import { maxRestartsProblems, restartProblems } from './restart-policy.ts';
 
 type Add = (field: string, message: string) => void;
 
@@ -41,13 +43,7 @@ const STAND_IN = { executor: 'process', process: { command: 'true', args: [], en
 
 function ensembleProblems(spec: EnsembleSpec, add: Add, window: DeploymentWindow | undefined): void {
   for (const p of validateJob({ ...STAND_IN, name: spec.name, timeoutMs: spec.timeoutMs, constraints: spec.constraints }, window)) add(p.field, p.message);
-  const { count, withinMs } = spec.maxRestarts;
-  if (!Number.isInteger(count) || count < 0 || count > ENSEMBLE_LIMITS.maxRestartCount) {
-    add('maxRestarts.count', `${count} is not a whole number of restarts from 0 to ${ENSEMBLE_LIMITS.maxRestartCount}`);
-  }
-  if (!Number.isFinite(withinMs) || withinMs < JOB_LIMITS.minTimeoutMs || withinMs > JOB_LIMITS.maxTimeoutMs) {
-    add('maxRestarts.within', `${withinMs} ms is outside 1 s..7 days; give a window such as "60s"`);
-  }
+  for (const p of maxRestartsProblems(spec.maxRestarts)) add(p.field, p.message);
 }
 
 /** Names are env var fragments, unique once they are (`kv-a` and `kv_a` would both be KV_A). */
@@ -76,9 +72,9 @@ function partProblems(spec: EnsembleSpec, part: EnsemblePart, add: Add): void {
   }
   if (part.type === 'service' && part.timeoutMs !== undefined) add(`${at}.timeout`, 'a service runs until the ensemble ends; give the ensemble a timeout instead, or make the part a task');
   if (ownTimeout && part.timeoutMs! > spec.timeoutMs) add(`${at}.timeout`, `${part.timeoutMs} ms is longer than the ensemble's timeout (${spec.timeoutMs} ms), which would stop the task first`);
-  if (part.type === 'task' && part.restart === 'always') add(`${at}.restart`, 'a task runs to completion, and restart: always would run it forever; use on-failure or never, or make the part a service');
+  const ruled = [...restartProblems(part, `${at}.restart`), ...(part.healthcheck ? healthCheckProblems(part.healthcheck, part.ports, `${at}.healthcheck`) : [])];
+  for (const p of ruled) add(p.field, p.message);
   portProblems(part, at, add);
-  if (part.healthcheck) healthcheckProblems(part.healthcheck, part.ports, `${at}.healthcheck`, add);
   mergedConstraintProblems(spec, part, at, add);
 }
 
@@ -101,42 +97,21 @@ function portProblems(part: EnsemblePart, at: string, add: Add): void {
   }
 }
 
-function healthcheckProblems(h: Healthcheck, ports: readonly string[], at: string, add: Add): void {
-  const L = ENSEMBLE_LIMITS;
-  if ('http' in h) {
-    const { port, path } = h.http;
-    if (!ports.includes(port)) {
-      add(`${at}.http.port`, `${JSON.stringify(port)} is not one of the part's ports (${ports.join(', ') || 'it has none'}); add it to ports or check the spelling`);
-    }
-    if (!/^\/[^\s\u0000-\u001f\u007f]*$/.test(path) || path.length > L.maxHealthcheckPathLength) {
-      add(`${at}.http.path`, `${JSON.stringify(path)} is not a URL path; write one such as /health (no spaces, at most ${L.maxHealthcheckPathLength} characters)`);
-    }
-  } else {
-    const [program] = h.command;
-    if (program === undefined || program.trim() === '') add(`${at}.command`, 'is empty; name the program to run, e.g. [sh, -c, "..."]');
-    if (h.command.length > JOB_LIMITS.maxArgs) add(`${at}.command`, `has ${h.command.length} entries; at most ${JOB_LIMITS.maxArgs}`);
-    h.command.forEach((a, i) => {
-      if (a.includes('\0')) add(`${at}.command.${i}`, 'contains a NUL character');
-    });
-  }
-  if (!Number.isFinite(h.intervalMs) || h.intervalMs < L.minHealthcheckIntervalMs || h.intervalMs > L.maxHealthcheckIntervalMs) {
-    add(`${at}.interval`, `${h.intervalMs} ms is outside 100 ms..1 h; check every few seconds, e.g. "5s"`);
-  }
-  if (!Number.isInteger(h.retries) || h.retries < 0 || h.retries > L.maxHealthcheckRetries) {
-    add(`${at}.retries`, `${h.retries} is not a whole number from 0 to ${L.maxHealthcheckRetries}`);
-  }
-}
-
 /** The part's constraints and the ensemble's together still leave a provider that could take it. */
 function mergedConstraintProblems(spec: EnsembleSpec, part: EnsemblePart, at: string, add: Add): void {
   const outer = spec.constraints;
   const inner = part.constraints;
-  if (outer.peers.length > 0 && inner.peers.length > 0 && constraintsOf(spec, part).peers.length === 0) {
+  const merged = constraintsOf(spec, part);
+  if (outer.peers.length > 0 && inner.peers.length > 0 && merged.peers.length === 0) {
     add(`${at}.constraints.peers`, "names none of the ensemble's constraints.peers, and a part runs only on those; no provider could take it");
-    return;
+  } else if (!selfContradicting(outer) && !selfContradicting(inner) && merged.peers.length > 0 && merged.peers.every((p) => merged.excludePeers.includes(p))) {
+    add(`${at}.constraints`, `every peer the part may run on (${merged.peers.join(', ')}) is excluded by its or the ensemble's excludePeers; no provider could take it`);
   }
-  const crossed = [...inner.peers.filter((p) => outer.excludePeers.includes(p)), ...outer.peers.filter((p) => inner.excludePeers.includes(p))];
-  if (crossed.length > 0) add(`${at}.constraints`, `${[...new Set(crossed)].join(', ')} is required by one of the part's and the ensemble's constraints and excluded by the other`);
+}
+
+/** Constraints validateJob already refuses on their own: a peer both required and excluded. */
+function selfContradicting(c: JobConstraints): boolean {
+  return c.peers.some((p) => c.excludePeers.includes(p));
 }
 
 function dependencyProblems(spec: EnsembleSpec, add: Add): void {

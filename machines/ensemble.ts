@@ -7,25 +7,26 @@
  * A one-part job is an ensemble of one task part (`ensembleOf`), and each part deploys as a JobSpec (`partJob`).
  */
 import type { Resources } from './capability.ts';
+import { HEALTH_LIMITS } from './health.ts';
 import type { JobConstraints, JobSpec, ProcessJobSpec, WasmJobSpec } from './job.ts';
+import { DEFAULT_MAX_RESTARTS, defaultRestart, type PartType, RESTART_LIMITS, type RestartIntensity, type RestartPolicy } from './restart-policy.ts';
 
-/** `service` runs until the ensemble ends; `task` runs to completion. */
-export type PartType = 'service' | 'task';
-/** When a part that ended is started again. */
-export type RestartPolicy = 'never' | 'on-failure' | 'always';
+// A part's type, restart policy and restart intensity are restart-policy.ts's; health.ts runs its health check.
+export type { PartType, RestartPolicy } from './restart-policy.ts';
+export { defaultRestart };
+
+export const PART_TYPES = ['task', 'service'] as const satisfies readonly PartType[];
+export const RECOVERY_STRATEGIES = ['one_for_one', 'one_for_all', 'rest_for_one'] as const;
 /** Which parts restart when one fails for good: OTP's supervisor strategies (ensemble.order.ts `partsToRestart`). */
-export type RecoveryStrategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
+export type RecoveryStrategy = (typeof RECOVERY_STRATEGIES)[number];
 
-/** Restart intensity: more than `count` restarts within `withinMs` and the ensemble fails. */
-export interface MaxRestarts {
-  readonly count: number;
-  readonly withinMs: number;
-}
+/** `maxRestarts`: more than `count` restarts within `withinMs` and the ensemble fails. */
+export type MaxRestarts = RestartIntensity;
 
 interface HealthcheckTiming {
   /** Time between checks. */
   readonly intervalMs: number;
-  /** Failed checks in a row tolerated before the part is unhealthy. */
+  /** Failed checks in a row that make the part unhealthy. */
   readonly retries: number;
 }
 /** An HTTP GET of `path` on the part's named `port`; a 2xx answer passes. */
@@ -36,7 +37,10 @@ export interface HttpHealthcheck extends HealthcheckTiming {
 export interface CommandHealthcheck extends HealthcheckTiming {
   readonly command: readonly string[];
 }
-/** Told apart by `http` or `command`, as the job file writes them (no `type` field to keep in step). */
+/**
+ * Told apart by `http` or `command`, as the job file writes them (no `type` field to keep in step). What the wire
+ * carries (deal-schemas.ts); health.ts runs it (a HealthCheckSpec whose start period and timeout are the defaults).
+ */
 export type Healthcheck = HttpHealthcheck | CommandHealthcheck;
 
 interface EnsemblePartBase {
@@ -75,27 +79,22 @@ export interface EnsembleSpec {
 export const ENSEMBLE_DEFAULTS = Object.freeze({
   recovery: 'one_for_one' as RecoveryStrategy,
   /** 5 restarts within 60 s, then the ensemble fails (OTP's default is 1 in 5 s, too tight for remote parts). */
-  maxRestarts: Object.freeze({ count: 5, withinMs: 60_000 }) as MaxRestarts,
+  maxRestarts: DEFAULT_MAX_RESTARTS,
   type: 'task' as PartType,
+  /** A health check's interval; its retries default in health.ts (HEALTH_DEFAULTS). */
   healthcheckIntervalMs: 5_000,
-  healthcheckRetries: 3,
 });
 
-/** The restart policy a part gets when it names none: services are kept up, tasks run once. */
-export function defaultRestart(type: PartType): RestartPolicy {
-  return type === 'service' ? 'always' : 'never';
-}
-
-/** Bounds past which an ensemble is a mistake. */
+/** Bounds past which an ensemble is a mistake (those of health checks and maxRestarts as health.ts and restart-policy.ts set them). */
 export const ENSEMBLE_LIMITS = Object.freeze({
   maxParts: 64,
   maxPortsPerPart: 32,
   maxNameLength: 64,
-  maxRestartCount: 1000,
-  minHealthcheckIntervalMs: 100,
-  maxHealthcheckIntervalMs: 3600_000,
-  maxHealthcheckRetries: 100,
-  maxHealthcheckPathLength: 2048,
+  maxRestartCount: RESTART_LIMITS.maxCount,
+  minHealthcheckIntervalMs: HEALTH_LIMITS.minIntervalMs,
+  maxHealthcheckIntervalMs: HEALTH_LIMITS.maxIntervalMs,
+  maxHealthcheckRetries: HEALTH_LIMITS.maxRetries,
+  maxHealthcheckPathLength: HEALTH_LIMITS.maxPathLength,
 });
 
 /**

@@ -2,9 +2,9 @@
  * The requester negotiation's context, and the draft its steps (requester.rules.ts) write into: a step takes a
  * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
  */
-import type { Bid } from './deal.wire.ts';
+import type { Bid, PartMember } from './deal.wire.ts';
 import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
-import type { JobRecord, JobState, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
+import type { JobRecord, JobState, PartUpdate, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
 export interface RoundBid {
@@ -37,6 +37,10 @@ export interface RequesterContext {
    * did not commit), saving a round trip: `${provider}#${nonce}` of the deal it was sent for.
    */
   readonly allocateSent?: string | null;
+  /** A part: who runs every part of its ensemble, from `part.allocate` (sent with the allocate). */
+  readonly members?: readonly PartMember[];
+  /** A part: its allocation's latest status (for the ensemble). */
+  readonly allocation?: PartUpdate['allocation'];
   readonly record: JobRecord;
 }
 
@@ -95,10 +99,14 @@ export function timerDue(c: RequesterContext, e: RequesterEvent, key: string): b
 /** A context being changed by one event, and the intents the change emits, in order. */
 export class Draft {
   readonly out: RequesterIntent[] = [];
+  /** The context before the event: what a part tells its ensemble is what changed since (notifyParent). */
+  readonly before: RequesterContext;
   constructor(
     public ctx: RequesterContext,
     readonly now: number,
-  ) {}
+  ) {
+    this.before = ctx;
+  }
 
   set(patch: Partial<RequesterContext>): this {
     this.ctx = { ...this.ctx, ...patch };

@@ -5,7 +5,7 @@
  *
  * The final states sit inside `ended` rather than at the root, so an ended job still answers `job.cancel`.
  */
-import { assertEvent, enqueueActions, setup } from 'xstate';
+import { and, assertEvent, enqueueActions, setup } from 'xstate';
 import { ALLOCATION_TERMINAL } from './deal.constants.ts';
 import type { AllocationState } from './deal.wire.ts';
 import { type Draft, type RequesterContext, begin, initialContext, timerDue } from './requester.context.ts';
@@ -15,17 +15,24 @@ import * as R from './requester.rules.ts';
 export type { RequesterContext } from './requester.context.ts';
 
 /** Bumped whenever the context shape changes, so an old snapshot is refused instead of misread. */
-export const REQUESTER_MACHINE_VERSION = 1;
+export const REQUESTER_MACHINE_VERSION = 2;
 
 interface Enqueue {
   assign(context: RequesterContext): void;
   emit(intent: RequesterIntent): void;
 }
 
-/** Commits a step: the new context, then its intents in order. */
+/** Commits a step: the new context, then its intents in order (and, for a part, what its ensemble hears). */
 function commit(enqueue: Enqueue, d: Draft): void {
+  R.notifyParent(d.before, d);
   enqueue.assign(d.ctx);
   for (const i of d.out) enqueue.emit(i);
+}
+
+/** A draft at the event's time; a part keeps its allocation's status as it comes (for its ensemble). */
+function step(context: RequesterContext, event: RequesterEvent): Draft {
+  const d = begin(context, event);
+  return event.type === 'allocation.status' && R.ownStatus(context, event) ? R.noteStatus(d, event) : d;
 }
 
 /** Any status short of the end shows the provider is still there. */
@@ -40,6 +47,7 @@ export const requesterMachine = setup({
     refusedBid: ({ context, event }) => event.type === 'bid.submit' && R.refusal(context, event) !== null,
     countsAsDecline: ({ context, event }) => event.type === 'bid.decline' && R.countsAsDecline(context, event),
     windowComplete: ({ context }) => R.windowComplete(context),
+    isPart: ({ context }) => R.isPart(context),
     hasUsableBid: ({ context, event }) => R.nextCandidate(context, event.now) !== null,
     pastDeadline: ({ context, event }) => event.now >= context.input.deadline,
     hopeless: ({ context }) => R.hopeless(context),
@@ -50,14 +58,14 @@ export const requesterMachine = setup({
     status: ({ context, event }, p: { states: readonly AllocationState[] }) => event.type === 'allocation.status' && R.ownStatus(context, event) && p.states.includes(event.state),
   },
   actions: {
-    openRound: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.openRound(begin(context, event)))),
+    openRound: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.openRound(step(context, event)))),
     takeCandidates: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'bid.request.sent');
-      commit(enqueue, begin(context, event).set({ candidates: event.candidates, open: event.open === true, reach: event.reach ?? null }).record({}));
+      commit(enqueue, step(context, event).set({ candidates: event.candidates, open: event.open === true, reach: event.reach ?? null }).record({}));
     }),
     takeBid: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'bid.submit');
-      commit(enqueue, R.takeBid(begin(context, event), event));
+      commit(enqueue, R.takeBid(step(context, event), event));
     }),
     // Only a message: the provider frees its lock at once instead of when the bid expires.
     refuseBid: enqueueActions(({ context, event, enqueue }) => {
@@ -66,43 +74,48 @@ export const requesterMachine = setup({
     }),
     takeDecline: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'bid.decline');
-      commit(enqueue, R.takeDecline(begin(context, event), event));
+      commit(enqueue, R.takeDecline(step(context, event), event));
     }),
-    closeWindow: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.closeWindow(begin(context, event)))),
-    pruneExpired: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.pruneExpired(begin(context, event)))),
-    scheduleRetry: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.scheduleRetry(begin(context, event)))),
-    forgetTimer: enqueueActions(({ context, event, enqueue }) => commit(enqueue, begin(context, event).record({}))),
-    noProvider: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.noProvider(begin(context, event)))),
-    nobodyCan: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.nobodyCan(begin(context, event)))),
-    commitBest: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.commitBest(begin(context, event)))),
-    askAllocate: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.askAllocate(begin(context, event)))),
+    closeWindow: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.closeWindow(step(context, event)))),
+    pruneExpired: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.pruneExpired(step(context, event)))),
+    scheduleRetry: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.scheduleRetry(step(context, event)))),
+    forgetTimer: enqueueActions(({ context, event, enqueue }) => commit(enqueue, step(context, event).record({}))),
+    noProvider: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.noProvider(step(context, event)))),
+    nobodyCan: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.nobodyCan(step(context, event)))),
+    commitBest: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.commitBest(step(context, event)))),
+    askAllocate: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.askAllocate(step(context, event)))),
+    holdPlaced: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.holdPlaced(step(context, event)))),
+    takeMembers: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'part.allocate');
+      commit(enqueue, step(context, event).set({ members: event.members }));
+    }),
     takeAllocation: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, ['deal.allocated', 'allocation.status']);
-      commit(enqueue, R.takeAllocation(begin(context, event), event.allocationId));
+      commit(enqueue, R.takeAllocation(step(context, event), event.allocationId));
     }),
     // A status that stands in for `deal.allocated` is then handled as the starting state handles it.
     raiseAgain: enqueueActions(({ event, enqueue }) => enqueue.raise(event)),
-    startRunning: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.startRunning(begin(context, event)))),
-    alive: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.alive(begin(context, event)))),
-    touch: enqueueActions(({ context, event, enqueue }) => commit(enqueue, begin(context, event).record({}))),
+    startRunning: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.startRunning(step(context, event)))),
+    alive: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.alive(step(context, event)))),
+    touch: enqueueActions(({ context, event, enqueue }) => commit(enqueue, step(context, event).record({}))),
     takeEnd: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'allocation.status');
-      commit(enqueue, R.takeEnd(begin(context, event), event));
+      commit(enqueue, R.takeEnd(step(context, event), event));
     }),
     failAttempt: enqueueActions(({ context, event, enqueue }, p: { phase: R.Phase }) =>
-      commit(enqueue, R.failAttempt(begin(context, event), R.whyFailed(context, event, p.phase))),
+      commit(enqueue, R.failAttempt(step(context, event), R.whyFailed(context, event, p.phase))),
     ),
     cancelHeld: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'job.cancel');
-      commit(enqueue, R.cancelHeld(begin(context, event), event.replyTo));
+      commit(enqueue, R.cancelHeld(step(context, event), event.replyTo));
     }),
     keepReply: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'job.cancel');
-      commit(enqueue, begin(context, event).set({ pendingReply: event.replyTo ?? null }));
+      commit(enqueue, step(context, event).set({ pendingReply: event.replyTo ?? null }));
     }),
-    askCancel: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.askCancel(begin(context, event)))),
-    cancelEnded: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.cancelEnded(begin(context, event), event))),
-    end: enqueueActions(({ context, event, enqueue }, p: { state: JobState }) => commit(enqueue, R.end(begin(context, event), p.state))),
+    askCancel: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.askCancel(step(context, event)))),
+    cancelEnded: enqueueActions(({ context, event, enqueue }) => commit(enqueue, R.cancelEnded(step(context, event), event))),
+    end: enqueueActions(({ context, event, enqueue }, p: { state: JobState }) => commit(enqueue, R.end(step(context, event), p.state))),
     // Answers at once, changing nothing: the job is ended or already being cancelled.
     replyNow: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'job.cancel');
@@ -110,10 +123,10 @@ export const requesterMachine = setup({
     }),
     // Only intents: the timers are pending already, and a repeat keeps its original time.
     rearm: enqueueActions(({ context, event, enqueue }) => {
-      for (const i of R.rearm(begin(context, event)).out) enqueue.emit(i);
+      for (const i of R.rearm(step(context, event)).out) enqueue.emit(i);
     }),
     resend: enqueueActions(({ context, event, enqueue }, p: { step: 'commit' | 'allocate' | 'cancel' }) => {
-      for (const i of R.resend(begin(context, event), p.step).out) enqueue.emit(i);
+      for (const i of R.resend(step(context, event), p.step).out) enqueue.emit(i);
     }),
     ignore: enqueueActions(({ event, enqueue }) => {
       const from = 'from' in event ? ` from ${event.from}` : '';
@@ -135,6 +148,7 @@ export const requesterMachine = setup({
     'allocation.status': { actions: 'ignore' },
     'send.failed': { actions: 'ignore' },
     'timer.fired': { actions: 'ignore' },
+    'part.allocate': { actions: 'ignore' },
   },
   states: {
     idle: {
@@ -174,12 +188,26 @@ export const requesterMachine = setup({
     committing: {
       entry: 'commitBest',
       on: {
-        'deal.committed': { guard: 'fromChosen', target: 'provisioning' },
+        'deal.committed': [
+          { guard: and(['fromChosen', 'isPart']), target: 'placed' },
+          { guard: 'fromChosen', target: 'provisioning' },
+        ],
         'deal.refused': { guard: 'fromChosen', target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'commit' } } },
         'send.failed': { guard: { type: 'sendFailed', params: { steps: ['commit'] } }, target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'commit' } } },
         'timer.fired': { guard: { type: 'due', params: { key: 'step' } }, target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'commit' } } },
         'job.cancel': { target: 'ended.cancelled', actions: 'cancelHeld' },
         'deal.recovered': { actions: ['rearm', { type: 'resend', params: { step: 'commit' } }] },
+      },
+    },
+    // a part of an ensemble, committed: held until every part is placed (part.allocate from the ensemble)
+    placed: {
+      entry: 'holdPlaced',
+      on: {
+        'part.allocate': { target: 'provisioning', actions: 'takeMembers' },
+        'deal.refused': { guard: 'fromChosen', target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'hold' } } },
+        'timer.fired': { guard: { type: 'due', params: { key: 'step' } }, target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'hold' } } },
+        'job.cancel': { target: 'ended.cancelled', actions: 'cancelHeld' },
+        'deal.recovered': { actions: 'rearm' },
       },
     },
     provisioning: {

@@ -3,11 +3,12 @@
  * record it keeps of the job.
  */
 import type { At, DealRecoveredEvent, FromPeer, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
-import type { AllocationStatusMsg, Bid, BidDeclineMsg, DealAllocatedMsg, DealCommittedMsg, DealRefusedMsg, DeclineCode } from './deal.wire.ts';
+import type { AllocationState, AllocationStatusMsg, Bid, BidDeclineMsg, DealAllocatedMsg, DealCommittedMsg, DealRefusedMsg, DeclineCode, PartMember } from './deal.wire.ts';
 import type { JobSpec } from './job.ts';
 import type { RankingWeights } from './preferences.ts';
 
-export type JobState = 'requesting' | 'committing' | 'provisioning' | 'running' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+/** `placed`: a part of an ensemble committed on its provider, held until every part is placed (ensemble.machine.ts). */
+export type JobState = 'requesting' | 'committing' | 'placed' | 'provisioning' | 'running' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
 
 /** Tunables of a requester negotiation (defaults in DEAL_DEFAULTS). */
 export interface RequesterTiming {
@@ -38,6 +39,30 @@ export interface RequesterInput {
   readonly deadline: number;
   readonly weights: RankingWeights;
   readonly timing: RequesterTiming;
+  /**
+   * For a part of an ensemble (`job.part` set): the ensemble actor. The part holds after its commit until the
+   * ensemble sends `part.allocate` (every part placed), and tells it every change (`part.update`).
+   */
+  readonly parent?: string;
+}
+
+/** What a part's negotiation tells its ensemble after every change. */
+export interface PartUpdate {
+  readonly part: string;
+  readonly state: JobState;
+  readonly provider: string | null;
+  readonly nonce: number;
+  readonly allocationId: string | null;
+  readonly exitCode: number | null;
+  readonly message: string;
+  /** The allocation's latest status on the provider (absent before it is allocated). */
+  readonly allocation?: { readonly state: AllocationState; readonly healthy?: boolean; readonly restarts?: number };
+}
+
+/** From the ensemble: every part is placed; allocate this one, telling the provider who runs every part. */
+export interface PartAllocateEvent extends At {
+  readonly type: 'part.allocate';
+  readonly members: readonly PartMember[];
 }
 
 /** A bid as the requester ranked it. */
@@ -147,6 +172,7 @@ export type RequesterEvent =
   | AllocationStatusEvent
   | SendFailedEvent
   | JobCancelEvent
+  | PartAllocateEvent
   | DealRecoveredEvent
   | TimerFiredEvent;
 
@@ -156,12 +182,14 @@ export type RequesterIntent =
   | { readonly type: 'bid.request.send'; readonly dealId: string; readonly nonce: number; readonly job: JobSpec; readonly expiresAt: number }
   | { readonly type: 'deal.commit.send'; readonly to: string; readonly dealId: string; readonly nonce: number }
   /** The runtime attaches the module's bytes for a WASM job. */
-  | { readonly type: 'deal.allocate.send'; readonly to: string; readonly dealId: string; readonly nonce: number }
+  | { readonly type: 'deal.allocate.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly members?: readonly PartMember[] }
   | { readonly type: 'deal.revert.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly reason: string }
   | { readonly type: 'deal.cancel.send'; readonly to: string; readonly dealId: string; readonly nonce: number }
   /** The job reached a terminal state: the runtime saves the record and stops the actor. */
   | { readonly type: 'job.ended'; readonly record: JobRecord }
   | { readonly type: 'reply.send'; readonly replyTo: string; readonly ok: true; readonly value: JobRecord }
+  /** A part's change, for its ensemble actor (`input.parent`). */
+  | { readonly type: 'parent.notify'; readonly to: string; readonly update: PartUpdate }
   | TimerScheduleIntent
   | TimerCancelIntent
   | LogIntent;

@@ -11,7 +11,7 @@ import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
 import type { AllocationStatusEvent, BidDeclinedEvent, BidReceivedEvent, JobState, RankedBid, RequesterEvent } from './requester.messages.ts';
 
 /** Where a provider can fail an attempt: the commit, the allocate, the start, or while the job runs. */
-export type Phase = 'commit' | 'allocate' | 'start' | 'run';
+export type Phase = 'commit' | 'allocate' | 'start' | 'run' | 'hold';
 
 // --- predicates ------------------------------------------------------------------------------------------------
 
@@ -197,16 +197,32 @@ export function commitBest(d: Draft): Draft {
   const { provider, rank, price } = next.ranked;
   d.mark(provider, 'chosen').set({ chosen: next.bid }).record({ provider, allocationId: null, startedAt: null });
   d.emit({ type: 'deal.commit.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
-  d.emit({ type: 'deal.allocate.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
-  d.set({ allocateSent: `${provider}#${d.ctx.nonce}` });
+  // a part is allocated only once every part of its ensemble is placed (holdPlaced, then part.allocate)
+  if (!isPart(d.ctx)) {
+    d.emit({ type: 'deal.allocate.send', to: provider, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+    d.set({ allocateSent: `${provider}#${d.ctx.nonce}` });
+  }
   d.schedule('step', d.now + d.ctx.input.timing.commitTimeoutMs);
   return d.progress('committing', `committing to ${provider} (rank ${rank}, price ${price})`);
 }
 
+/** A part of an ensemble: held after its commit until the ensemble says every part is placed. */
+export function isPart(c: RequesterContext): boolean {
+  return c.input.parent !== undefined && c.input.job.part !== undefined;
+}
+
+/** A part committed: held until `part.allocate`, at most until its provider lets the commit go (the bid's expiry). */
+export function holdPlaced(d: Draft): Draft {
+  const chosen = d.ctx.chosen;
+  d.schedule('step', chosen?.expiresAt ?? d.now);
+  return d.progress('placed', `${chosen?.provider} committed; held until every part of the ensemble is placed`);
+}
+
 export function askAllocate(d: Draft): Draft {
   const to = d.ctx.chosen?.provider ?? '';
+  const members = d.ctx.members && isPart(d.ctx) ? { members: d.ctx.members } : {};
   // normally sent behind the commit already
-  if (d.ctx.allocateSent !== `${to}#${d.ctx.nonce}`) d.emit({ type: 'deal.allocate.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce });
+  if (d.ctx.allocateSent !== `${to}#${d.ctx.nonce}`) d.emit({ type: 'deal.allocate.send', to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce, ...members });
   d.schedule('step', d.now + d.ctx.input.timing.allocateTimeoutMs);
   return d.progress('provisioning', `${to} committed; asking it to allocate and start the job`);
 }
@@ -215,7 +231,9 @@ export function askAllocate(d: Draft): Draft {
 export function takeAllocation(d: Draft, allocationId: string): Draft {
   const { allocations } = d.ctx.record;
   d.record({ allocationId, allocations: allocations.includes(allocationId) ? allocations : [...allocations, allocationId] });
-  d.schedule('step', d.now + d.ctx.input.timing.startTimeoutMs);
+  // a part that waits for the parts it depends on is started by the ensemble, whenever they are ready
+  if ((d.ctx.input.job.part?.dependsOn.length ?? 0) === 0) d.schedule('step', d.now + d.ctx.input.timing.startTimeoutMs);
+  else d.cancel('step');
   for (const b of d.ctx.record.bids.filter((r) => r.outcome === 'candidate')) d.revert(b.provider, b.nonce, 'not chosen').mark(b.provider, 'not-taken', 'not chosen');
   return d.progress('provisioning', `${d.ctx.chosen?.provider} allocated ${allocationId}; waiting for the job to start`);
 }
@@ -256,6 +274,8 @@ export function whyFailed(c: RequesterContext, e: RequesterEvent, phase: Phase):
       return `did not start the job within ${duration(t.startTimeoutMs)}`;
     case 'run':
       return `sent no status for ${duration(t.lostAfterMs)}: taken as lost`;
+    case 'hold':
+      return 'let its commit go before every part of the ensemble was placed';
     default:
       return assertNever(phase);
   }
@@ -314,10 +334,38 @@ export function rearm(d: Draft): Draft {
 export function resend(d: Draft, step: 'commit' | 'allocate' | 'cancel'): Draft {
   const to = d.ctx.chosen?.provider ?? '';
   const msg = { to, dealId: d.ctx.input.dealId, nonce: d.ctx.nonce };
-  if (step === 'commit') return d.emit({ type: 'deal.commit.send', ...msg }).emit({ type: 'deal.allocate.send', ...msg });
-  return d.emit(step === 'allocate' ? { type: 'deal.allocate.send', ...msg } : { type: 'deal.cancel.send', ...msg });
+  if (step === 'commit') return isPart(d.ctx) ? d.emit({ type: 'deal.commit.send', ...msg }) : d.emit({ type: 'deal.commit.send', ...msg }).emit({ type: 'deal.allocate.send', ...msg });
+  const members = d.ctx.members && isPart(d.ctx) ? { members: d.ctx.members } : {};
+  return d.emit(step === 'allocate' ? { type: 'deal.allocate.send', ...msg, ...members } : { type: 'deal.cancel.send', ...msg });
 }
 
 function assertNever(x: never): never {
   throw new Error(`unexpected phase ${JSON.stringify(x)}`);
+}
+
+/**
+ * A part's change for its ensemble, when anything it reports changed (state, provider, allocation, its status):
+ * appended to every step of a part's negotiation by the machine.
+ */
+export function notifyParent(before: RequesterContext, d: Draft): Draft {
+  const parent = d.ctx.input.parent;
+  const part = d.ctx.input.job.part;
+  if (parent === undefined || part === undefined) return d;
+  const a = d.ctx;
+  const r = a.record;
+  const b = before.record;
+  const same = r.state === b.state && r.provider === b.provider && r.allocationId === b.allocationId && r.exitCode === b.exitCode && a.nonce === before.nonce && sameStatus(a.allocation, before.allocation);
+  if (same) return d;
+  const update = { part: part.name, state: r.state, provider: r.provider, nonce: a.nonce, allocationId: r.allocationId, exitCode: r.exitCode, message: r.message, ...(a.allocation ? { allocation: a.allocation } : {}) };
+  return d.emit({ type: 'parent.notify', to: parent, update });
+}
+
+function sameStatus(x: RequesterContext['allocation'], y: RequesterContext['allocation']): boolean {
+  return x?.state === y?.state && x?.healthy === y?.healthy && x?.restarts === y?.restarts;
+}
+
+/** A status of the part's allocation: kept for the ensemble (state, health, restarts). */
+export function noteStatus(d: Draft, e: AllocationStatusEvent): Draft {
+  if (!isPart(d.ctx)) return d;
+  return d.set({ allocation: { state: e.state, ...(e.healthy === undefined ? {} : { healthy: e.healthy }), ...(e.restarts === undefined ? {} : { restarts: e.restarts }) } });
 }

@@ -11,7 +11,8 @@ import type { Offer } from '../../machines/onboarding.ts';
 import type { Preferences } from '../../machines/preferences.ts';
 import { AddressInUseError } from '../errors.ts';
 import type { JobSpec } from '../../machines/job.ts';
-import { jobSchema as jobSpecSchema } from '../deals/deal-schemas.ts';
+import { ensembleSpecSchema, jobSchema as jobSpecSchema } from '../deals/deal-schemas.ts';
+import type { EnsembleSpec } from '../../machines/ensemble.ts';
 import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './input-schemas.ts';
 
 /** What the API asks of the running node. */
@@ -37,10 +38,11 @@ export interface NodeApi {
   release(allocationId: string): Promise<ReplyBody>;
   /** Deals: submit a job (its module's bytes alongside), list, show, cancel, and page through output. */
   deploy(job: JobSpec, module: Uint8Array | undefined): Promise<unknown>;
+  deployEnsemble(spec: EnsembleSpec, modules: ReadonlyMap<string, Uint8Array>): Promise<unknown>;
   jobs(): Promise<unknown>;
   job(id: string): Promise<unknown>;
   cancel(id: string): Promise<unknown>;
-  logs(id: string, offset: number): Promise<unknown>;
+  logs(id: string, offset: number, part?: string): Promise<unknown>;
 }
 
 export interface ApiLog {
@@ -55,6 +57,12 @@ const deploySchema = z.strictObject({
   job: jobSpecSchema,
   module: z.base64().max(2 << 20).optional(),
 });
+/** An ensemble, with its WASM parts' modules by sha256 (together within MAX_BODY_BYTES). */
+const deployEnsembleSchema = z.strictObject({
+  ensemble: ensembleSpecSchema,
+  modules: z.record(z.string().regex(/^[0-9a-f]{64}$/, 'is not a sha256 (64 lowercase hex digits)'), z.base64()).optional(),
+});
+const partSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/);
 const offsetSchema = z.coerce.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 class HttpError extends Error {
@@ -80,6 +88,11 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 function routes(api: NodeApi): Record<string, Handler> {
   return {
     'POST /v1/deploy': async (b) => {
+      if (typeof b === 'object' && b !== null && 'ensemble' in b) {
+        const e = parse(deployEnsembleSchema, b);
+        const modules = new Map(Object.entries(e.modules ?? {}).map(([sha, b64]) => [sha, new Uint8Array(Buffer.from(b64, 'base64'))]));
+        return api.deployEnsemble(e.ensemble as EnsembleSpec, modules);
+      }
       const r = parse(deploySchema, b);
       return api.deploy(r.job as JobSpec, r.module === undefined ? undefined : new Uint8Array(Buffer.from(r.module, 'base64')));
     },
@@ -89,7 +102,9 @@ function routes(api: NodeApi): Record<string, Handler> {
     'GET /v1/logs/:id': (_b, p, q) => {
       const offset = offsetSchema.safeParse(q.get('offset') ?? 0);
       if (!offset.success) throw new HttpError(400, `offset "${q.get('offset')}" is not a byte offset`, 'invalid-query');
-      return api.logs(p.id!, offset.data);
+      const part = q.get('part');
+      if (part !== null && !partSchema.safeParse(part).success) throw new HttpError(400, `part "${part}" is not a part name`, 'invalid-query');
+      return api.logs(p.id!, offset.data, part ?? undefined);
     },
     'GET /v1/info': () => api.info(),
     'GET /v1/peers': () => api.peers(),

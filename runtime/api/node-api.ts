@@ -82,10 +82,11 @@ export function createNodeApi(deps: {
       });
     },
     deploy: (job, module) => deps.deals.deploy(job, module),
+    deployEnsemble: (spec, modules) => deps.deals.deployEnsemble(spec, modules),
     jobs: () => deps.deals.listJobs(),
     job: (id) => deps.deals.job(id),
     cancel: (id) => deps.deals.cancel(id),
-    logs: (id, offset) => deps.deals.logs(id, offset),
+    logs: (id, offset, part) => deps.deals.logs(id, offset, part),
     lock: (r) => {
       const now = clock.now();
       return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });

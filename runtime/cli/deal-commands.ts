@@ -3,7 +3,8 @@
  */
 import type { Command } from 'commander';
 import { JOB_TERMINAL } from '../../machines/deal.constants.ts';
-import type { JobHistoryEntry, JobRecord } from '../../machines/requester.messages.ts';
+import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import type { ApiClient } from '../api/client.ts';
 import type { RawOptions } from '../config.ts';
 import { UsageError } from '../errors.ts';
@@ -25,6 +26,41 @@ const short = (peer: string | null) => (peer ? `${peer.slice(0, 8)}…${peer.sli
 /** Exit code of a finished job: 0 only when it completed with exit code 0. */
 export function jobExitCode(r: JobRecord): number {
   return r.state === 'completed' && (r.exitCode ?? 0) === 0 ? 0 : 1;
+}
+
+type AnyRecord = JobRecord | EnsembleRecord;
+const isEnsemble = (r: AnyRecord): r is EnsembleRecord => 'kind' in r && r.kind === 'ensemble';
+
+/** Exit code of a finished ensemble (or one that is up): 0 only when no part failed and it was not cancelled. */
+export function ensembleExitCode(r: EnsembleRecord): number {
+  return r.state === 'failed' || r.state === 'cancelled' || r.parts.some((p) => p.state === 'failed' || (p.exitCode ?? 0) !== 0) ? 1 : 0;
+}
+
+/** `deploy --wait` of an ensemble returns once it ended, or every task ended and every service runs healthy. */
+export function ensembleSettled(r: EnsembleRecord): boolean {
+  if (r.endedAt !== null || ['completed', 'failed', 'cancelled'].includes(r.state)) return true;
+  return r.parts.every((p) => (p.type === 'task' ? ['completed', 'failed', 'terminated'].includes(p.state) : p.state === 'running' && p.healthy !== false));
+}
+
+export function formatEnsemble(r: EnsembleRecord): string {
+  const lines = [
+    `ensemble  ${r.id}  (${r.name}, ${r.parts.length} parts, recovery ${r.recovery})`,
+    `state     ${r.state}`,
+    `message   ${r.message || '-'}`,
+    `times     created ${new Date(r.createdAt).toISOString()}  started ${r.startedAt ? new Date(r.startedAt).toISOString() : '-'}  ended ${r.endedAt ? new Date(r.endedAt).toISOString() : '-'}`,
+    `restarts  ${r.restarts}`,
+    'parts',
+    '  name              type     state       provider          restarts  health     exit  allocation',
+  ];
+  for (const p of r.parts) {
+    const health = p.healthy === null ? '-' : p.healthy ? 'healthy' : 'unhealthy';
+    lines.push(`  ${p.name.slice(0, 16).padEnd(16)}  ${p.type.padEnd(7)}  ${p.state.padEnd(10)}  ${short(p.provider).padEnd(16)}  ${String(p.restarts).padStart(8)}  ${health.padEnd(9)}  ${String(p.exitCode ?? '-').padStart(4)}  ${p.allocationId ?? '-'}`);
+  }
+  if (r.history.length > 0) {
+    lines.push('history');
+    for (const h of r.history) lines.push(`  ${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}`);
+  }
+  return lines.join('\n');
 }
 
 export function formatJob(r: JobRecord): string {
@@ -51,16 +87,22 @@ export function formatJob(r: JobRecord): string {
   return lines.join('\n');
 }
 
-function formatJobs(list: readonly JobRecord[]): string {
+function formatJobs(list: readonly AnyRecord[]): string {
   if (list.length === 0) return 'no jobs yet; `deploy FILE` submits one';
-  return list.map((r) => `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${short(r.provider).padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`).join('\n');
+  return list
+    .map((r) =>
+      isEnsemble(r)
+        ? `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${`${r.parts.length} parts`.padEnd(16)}  ${r.parts.map((p) => `${p.name}:${p.state}`).join(' ')}  ${new Date(r.createdAt).toISOString()}`
+        : `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${short(r.provider).padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`,
+    )
+    .join('\n');
 }
 
 /** Polls a job until it ends, printing each new history entry; resolves with the final record. */
-async function follow(api: ApiClient, id: string, json: boolean): Promise<JobRecord> {
-  let last: JobHistoryEntry | undefined;
+async function follow(api: ApiClient, id: string, json: boolean): Promise<AnyRecord> {
+  let last: { readonly at: number; readonly state: string; readonly message: string } | undefined;
   for (;;) {
-    const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as JobRecord;
+    const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as AnyRecord;
     // the history keeps its newest entries: print those after the last one shown
     const at = last ? r.history.findLastIndex((h) => h.at === last!.at && h.message === last!.message) : -1;
     const fresh = at >= 0 || !last ? r.history.slice(at + 1) : r.history.filter((h) => h.at > last!.at);
@@ -68,7 +110,7 @@ async function follow(api: ApiClient, id: string, json: boolean): Promise<JobRec
       process.stdout.write(json ? `${JSON.stringify({ event: 'progress', job: id, ...h })}\n` : `${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}\n`);
     }
     last = r.history.at(-1) ?? last;
-    if (JOB_TERMINAL.includes(r.state)) return r;
+    if (isEnsemble(r) ? ensembleSettled(r) : JOB_TERMINAL.includes(r.state)) return r;
     await new Promise((res) => setTimeout(res, POLL_MS));
   }
 }
@@ -79,51 +121,64 @@ export function addDealCommands(program: Command, kit: CliKit): void {
   clientOptions(program.command('deploy').description('submit a job (JSON or YAML file, see INTERFACE.md); prints its id').argument('<file>', 'the job file'))
     .option('--wait', 'show progress until the job ends; the exit code is 0 only if it completed with exit code 0')
     .action(async (file: string, opts: RawOptions & { wait?: boolean }) => {
-      const { loadJobFile } = await import('./job-file.ts');
+      const { loadJobFile, readJobDocument } = await import('./job-file.ts');
       const { MAX_DEAL_MODULE_BYTES } = await import('../deals/deal-service.ts');
-      const loaded = await loadJobFile(file, { maxModuleBytes: MAX_DEAL_MODULE_BYTES });
+      const doc = await readJobDocument(file);
+      let body: object;
+      if ('allocations' in doc) {
+        // an ensemble: several parts, placed all or none
+        const { loadEnsembleFile } = await import('./ensemble-file.ts');
+        const loaded = await loadEnsembleFile(file, { maxModuleBytes: MAX_DEAL_MODULE_BYTES });
+        body = { ensemble: loaded.ensemble, modules: Object.fromEntries([...loaded.modules].map(([sha, b]) => [sha, Buffer.from(b).toString('base64')])) };
+      } else {
+        const loaded = await loadJobFile(file, { maxModuleBytes: MAX_DEAL_MODULE_BYTES });
+        body = { job: loaded.job, ...(loaded.module ? { module: Buffer.from(loaded.module).toString('base64') } : {}) };
+      }
       const { api, json } = await client(opts);
-      const body = { job: loaded.job, ...(loaded.module ? { module: Buffer.from(loaded.module).toString('base64') } : {}) };
-      const rec = (await api.request('POST', '/v1/deploy', body)) as JobRecord;
+      const rec = (await api.request('POST', '/v1/deploy', body)) as AnyRecord;
       if (!opts.wait) {
         print(json, rec, () => rec.id);
         return;
       }
-      if (!json) process.stdout.write(`job ${rec.id} (${rec.name})\n`);
+      if (!json) process.stdout.write(`${isEnsemble(rec) ? 'ensemble' : 'job'} ${rec.id} (${rec.name})\n`);
       const end = await follow(api, rec.id, json);
-      if (json) process.stdout.write(`${JSON.stringify({ event: 'ended', ...end })}\n`);
+      if (json) process.stdout.write(`${JSON.stringify({ event: isEnsemble(end) && end.endedAt === null ? 'up' : 'ended', ...end })}\n`);
+      else if (isEnsemble(end)) process.stdout.write(`ensemble ${end.id} ${end.state}: ${end.parts.map((p) => `${p.name} ${p.state}${p.exitCode === null ? '' : ` (exit ${p.exitCode})`}`).join(', ')}${end.state === 'failed' || end.state === 'cancelled' ? `: ${end.message}` : ''}\n`);
       else process.stdout.write(`job ${end.id} ${end.state}${end.exitCode === null ? '' : ` with exit code ${end.exitCode}`}${end.state === 'completed' ? '' : `: ${end.message}`}\n`);
-      process.exitCode = jobExitCode(end);
+      process.exitCode = isEnsemble(end) ? ensembleExitCode(end) : jobExitCode(end);
     });
 
   clientOptions(program.command('jobs').description('jobs this node asked for')).action(async (opts: RawOptions) => {
     const { api, json } = await client(opts);
-    const list = (await api.request('GET', '/v1/jobs')) as JobRecord[];
+    const list = (await api.request('GET', '/v1/jobs')) as AnyRecord[];
     print(json, list, () => formatJobs(list));
   });
 
   clientOptions(program.command('status').description('a job: state, provider, allocations, the bids and how they ranked, exit code, times').argument('<job>', 'job id'))
     .action(async (id: string, opts: RawOptions) => {
       const { api, json } = await client(opts);
-      const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as JobRecord;
-      print(json, r, () => formatJob(r));
+      const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as AnyRecord;
+      print(json, r, () => (isEnsemble(r) ? formatEnsemble(r) : formatJob(r)));
     });
 
   clientOptions(program.command('cancel').description('stop a job wherever it runs and release its resources').argument('<job>', 'job id'))
     .action(async (id: string, opts: RawOptions) => {
       const { api, json } = await client(opts);
-      const r = (await api.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)) as JobRecord;
-      print(json, r, () => `job ${r.id} ${r.state}${r.state === 'cancelling' ? ' (the provider is stopping it)' : ''}`);
+      const r = (await api.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)) as AnyRecord;
+      print(json, r, () => (isEnsemble(r) ? `ensemble ${r.id} ${r.state}${r.state === 'stopping' ? ' (its parts are being stopped)' : ''}` : `job ${r.id} ${r.state}${r.state === 'cancelling' ? ' (the provider is stopping it)' : ''}`));
     });
 
   clientOptions(program.command('logs').description("a job's (or an allocation's) stdout and stderr").argument('<id>', 'job id, or allocation id on its provider'))
     .option('--follow', 'keep printing output until the job ends')
-    .action(async (id: string, opts: RawOptions & { follow?: boolean }) => {
+    .option('--part <name>', "an ensemble's part (default: its only part)")
+    .action(async (id: string, opts: RawOptions & { follow?: boolean; part?: string }) => {
       if (id.trim() === '') throw new UsageError('logs needs a job or allocation id');
+      if (opts.part !== undefined && !/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(opts.part)) throw new UsageError(`--part "${opts.part}" is not a part name (a letter, then letters, digits, - and _)`);
       const { api, json } = await client(opts);
+      const part = opts.part === undefined ? '' : `&part=${encodeURIComponent(opts.part)}`;
       let offset = 0;
       for (;;) {
-        const page = (await api.request('GET', `/v1/logs/${encodeURIComponent(id)}?offset=${offset}`)) as { chunks: { stream: 'stdout' | 'stderr'; text: string }[]; next: number; eof: boolean; ended: boolean };
+        const page = (await api.request('GET', `/v1/logs/${encodeURIComponent(id)}?offset=${offset}${part}`)) as { chunks: { stream: 'stdout' | 'stderr'; text: string }[]; next: number; eof: boolean; ended: boolean };
         for (const c of page.chunks) {
           if (json) await written(process.stdout, `${JSON.stringify(c)}\n`);
           else await written(c.stream === 'stdout' ? process.stdout : process.stderr, c.text);

@@ -10,8 +10,11 @@ import { ALLOCATION_TERMINAL } from '../../machines/deal.constants.ts';
 import { allocationActorId, providerActorId } from '../../machines/deal.ids.ts';
 import type { ProviderIntent } from '../../machines/provider.messages.ts';
 import type { RequesterIntent } from '../../machines/requester.messages.ts';
+import type { EnsembleIntent } from '../../machines/ensemble.messages.ts';
 import type { DealService } from './deal-service.ts';
+import { handleEnsembleIntent, notifyEnsemble } from './ensembles.ts';
 import { MAX_REPLY_ADDRS } from './deal-schemas.ts';
+import { partsOf } from './part-registry.ts';
 import type { Reach } from '../net/network-service.ts';
 
 type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent;
@@ -20,7 +23,8 @@ type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDeal
 export function handleDealIntents(svc: DealService, actorId: string, intents: readonly unknown[]): void {
   for (const i of intents) {
     try {
-      handle(svc, actorId, i as DealIntent);
+      if (actorId.startsWith('ensemble/')) handleEnsembleIntent(svc, actorId, i as EnsembleIntent);
+      else handle(svc, actorId, i as DealIntent);
     } catch (e) {
       svc.deps.log.error({ actor: actorId, intent: (i as { type?: string }).type, err: (e as Error).message }, 'a deal intent failed');
     }
@@ -49,6 +53,8 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return void svc.sendTo(intent.to, 'provider', 'deal.revert', { dealId: intent.dealId, nonce: intent.nonce, reason: intent.reason });
     case 'deal.cancel.send':
       return void sendOrFail(svc, actorId, intent.to, 'deal.cancel', { dealId: intent.dealId, nonce: intent.nonce }, 'cancel', intent.nonce);
+    case 'parent.notify':
+      return notifyEnsemble(svc, intent.to, intent.update);
     case 'job.ended':
       log.info({ job: intent.record.id, state: intent.record.state, exitCode: intent.record.exitCode }, `job ${intent.record.id} ${intent.record.state}`);
       svc.requests.close(intent.record.id);
@@ -86,16 +92,23 @@ function handle(svc: DealService, actorId: string, intent: DealIntent): void {
       return void svc.retire(actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the deal\'s record', e));
     // ---- allocation ----
     case 'execution.start':
-      return void svc.executions.run(intent.allocationId, intent.job, (e) => svc.deliver(actorId, e)).catch((e: Error) => failed(svc, actorId, 'start the job', e));
+      // a part is live from its start: its ports may be tunnelled to (a restart stops the previous execution first)
+      partsOf(svc).started(intent.allocationId, intent.job, intent.env);
+      return void svc.executions.run(intent.allocationId, intent.job, (e) => svc.deliver(actorId, e), intent.env).catch((e: Error) => failed(svc, actorId, 'start the job', e));
     case 'execution.cancel':
       // asked before the job has started: it is cancelled the moment it has
       return svc.executions.cancel(intent.allocationId);
+    case 'health.check':
+      // never rejects: a probe that fails to run is a failed check
+      return void svc.executions.check(intent.target, intent.timeoutMs, intent.env, (e) => svc.deliver(actorId, e)).catch((e: Error) => failed(svc, actorId, 'run the health check', e));
     case 'status.push':
       svc.heartbeat.note(intent.to, intent.status, ALLOCATION_TERMINAL.includes(intent.status.state));
       return void svc.sendTo(intent.to, 'requester', 'allocation.status', intent.status);
     case 'ledger.release':
       return svc.deps.ledger.release(intent.allocationId);
     case 'allocation.ended':
+      // a part's tunnel listeners close with it, and it takes no more tunnels
+      void partsOf(svc).end(intent.record.allocationId);
       return void allocationEnded(svc, actorId, intent.record).catch((e: Error) => failed(svc, actorId, 'save the allocation\'s record', e));
     default: {
       const never: never = intent;
@@ -164,7 +177,8 @@ async function sendAllocate(svc: DealService, actorId: string, intent: Extract<R
   }
   // the bid request carried the job without its args and env: the chosen provider gets them now
   const whole = job && requirementsOf(job) !== job ? { job } : {};
-  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...whole, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
+  const members = intent.members ? { members: intent.members } : {};
+  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...whole, ...members, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
 }
 
 async function askLedger(svc: DealService, actorId: string, allocationId: string, lockId: string): Promise<void> {

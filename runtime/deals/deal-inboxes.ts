@@ -9,6 +9,7 @@ import {
   NODE_INBOX,
   PROVIDER_INBOX,
   REQUESTER_INBOX,
+  allocationActorId,
   dealKey,
   providerActorId,
   requesterActorId,
@@ -21,6 +22,7 @@ import type { InboxSpec, Inbound, MessageRouter } from '../net/message-router.ts
 import type { ActorRef } from '../supervisor/supervisor.ts';
 import type { AllocationQueryPayload, InboundPayloads, LogsRequestPayload } from './deal-schemas.ts';
 import type { DealService } from './deal-service.ts';
+import { openPartAddrs, partsOf } from './part-registry.ts';
 
 export const NODE_ACCEPTS = ['bid.request'] as const;
 /**
@@ -29,7 +31,7 @@ export const NODE_ACCEPTS = ['bid.request'] as const;
  */
 export const MAX_NODE_BACKLOG = 2000;
 export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
-export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'logs.request', 'allocation.query'] as const;
+export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'part.start', 'logs.request', 'allocation.query'] as const;
 
 type InboundType = keyof InboundPayloads;
 
@@ -85,6 +87,7 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       const m = inboundDeal(msg, PROVIDER_ACCEPTS);
       if (m.type === 'logs.request') return void answerLogs(svc, router, msg, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
       if (m.type === 'allocation.query') return svc.whenRecovered(() => void answerQuery(svc, m.from, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer an allocation.query')));
+      if (m.type === 'part.start') return svc.whenRecovered(() => void startPart(svc, m).catch((e: Error) => log.warn({ type: m.type, err: e.message }, 'a part.start could not be handled')));
       svc.whenRecovered(() => void toProvider(svc, m).catch((e: Error) => log.warn({ type: m.type, err: e.message }, 'a deal message could not be handled')));
     },
   };
@@ -189,7 +192,34 @@ async function deliverAllocate(svc: DealService, id: string, key: string, m: Inb
     moduleProblem = mismatch;
   }
   const withJob = whole && !mismatch ? { job: whole } : {};
+  // a part's ensemble members: the peers that may open tunnels to it once it runs
+  const role = (whole ?? job)?.part;
+  if (role && p.members && m.from === deal?.requester) partsOf(svc).noteMembers(key, role, m.from, p.members);
   svc.deliver(id, { ...rest, ...withJob, type: m.type, from: m.from, now, moduleReady, ...(moduleProblem ? { moduleProblem } : {}) }, m.from);
+}
+
+/**
+ * The requester starts a part held for its dependencies: the members are noted, a tunnel listener is opened for
+ * each dependency's port (or its own port used, when it runs here), and the allocation gets the addresses.
+ */
+async function startPart(svc: DealService, m: InboundDeal<'part.start'>): Promise<void> {
+  const { dealId, nonce, addrs, members } = m.payload;
+  // keyed by the sender: only the deal's requester can name its allocation
+  const key = dealKey(dealId, nonce, m.from);
+  const id = allocationActorId(key);
+  const parts = partsOf(svc);
+  const role = svc.provisions.get(key)?.job.part;
+  const ensemble = role?.ensemble ?? parts.get(key)?.ensemble;
+  if (!svc.registry.has(id) || ensemble === undefined) {
+    svc.deps.log.debug({ type: m.type, from: m.from, key }, 'a part.start for no part of this node was dropped');
+    return;
+  }
+  if (role) parts.noteMembers(key, role, m.from, members);
+  const { addrsEnv, listeners } = await openPartAddrs({ parts, self: svc.deps.self, host: svc.deps.net()?.libp2p, log: svc.deps.log }, ensemble, m.from, addrs);
+  await parts.keepListeners(key, listeners);
+  // the allocation may have ended while the listeners opened: then they close at once
+  if (!svc.registry.has(id)) return parts.end(key);
+  svc.deliver(id, { type: 'part.start', addrsEnv, now: svc.now() }, m.from);
 }
 
 async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound, { allocationId, offset }: LogsRequestPayload): Promise<void> {

@@ -6,7 +6,9 @@
 import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { allocationActorId, requesterActorId } from '../../machines/deal.ids.ts';
 import { parseJobId } from '../../machines/job.ts';
+import { type EnsembleRecord, parsePartDealId, partDealId } from '../../machines/ensemble.messages.ts';
 import type { JobRecord } from '../../machines/requester.messages.ts';
+import { ensembleActorId } from './ensembles.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog } from '../store/dexie-event-log.ts';
 import { UnknownDealError } from './deal-errors.ts';
@@ -26,20 +28,22 @@ export type LogsPage = OutputPage & { source: string; ended: boolean };
 export class DealQueries {
   constructor(private readonly deps: DealQueriesDeps) {}
 
-  async job(id: string): Promise<JobRecord> {
+  /** A job's record, or an ensemble's (its parts' negotiations are jobs `<id>@<part>` of their own). */
+  async job(id: string): Promise<JobRecord | EnsembleRecord> {
     const jobId = parseJobId(id);
     if (!jobId) throw new UnknownDealError(`"${id}" is not a job id`);
-    const rec = await this.#record<JobRecord>(requesterActorId(jobId));
+    const rec = (await this.#record<EnsembleRecord>(ensembleActorId(jobId))) ?? (await this.#record<JobRecord>(requesterActorId(jobId)));
     if (!rec) throw new UnknownDealError(`no job ${id} on this node; \`jobs\` lists them`);
     return rec;
   }
 
-  /** Every job this node asked for: the live ones and those that ended, oldest first. */
-  async listJobs(): Promise<JobRecord[]> {
-    const ended = (await this.deps.store.metaWithPrefix<JobRecord>('job/')).map((r) => r.value);
-    const live = await Promise.all(this.deps.registry.ids('requester').map((id) => this.#record<JobRecord>(id).catch(() => undefined)));
-    const byId = new Map<string, JobRecord>();
-    for (const r of [...ended, ...live]) if (r) byId.set(r.id, r);
+  /** Every job and ensemble this node asked for (not the parts' own negotiations): live and ended, oldest first. */
+  async listJobs(): Promise<(JobRecord | EnsembleRecord)[]> {
+    const ended = [...(await this.deps.store.metaWithPrefix<JobRecord>('job/')), ...(await this.deps.store.metaWithPrefix<EnsembleRecord>('ensemble/'))].map((r) => r.value);
+    const ids = [...this.deps.registry.ids('requester'), ...this.deps.registry.ids('ensemble')];
+    const live = await Promise.all(ids.map((id) => this.#record<JobRecord | EnsembleRecord>(id).catch(() => undefined)));
+    const byId = new Map<string, JobRecord | EnsembleRecord>();
+    for (const r of [...ended, ...live]) if (r && parsePartDealId(r.id) === null) byId.set(r.id, r);
     return [...byId.values()].sort((a, b) => a.createdAt - b.createdAt);
   }
 
@@ -59,14 +63,25 @@ export class DealQueries {
   }
 
   /** A page of output: of an allocation that ran here, or of a job this node asked for (fetched from its provider). */
-  async logs(id: string, offset: number): Promise<LogsPage> {
+  async logs(id: string, offset: number, part?: string): Promise<LogsPage> {
     const { output } = this.deps;
-    if (await output.exists(id)) {
+    if (part === undefined && (await output.exists(id))) {
       const page = await output.read(id, offset);
       const live = this.deps.registry.has(allocationActorId(id));
       return { ...page, source: 'local', ended: !live };
     }
-    const rec = await this.job(id);
+    const found = await this.job(id);
+    let rec: JobRecord;
+    if ('kind' in found && found.kind === 'ensemble') {
+      // an ensemble's output is its parts': one part by name, or the only one
+      const names = found.parts.map((p) => p.name);
+      const name = part ?? (names.length === 1 ? names[0] : undefined);
+      if (name === undefined) throw new UnknownDealError(`ensemble ${id} has ${names.length} parts; name one with --part (${names.join(', ')})`);
+      if (!names.includes(name)) throw new UnknownDealError(`ensemble ${id} has no part ${name}; its parts: ${names.join(', ')}`);
+      rec = (await this.job(partDealId(id, name))) as JobRecord;
+    } else if (part !== undefined) {
+      throw new UnknownDealError(`job ${id} is not an ensemble: it has no parts to name with --part`);
+    } else rec = found as JobRecord;
     const ended = rec.endedAt !== null;
     if (!rec.provider || !rec.allocationId) return { chunks: [], next: offset, eof: true, source: 'none', ended };
     const net = this.deps.net();

@@ -4,6 +4,7 @@
  * meanwhile wait (in arrival order, up to MAX_QUEUED_INBOUND) until the deals are back.
  */
 import { mkdir } from 'node:fs/promises';
+import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { AllocationInput, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
 import { parseDealKey, providerActorId } from '../../machines/deal.ids.ts';
@@ -97,6 +98,11 @@ export class DealRecovery {
         const deal = rec as ProviderRecord;
         if (PROVIDER_TERMINAL.includes(deal.state)) await this.svc.retire(id, deal);
       } else if (ref.kind === 'allocation') await this.#settleAllocation(id, rec as AllocationRecordView, now);
+      else if (ref.kind === 'ensemble') {
+        const ens = rec as EnsembleRecord;
+        if (ens.endedAt !== null) await this.svc.retire(id, ens);
+        else if (ens.history.length === 0) ref.send({ type: 'deal.start', now });
+      }
     }
   }
 

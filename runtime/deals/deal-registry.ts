@@ -4,6 +4,7 @@
  * retired. Once closed (a stopping node) it spawns no more.
  */
 import type { AllocationEvent, AllocationInput } from '../../machines/allocation.messages.ts';
+import type { EnsembleEvent, EnsembleInput } from '../../machines/ensemble.messages.ts';
 import type { ProviderEvent, ProviderInput } from '../../machines/provider.messages.ts';
 import type { RequesterEvent, RequesterInput } from '../../machines/requester.messages.ts';
 import type { Logger } from '../logger.ts';
@@ -14,6 +15,7 @@ export interface DealKinds {
   readonly requester: { readonly input: RequesterInput; readonly event: RequesterEvent };
   readonly provider: { readonly input: ProviderInput; readonly event: ProviderEvent };
   readonly allocation: { readonly input: AllocationInput; readonly event: AllocationEvent };
+  readonly ensemble: { readonly input: EnsembleInput; readonly event: EnsembleEvent };
 }
 export type DealKind = keyof DealKinds;
 

@@ -149,6 +149,31 @@ export const jobSchema: z.ZodType<JobSpec> = jobShape.pipe(
   }),
 );
 
+const partBase = {
+  name: partName,
+  type: z.enum(['service', 'task']),
+  resources,
+  timeoutMs: safeInt.max(JOB_LIMITS.maxTimeoutMs).optional(),
+  ports: z.array(portName).max(ENSEMBLE_LIMITS.maxPortsPerPart),
+  healthcheck: healthcheck.optional(),
+  restart: z.enum(['never', 'on-failure', 'always']),
+  dependsOn: z.array(partName).max(ENSEMBLE_LIMITS.maxParts),
+  constraints: z.strictObject({ peers, excludePeers: peers }),
+};
+const ensemblePart = z.discriminatedUnion('executor', [
+  z.strictObject({ ...partBase, executor: z.literal('wasm'), wasm: wasmJob.shape.wasm }),
+  z.strictObject({ ...partBase, executor: z.literal('process'), process: processJob.shape.process }),
+]);
+/** An ensemble as the API takes it (machines/ensemble.ts EnsembleSpec); its rules are validateEnsemble's. */
+export const ensembleSpecSchema = z.strictObject({
+  name: z.string().min(1).max(JOB_LIMITS.maxNameLength),
+  timeoutMs: safeInt.max(JOB_LIMITS.maxTimeoutMs),
+  recovery: z.enum(['one_for_one', 'one_for_all', 'rest_for_one']),
+  maxRestarts: z.strictObject({ count: safeInt.max(ENSEMBLE_LIMITS.maxRestartCount), withinMs: safeInt.min(1).max(JOB_LIMITS.maxTimeoutMs) }),
+  constraints: z.strictObject({ peers, excludePeers: peers }),
+  parts: z.array(ensemblePart).min(1).max(ENSEMBLE_LIMITS.maxParts),
+});
+
 /** The job in a bid request: what a provider decides on, small (MAX_BID_JOB_BYTES whole). */
 const bidJobSchema: z.ZodType<JobSpec> = jobSchema.refine((job) => encodedSize(job) <= MAX_BID_JOB_BYTES, `is over ${MAX_BID_JOB_BYTES} bytes (DAG-CBOR); a bid request carries the job without its args and env`);
 

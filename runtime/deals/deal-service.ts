@@ -26,6 +26,9 @@ import type { DexieEventLog } from '../store/dexie-event-log.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
 import { BidGate } from './bid-gate.ts';
+import { deployEnsemble, ensembleActorId } from './ensembles.ts';
+import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
+import type { EnsembleSpec } from '../../machines/ensemble.ts';
 import { DeployError, UnknownDealError } from './deal-errors.ts';
 import { DealQueries, type LogsPage } from './deal-queries.ts';
 import { DealRecovery } from './deal-recovery.ts';
@@ -179,22 +182,28 @@ export class DealService {
     return (await ref.view()).context as JobRecord;
   }
 
-  job(id: string): Promise<JobRecord> {
+  /** Starts an ensemble (several parts placed all or none); resolves with its first record. */
+  deployEnsemble(spec: EnsembleSpec, modules: ReadonlyMap<string, Uint8Array>): Promise<EnsembleRecord> {
+    return deployEnsemble(this, spec, modules);
+  }
+
+  /** A job's record, or an ensemble's. */
+  job(id: string): Promise<JobRecord | EnsembleRecord> {
     return this.queries.job(id);
   }
 
-  listJobs(): Promise<JobRecord[]> {
+  listJobs(): Promise<(JobRecord | EnsembleRecord)[]> {
     return this.queries.listJobs();
   }
 
-  async cancel(id: string): Promise<JobRecord> {
+  async cancel(id: string): Promise<JobRecord | EnsembleRecord> {
     const jobId = parseJobId(id);
     if (!jobId) throw new UnknownDealError(`"${id}" is not a job id`);
-    const ref = await this.registry.ref(requesterActorId(jobId));
+    const ref = (await this.registry.ref(ensembleActorId(jobId))) ?? (await this.registry.ref(requesterActorId(jobId)));
     if (ref) {
       // the actor may end (and stop) while the cancel is on its way: then its saved record answers
       const r = await ref.ask({ type: 'job.cancel', now: this.now() }, 30_000, 'api').catch(() => undefined);
-      if (r?.ok) return r.value as JobRecord;
+      if (r?.ok) return r.value as JobRecord | EnsembleRecord;
     }
     return this.queries.job(id);
   }
@@ -205,8 +214,8 @@ export class DealService {
   }
 
   /** A page of output: of an allocation that ran here, or of a job this node asked for (fetched from its provider). */
-  logs(id: string, offset: number): Promise<LogsPage> {
-    return this.queries.logs(id, offset);
+  logs(id: string, offset: number, part?: string): Promise<LogsPage> {
+    return this.queries.logs(id, offset, part);
   }
 
   // ---- start and stop ------------------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
  * The jobs this node runs for its allocations, by allocation id, from asking the executor to the end: output to
  * the output log, the process group noted (so a node that died leaves no job behind: recovery ends it), and each
  * step reported to the allocation actor. A cancel that comes before the job has started cancels it the moment it
- * has; a stopping node cancels them all.
+ * has; a stopping node cancels them all. An allocation has at most one execution: a part started again while its
+ * previous execution still runs (or starts) stops that one, waits for its end, and only then starts; what the
+ * stopped one still reports is dropped (its allocation has moved on). Also runs a part's health checks.
  */
 import type { Executor, ExecutionSpec } from '../../actors/executor.ts';
-import type { ExecutionEndedEvent, ExecutionRefusedEvent, ExecutionStartedEvent } from '../../machines/allocation.messages.ts';
+import type { ExecutionEndedEvent, ExecutionRefusedEvent, ExecutionStartedEvent, HealthResultEvent } from '../../machines/allocation.messages.ts';
+import type { HealthProbeTarget } from '../../machines/health.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import type { Clock } from '../clock.ts';
+import { type HealthProbe, probeHealth } from '../executors/health-probe.ts';
 import { startTimeOf } from '../executors/process-group.ts';
 import type { ModuleStore } from './module-store.ts';
 import { OUTPUT_LIMIT_BYTES, type OutputLog } from './output-log.ts';
@@ -15,77 +19,133 @@ import { OUTPUT_LIMIT_BYTES, type OutputLog } from './output-log.ts';
 /** What an execution tells its allocation actor. */
 export type ExecutionEvent = ExecutionStartedEvent | ExecutionRefusedEvent | ExecutionEndedEvent;
 
+export type Env = Readonly<Record<string, string>>;
+
 export interface ExecutionsDeps {
   /** The executor for a kind, when this node offers it now. */
   readonly executor: (kind: string) => Promise<Executor | undefined>;
   readonly output: OutputLog;
   readonly modules: ModuleStore;
   readonly clock: Clock;
+  /** Runs one health check (default: probeHealth, HTTP on loopback or a command). */
+  readonly probe?: HealthProbe;
+}
+
+/** One execution of an allocation's job, from the ask to its end. */
+interface Run {
+  /** The job once started; null while it starts. */
+  exec: { cancel(): void } | null;
+  /** Asked to stop before it started: stopped the moment it has. */
+  cancelled: boolean;
+  /** A newer execution of the same allocation took its place: it reports nothing more. */
+  superseded: boolean;
+  /** Settles when this run is over (its job ended or never started), after its output and pid are put away. */
+  done: Promise<void>;
 }
 
 export class Executions {
-  /** Jobs running now. */
-  readonly #running = new Map<string, { cancel(): void }>();
-  /** Asked to start, not started yet; and those of them asked to stop meanwhile. */
-  readonly #starting = new Set<string>();
-  readonly #cancelled = new Set<string>();
+  /** The current execution of each allocation (starting or running). */
+  readonly #runs = new Map<string, Run>();
 
   constructor(private readonly deps: ExecutionsDeps) {}
 
-  /** Starts the job of an allocation and follows it to its end, reporting each step. */
-  async run(allocationId: string, job: JobSpec, report: (event: ExecutionEvent) => void): Promise<void> {
-    const { output, clock } = this.deps;
-    this.#starting.add(allocationId);
+  /**
+   * Starts the job of an allocation and follows it to its end, reporting each step. `env` is merged over the
+   * job's own env (a part's DMS_PORT_* and DMS_ADDR_*).
+   */
+  async run(allocationId: string, job: JobSpec, report: (event: ExecutionEvent) => void, env?: Env): Promise<void> {
+    const previous = this.#runs.get(allocationId);
+    let finish!: () => void;
+    const run: Run = { exec: null, cancelled: false, superseded: false, done: new Promise<void>((resolve) => (finish = resolve)) };
+    this.#runs.set(allocationId, run);
+    const tell = (event: ExecutionEvent): void => {
+      if (!run.superseded) report(event);
+    };
     try {
-      const executor = await this.deps.executor(job.executor);
-      if (!executor) {
-        report({ type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node; send the job to a node started with --executors ${job.executor}`, now: clock.now() });
-        return;
-      }
-      const exec = await executor.start(this.#spec(job), (chunk) => void output.append(allocationId, chunk.stream, chunk.data));
-      this.#starting.delete(allocationId);
-      this.#running.set(allocationId, exec);
-      if (this.#cancelled.delete(allocationId)) exec.cancel();
-      void output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
-      report({ type: 'execution.started', pid: exec.pid, now: clock.now() });
-      // drain the output iterator: chunks are kept until read (they are already written by the listener)
-      void (async () => {
-        for await (const _ of exec.output);
-      })().catch(() => {});
-      const result = await exec.wait();
-      this.#running.delete(allocationId);
-      await output.flush(allocationId);
-      await output.forgetPid(allocationId);
-      const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
-      report({ type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: clock.now() });
+      if (previous) await this.#stop(previous);
+      await this.#follow(allocationId, run, job, env, tell);
     } catch (e) {
-      this.#running.delete(allocationId);
-      report({ type: 'execution.refused', reason: (e as Error).message, now: clock.now() });
+      tell({ type: 'execution.refused', reason: (e as Error).message, now: this.deps.clock.now() });
     } finally {
-      this.#starting.delete(allocationId);
-      this.#cancelled.delete(allocationId);
+      if (this.#runs.get(allocationId) === run) this.#runs.delete(allocationId);
+      finish();
     }
+  }
+
+  async #follow(allocationId: string, run: Run, job: JobSpec, env: Env | undefined, tell: (event: ExecutionEvent) => void): Promise<void> {
+    const { output, clock } = this.deps;
+    const executor = await this.deps.executor(job.executor);
+    if (!executor) {
+      tell({ type: 'execution.refused', reason: `executor "${job.executor}" is not enabled on this node; send the job to a node started with --executors ${job.executor}`, now: clock.now() });
+      return;
+    }
+    // taken over by a newer execution before anything ran: nothing to start (and nothing to tell)
+    if (run.superseded) return;
+    const exec = await executor.start(this.#spec(job, env), (chunk) => void output.append(allocationId, chunk.stream, chunk.data));
+    run.exec = exec;
+    if (run.cancelled || run.superseded) exec.cancel();
+    void output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
+    tell({ type: 'execution.started', pid: exec.pid, now: clock.now() });
+    // drain the output iterator: chunks are kept until read (they are already written by the listener)
+    void (async () => {
+      for await (const _ of exec.output);
+    })().catch(() => {});
+    const result = await exec.wait();
+    run.exec = null;
+    await output.flush(allocationId);
+    // a newer execution noted its own pid: that one stays
+    if (this.#runs.get(allocationId) === run) await output.forgetPid(allocationId);
+    const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
+    tell({ type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: clock.now() });
+  }
+
+  /** Stops a run taken over by a newer one of its allocation, and waits until it is over. */
+  async #stop(run: Run): Promise<void> {
+    run.superseded = true;
+    if (run.exec) run.exec.cancel();
+    else run.cancelled = true;
+    await run.done;
   }
 
   /** Stops the job of an allocation; one still starting is stopped the moment it has started. */
   cancel(allocationId: string): void {
-    const running = this.#running.get(allocationId);
-    if (running) running.cancel();
-    else if (this.#starting.has(allocationId)) this.#cancelled.add(allocationId);
+    const run = this.#runs.get(allocationId);
+    if (!run) return;
+    if (run.exec) run.exec.cancel();
+    else run.cancelled = true;
   }
 
   /** A job must not outlive its node: every job is stopped (the allocation finds out when the node starts again). */
   cancelAll(): void {
-    for (const e of this.#running.values()) e.cancel();
-    for (const id of this.#starting) this.#cancelled.add(id);
+    for (const id of this.#runs.keys()) this.cancel(id);
   }
 
-  #spec(job: JobSpec): ExecutionSpec {
+  /**
+   * Runs one health check of a part and reports its result; never rejects (a probe that throws is a failed check
+   * whose output says why). A command check runs a program on this node: only where the node runs process jobs.
+   */
+  async check(target: HealthProbeTarget, timeoutMs: number, env: Env | undefined, report: (event: HealthResultEvent) => void): Promise<void> {
+    const probe = this.deps.probe ?? probeHealth;
+    const startedAt = this.deps.clock.now();
+    let r: { ok: boolean; output: string; ms: number };
+    try {
+      if (target.type === 'command' && !(await this.deps.executor('process'))) {
+        r = { ok: false, output: 'a command health check runs a program on the provider, and this node does not run process jobs; use an http check', ms: 0 };
+      } else r = await probe(target, { timeoutMs, ...(env ? { env } : {}) });
+    } catch (e) {
+      r = { ok: false, output: `the health check could not run: ${(e as Error).message}`, ms: Math.max(0, this.deps.clock.now() - startedAt) };
+    }
+    report({ type: 'health.result', ok: r.ok, output: r.output, ms: r.ms, now: this.deps.clock.now() });
+  }
+
+  #spec(job: JobSpec, env: Env | undefined): ExecutionSpec {
     const limits = { memoryBytes: job.resources.memory, timeoutMs: job.timeoutMs, cpu: job.resources.cpu };
     if (job.executor === 'wasm') {
       const { sha256 } = job.wasm.module;
-      return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: this.deps.modules.path(sha256) }, sha256, args: job.wasm.args, env: job.wasm.env } };
+      const wasmEnv = env ? { ...job.wasm.env, ...env } : job.wasm.env;
+      return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: this.deps.modules.path(sha256) }, sha256, args: job.wasm.args, env: wasmEnv } };
     }
-    return { executor: 'process', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, process: { command: job.process.command, args: job.process.args, env: job.process.env } };
+    const processEnv = env ? { ...job.process.env, ...env } : job.process.env;
+    return { executor: 'process', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, process: { command: job.process.command, args: job.process.args, env: processEnv } };
   }
 }

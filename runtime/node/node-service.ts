@@ -17,6 +17,7 @@ import { type Clock, type Timer, realClock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
 import { dealInboxes } from '../deals/deal-inboxes.ts';
+import { partsOf, servePartTunnels } from '../deals/part-registry.ts';
 import type { DealService } from '../deals/deal-service.ts';
 import { DataDirError, OnboardingError } from '../errors.ts';
 import { probeWritable, writeFileDurable, writeJson } from '../files.ts';
@@ -124,6 +125,7 @@ function nodeLifecycle(root: Root) {
     .phase('network', async ({ config, log, clock, identity, deals, node, net }) => {
       const network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(deals, node, router) }, log, clock);
       net.current = network;
+      await servePartTunnels(network.libp2p, partsOf(deals), log);
       return { parts: { network }, stop: () => network.stop().catch((e: Error) => log.warn({ err: e.message }, 'network did not stop cleanly')) };
     })
     .phase('deal recovery', async ({ log, deals }) => {

@@ -1,9 +1,10 @@
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createActor } from 'xstate';
+import { type Actor, createActor } from 'xstate';
 import { type AllocationContext, type AllocationMachine, allocationMachine } from '../../machines/allocation.machine.ts';
 import type { AllocationEvent, AllocationInput, AllocationIntent, ExecutionOutcome } from '../../machines/allocation.messages.ts';
 import type { AllocationState } from '../../machines/deal.wire.ts';
-import type { JobSpec } from '../../machines/job.ts';
+import type { JobSpec, PartRole } from '../../machines/job.ts';
 import { GiB, T0, res } from '../fixtures/node-fixtures.ts';
 import { type Harness as H, machineHarness } from '../fixtures/machine-harness.ts';
 
@@ -308,3 +309,431 @@ Snapshot('stop in running, restore from JSON, and finish like the original', () 
 });
 
 Snapshot.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parts of an ensemble (job.part): held for dependencies, DMS_PORT_* / DMS_ADDR_* env, restarts, health checks.
+
+const PART: PartRole = {
+  ensemble: 'ens-1',
+  name: 'web',
+  type: 'service',
+  ports: ['http'],
+  restart: 'on-failure',
+  dependsOn: [],
+  maxRestarts: { count: 2, withinMs: 60_000 },
+};
+const PORTS = { http: 41_000 };
+const HTTP_CHECK = { http: { port: 'http', path: '/health' }, intervalMs: 1_000, retries: 2 } as const;
+
+interface PartHarness {
+  actor: Actor<AllocationMachine>;
+  out: AllocationIntent[];
+  send(e: AllocationEvent): AllocationIntent[];
+}
+
+/** A started allocation of a part (PART patched), with its ledger ports. */
+function partActor(patch: Partial<PartRole> = {}, ports: Record<string, number> = PORTS): PartHarness {
+  const input: AllocationInput = { ...INPUT, job: { ...JOB, part: { ...PART, ...patch } }, ports };
+  const out: AllocationIntent[] = [];
+  const actor = createActor(allocationMachine, { input });
+  actor.on('*', (e) => out.push(e));
+  actor.start();
+  return {
+    actor,
+    out,
+    send(e) {
+      const from = out.length;
+      actor.send(e);
+      return out.slice(from);
+    },
+  };
+}
+const pstate = (p: PartHarness) => p.actor.getSnapshot().value;
+const pctx = (p: PartHarness): AllocationContext => p.actor.getSnapshot().context;
+const pushes = (out: readonly AllocationIntent[]) => ofType(out, 'status.push').map((i) => i.status);
+const startsOf = (out: readonly AllocationIntent[]) => ofType(out, 'execution.start');
+const partStart = (addrsEnv: Record<string, string>, now = T0 + 500): AllocationEvent => ({ type: 'part.start', addrsEnv, now });
+const healthResult = (ok: boolean, output: string, now: number, ms = 10): AllocationEvent => ({ type: 'health.result', ok, output, ms, now });
+const failedOutcome = (code = 1) => outcome('failed', code, `exited with code ${code}`);
+
+/** Runs a part to running: started at T0, running at T0 + 100. */
+function partRunning(p: PartHarness, at = T0): void {
+  p.send(startEv(at));
+  p.send(started(at + 100));
+  assert.is(pstate(p), 'running');
+}
+
+const Parts = suite<{ p?: PartHarness }>('allocation of a part: held, env, start');
+Parts.after.each((ctx) => {
+  ctx.p?.actor.stop();
+  ctx.p = undefined;
+});
+
+Parts('a part without dependencies starts at once, with DMS_PORT_<NAME>; its status says restarts 0', (ctx) => {
+  const p = (ctx.p = partActor());
+  const out = p.send(startEv());
+  assert.equal(startsOf(out), [{ type: 'execution.start', allocationId: ID, job: { ...JOB, part: PART }, env: { DMS_PORT_HTTP: '41000' } }]);
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'starting', exitCode: null, message: 'starting the job', restarts: 0 }]);
+  assert.is(pstate(p), 'starting');
+});
+
+Parts('a part with dependencies is held (pending, status pushed) until part.start, then starts with their addresses', (ctx) => {
+  const p = (ctx.p = partActor({ dependsOn: ['kv', 'cache'], ports: ['http', 'admin-ui'] }, { http: 41_000, 'admin-ui': 41_001 }));
+  const out = p.send(startEv());
+  assert.equal(startsOf(out), []);
+  assert.is(pstate(p), 'held');
+  assert.is(pctx(p).record.state, 'pending');
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'pending', exitCode: null, message: 'waiting for the parts it depends on to run: kv, cache', restarts: 0 }]);
+  // a timer or a health result while held changes nothing
+  assert.equal(p.send(healthResult(true, 'ok', T0 + 200)), []);
+  const go = p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001', DMS_ADDR_CACHE_TCP: '127.0.0.1:5002' }));
+  const [start] = startsOf(go);
+  assert.equal(start?.env, { DMS_PORT_HTTP: '41000', DMS_PORT_ADMIN_UI: '41001', DMS_ADDR_KV_HTTP: '127.0.0.1:5001', DMS_ADDR_CACHE_TCP: '127.0.0.1:5002' });
+  assert.is(pstate(p), 'starting');
+  assert.equal(pushes(go).map((s) => s.state), ['starting']);
+});
+
+Parts('cancelled while held: terminated at once, nothing to stop, released once', (ctx) => {
+  const p = (ctx.p = partActor({ dependsOn: ['kv'] }));
+  p.send(startEv());
+  const out = p.send(cancelEv(T0 + 300));
+  assert.equal(ofType(out, 'execution.cancel'), []);
+  assert.equal(types(out), ['ledger.release', 'status.push', 'allocation.ended']);
+  assert.is(pstate(p), 'terminated');
+  assert.equal(p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001' })), []);
+});
+
+Parts('a provider restart while held keeps it held; a part.start later still starts it', (ctx) => {
+  const p = (ctx.p = partActor({ dependsOn: ['kv'] }));
+  p.send(startEv());
+  assert.equal(p.send({ type: 'allocation.recovered', now: T0 + 400 }), []);
+  assert.is(pstate(p), 'held');
+  assert.equal(startsOf(p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001' })))[0]?.env, { DMS_PORT_HTTP: '41000', DMS_ADDR_KV_HTTP: '127.0.0.1:5001' });
+});
+
+Parts('a spawned part never started whose provider restarted is held again, not started', (ctx) => {
+  const p = (ctx.p = partActor({ dependsOn: ['kv'] }));
+  const out = p.send({ type: 'allocation.recovered', now: T0 });
+  assert.equal(startsOf(out), []);
+  assert.is(pstate(p), 'held');
+});
+
+Parts('an allocation that is no part: no env, no restarts or healthy in its status, part events ignored', () => {
+  const actor = createActor(allocationMachine, { input: INPUT });
+  const out: AllocationIntent[] = [];
+  actor.on('*', (e) => out.push(e));
+  actor.start();
+  actor.send(startEv());
+  assert.equal(startsOf(out), [{ type: 'execution.start', allocationId: ID, job: JOB }]);
+  actor.send(started());
+  const before = out.length;
+  actor.send(partStart({ DMS_ADDR_X_Y: '127.0.0.1:1' }));
+  actor.send(healthResult(false, 'x', T0 + 300));
+  assert.is(out.length, before);
+  actor.send(endedEv(failedOutcome(1)));
+  assert.is(actor.getSnapshot().value, 'failed');
+  assert.is(startsOf(out).length, 1);
+  for (const s of pushes(out)) assert.ok(!('restarts' in s) && !('healthy' in s), JSON.stringify(s));
+  assert.ok(!('restarts' in actor.getSnapshot().context.record));
+  actor.stop();
+});
+
+Parts.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Restarts = suite<{ p?: PartHarness }>('allocation of a part: restarts by its policy, within maxRestarts');
+Restarts.after.each((ctx) => {
+  ctx.p?.actor.stop();
+  ctx.p = undefined;
+});
+
+Restarts('on-failure: exit 1 starts it again (same env), counted; then exit 0 completes', (ctx) => {
+  const p = (ctx.p = partActor());
+  partRunning(p);
+  const out = p.send(endedEv(failedOutcome(1), T0 + 5_000));
+  assert.equal(types(out), ['timer.cancel', 'execution.start', 'status.push', 'timer.schedule']);
+  assert.equal(out[0], { type: 'timer.cancel', key: 'timeout' });
+  assert.equal(startsOf(out)[0]?.env, { DMS_PORT_HTTP: '41000' });
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'starting', exitCode: 1, message: 'restarting the job (restart 1) after: exited with code 1', restarts: 1 }]);
+  assert.equal(pctx(p).timers, { start: T0 + 5_000 + 60_000 });
+  assert.is(pstate(p), 'starting');
+  p.send(started(T0 + 5_100, 777));
+  assert.is(pstate(p), 'running');
+  assert.equal(pctx(p).timers, { timeout: T0 + 5_100 + TIMEOUT + 5_000 });
+  const end = p.send(endedEv(outcome('completed', 0, 'exited with code 0'), T0 + 6_000));
+  assert.is(pstate(p), 'completed');
+  assert.equal(pushes(end).at(-1), { dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'completed', exitCode: 0, message: 'exited with code 0', restarts: 1 });
+  assert.is(ofType(p.out, 'ledger.release').length, 1);
+  assert.is(ofType(p.out, 'allocation.ended')[0]?.record.restarts, 1);
+});
+
+Restarts('on-failure: a service that exits 0 ends completed, not restarted', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'on-failure' }));
+  partRunning(p);
+  p.send(endedEv(outcome('completed', 0, 'exited with code 0')));
+  assert.is(pstate(p), 'completed');
+  assert.is(startsOf(p.out).length, 1);
+});
+
+Restarts('always: a service that exits 0 is started again', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'always' }));
+  partRunning(p);
+  p.send(endedEv(outcome('completed', 0, 'exited with code 0')));
+  assert.is(pstate(p), 'starting');
+  assert.is(startsOf(p.out).length, 2);
+  assert.is(pctx(p).record.restarts, 1);
+});
+
+Restarts('never: exit 1 fails it as an allocation that is no part would', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'never' }));
+  partRunning(p);
+  const out = p.send(endedEv(failedOutcome(3)));
+  assert.is(pstate(p), 'failed');
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'failed', exitCode: 3, message: 'exited with code 3', restarts: 0 }]);
+  assert.is(startsOf(p.out).length, 1);
+});
+
+Restarts('a crash or running out of memory restarts too (on-failure)', (ctx) => {
+  const p = (ctx.p = partActor());
+  partRunning(p);
+  p.send(endedEv(outcome('memory', null, 'out of memory')));
+  assert.is(pstate(p), 'starting');
+  assert.match(pctx(p).record.message, 'after: out of memory');
+});
+
+Restarts('an end before the start was reported also restarts', (ctx) => {
+  const p = (ctx.p = partActor());
+  p.send(startEv());
+  const out = p.send(endedEv(failedOutcome(2), T0 + 50));
+  assert.is(pstate(p), 'starting');
+  assert.equal(types(out), ['timer.cancel', 'execution.start', 'status.push', 'timer.schedule']);
+  assert.equal(pctx(p).timers, { start: T0 + 50 + 60_000 });
+});
+
+Restarts('maxRestarts {2 in 60 s}: the third failure within the window fails it, saying why', (ctx) => {
+  const p = (ctx.p = partActor());
+  partRunning(p);
+  p.send(endedEv(failedOutcome(1), T0 + 1_000));
+  p.send(started(T0 + 1_100));
+  p.send(endedEv(failedOutcome(1), T0 + 2_000));
+  p.send(started(T0 + 2_100));
+  assert.is(pctx(p).record.restarts, 2);
+  const out = p.send(endedEv(failedOutcome(4), T0 + 3_000));
+  assert.is(pstate(p), 'failed');
+  const last = pushes(out).at(-1);
+  assert.equal(last, { dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'failed', exitCode: 4, message: 'exited with code 4; not restarted: it already had 2 restarts within 60 s (maxRestarts)', restarts: 2 });
+  assert.is(startsOf(p.out).length, 3);
+});
+
+Restarts('maxRestarts is a sliding window: restarts older than it no longer count', (ctx) => {
+  const p = (ctx.p = partActor());
+  partRunning(p);
+  p.send(endedEv(failedOutcome(1), T0 + 1_000));
+  p.send(started(T0 + 1_100));
+  p.send(endedEv(failedOutcome(1), T0 + 2_000));
+  p.send(started(T0 + 2_100));
+  // 61 s after the first restart: it has left the window, one is left in it
+  p.send(endedEv(failedOutcome(1), T0 + 61_001));
+  assert.is(pstate(p), 'starting');
+  assert.is(pctx(p).record.restarts, 3);
+  assert.equal(pctx(p).restartWindow, [T0 + 2_000, T0 + 61_001]);
+});
+
+Restarts('maxRestarts count 0: the first failure fails it', (ctx) => {
+  const p = (ctx.p = partActor({ maxRestarts: { count: 0, withinMs: 60_000 } }));
+  partRunning(p);
+  p.send(endedEv(failedOutcome(1)));
+  assert.is(pstate(p), 'failed');
+  assert.is(pctx(p).record.restarts, 0);
+});
+
+Restarts('a cancel never restarts: running, cancelled, ended -> terminated', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'always' }));
+  partRunning(p);
+  p.send(cancelEv(T0 + 1_000));
+  p.send(endedEv(outcome('cancelled', 143, 'killed by SIGTERM'), T0 + 1_200));
+  assert.is(pstate(p), 'terminated');
+  assert.is(startsOf(p.out).length, 1);
+  assert.is(pctx(p).record.restarts, 0);
+});
+
+Restarts('a cancel during a restart: terminated, not started again', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'always' }));
+  partRunning(p);
+  p.send(endedEv(failedOutcome(1), T0 + 1_000));
+  assert.is(pstate(p), 'starting');
+  p.send(cancelEv(T0 + 1_050));
+  p.send(endedEv(outcome('cancelled', null, 'killed'), T0 + 1_100));
+  assert.is(pstate(p), 'terminated');
+  assert.is(startsOf(p.out).length, 2);
+});
+
+Restarts('the executor ending it by itself (cancelled, not asked) ends it terminated', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'always' }));
+  partRunning(p);
+  p.send(endedEv(outcome('cancelled', null, 'the executor shut down')));
+  assert.is(pstate(p), 'terminated');
+});
+
+Restarts('a part killed at its time limit is not restarted: its timeout is all the life it was given', (ctx) => {
+  const p = (ctx.p = partActor({ restart: 'always' }));
+  partRunning(p);
+  p.send(endedEv(outcome('timeout', null, 'killed after 30 s')));
+  assert.is(pstate(p), 'failed');
+  assert.is(startsOf(p.out).length, 1);
+});
+
+Restarts.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Health = suite<{ p?: PartHarness }>('allocation of a part: health checks');
+Health.after.each((ctx) => {
+  ctx.p?.actor.stop();
+  ctx.p = undefined;
+});
+
+/** Fires the health timer at `at` and answers the check 10 ms later; returns the intents of both. */
+function check(p: PartHarness, ok: boolean, at: number, output = ok ? 'HTTP 200' : 'HTTP 500\nboom'): AllocationIntent[] {
+  return [...p.send(fired('health', at)), ...p.send(healthResult(ok, output, at + 10))];
+}
+
+Health('running schedules the first check one interval on; the timer asks the runtime for it', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: HTTP_CHECK }));
+  p.send(startEv());
+  const out = p.send(started(T0 + 100));
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', key: 'timeout', at: RUN_TIMEOUT_AT }, { type: 'timer.schedule', key: 'health', at: T0 + 1_100 }]);
+  assert.equal(p.send(fired('health', T0 + 1_100)), [{ type: 'health.check', allocationId: ID, target: { type: 'http', port: 41_000, path: '/health' }, timeoutMs: 1_000 }]);
+  assert.equal(pctx(p).timers, { timeout: RUN_TIMEOUT_AT });
+});
+
+Health('a pass makes it healthy: status pushed with healthy true, the next check set; another pass pushes nothing', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: HTTP_CHECK }));
+  partRunning(p);
+  const out = check(p, true, T0 + 1_100);
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'running', exitCode: null, message: 'the job runs and is healthy', healthy: true, restarts: 0 }]);
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', key: 'health', at: T0 + 2_110 }]);
+  assert.equal(pushes(check(p, true, T0 + 2_110)), []);
+  assert.is(pctx(p).record.healthy, true);
+});
+
+Health('failures within the start period do not count; retries failures in a row make it unhealthy, stopped', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: HTTP_CHECK }));
+  partRunning(p);
+  assert.equal(pushes(check(p, false, T0 + 1_100)), []); // due within the start period
+  assert.equal(pushes(check(p, false, T0 + 2_110)), []); // 1 of 2
+  const out = check(p, false, T0 + 3_120); // 2 of 2
+  assert.is(pstate(p), 'recycling');
+  assert.ok(ofType(out, 'execution.cancel').length === 1, JSON.stringify(out));
+  const reason = 'the health check failed 2 times in a row; last output: HTTP 500\nboom';
+  assert.equal(pushes(out), [{ dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'running', exitCode: null, message: `${reason}; stopping it`, healthy: false, restarts: 0 }]);
+  // no more checks of this run; the stop is timed
+  assert.equal(Object.keys(pctx(p).timers).sort(), ['stop', 'timeout']);
+});
+
+Health('unhealthy -> stopped -> restarted (health unknown again) -> unhealthy again past maxRestarts -> failed with the check output', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: HTTP_CHECK, maxRestarts: { count: 1, withinMs: 60_000 } }));
+  partRunning(p);
+  check(p, true, T0 + 1_100);
+  check(p, false, T0 + 2_110);
+  check(p, false, T0 + 3_120);
+  assert.is(pstate(p), 'recycling');
+  // the stopped execution reports a cancel: still a failure for the policy
+  const again = p.send(endedEv(outcome('cancelled', 143, 'killed by SIGTERM'), T0 + 3_300));
+  assert.is(pstate(p), 'starting');
+  assert.equal(startsOf(again)[0]?.env, { DMS_PORT_HTTP: '41000' });
+  const pushed = pushes(again)[0]!;
+  assert.is(pushed.restarts, 1);
+  assert.ok(!('healthy' in pushed), 'health is unknown after a restart');
+  assert.match(pushed.message, 'after: the health check failed 2 times in a row');
+  assert.is(pctx(p).unhealthy, null);
+  p.send(started(T0 + 3_400));
+  // a result of a check begun before this start is ignored
+  assert.equal(p.send(healthResult(false, 'stale', T0 + 3_450, 100)), []);
+  check(p, false, T0 + 4_400); // start period
+  check(p, false, T0 + 5_410);
+  check(p, false, T0 + 6_420, 'HTTP 503\nstill down');
+  assert.is(pstate(p), 'recycling');
+  const end = p.send(endedEv(outcome('cancelled', 143, 'killed by SIGTERM'), T0 + 6_600));
+  assert.is(pstate(p), 'failed');
+  const msg = pushes(end).at(-1)!.message;
+  assert.match(msg, /^the health check failed 2 times in a row; last output: HTTP 503\nstill down/);
+  assert.match(msg, 'not restarted: it already had 1 restarts within 60 s');
+  assert.is(ofType(p.out, 'ledger.release').length, 1);
+});
+
+Health('restart never: unhealthy fails it with the check output as the message', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: { ...HTTP_CHECK, retries: 1 }, restart: 'never' }));
+  partRunning(p);
+  check(p, true, T0 + 1_100);
+  check(p, false, T0 + 2_110, 'GET 127.0.0.1:41000/health failed: connect ECONNREFUSED');
+  const end = p.send(endedEv(outcome('cancelled', 143, 'killed'), T0 + 2_300));
+  assert.is(pstate(p), 'failed');
+  assert.equal(pushes(end).at(-1), {
+    dealId: 'deal-1', nonce: 2, allocationId: ID, state: 'failed', exitCode: 143,
+    message: 'the health check failed once; last output: GET 127.0.0.1:41000/health failed: connect ECONNREFUSED', healthy: false, restarts: 0,
+  });
+});
+
+Health('an unhealthy part that does not stop in time fails (it is not started a second time)', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: { ...HTTP_CHECK, retries: 1 } }));
+  partRunning(p);
+  check(p, true, T0 + 1_100);
+  check(p, false, T0 + 2_110);
+  const stopAt = pctx(p).timers['stop']!;
+  p.send(fired('stop', stopAt));
+  assert.is(pstate(p), 'failed');
+  assert.match(pctx(p).record.message, 'did not stop within 10 s');
+  assert.is(startsOf(p.out).length, 1);
+});
+
+Health('a cancel while an unhealthy part is being stopped ends it terminated, never restarted', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: { ...HTTP_CHECK, retries: 1 }, restart: 'always' }));
+  partRunning(p);
+  check(p, true, T0 + 1_100);
+  check(p, false, T0 + 2_110);
+  p.send(cancelEv(T0 + 2_200));
+  assert.is(pstate(p), 'stopping');
+  p.send(endedEv(outcome('cancelled', 143, 'killed'), T0 + 2_300));
+  assert.is(pstate(p), 'terminated');
+  assert.is(startsOf(p.out).length, 1);
+});
+
+Health('a command check carries the part env; a check naming a port the part lacks fails without the runtime', (ctx) => {
+  const p = (ctx.p = partActor({ healthcheck: { command: ['sh', '-c', 'test -n "$DMS_PORT_HTTP"'], intervalMs: 500, retries: 1 } }));
+  partRunning(p);
+  assert.equal(p.send(fired('health', T0 + 600)), [{ type: 'health.check', allocationId: ID, target: { type: 'command', command: ['sh', '-c', 'test -n "$DMS_PORT_HTTP"'] }, timeoutMs: 500, env: { DMS_PORT_HTTP: '41000' } }]);
+  p.actor.stop();
+  const q = (ctx.p = partActor({ healthcheck: { ...HTTP_CHECK, retries: 1 } }, {}));
+  partRunning(q);
+  // the first failure is within the start period; the second makes it unhealthy
+  const out = [...q.send(fired('health', T0 + 1_100)), ...q.send(fired('health', T0 + 2_100))];
+  assert.equal(ofType(out, 'health.check'), []);
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', key: 'health', at: T0 + 2_100 }, { type: 'timer.schedule', key: 'stop', at: T0 + 2_100 + 10_000 }]);
+  assert.is(pstate(q), 'recycling');
+  assert.match(pctx(q).unhealthy ?? '', `the health check's port "http" has no port assigned on this provider`);
+});
+
+Health('a part restored from a snapshot mid-checks continues identically', () => {
+  const input: AllocationInput = { ...INPUT, job: { ...JOB, part: { ...PART, healthcheck: HTTP_CHECK } }, ports: PORTS };
+  const head: AllocationEvent[] = [startEv(), started(), fired('health', T0 + 1_100), healthResult(true, 'ok', T0 + 1_110)];
+  const tail: AllocationEvent[] = [fired('health', T0 + 2_110), healthResult(false, 'x', T0 + 2_120), fired('health', T0 + 3_120), healthResult(false, 'y', T0 + 3_130), endedEv(outcome('cancelled', 143, 'k'), T0 + 3_200)];
+  const run = (events: readonly AllocationEvent[], snapshot?: unknown) => {
+    const out: AllocationIntent[] = [];
+    const actor = createActor(allocationMachine, snapshot ? { input, snapshot: snapshot as never } : { input });
+    actor.on('*', (e) => out.push(e));
+    actor.start();
+    for (const e of events) actor.send(e);
+    return { actor, out };
+  };
+  const original = run([...head, ...tail]);
+  const first = run(head);
+  const restored = run(tail, JSON.parse(JSON.stringify(first.actor.getPersistedSnapshot())));
+  assert.equal(restored.out, original.out.slice(first.out.length));
+  assert.equal(restored.actor.getSnapshot().context, original.actor.getSnapshot().context);
+  assert.is(restored.actor.getSnapshot().value, 'starting');
+  for (const a of [original, first, restored]) a.actor.stop();
+});
+
+Health.run();

@@ -877,3 +877,65 @@ Recovery('history keeps the newest 50 entries', (h) => {
 });
 
 Recovery.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+// A part of an ensemble: held after its commit until every part is placed; its ensemble hears every change.
+
+const PART_JOB: JobSpec = { ...JOB, part: { ensemble: 'ens', name: 'kv', type: 'service', ports: ['http'], restart: 'always', dependsOn: [], maxRestarts: { count: 5, withinMs: 60_000 } } };
+const Part = behaviour('requester: a part of an ensemble', { ...INPUT, job: PART_JOB, parent: 'ensemble/ens' });
+const notes = (out: readonly RequesterIntent[]) => ofType(out, 'parent.notify').map((n) => n.update.state);
+
+Part('the commit goes out alone; once committed the part holds (placed) and tells its ensemble, until the bid expires', (h) => {
+  start(h);
+  sent(h, [A]);
+  const out = submit(h, A);
+  assert.equal(ofType(out, 'deal.allocate.send'), [], 'no allocate behind the commit');
+  assert.equal(ofType(out, 'deal.commit.send').map((c) => c.to), [A]);
+  const held = committed(h, A, t(200));
+  assert.equal(value(h), 'placed');
+  assert.is(rec(h).state, 'placed');
+  const [n] = ofType(held, 'parent.notify');
+  assert.equal(n?.to, 'ensemble/ens');
+  assert.equal(n?.update, { part: 'kv', state: 'placed', provider: A, nonce: 1, allocationId: null, exitCode: null, message: rec(h).message });
+  assert.equal(ofType(held, 'timer.schedule').find((x) => x.key === 'step')?.at, t(15_000), 'held until the bid expires');
+});
+
+Part('part.allocate sends the allocate with who runs every part; statuses reach the ensemble', (h) => {
+  start(h);
+  sent(h, [A]);
+  submit(h, A);
+  committed(h, A, t(200));
+  const members = [{ part: 'kv', provider: A }, { part: 'client', provider: B }];
+  const out = send(h, { type: 'part.allocate', members, now: t(300) });
+  assert.equal(ofType(out, 'deal.allocate.send'), [{ type: 'deal.allocate.send', to: A, dealId: DEAL, nonce: 1, members }]);
+  assert.equal(notes(out), ['provisioning']);
+  allocated(h, A, t(400));
+  const run = send(h, { type: 'allocation.status', dealId: DEAL, nonce: 1, allocationId: `${DEAL}.1`, state: 'running', exitCode: null, message: '', healthy: true, restarts: 2, from: A, now: t(500) });
+  const [n] = ofType(run, 'parent.notify');
+  assert.equal(n?.update.allocation, { state: 'running', healthy: true, restarts: 2 });
+  assert.equal(notes(run), ['running']);
+  // a heartbeat that changes nothing is not repeated to the ensemble
+  assert.equal(notes(send(h, { type: 'allocation.status', dealId: DEAL, nonce: 1, allocationId: `${DEAL}.1`, state: 'running', exitCode: null, message: '', healthy: true, restarts: 2, from: A, now: t(2500) })), []);
+});
+
+Part('a hold that outlives the bid lets the provider go and asks again', (h) => {
+  start(h);
+  sent(h, [A]);
+  submit(h, A);
+  committed(h, A, t(200));
+  const out = fire(h, 'step', t(15_000));
+  assert.ok(out.some((i) => i.type === 'deal.revert.send' && i.to === A), JSON.stringify(out));
+  assert.match(JSON.stringify(rec(h).history), /let its commit go before every part of the ensemble was placed/);
+  assert.ok(notes(out).length > 0, 'the ensemble hears it is no longer placed');
+});
+
+Part('a job of its own (no parent) still allocates right behind the commit', () => {
+  const h = spawn(INPUT);
+  start(h);
+  sent(h, [A]);
+  assert.equal(ofType(submit(h, A), 'deal.allocate.send').length, 1);
+  assert.equal(ofType(h.out, 'parent.notify'), []);
+  h.actor.stop();
+});
+
+Part.run();

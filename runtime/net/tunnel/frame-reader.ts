@@ -29,10 +29,14 @@ export function readFrame(stream: Stream, parse: (buf: Uint8Array) => PrefixRead
       const r = parse(buf);
       if (r.kind === 'bad') done(new TunnelHeaderError(`bad ${what}: ${r.why}`));
       else if (r.kind === 'done') done(null, r.body.slice(), buf.subarray(r.used));
+      else if (noMore()) onEnd();
     };
+    // 'end' may have passed already, with bytes behind it: protocol negotiation reads ahead, sees the remote's
+    // close, and pushes back what it read (see MessageStream.readableEnded)
+    const noMore = (): boolean => stream.readableEnded && stream.readBufferLength === 0;
     const onEnd = (): void => done(new TunnelHeaderError(`the stream ended before its ${what} (${buf.length} bytes of it came)`));
     const timer = setTimeout(() => done(new TunnelHeaderError(`no ${what} within ${timeoutMs} ms (${buf.length} bytes of it came)`)), timeoutMs);
-    if (stream.readableEnded || stream.status !== 'open') return onEnd();
+    if (noMore() || stream.status !== 'open') return onEnd();
     stream.addEventListener('message', onMessage);
     stream.addEventListener('end', onEnd);
     stream.addEventListener('close', onEnd);

@@ -140,6 +140,7 @@ class Libp2pTunnelAcceptor implements TunnelAcceptor {
     this.counters.refuse(reason);
     this.#refusals.note(peer, reason, detail, loud);
     const grace = setTimeout(() => stream.abort(new TunnelRefusedError(reason, `refused (${reason}); the dialler did not close`)), this.#init.refuseGraceMs);
+    grace.unref();
     stream.addEventListener('close', () => clearTimeout(grace), { once: true });
     try {
       if (stream.writeStatus === 'writable') stream.send(Uint8Array.of(STATUS[reason]));

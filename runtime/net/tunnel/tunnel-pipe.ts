@@ -45,6 +45,7 @@ export class TunnelPipe {
     socket.on('close', () => this.#onSocketClose());
     stream.addEventListener('message', (e) => this.#fromStream(e));
     stream.addEventListener('end', () => this.#onStreamEnd());
+    this.#onStreamEnd(); // the end may have come already, during protocol negotiation
     stream.addEventListener('close', (e) => this.#onStreamClose(e));
     socket.resume();
   }
@@ -83,6 +84,7 @@ export class TunnelPipe {
     let more = true;
     if (data instanceof Uint8Array) more = this.socket.write(data);
     else for (const part of data) more = this.socket.write(part);
+    this.#onStreamEnd();
     if (more || this.#waitingDrain || this.stream.readStatus !== 'readable') return;
     this.#waitingDrain = true;
     this.stream.pause();
@@ -97,7 +99,12 @@ export class TunnelPipe {
     this.stream.close().catch((e: Error) => this.abort(new TunnelClosedError(`closing the stream failed: ${e.message}`)));
   }
 
+  /**
+   * Ends the socket's writable end once the stream will deliver nothing more. 'end' alone does not say so: when
+   * protocol negotiation read ahead past the remote's close, 'end' came before the bytes it pushed back.
+   */
   #onStreamEnd(): void {
+    if (this.#streamEnded || !this.stream.readableEnded || this.stream.readBufferLength > 0) return;
     this.#streamEnded = true;
     // an abort or a reset ends the stream's reading too, but that is no FIN: the close handler resets the socket
     if (this.stream.status === 'aborted' || this.stream.status === 'reset') return;

@@ -201,7 +201,15 @@ Api('GET /v1/logs/:id takes a byte offset: 0 by default, a whole number otherwis
   assert.is((await request(ctx, 'GET', '/v1/logs/job-1')).status, 200);
   assert.is((await request(ctx, 'GET', '/v1/logs/job-1?offset=4096')).status, 200);
   assert.is((await request(ctx, 'GET', `/v1/logs/${encodeURIComponent('deal 1.1')}?offset=7`)).status, 200);
-  assert.equal(ctx.calls, [['logs', 'job-1', 0], ['logs', 'job-1', 4096], ['logs', 'deal 1.1', 7]]);
+  assert.is((await request(ctx, 'GET', '/v1/logs/ens-1?part=kv')).status, 200);
+  assert.equal(ctx.calls, [['logs', 'job-1', 0, undefined], ['logs', 'job-1', 4096, undefined], ['logs', 'deal 1.1', 7, undefined], ['logs', 'ens-1', 0, 'kv']]);
+});
+
+Api('GET /v1/logs/:id?part= that is not a part name is a 400 naming the part', async (ctx) => {
+  const r = await request(ctx, 'GET', `/v1/logs/ens-1?part=${encodeURIComponent('../x')}`);
+  assert.is(r.status, 400);
+  assert.match((r.body as { error: string }).error, /part "\.\.\/x" is not a part name/);
+  assert.equal(ctx.calls, []);
 });
 
 Api('GET /v1/logs/:id?offset=abc (or negative, or fractional) is a 400 naming the offset', async (ctx) => {

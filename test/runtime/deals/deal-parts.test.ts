@@ -3,6 +3,7 @@
 // answer a job (job-requests.ts); and the typed view of a message at a deal inbox (deal-inboxes.ts).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { BidGate } from '../../../runtime/deals/bid-gate.ts';
 import { ManualClock } from '../../../runtime/clock.ts';
 import { MAX_NODE_BACKLOG, PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, dealInboxes, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
 import { DealTimers } from '../../../runtime/deals/deal-timers.ts';
@@ -189,7 +190,7 @@ Inbound('the node inbox drops a bid request unlogged, counted as node-busy, whil
   const sent: unknown[] = [];
   const rejected: string[] = [];
   const node = { backlog: 0, send: (e: unknown) => sent.push(e) };
-  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1 };
+  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1, gate: new BidGate() };
   const router = { reject: (_peer: string, reason: string) => void rejected.push(reason) };
   const inboxes = dealInboxes(svc as never, node as never, router as never);
   const nodeInbox = inboxes.find((i) => i.name === 'node')!;

@@ -45,6 +45,7 @@ const VALID: Record<string, Record<string, unknown>> = {
   'deal.refused': { ...deal, step: 'commit', reason: 'not committed: no live lock' },
   'deal.revert': { ...deal, reason: 'another provider was chosen' },
   'deal.cancel': { ...deal },
+  'part.start': { ...deal, addrs: [{ part: 'kv', port: 'http', provider: PEER }], members: [{ part: 'kv', provider: PEER }, { part: 'client', provider: OTHER }] },
   'allocation.status': { ...deal, allocationId: 'deal-0123456789abcdef.3', state: 'completed', exitCode: 0, message: 'exited 0' },
 };
 
@@ -122,6 +123,11 @@ const BROKEN: Record<string, readonly Breakage[]> = {
   ],
   'deal.revert': [['reason not a string', { ...deal, reason: 42 }, 'reason']],
   'deal.cancel': [['negative nonce', { ...deal, nonce: -1 }, 'nonce']],
+  'part.start': [
+    ['a port name with a space', { ...deal, addrs: [{ part: 'kv', port: 'h p', provider: PEER }], members: [] }, 'addrs.0.port'],
+    ['a part name starting with a digit', { ...deal, addrs: [], members: [{ part: '1kv', provider: PEER }] }, 'members.0.part'],
+    ['no members', { ...deal, addrs: [] }, 'members'],
+  ],
   'allocation.status': [
     ['unknown state', { ...VALID['allocation.status'], state: 'exploded' }, 'state'],
     ['fractional exit code', { ...VALID['allocation.status'], exitCode: 1.5 }, 'exitCode'],

@@ -1,0 +1,125 @@
+/**
+ * The ensemble actor's context, and the draft its steps (ensemble.steps.ts) write into: a step changes a draft of
+ * the context and lists the intents to emit, and the machine commits both at once.
+ */
+import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
+import type { EnsembleEvent, EnsembleInput, EnsembleIntent, EnsembleRecord, EnsembleState, PartView } from './ensemble.messages.ts';
+import type { PartUpdate } from './requester.messages.ts';
+
+/** What the ensemble keeps of each part's negotiation: its latest update, and what it was told. */
+export interface PartTrack {
+  /** The latest update of its negotiation (null before the first). */
+  readonly update: PartUpdate | null;
+  /** `${provider}#${nonce}` the part was told to allocate for, and started for (a part.start went out). */
+  readonly allocateSent: string | null;
+  readonly startSent: string | null;
+  /** Restarts its provider reported, as last seen (a rise is a restart). */
+  readonly restartsSeen: number;
+  /** Its allocation ids so far: a new one after the first is a move. */
+  readonly allocations: readonly string[];
+}
+
+export interface EnsembleContext {
+  readonly input: EnsembleInput;
+  readonly parts: Readonly<Record<string, PartTrack>>;
+  /** Times of the restarts and moves counted against `maxRestarts`, the oldest first (within the window). */
+  readonly restartTimes: readonly number[];
+  /** Why the ensemble fails, once a part failed for good (or the restarts ran out). */
+  readonly failure: string | null;
+  /** How it ends, once it is stopping. */
+  readonly outcome: Extract<EnsembleState, 'completed' | 'failed' | 'cancelled'> | null;
+  readonly timers: PendingTimers;
+  readonly pendingReply: string | null;
+  readonly record: EnsembleRecord;
+}
+
+export const HISTORY_LIMIT = 50;
+export const ensembleTimers = timerBook({ slackMs: 1_000 });
+
+export function initialEnsemble(input: EnsembleInput): EnsembleContext {
+  const parts: Record<string, PartTrack> = {};
+  for (const p of input.spec.parts) parts[p.name] = { update: null, allocateSent: null, startSent: null, restartsSeen: 0, allocations: [] };
+  return {
+    input,
+    parts,
+    restartTimes: [],
+    failure: null,
+    outcome: null,
+    timers: {},
+    pendingReply: null,
+    record: {
+      id: input.ensembleId,
+      name: input.spec.name,
+      kind: 'ensemble',
+      state: 'requesting',
+      message: 'waiting to place its parts',
+      recovery: input.spec.recovery,
+      parts: input.spec.parts.map((p): PartView => ({ name: p.name, type: p.type, state: 'pending', provider: null, allocationId: null, restarts: 0, exitCode: null, healthy: null, message: 'not placed yet' })),
+      restarts: 0,
+      createdAt: input.createdAt,
+      updatedAt: input.createdAt,
+      startedAt: null,
+      endedAt: null,
+      deadline: input.deadline,
+      history: [],
+    },
+  };
+}
+
+export class EnsembleDraft {
+  readonly out: EnsembleIntent[] = [];
+  constructor(
+    public ctx: EnsembleContext,
+    readonly now: number,
+  ) {}
+
+  set(patch: Partial<EnsembleContext>): this {
+    this.ctx = { ...this.ctx, ...patch };
+    return this;
+  }
+
+  record(patch: Partial<EnsembleRecord>): this {
+    return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
+  }
+
+  track(part: string, patch: Partial<PartTrack>): this {
+    return this.set({ parts: { ...this.ctx.parts, [part]: { ...this.ctx.parts[part]!, ...patch } } });
+  }
+
+  emit(...intents: EnsembleIntent[]): this {
+    this.out.push(...intents);
+    return this;
+  }
+
+  schedule(key: string, at: number): this {
+    return this.timers(ensembleTimers.schedule(this.ctx.timers, key, at));
+  }
+
+  cancel(key: string): this {
+    return this.timers(ensembleTimers.cancel(this.ctx.timers, key));
+  }
+
+  timers(step: TimerStep): this {
+    if (step.timers !== this.ctx.timers) this.set({ timers: step.timers });
+    return this.emit(...step.intents);
+  }
+
+  /** A step people should see: the state and message, and a history entry (only when either changed). */
+  progress(state: EnsembleState, message: string): this {
+    const r = this.ctx.record;
+    if (r.state === state && r.message === message) return this;
+    const history = [...r.history, { at: this.now, state, message }].slice(-HISTORY_LIMIT);
+    return this.record({ state, message, history });
+  }
+
+  reply(): this {
+    const replyTo = this.ctx.pendingReply;
+    if (replyTo === null) return this;
+    this.emit({ type: 'reply.send', replyTo, ok: true, value: this.ctx.record });
+    return this.set({ pendingReply: null });
+  }
+}
+
+export function beginEnsemble(c: EnsembleContext, e: EnsembleEvent): EnsembleDraft {
+  return new EnsembleDraft(c, e.now).timers({ timers: ensembleTimers.afterFire(c.timers, e), intents: [] });
+}
