@@ -12,7 +12,8 @@ import { formatBytes } from '../../machines/capability.ts';
 import { JOB_TERMINAL } from '../../machines/deal.constants.ts';
 import type { JobRecord } from '../../machines/requester.messages.ts';
 import { ApiClient, TOKEN_FILE } from '../api/client.ts';
-import { formatJob } from './deal-commands.ts';
+import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
+import { ensembleSettled, formatEnsemble, formatJob } from './deal-commands.ts';
 import { exampleModule } from '../executors/examples/examples.ts';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -32,8 +33,8 @@ export interface DemoOptions {
   readonly keep: boolean;
 }
 
-async function startNode(name: string, dir: string, bootstrap: string[]): Promise<DemoNode> {
-  const args = [MAIN, 'run', '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', '--bid-window', '1s', ...bootstrap.flatMap((b) => ['--bootstrap', b])];
+async function startNode(name: string, dir: string, bootstrap: string[], extra: readonly string[] = []): Promise<DemoNode> {
+  const args = [MAIN, 'run', '--data-dir', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--json', '--bid-window', '1s', ...bootstrap.flatMap((b) => ['--bootstrap', b]), ...extra];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -85,7 +86,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const a = await startNode('A', path.join(root, 'A'), []);
     nodes.push(a);
     say(`   A is ready: ${a.peerId}`);
-    const rest = await Promise.all(['B', 'C'].map((n) => startNode(n, path.join(root, n), [a.listen[0]!])));
+    // B and C also run process jobs (the second act's parts are small node programs)
+    const rest = await Promise.all(['B', 'C'].map((n) => startNode(n, path.join(root, n), [a.listen[0]!], ['--executors', 'wasm,process'])));
     nodes.push(...rest);
     for (const n of rest) say(`   ${n.name} is ready: ${n.peerId} (joined through A)`);
     await waitFor('A to see B and C', 30_000, async () => {
@@ -136,9 +138,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       say(`6. ${provider.name} released the job's resources: ${showCap(after)}, exactly as before.`);
     }
     say('   Everything each actor received is in its node\'s event log: `replay --data-dir <dir> --actor job/<id>` rebuilds the deal.');
-    return end.state === 'completed' ? 0 : 1;
+    const second = await secondAct(opts, root, a, rest[0]!, rest[1]!);
+    return end.state === 'completed' && second ? 0 : 1;
   } finally {
-    say('7. Stopping the nodes.');
+    say('12. Stopping the nodes.');
     await Promise.all(
       nodes.map(
         (n) =>
@@ -156,4 +159,68 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     if (opts.keep) say(`   The data dirs stay in ${root}.`);
     else await fs.rm(root, { recursive: true, force: true });
   }
+}
+
+/** A small key-value service (GET /health, GET /get) on its named port, and a client that reads it. */
+const KV_JS = "require('http').createServer((q,s)=>s.end(q.url==='/health'?'ok':'value-42')).listen(+process.env.DMS_PORT_HTTP,'127.0.0.1')";
+const CLIENT_JS = "const [h,p]=process.env.DMS_ADDR_KV_HTTP.split(':');require('http').get({host:h,port:+p,path:'/get'},r=>{let t='';r.on('data',d=>t+=d);r.on('end',()=>console.log('the client read '+t+' from kv at '+process.env.DMS_ADDR_KV_HTTP))}).on('error',e=>{console.error(String(e));process.exit(3)})";
+
+/** The second act: a two-part ensemble, a service on B and a task on C that calls it through the nodes' tunnel. */
+async function secondAct(opts: DemoOptions, root: string, a: DemoNode, b: DemoNode, c: DemoNode): Promise<boolean> {
+  const { say } = opts;
+  const dir = path.join(root, 'ensemble');
+  await fs.mkdir(dir);
+  const file = path.join(dir, 'kv-demo.yaml');
+  const yaml = [
+    'name: kv-demo',
+    'timeout: 2m',
+    'allocations:',
+    '  kv:',
+    '    type: service',
+    '    executor: process',
+    `    process: { command: ${JSON.stringify(process.execPath)}, args: [-e, ${JSON.stringify(KV_JS)}] }`,
+    '    resources: { cpu: 0.2, memory: 64MiB }',
+    '    ports: [http]',
+    '    healthcheck: { http: { port: http, path: /health }, interval: 500ms, retries: 3 }',
+    `    constraints: { peers: [${b.peerId}] }`,
+    '  client:',
+    '    executor: process',
+    `    process: { command: ${JSON.stringify(process.execPath)}, args: [-e, ${JSON.stringify(CLIENT_JS)}] }`,
+    '    resources: { cpu: 0.2, memory: 64MiB }',
+    '    dependsOn: [kv]',
+    `    constraints: { peers: [${c.peerId}] }`,
+    '',
+  ].join('\n');
+  await fs.writeFile(file, yaml);
+  say(`8. Second act: an ensemble of two parts (${file}): \`kv\`, a service with a named port and a health check, pinned`);
+  say('   to B; `client`, a task on C that depends on kv. Both are placed before either is allocated; the client starts');
+  say('   once kv runs and passes its health check, and reaches it at DMS_ADDR_KV_HTTP: a local port on C that C tunnels');
+  say("   over the nodes' own libp2p connection to kv's port on B (no public address, no VPN).");
+  const { loadEnsembleFile } = await import('./ensemble-file.ts');
+  const loaded = await loadEnsembleFile(file);
+  const rec = (await a.api.request('POST', '/v1/deploy', { ensemble: loaded.ensemble, modules: {} })) as EnsembleRecord;
+  let seen = 0;
+  const up = await waitFor('the ensemble to be up', 60_000, async () => {
+    const r = (await a.api.request('GET', `/v1/jobs/${rec.id}`)) as EnsembleRecord;
+    for (const h of r.history.slice(seen)) say(`   ${h.state.padEnd(12)} ${h.message}`);
+    seen = r.history.length;
+    return r.endedAt !== null || ensembleSettled(r) ? r : undefined;
+  });
+  say(`9. The ensemble is ${up.state}; \`status ${up.id}\` shows its parts:`);
+  const text = formatEnsemble(up);
+  // its history was shown as it happened
+  for (const l of text.slice(0, text.indexOf('\nhistory') >>> 0).split('\n')) say(`   ${l}`);
+  const page = (await a.api.request('GET', `/v1/logs/${up.id}?offset=0&part=client`)) as { chunks: { stream: string; text: string }[] };
+  say(`10. The client's output, fetched from C with \`logs ${up.id} --part client\`:`);
+  for (const ch of page.chunks) for (const l of ch.text.trimEnd().split('\n')) say(`   [${ch.stream}] ${l}`);
+  const client = up.parts.find((p) => p.name === 'client');
+  const ok = up.endedAt === null && client?.state === 'completed' && client.exitCode === 0;
+  await a.api.request('POST', `/v1/jobs/${up.id}/cancel`);
+  const ended = await waitFor('the ensemble to stop', 30_000, async () => {
+    const r = (await a.api.request('GET', `/v1/jobs/${up.id}`)) as EnsembleRecord;
+    return r.endedAt !== null ? r : undefined;
+  });
+  const held = await Promise.all([b, c].map(async (n) => ((await n.api.request('GET', '/v1/info')) as { allocations: unknown[] }).allocations.length));
+  say(`11. \`cancel ${up.id}\`: the ensemble is ${ended.state}; kv was stopped on B, and B and C hold ${held[0]! + held[1]! === 0 ? 'nothing for it any more' : `${held.join(' and ')} allocations still`}.`);
+  return ok;
 }
