@@ -10,7 +10,7 @@ import { type NumericField, type Resources, formatBytes, resourcesOf, shortfall 
 import { DEAL_DEFAULTS } from './deal.constants.ts';
 import { dealKey } from './deal.ids.ts';
 import type { Bid, DeclineCode } from './deal.wire.ts';
-import { LOCK_STEP, type Ledger, availableResources, chargeFor, lock, locksHeldBy } from './ledger.ts';
+import { LOCK_STEP, type Ledger, availableResources, chargeFor, heldBy, lock, locksHeldBy } from './ledger.ts';
 import type { NodeIntent } from './node.messages.ts';
 import type { Registration } from './onboarding.ts';
 import { DEFAULT_MAX_LOCKS_PER_REQUESTER, type Preferences, createComparator } from './preferences.ts';
@@ -118,6 +118,16 @@ function refusal(s: BidState, e: BidRequestEvent, need: Resources): (Answer & { 
   const max = s.preferences.provider.maxLocksPerRequester ?? DEFAULT_MAX_LOCKS_PER_REQUESTER;
   if (locksHeldBy(s.ledger, e.from) >= max) {
     return no('lock-limit', `this node already holds ${max} unanswered bids for this requester, the most it holds for one (provider.maxLocksPerRequester); ask again once one is taken or let go`);
+  }
+  const share = s.preferences.provider.maxShare ?? 1;
+  if (share < 1) {
+    const held = heldBy(s.ledger, e.from);
+    const reg = resourcesOf(s.ledger.registered);
+    const over = (['cpu', 'memory'] as const).find((f) => held[f] + need[f] > share * reg[f] + 1e-9);
+    if (over) {
+      const amount = (f: 'cpu' | 'memory', v: number) => (f === 'memory' ? formatBytes(v) : `${Number(v.toFixed(4))} cpu`);
+      return no('lock-limit', `this requester holds ${amount(over, held[over])} of this node's ${amount(over, reg[over])} and asks for ${amount(over, need[over])} more; one requester may hold at most ${share * 100}% (provider.maxShare)`);
+    }
   }
   // Checked before the preferences so a plain shortage is called 'insufficient', not a preference.
   const free = availableResources(s.ledger);

@@ -185,6 +185,18 @@ export function chargeFor(need: Resources, registered: Resources): Resources {
   };
 }
 
+/** The cpu and memory `holder` holds here: its locks and its allocations. */
+export function heldBy(l: Ledger, holder: string): { cpu: number; memory: number } {
+  let cpu = 0;
+  let memory = 0;
+  for (const x of [...Object.values(l.locks), ...Object.values(l.allocations)]) {
+    if (x.holder !== holder) continue;
+    cpu += x.resources.cpu;
+    memory += x.resources.memory;
+  }
+  return { cpu, memory };
+}
+
 /** Locks held for `holder` (bids not yet allocated, when the holder is a requester). */
 export function locksHeldBy(l: Ledger, holder: string): number {
   let n = 0;

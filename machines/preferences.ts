@@ -17,6 +17,12 @@ export interface ProviderPreferences {
    * with `lock-limit` until one is answered. Absent: DEFAULT_MAX_LOCKS_PER_REQUESTER.
    */
   readonly maxLocksPerRequester?: number;
+  /**
+   * Most of this node's registered cpu and memory one requester may hold at once (locked and allocated), 0..1; past
+   * it its requests are declined with `lock-limit` until some of it is let go. Absent: 1 (no cap): one requester
+   * using the whole machine is the common case; an operator who serves strangers sets less.
+   */
+  readonly maxShare?: number;
 }
 
 export const DEFAULT_MAX_LOCKS_PER_REQUESTER = 8;

@@ -47,6 +47,8 @@ export const preferencesSchema = z
         keepFree: z.number().min(0).max(0.9),
         /** Absent: the default (machines/preferences.ts DEFAULT_MAX_LOCKS_PER_REQUESTER). */
         maxLocksPerRequester: z.number().int().min(1).max(10_000).optional(),
+        /** Absent: 1, no cap (machines/preferences.ts). */
+        maxShare: z.number().gt(0).max(1).optional(),
       })
       .strict(),
     requester: z

@@ -4,7 +4,7 @@
 import * as assert from 'uvu/assert';
 import { presentNode } from '../../actors/node.actor.ts';
 import type { BidRequestEvent } from '../../machines/bidding.messages.ts';
-import type { Resources } from '../../machines/capability.ts';
+import { type Resources, resourcesOf } from '../../machines/capability.ts';
 import { DEAL_DEFAULTS, PERMANENT_DECLINES } from '../../machines/deal.constants.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { LOCK_STEP, availableResources, chargeFor } from '../../machines/ledger.ts';
@@ -235,3 +235,38 @@ Disk('the admission survives a snapshot round trip', (h) => {
 });
 
 Disk.run();
+
+const Share = behaviour('admission: one requester holds at most provider.maxShare of the node (absent: no cap)');
+
+Share('at 0.5 of a node: bids until the requester holds half the cpu, then lock-limit naming maxShare; others still get bids', (h) => {
+  registered(h, { ...DEFAULT_PREFERENCES, provider: { ...DEFAULT_PREFERENCES.provider, maxShare: 0.5 } });
+  const cpu = resourcesOf(ctx(h).ledger.registered).cpu;
+  assert.ok(outcome(send(h, request({ job: job(res(cpu / 4, MiB)) }))).bid);
+  assert.ok(outcome(send(h, request({ job: job(res(cpu / 4, MiB)) }))).bid, 'exactly half');
+  const { decline } = outcome(send(h, request({ job: job(res(0.01, MiB)) })));
+  assert.is(decline!.code, 'lock-limit');
+  assert.match(decline!.reason, /holds .* of this node's .* at most 50% \(provider\.maxShare\)/);
+  assert.ok(outcome(send(h, request({ from: OTHER, job: job(res(cpu / 4, MiB)) }))).bid, 'another requester is not held back');
+});
+
+Share('allocated resources count too; releasing them makes room again; without maxShare one requester may take the whole node', (h) => {
+  registered(h, { ...DEFAULT_PREFERENCES, provider: { ...DEFAULT_PREFERENCES.provider, maxShare: 0.5 } });
+  const cpu = resourcesOf(ctx(h).ledger.registered).cpu;
+  const a = outcome(send(h, request({ job: job(res(cpu / 2, MiB)) }))).bid!;
+  const key = `${a.dealId}.1@${REQ}`;
+  send(h, { type: 'ledger.allocate', allocationId: key, lockId: key, now: T0 + 10 });
+  assert.is(outcome(send(h, request({ job: job(res(0.01, MiB)) }))).decline!.code, 'lock-limit', 'the allocation still counts');
+  send(h, { type: 'ledger.release', allocationId: key });
+  assert.ok(outcome(send(h, request({ job: job(res(cpu / 2, MiB)) }))).bid, 'room again once released');
+});
+
+Share('absent (the default): one requester may hold the whole node', (h) => {
+  registered(h);
+  assert.is(DEFAULT_PREFERENCES.provider.maxShare, undefined);
+  const cpu = resourcesOf(ctx(h).ledger.registered).cpu;
+  assert.ok(outcome(send(h, request({ job: job(res(cpu / 2, MiB)) }))).bid);
+  assert.ok(outcome(send(h, request({ job: job(res(cpu / 2, MiB)) }))).bid, 'the second half too');
+  assert.is(outcome(send(h, request({ job: job(res(0.01, MiB)) }))).decline!.code, 'insufficient', 'then the node is simply full');
+});
+
+Share.run();
