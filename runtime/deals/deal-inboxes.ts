@@ -215,7 +215,9 @@ async function startPart(svc: DealService, m: InboundDeal<'part.start'>): Promis
     return;
   }
   if (role) parts.noteMembers(key, role, m.from, members);
-  const { addrsEnv, listeners } = await openPartAddrs({ parts, self: svc.deps.self, host: svc.deps.net()?.libp2p, log: svc.deps.log }, ensemble, m.from, addrs);
+  // sent again after a dependency moved: the listeners the part has keep their addresses, pointed at the new place
+  const have = parts.get(key)?.listeners ?? [];
+  const { addrsEnv, listeners } = await openPartAddrs({ parts, self: svc.deps.self, host: svc.deps.net()?.libp2p, log: svc.deps.log }, ensemble, m.from, addrs, have);
   await parts.keepListeners(key, listeners);
   // the allocation may have ended while the listeners opened: then they close at once
   if (!svc.registry.has(id)) return parts.end(key);

@@ -142,7 +142,7 @@ export interface PartAddrsDeps {
  * `127.0.0.1:PORT`: that part's own port when it runs on this node, else the local end of a tunnel to its
  * provider. An address no tunnel could be opened for is left out (and logged): the part starts without it.
  */
-export async function openPartAddrs(deps: PartAddrsDeps, ensemble: string, requester: string, addrs: readonly PartAddress[]): Promise<{ addrsEnv: Record<string, string>; listeners: TunnelListener[] }> {
+export async function openPartAddrs(deps: PartAddrsDeps, ensemble: string, requester: string, addrs: readonly PartAddress[], have: readonly TunnelListener[] = []): Promise<{ addrsEnv: Record<string, string>; listeners: TunnelListener[] }> {
   const addrsEnv: Record<string, string> = {};
   const listeners: TunnelListener[] = [];
   for (const a of addrs) {
@@ -153,8 +153,16 @@ export async function openPartAddrs(deps: PartAddrsDeps, ensemble: string, reque
       continue;
     }
     try {
-      if (!deps.host) throw new Error('the network is not running');
       const { peerIdFromString } = await import('@libp2p/peer-id');
+      // a part that runs already keeps its addresses: its listener is pointed at the part's new provider
+      const kept = have.find((l) => l.target.part === a.part && l.target.port === a.port);
+      if (kept) {
+        kept.retarget(peerIdFromString(a.provider));
+        listeners.push(kept);
+        addrsEnv[name] = kept.address;
+        continue;
+      }
+      if (!deps.host) throw new Error('the network is not running');
       const l = await openTunnelListener(deps.host, { peer: peerIdFromString(a.provider), target: { deal: ensemble, part: a.part, port: a.port }, log: deps.log });
       listeners.push(l);
       addrsEnv[name] = l.address;

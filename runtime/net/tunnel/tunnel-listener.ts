@@ -29,9 +29,16 @@ export interface TunnelListener {
   /** `127.0.0.1:PORT`: where local clients connect. */
   readonly address: string;
   readonly port: number;
+  /** The part and named port it reaches. */
+  readonly target: TunnelHeader;
   readonly counters: TunnelCounters;
   /** Stops listening and resets every connection it carries. */
   close(): Promise<void>;
+  /**
+   * Carries new connections to `peer` from now on (the target part moved to another node); connections under way
+   * are reset, so their clients reconnect to the new place. The local address stays what the part was given.
+   */
+  retarget(peer: DialTarget): void;
 }
 
 /** Opens a local listener whose connections are tunnelled to `opts.target` on `opts.peer`. */
@@ -49,7 +56,8 @@ class Libp2pTunnelListener implements TunnelListener {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #pipes = new Set<TunnelPipe>();
-  readonly #peerName: string;
+  #peerName: string;
+  #peer: DialTarget;
   #port = 0;
   #closed = false;
 
@@ -57,6 +65,7 @@ class Libp2pTunnelListener implements TunnelListener {
     readonly host: TunnelHost,
     readonly opts: TunnelListenerOptions,
   ) {
+    this.#peer = opts.peer;
     this.#init = { ...TUNNEL_DEFAULTS, ...opts.init };
     this.#refusals = new RefusalLog(opts.log);
     this.#peerName = String(opts.peer);
@@ -65,6 +74,10 @@ class Libp2pTunnelListener implements TunnelListener {
 
   get port(): number {
     return this.#port;
+  }
+
+  get target(): TunnelHeader {
+    return this.opts.target;
   }
 
   get address(): string {
@@ -80,6 +93,15 @@ class Libp2pTunnelListener implements TunnelListener {
         resolve();
       });
     });
+  }
+
+  retarget(peer: DialTarget): void {
+    if (String(peer) === this.#peerName) return;
+    this.#peer = peer;
+    this.#peerName = String(peer);
+    const why = new TunnelClosedError(`the target moved to ${this.#peerName}`);
+    for (const p of this.#pipes) p.abort(why);
+    for (const s of this.#sockets) if (!s.destroyed) s.resetAndDestroy();
   }
 
   async close(): Promise<void> {
@@ -102,7 +124,7 @@ class Libp2pTunnelListener implements TunnelListener {
     socket.once('close', () => this.#sockets.delete(socket));
     let stream: Stream;
     try {
-      stream = await this.host.dialProtocol(this.opts.peer, TUNNEL_PROTOCOL, {
+      stream = await this.host.dialProtocol(this.#peer, TUNNEL_PROTOCOL, {
         signal: AbortSignal.timeout(this.#init.openTimeoutMs),
         maxOutboundStreams: this.#init.maxStreamsPerPeer,
       });

@@ -34,8 +34,8 @@ function withKv(): PartRegistry {
 }
 
 /** A listener that only counts its closes. */
-function fakeListener(port: number): TunnelListener & { closed: number } {
-  const l = { address: `127.0.0.1:${port}`, port, counters: {} as TunnelListener['counters'], closed: 0, close: async () => void (l.closed += 1) };
+function fakeListener(port: number, target = { deal: 'ens', part: 'kv', port: 'http' }): TunnelListener & { closed: number; peers: string[] } {
+  const l = { address: `127.0.0.1:${port}`, port, target, counters: {} as TunnelListener['counters'], closed: 0, peers: [] as string[], close: async () => void (l.closed += 1), retarget: (p: unknown) => void l.peers.push(String(p)) };
   return l;
 }
 
@@ -183,6 +183,50 @@ Tunnel('the dependent provider opens a listener; bytes reach the part on the oth
     const end = await within('the refused connection to close', collect(refused));
     assert.is(end.data.length, 0);
     await waitFor('the refusal to be counted', () => acceptor.counters.view().refused['not-allowed'] === 1);
+  } finally {
+    await Promise.all(listeners.map((l) => l.close()));
+    await acceptor.stop();
+    await server.close();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+Tunnel('a dependency that moved: the listener keeps its address and carries new connections to the new provider', async () => {
+  const { a, b } = await hostPair();
+  const server = await targetServer();
+  const onA = new PartRegistry();
+  const onB = new PartRegistry();
+  const kv = role('kv', ['http']);
+  onB.noteMembers(KV, kv, REQUESTER, [{ part: 'kv', provider: b.peerId.toString() }, { part: 'web', provider: a.peerId.toString() }]);
+  onB.started(KV, jobOf(kv), { DMS_PORT_HTTP: String(server.port) });
+  const acceptor = await servePartTunnels(b, onB, quiet);
+  let listeners: TunnelListener[] = [];
+  try {
+    const deps = { parts: onA, self: a.peerId.toString(), host: a, log: { ...quiet, error: () => {} } };
+    const first = await openPartAddrs(deps, 'ens-1', REQUESTER, [{ part: 'kv', port: 'http', provider: b.peerId.toString() }]);
+    listeners = first.listeners;
+    const open = await client(first.addrsEnv['DMS_ADDR_KV_HTTP']!);
+    const openEnd = collect(open);
+    open.write('before the move');
+    // kv moved to a node that is not there (a fresh key): same address, the old connection reset, new ones go there
+    const { generateKeyPair } = await import('@libp2p/crypto/keys');
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
+    const elsewhere = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString();
+    const again = await openPartAddrs(deps, 'ens-1', REQUESTER, [{ part: 'kv', port: 'http', provider: elsewhere }], listeners);
+    assert.is(again.addrsEnv['DMS_ADDR_KV_HTTP'], first.addrsEnv['DMS_ADDR_KV_HTTP'], 'the part keeps the address it runs with');
+    assert.is(again.listeners[0], listeners[0], 'the same listener');
+    await within('the connection to the old place to be reset', openEnd);
+    // refused at once (no stream to the missing node): reset while connecting, or closed with no data
+    const got = await client(again.addrsEnv['DMS_ADDR_KV_HTTP']!).then(
+      async (next) => {
+        const nextEnd = collect(next);
+        next.end('after the move');
+        return (await within('the connection to the missing node to close', nextEnd)).data.length;
+      },
+      (e: Error) => (/ECONNRESET/.test(e.message) ? 0 : Promise.reject(e)),
+    );
+    assert.is(got, 0, 'nothing reached the old provider');
+    assert.is(acceptor.counters.view().opened, 1, 'only the first connection reached B');
   } finally {
     await Promise.all(listeners.map((l) => l.close()));
     await acceptor.stop();
