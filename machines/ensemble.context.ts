@@ -2,7 +2,8 @@
  * The ensemble actor's context, and the draft its steps (ensemble.steps.ts) write into: a step changes a draft of
  * the context and lists the intents to emit, and the machine commits both at once.
  */
-import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
+import { type PendingTimers, timerBook } from './deal.timers.ts';
+import { TimedDraft } from './draft.ts';
 import type { EnsembleEvent, EnsembleInput, EnsembleIntent, EnsembleRecord, EnsembleState, PartView } from './ensemble.messages.ts';
 import type { PartUpdate } from './requester.messages.ts';
 
@@ -66,16 +67,9 @@ export function initialEnsemble(input: EnsembleInput): EnsembleContext {
   };
 }
 
-export class EnsembleDraft {
-  readonly out: EnsembleIntent[] = [];
-  constructor(
-    public ctx: EnsembleContext,
-    readonly now: number,
-  ) {}
-
-  set(patch: Partial<EnsembleContext>): this {
-    this.ctx = { ...this.ctx, ...patch };
-    return this;
+export class EnsembleDraft extends TimedDraft<EnsembleContext, EnsembleIntent> {
+  constructor(ctx: EnsembleContext, now: number) {
+    super(ctx, now, ensembleTimers);
   }
 
   record(patch: Partial<EnsembleRecord>): this {
@@ -84,24 +78,6 @@ export class EnsembleDraft {
 
   track(part: string, patch: Partial<PartTrack>): this {
     return this.set({ parts: { ...this.ctx.parts, [part]: { ...this.ctx.parts[part]!, ...patch } } });
-  }
-
-  emit(...intents: EnsembleIntent[]): this {
-    this.out.push(...intents);
-    return this;
-  }
-
-  schedule(key: string, at: number): this {
-    return this.timers(ensembleTimers.schedule(this.ctx.timers, key, at));
-  }
-
-  cancel(key: string): this {
-    return this.timers(ensembleTimers.cancel(this.ctx.timers, key));
-  }
-
-  timers(step: TimerStep): this {
-    if (step.timers !== this.ctx.timers) this.set({ timers: step.timers });
-    return this.emit(...step.intents);
   }
 
   /** A step people should see: the state and message, and a history entry (only when either changed). */

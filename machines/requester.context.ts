@@ -3,7 +3,8 @@
  * draft of the context, changes it and lists the intents to emit, and the machine commits both at once.
  */
 import type { Bid, PartMember } from './deal.wire.ts';
-import { type PendingTimers, type TimerStep, timerBook } from './deal.timers.ts';
+import { type PendingTimers, timerBook } from './deal.timers.ts';
+import { TimedDraft } from './draft.ts';
 import type { JobRecord, JobState, PartUpdate, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
@@ -97,45 +98,14 @@ export function timerDue(c: RequesterContext, e: RequesterEvent, key: string): b
 }
 
 /** A context being changed by one event, and the intents the change emits, in order. */
-export class Draft {
-  readonly out: RequesterIntent[] = [];
-  /** The context before the event: what a part tells its ensemble is what changed since (notifyParent). */
-  readonly before: RequesterContext;
-  constructor(
-    public ctx: RequesterContext,
-    readonly now: number,
-  ) {
-    this.before = ctx;
-  }
-
-  set(patch: Partial<RequesterContext>): this {
-    this.ctx = { ...this.ctx, ...patch };
-    return this;
+export class Draft extends TimedDraft<RequesterContext, RequesterIntent> {
+  constructor(ctx: RequesterContext, now: number) {
+    super(ctx, now, requesterTimers);
   }
 
   /** Changes the record; every change stamps `updatedAt`. */
   record(patch: Partial<JobRecord>): this {
     return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
-  }
-
-  emit(...intents: RequesterIntent[]): this {
-    this.out.push(...intents);
-    return this;
-  }
-
-  schedule(key: string, at: number): this {
-    return this.timers(requesterTimers.schedule(this.ctx.timers, key, at));
-  }
-
-  /** Cancels a pending timer; nothing for one that fired or was never set. */
-  cancel(key: string): this {
-    return this.timers(requesterTimers.cancel(this.ctx.timers, key));
-  }
-
-  /** Takes a step of the timer bookkeeping: the pending timers it leaves, then its intents. */
-  timers(step: TimerStep): this {
-    if (step.timers !== this.ctx.timers) this.set({ timers: step.timers });
-    return this.emit(...step.intents);
   }
 
   /** A step people should see: the record's state and message, and a history entry. */
