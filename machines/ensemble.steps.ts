@@ -144,7 +144,8 @@ function viewOf(part: EnsemblePart, t: PartTrack): PartView {
       state = 'terminated';
       break;
     case 'running':
-      state = a?.state === 'running' ? 'running' : again ? 'restarting' : 'starting';
+      // the allocation's own end arrives before the negotiation's
+      state = a?.state === 'running' ? 'running' : a?.state === 'completed' ? 'completed' : a?.state === 'failed' ? 'failed' : a?.state === 'terminated' ? 'terminated' : again ? 'restarting' : 'starting';
       break;
     case 'provisioning':
       state = again ? 'restarting' : 'starting';

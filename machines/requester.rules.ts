@@ -215,6 +215,9 @@ export function isPart(c: RequesterContext): boolean {
 export function holdPlaced(d: Draft): Draft {
   const chosen = d.ctx.chosen;
   d.schedule('step', chosen?.expiresAt ?? d.now);
+  // the other bids are let go now, not at allocation: while the ensemble waits for its other parts, their locks
+  // would count against this requester's per-provider limit and keep the other parts from being placed
+  for (const b of d.ctx.record.bids.filter((r) => r.outcome === 'candidate')) d.revert(b.provider, b.nonce, 'another provider holds this part').mark(b.provider, 'not-taken', 'not chosen');
   return d.progress('placed', `${chosen?.provider} committed; held until every part of the ensemble is placed`);
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
+import { exampleModule } from '../../runtime/executors/examples/examples.ts';
 import { type NodeApiClient, type NodeProcess, apiOf, cli, cliJson, killAll, makeTempDir, removeTempDirs, startNode, waitFor, type PeerRow } from './harness.ts';
 
 interface Ctx {
@@ -144,6 +145,17 @@ E('all or nothing: a part no provider can take fails the ensemble at once, and n
   for (const [name, api] of [['B', ctx.apis.B], ['C', ctx.apis.C]] as const) {
     await waitFor(`${name} to hold no lock`, async () => ((await api.get<{ locks: unknown[] }>('/v1/info')).locks.length === 0 ? true : undefined), 15_000, 200);
   }
+});
+
+E('twelve parts (more than the 8 bids a provider holds for one requester) are all placed and complete', async (ctx) => {
+  await fs.writeFile(path.join(ctx.dir, 'hello.wasm'), await exampleModule('hello'));
+  const parts = Array.from({ length: 12 }, (_, i) => `  p${i}:\n    executor: wasm\n    wasm: { module: ./hello.wasm }\n    resources: { cpu: 0.01, memory: 32MiB }\n`).join('');
+  const f = await write(ctx, 'twelve.yaml', `name: twelve\ntimeout: 2m\nallocations:\n${parts}`);
+  const r = await cli(['deploy', f, '--wait', '--json', ...dataDir(ctx.A)], { timeoutMs: 90_000 });
+  assert.is(r.code, 0, r.stdout.slice(-3000) + r.stderr);
+  const end = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as EnsembleRecord;
+  assert.is(end.parts.length, 12);
+  assert.ok(end.parts.every((p) => p.state === 'completed' && p.exitCode === 0), JSON.stringify(end.parts.map((p) => [p.name, p.state])));
 });
 
 E('bad ensemble files exit 2 naming the field, before anything is sent', async (ctx) => {

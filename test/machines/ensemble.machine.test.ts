@@ -124,6 +124,17 @@ Starting('up: every task ended or every part running healthy; the task completin
   assert.is(part(h, 'kv').state, 'terminated');
 });
 
+Starting('a task whose allocation completed shows completed at once (its negotiation ends just after)', (h) => {
+  placeKv(h);
+  kv.send(h, running('kv', PEER_A, true));
+  kv.send(h, running('client', PEER_B));
+  const before = rec(h).history.length;
+  kv.send(h, update('client', 'running', { provider: PEER_B, allocationId: 'client.1@me', allocation: { state: 'completed' } }));
+  assert.is(part(h, 'client').state, 'completed');
+  assert.is(rec(h).state, 'running', 'no flicker back to starting');
+  assert.equal(rec(h).history.slice(before).map((x) => x.state), ['running'], 'no starting entry in between');
+});
+
 Starting('a dependency that moves to another provider has its dependents told its new address', (h) => {
   placeKv(h);
   kv.send(h, running('kv', PEER_A, true));

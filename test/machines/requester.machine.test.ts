@@ -900,6 +900,16 @@ Part('the commit goes out alone; once committed the part holds (placed) and tell
   assert.equal(ofType(held, 'timer.schedule').find((x) => x.key === 'step')?.at, t(15_000), 'held until the bid expires');
 });
 
+Part('once committed, the other bids are let go at once (their locks would count against the other parts)', (h) => {
+  start(h);
+  sent(h, [A, B]);
+  submit(h, B, { price: 20 });
+  submit(h, A, { price: 10 });
+  const held = committed(h, A, t(200));
+  assert.equal(ofType(held, 'deal.revert.send').map((r) => r.to), [B]);
+  assert.is(rec(h).bids.find((b) => b.provider === B)?.outcome, 'not-taken');
+});
+
 Part('part.allocate sends the allocate with who runs every part; statuses reach the ensemble', (h) => {
   start(h);
   sent(h, [A]);
