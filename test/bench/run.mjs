@@ -26,8 +26,10 @@ const RAW_WORKER = new URL('./raw-comlink.worker.mjs', import.meta.url);
 const { netBenches, killNetPeers } = await import('./net.mjs');
 const { dealBenches } = await import('./deals.mjs');
 const { floodBenches } = await import('./flood.mjs');
+const { ensembleBenches } = await import('./ensembles.mjs');
+const { tunnelBenches } = await import('./tunnel.mjs');
 const { biddingBenches } = await import('./bidding.mjs');
-const WATCHDOG_MS = 530_000 + 360_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block)
+const WATCHDOG_MS = 530_000 + 360_000 + 300_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -447,6 +449,8 @@ const benches = [
   ...netBenches,
   ...dealBenches,
   ...floodBenches,
+  ...tunnelBenches,
+  ...ensembleBenches,
 ];
 
 const started = performance.now();
