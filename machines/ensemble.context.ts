@@ -4,11 +4,17 @@
  */
 import { type PendingTimers, timerBook } from './deal.timers.ts';
 import { TimedDraft } from './draft.ts';
-import type { EnsembleEvent, EnsembleInput, EnsembleIntent, EnsembleRecord, EnsembleState, PartView } from './ensemble.messages.ts';
+import { type EnsembleEvent, type EnsembleInput, type EnsembleIntent, type EnsembleRecord, type EnsembleState, type PartView, partDealId } from './ensemble.messages.ts';
 import type { PartUpdate } from './requester.messages.ts';
 
 /** What the ensemble keeps of each part's negotiation: its latest update, and what it was told. */
 export interface PartTrack {
+  /** Its current negotiation (`<id>@<part>`, then `<id>@<part>.<gen>` once recovery started it again). */
+  readonly dealId: string;
+  /** How often recovery started it again. */
+  readonly gen: number;
+  /** Restarts of its earlier negotiations (recovery's, and what their providers reported). */
+  readonly restartsBefore: number;
   /** The latest update of its negotiation (null before the first). */
   readonly update: PartUpdate | null;
   /** `${provider}#${nonce}` the part was told to allocate for, and started for (a part.start went out). */
@@ -37,9 +43,14 @@ export interface EnsembleContext {
 export const HISTORY_LIMIT = 50;
 export const ensembleTimers = timerBook({ slackMs: 1_000 });
 
+/** A part's track before its negotiation reported anything. */
+export function freshTrack(dealId: string, gen: number, restartsBefore: number): PartTrack {
+  return { dealId, gen, restartsBefore, update: null, allocateSent: null, startSent: null, restartsSeen: 0, allocations: [] };
+}
+
 export function initialEnsemble(input: EnsembleInput): EnsembleContext {
   const parts: Record<string, PartTrack> = {};
-  for (const p of input.spec.parts) parts[p.name] = { update: null, allocateSent: null, startSent: null, restartsSeen: 0, allocations: [] };
+  for (const p of input.spec.parts) parts[p.name] = freshTrack(partDealId(input.ensembleId, p.name), 0, 0);
   return {
     input,
     parts,
@@ -55,7 +66,7 @@ export function initialEnsemble(input: EnsembleInput): EnsembleContext {
       state: 'requesting',
       message: 'waiting to place its parts',
       recovery: input.spec.recovery,
-      parts: input.spec.parts.map((p): PartView => ({ name: p.name, type: p.type, state: 'pending', provider: null, allocationId: null, restarts: 0, exitCode: null, healthy: null, message: 'not placed yet' })),
+      parts: input.spec.parts.map((p): PartView => ({ name: p.name, type: p.type, state: 'pending', provider: null, allocationId: null, restarts: 0, exitCode: null, healthy: null, message: 'not placed yet', dealId: partDealId(input.ensembleId, p.name) })),
       restarts: 0,
       createdAt: input.createdAt,
       updatedAt: input.createdAt,

@@ -30,9 +30,11 @@ export interface PartView {
   readonly allocationId: string | null;
   readonly restarts: number;
   readonly exitCode: number | null;
-  /** Whether its health check passes now (null: no check, or not known yet). */
+  /** Whether its health check passes now (false until one passed; null: it has no check). */
   readonly healthy: boolean | null;
   readonly message: string;
+  /** Its current negotiation on this node (`logs --part` reads its output through it). */
+  readonly dealId: string;
 }
 
 export interface EnsembleHistoryEntry {
@@ -89,14 +91,14 @@ export type EnsembleIntent =
   | TimerCancelIntent
   | LogIntent;
 
-/** The deal id of a part's negotiation: `<ensembleId>@<part>`. */
-export function partDealId(ensembleId: string, part: string): string {
-  return `${ensembleId}@${part}`;
+/** The deal id of a part's negotiation: `<ensembleId>@<part>`, and `.<gen>` after it once recovery started it again. */
+export function partDealId(ensembleId: string, part: string, gen = 0): string {
+  return gen === 0 ? `${ensembleId}@${part}` : `${ensembleId}@${part}.${gen}`;
 }
 
 /** The ensemble and part of a part's deal id, or null for a deal of its own. */
 export function parsePartDealId(dealId: string): { readonly ensembleId: string; readonly part: string } | null {
   const at = dealId.lastIndexOf('@');
   if (at <= 0 || at === dealId.length - 1) return null;
-  return { ensembleId: dealId.slice(0, at), part: dealId.slice(at + 1) };
+  return { ensembleId: dealId.slice(0, at), part: dealId.slice(at + 1).replace(/\.\d+$/, '') };
 }

@@ -5,7 +5,8 @@
  */
 import type { PartAddress, PartMember } from './deal.wire.ts';
 import type { EnsembleContext, EnsembleDraft, PartTrack } from './ensemble.context.ts';
-import { ensembleTimers } from './ensemble.context.ts';
+import { ensembleTimers, freshTrack } from './ensemble.context.ts';
+import { partsToRestart } from './ensemble.order.ts';
 import { type EnsemblePart, partJob } from './ensemble.ts';
 import { type EnsembleState, type PartState, type PartView, partDealId } from './ensemble.messages.ts';
 import type { JobSpec } from './job.ts';
@@ -35,7 +36,7 @@ export function partJobOf(c: EnsembleContext, part: EnsemblePart): JobSpec {
 
 export function spawnParts(d: EnsembleDraft): EnsembleDraft {
   const c = d.ctx;
-  const parts = c.input.spec.parts.map((p) => ({ name: p.name, dealId: partDealId(c.input.ensembleId, p.name), job: partJobOf(c, p) }));
+  const parts = c.input.spec.parts.map((p) => ({ name: p.name, dealId: c.parts[p.name]!.dealId, job: partJobOf(c, p) }));
   d.emit({ type: 'parts.spawn', parts });
   d.schedule('placement', c.input.deadline).schedule('life', c.input.createdAt + c.input.spec.timeoutMs);
   return d.progress('requesting', `placing ${parts.length} parts: ${parts.map((p) => p.name).join(', ')}`);
@@ -44,11 +45,16 @@ export function spawnParts(d: EnsembleDraft): EnsembleDraft {
 /** A part's negotiation changed: keep it, then see what follows for the whole ensemble. */
 export function takeUpdate(d: EnsembleDraft, u: PartUpdate): EnsembleDraft {
   const track = d.ctx.parts[u.part];
-  if (!track) return d;
+  // an update of a negotiation recovery replaced is stale (it still ends the old one, which is all it does)
+  if (!track || track.dealId !== u.dealId) return d;
   countRestarts(d, u, track);
   const allocations = u.allocationId && !track.allocations.includes(u.allocationId) ? [...track.allocations, u.allocationId] : track.allocations;
   d.track(u.part, { update: u, allocations, restartsSeen: Math.max(track.restartsSeen, u.allocation?.restarts ?? 0) });
-  if (u.state === 'failed' && d.ctx.failure === null && d.ctx.outcome === null) d.set({ failure: `part ${u.part} failed: ${u.message}` });
+  if (u.state === 'failed' && d.ctx.failure === null && d.ctx.outcome === null) {
+    // one that ran is started again by the ensemble's recovery; one that could never be placed fails it at once
+    if (allocations.length > 0) recover(d, u.part, u.message);
+    else d.set({ failure: `part ${u.part} failed: ${u.message}` });
+  }
   if (d.ctx.outcome === null && d.ctx.failure === null) {
     allocateWhenAllPlaced(d);
     startReadyParts(d);
@@ -67,6 +73,35 @@ function countRestarts(d: EnsembleDraft, u: PartUpdate, track: PartTrack): void 
   d.record({ restarts: d.ctx.record.restarts + rise + moved });
   if (moved) d.progress(d.ctx.record.state, `part ${u.part} moved to ${u.provider} (${u.allocationId})`);
   if (times.length > count && d.ctx.failure === null) d.set({ failure: `more than ${count} restarts within ${withinMs / 1000} s (maxRestarts); the last: part ${u.part}` });
+}
+
+/**
+ * A part that ran failed for good: the ensemble's `recovery` says which parts start again (one_for_one: it;
+ * one_for_all: every part; rest_for_one: it and every part started after it), each as a new negotiation (the old
+ * one is cancelled where it still runs), each counted against `maxRestarts`.
+ */
+function recover(d: EnsembleDraft, failed: string, why: string): void {
+  const c = d.ctx;
+  const again = partsToRestart(c.input.spec, failed);
+  const { count, withinMs } = c.input.spec.maxRestarts;
+  const times = [...c.restartTimes, ...Array<number>(again.length).fill(d.now)].filter((t) => t > d.now - withinMs);
+  d.set({ restartTimes: times }).record({ restarts: c.record.restarts + again.length });
+  if (times.length > count) {
+    d.set({ failure: `part ${failed} failed (${why}) and starting it again would pass maxRestarts (${count} within ${withinMs / 1000} s)` });
+    return;
+  }
+  const spawn: { name: string; dealId: string; job: JobSpec }[] = [];
+  for (const name of again) {
+    const t = d.ctx.parts[name]!;
+    if (t.update && !ENDED.includes(t.update.state)) d.emit({ type: 'part.cancel', dealId: t.dealId });
+    const gen = t.gen + 1;
+    const dealId = partDealId(c.input.ensembleId, name, gen);
+    const before = t.restartsBefore + (t.update?.allocation?.restarts ?? 0) + Math.max(0, t.allocations.length - 1) + 1;
+    d.track(name, freshTrack(dealId, gen, before));
+    spawn.push({ name, dealId, job: partJobOf(c, c.input.spec.parts.find((p) => p.name === name)!) });
+  }
+  d.emit({ type: 'parts.spawn', parts: spawn });
+  d.progress(d.ctx.record.state === 'requesting' ? 'requesting' : 'starting', `part ${failed} failed (${why}); starting ${again.join(', ')} again (recovery ${c.input.spec.recovery})`);
 }
 
 function members(c: EnsembleContext): PartMember[] {
@@ -89,7 +124,7 @@ function allocateWhenAllPlaced(d: EnsembleDraft): void {
     const u = c.parts[p.name]!.update!;
     const key = `${u.provider}#${u.nonce}`;
     if (u.state !== 'placed' || c.parts[p.name]!.allocateSent === key) continue;
-    d.emit({ type: 'part.allocate', dealId: partDealId(c.input.ensembleId, p.name), members: m });
+    d.emit({ type: 'part.allocate', dealId: c.parts[p.name]!.dealId, members: m });
     d.track(p.name, { allocateSent: key });
   }
 }
@@ -118,7 +153,7 @@ function startReadyParts(d: EnsembleDraft): void {
     // sent again when a dependency moved: its provider re-points the tunnels
     const key = `${u.provider}#${u.nonce}|${addrs.map((a) => `${a.part}.${a.port}@${a.provider}`).join(',')}`;
     if (c.parts[p.name]!.startSent === key) continue;
-    d.emit({ type: 'part.start.send', to: u.provider, dealId: partDealId(c.input.ensembleId, p.name), nonce: u.nonce, addrs, members: members(c) });
+    d.emit({ type: 'part.start.send', to: u.provider, dealId: c.parts[p.name]!.dealId, nonce: u.nonce, addrs, members: members(c) });
     d.track(p.name, { startSent: key });
     d.progress(d.ctx.record.state, `starting part ${p.name}: ${p.dependsOn.join(', ')} ${p.dependsOn.length === 1 ? 'runs' : 'run'}`);
   }
@@ -127,10 +162,10 @@ function startReadyParts(d: EnsembleDraft): void {
 function viewOf(part: EnsemblePart, t: PartTrack): PartView {
   const u = t.update;
   const moves = Math.max(0, t.allocations.length - 1);
-  const base = { name: part.name, type: part.type, provider: u?.provider ?? null, allocationId: u?.allocationId ?? null, exitCode: u?.exitCode ?? null, message: u?.message ?? 'not placed yet' };
-  if (!u) return { ...base, state: 'pending', restarts: 0, healthy: null };
+  const base = { name: part.name, type: part.type, provider: u?.provider ?? null, allocationId: u?.allocationId ?? null, exitCode: u?.exitCode ?? null, message: u?.message ?? 'not placed yet', dealId: t.dealId };
+  if (!u) return { ...base, state: t.gen > 0 ? 'restarting' : 'pending', restarts: t.restartsBefore, healthy: part.healthcheck ? false : null };
   const a = u.allocation;
-  const restarts = (a?.restarts ?? 0) + moves;
+  const restarts = t.restartsBefore + (a?.restarts ?? 0) + moves;
   const again = restarts > 0;
   let state: PartState;
   switch (u.state) {
@@ -153,7 +188,8 @@ function viewOf(part: EnsemblePart, t: PartTrack): PartView {
     default:
       state = t.allocations.length > 0 ? 'restarting' : 'pending';
   }
-  return { ...base, state, restarts, healthy: part.healthcheck ? (a?.healthy ?? null) : null };
+  // a part with a check is not healthy until a check passed (null: it has none)
+  return { ...base, state, restarts, healthy: part.healthcheck ? (a?.healthy ?? false) : null };
 }
 
 /** The record's parts and the ensemble's state from them. */
@@ -201,7 +237,7 @@ export function enterStopping(d: EnsembleDraft): EnsembleDraft {
   for (const p of c.input.spec.parts) {
     const u = c.parts[p.name]?.update;
     if (u && ENDED.includes(u.state)) continue;
-    d.emit({ type: 'part.cancel', dealId: partDealId(c.input.ensembleId, p.name) });
+    d.emit({ type: 'part.cancel', dealId: c.parts[p.name]!.dealId });
   }
   const message = outcome === 'failed' ? (c.failure ?? 'failed') : outcome === 'cancelled' ? 'cancelled: stopping every part' : c.record.message;
   return summarise(d).progress('stopping', message);

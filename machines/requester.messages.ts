@@ -49,6 +49,8 @@ export interface RequesterInput {
 /** What a part's negotiation tells its ensemble after every change. */
 export interface PartUpdate {
   readonly part: string;
+  /** The negotiation that sends it: a part started again by recovery has a new one, and the old one's updates are stale. */
+  readonly dealId: string;
   readonly state: JobState;
   readonly provider: string | null;
   readonly nonce: number;

@@ -359,7 +359,7 @@ export function notifyParent(before: RequesterContext, d: Draft): Draft {
   const b = before.record;
   const same = r.state === b.state && r.provider === b.provider && r.allocationId === b.allocationId && r.exitCode === b.exitCode && a.nonce === before.nonce && sameStatus(a.allocation, before.allocation);
   if (same) return d;
-  const update = { part: part.name, state: r.state, provider: r.provider, nonce: a.nonce, allocationId: r.allocationId, exitCode: r.exitCode, message: r.message, ...(a.allocation ? { allocation: a.allocation } : {}) };
+  const update = { part: part.name, dealId: a.input.dealId, state: r.state, provider: r.provider, nonce: a.nonce, allocationId: r.allocationId, exitCode: r.exitCode, message: r.message, ...(a.allocation ? { allocation: a.allocation } : {}) };
   return d.emit({ type: 'parent.notify', to: parent, update });
 }
 

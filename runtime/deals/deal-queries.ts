@@ -78,7 +78,9 @@ export class DealQueries {
       const name = part ?? (names.length === 1 ? names[0] : undefined);
       if (name === undefined) throw new UnknownDealError(`ensemble ${id} has ${names.length} parts; name one with --part (${names.join(', ')})`);
       if (!names.includes(name)) throw new UnknownDealError(`ensemble ${id} has no part ${name}; its parts: ${names.join(', ')}`);
-      rec = (await this.job(partDealId(id, name))) as JobRecord;
+      // its current negotiation (recovery may have started the part again under a new one)
+      const dealId = found.parts.find((p) => p.name === name)?.dealId ?? partDealId(id, name);
+      rec = (await this.job(dealId)) as JobRecord;
     } else if (part !== undefined) {
       throw new UnknownDealError(`job ${id} is not an ensemble: it has no parts to name with --part`);
     } else rec = found as JobRecord;

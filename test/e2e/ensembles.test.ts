@@ -7,6 +7,7 @@
  * running, every ledger as it was), all-or-nothing placement, and bad files.
  */
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -156,6 +157,39 @@ E('twelve parts (more than the 8 bids a provider holds for one requester) are al
   const end = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as EnsembleRecord;
   assert.is(end.parts.length, 12);
   assert.ok(end.parts.every((p) => p.state === 'completed' && p.exitCode === 0), JSON.stringify(end.parts.map((p) => [p.name, p.state])));
+});
+
+E('recovery: a service that fails for good (restart: never) is started again by the ensemble, and then runs', async (ctx) => {
+  // its first run leaves a marker and exits 1; the run the ensemble starts again finds it and serves
+  const marker = path.join(os.tmpdir(), `dms-flaky-${process.pid}-${Date.now()}`);
+  const js = `const fs=require('fs');const m=${JSON.stringify(marker)};if(!fs.existsSync(m)){fs.writeFileSync(m,'1');setTimeout(()=>process.exit(1),300)}else{require('http').createServer((q,s)=>s.end('ok')).listen(+process.env.DMS_PORT_HTTP,'127.0.0.1')}`;
+  const f = await write(ctx, 'flaky.yaml', `name: flaky
+timeout: 2m
+allocations:
+  web:
+    type: service
+    executor: process
+    process: { command: ${NODE}, args: [-e, ${JSON.stringify(js)}] }
+    resources: { cpu: 0.2, memory: 64MiB }
+    ports: [http]
+    healthcheck: { http: { port: http, path: /health }, interval: 200ms, retries: 2 }
+    restart: never
+`);
+  try {
+    const r = await cli(['deploy', f, '--wait', '--json', ...dataDir(ctx.A)], { timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout.slice(-3000) + r.stderr);
+    const up = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as EnsembleRecord;
+    const web = part(up, 'web');
+    assert.is(web.state, 'running');
+    assert.is(web.healthy, true);
+    assert.ok(web.restarts >= 1, `restarts ${web.restarts}`);
+    assert.match(JSON.stringify(up.history), /part web failed \(.*\); starting web again \(recovery one_for_one\)/);
+    assert.is(web.dealId, `${up.id}@web.1`, 'the part runs under its new negotiation');
+    const c = await cli(['cancel', up.id, ...dataDir(ctx.A)]);
+    assert.is(c.code, 0, c.stderr);
+  } finally {
+    await fs.rm(marker, { force: true });
+  }
 });
 
 E('bad ensemble files exit 2 naming the field, before anything is sent', async (ctx) => {

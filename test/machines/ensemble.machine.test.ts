@@ -25,7 +25,7 @@ const at = () => (clock += 10);
 const update = (name: string, state: JobState, over: Partial<PartUpdate> = {}): EnsembleEvent => ({
   type: 'part.update',
   now: at(),
-  update: { part: name, state, provider: PEER_A, nonce: 1, allocationId: null, exitCode: null, message: state, ...over },
+  update: { part: name, dealId: partDealId(ID, name), state, provider: PEER_A, nonce: 1, allocationId: null, exitCode: null, message: state, ...over },
 });
 const running = (name: string, provider: string, healthy?: boolean, restarts = 0): EnsembleEvent =>
   update(name, 'running', { provider, allocationId: `${name}.1@me`, allocation: { state: 'running', ...(healthy === undefined ? {} : { healthy }), restarts } });
@@ -179,6 +179,52 @@ Ending('a part that never reports does not hold a stopping ensemble forever', (h
   kv.send(h, { type: 'timer.fired', key: 'stop', now: clock + 30_000 });
   assert.is(rec(h).state, 'cancelled');
 });
+
+Ending('one_for_one: a part that ran and failed for good is started again as a new negotiation; the others run on', (h) => {
+  placeKv(h);
+  kv.send(h, running('kv', PEER_A, true));
+  kv.send(h, running('client', PEER_B));
+  const out = kv.send(h, update('kv', 'failed', { provider: PEER_A, allocationId: 'kv.1@me', exitCode: 1, message: 'exited with code 1' }));
+  const [spawn] = kv.ofType(out, 'parts.spawn');
+  assert.equal(spawn?.parts.map((p) => p.dealId), [partDealId(ID, 'kv', 1)]);
+  assert.equal(kv.ofType(out, 'part.cancel'), [], 'the client is not touched');
+  assert.is(ctx(h).failure, null);
+  assert.is(part(h, 'kv').state, 'restarting');
+  assert.is(part(h, 'kv').restarts, 1);
+  assert.is(part(h, 'kv').dealId, partDealId(ID, 'kv', 1));
+  assert.match(JSON.stringify(rec(h).history), /part kv failed \(exited with code 1\); starting kv again \(recovery one_for_one\)/);
+  // the old negotiation's updates are stale
+  kv.send(h, update('kv', 'running', { provider: PEER_A, allocationId: 'kv.1@me', allocation: { state: 'running', healthy: true } }));
+  assert.is(part(h, 'kv').state, 'restarting');
+  // the new one is placed, allocated with the others' providers, and the client told where kv runs now
+  const placed = kv.send(h, update('kv', 'placed', { dealId: partDealId(ID, 'kv', 1), provider: 'PEER_C', nonce: 1 }));
+  assert.equal(kv.ofType(placed, 'part.allocate').map((a) => a.dealId), [partDealId(ID, 'kv', 1)]);
+  const up = kv.send(h, update('kv', 'running', { dealId: partDealId(ID, 'kv', 1), provider: 'PEER_C', allocationId: 'kv.1b@me', allocation: { state: 'running', healthy: true } }));
+  assert.equal(kv.ofType(up, 'part.start.send')[0]?.addrs, [{ part: 'kv', port: 'http', provider: 'PEER_C' }]);
+  assert.is(part(h, 'kv').state, 'running');
+});
+
+const rest = machineHarness<EnsembleMachine, EnsembleEvent, EnsembleIntent>(ensembleMachine, input({ ...kvDemo(), recovery: 'rest_for_one', maxRestarts: { count: 2, withinMs: 60_000 } }));
+const Rest = rest.behaviour('ensemble: rest_for_one, and maxRestarts');
+Rest('kv failing restarts kv and the client started after it (the client is stopped first); past maxRestarts the ensemble fails', (h) => {
+  clock = T0;
+  rest.send(h, { type: 'deal.start', now: T0 });
+  rest.send(h, update('kv', 'placed', { provider: PEER_A }));
+  rest.send(h, update('client', 'placed', { provider: PEER_B }));
+  rest.send(h, running('kv', PEER_A, true));
+  rest.send(h, update('client', 'provisioning', { provider: PEER_B, allocationId: 'client.1@me', allocation: { state: 'pending' } }));
+  const out = rest.send(h, update('kv', 'failed', { allocationId: 'kv.1@me', message: 'unhealthy' }));
+  assert.equal(rest.ofType(out, 'part.cancel').map((c) => c.dealId), [partDealId(ID, 'client')]);
+  assert.equal(rest.ofType(out, 'parts.spawn')[0]?.parts.map((p) => p.dealId), [partDealId(ID, 'kv', 1), partDealId(ID, 'client', 1)]);
+  assert.is(rec(h).restarts, 2);
+  // the next failure would pass 2 restarts within 60 s
+  rest.send(h, update('kv', 'running', { dealId: partDealId(ID, 'kv', 1), allocationId: 'kv.2@me', allocation: { state: 'running', healthy: true } }));
+  rest.send(h, update('kv', 'failed', { dealId: partDealId(ID, 'kv', 1), allocationId: 'kv.2@me', message: 'unhealthy again' }));
+  assert.match(ctx(h).failure ?? '', /part kv failed \(unhealthy again\) and starting it again would pass maxRestarts \(2 within 60 s\)/);
+  assert.ok(rest.ofType(h.out, 'part.cancel').some((c) => c.dealId === partDealId(ID, 'client', 1)), 'the new client negotiation is stopped too');
+  assert.is(rec(h).state, 'failed', 'nothing left running: it ended');
+});
+Rest.run();
 
 Ending.run();
 Placing.run();

@@ -896,7 +896,7 @@ Part('the commit goes out alone; once committed the part holds (placed) and tell
   assert.is(rec(h).state, 'placed');
   const [n] = ofType(held, 'parent.notify');
   assert.equal(n?.to, 'ensemble/ens');
-  assert.equal(n?.update, { part: 'kv', state: 'placed', provider: A, nonce: 1, allocationId: null, exitCode: null, message: rec(h).message });
+  assert.equal(n?.update, { part: 'kv', dealId: DEAL, state: 'placed', provider: A, nonce: 1, allocationId: null, exitCode: null, message: rec(h).message });
   assert.equal(ofType(held, 'timer.schedule').find((x) => x.key === 'step')?.at, t(15_000), 'held until the bid expires');
 });
 
