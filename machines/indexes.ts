@@ -52,10 +52,10 @@ export interface AllocationRecord {
 }
 
 export interface Indexes {
-  /** Every allocation that ran on this node. */
+  /** The allocations running on this node, and the newest MAX_ENDED_INDEXED that ended. */
   readonly allocations: Readonly<Record<string, AllocationRecord>>;
   readonly locks: { readonly granted: number; readonly allocated: number; readonly released: number };
-  /** Every job this node asked for, with its latest state (from the requester negotiations). */
+  /** The jobs this node asked for that have not ended, and the newest MAX_ENDED_INDEXED that did, with their latest state. */
   readonly jobs: Readonly<Record<string, JobSummary & { readonly updatedAt: number }>>;
   readonly bidRequestsSent: DealCounter;
   readonly bidRequestsReceived: DealCounter;
@@ -79,6 +79,33 @@ export const EMPTY_INDEXES: Indexes = Object.freeze({
   bidsReceived: NO_DEALS,
 });
 
+/**
+ * Ended allocations and jobs the indexes keep, the newest: the live ones are always kept. Older ended ones are in
+ * their records (the store's `allocation/` and `job/` rows, kept for `--retain`), so the indexes stay small and a
+ * fact does not copy a table that grows with every deal the node ever made.
+ */
+export const MAX_ENDED_INDEXED = 1000;
+
+/** `table` without its oldest ended entries past MAX_ENDED_INDEXED (entries keep insertion order). */
+function boundEnded<T>(table: Readonly<Record<string, T>>, ended: (t: T) => boolean): Readonly<Record<string, T>> {
+  let n = 0;
+  for (const k in table) if (ended(table[k]!)) n += 1;
+  if (n <= MAX_ENDED_INDEXED) return table;
+  const out: Record<string, T> = {};
+  let drop = n - MAX_ENDED_INDEXED;
+  for (const k in table) {
+    const t = table[k]!;
+    if (drop > 0 && ended(t)) {
+      drop -= 1;
+      continue;
+    }
+    out[k] = t;
+  }
+  return out;
+}
+
+const JOB_ENDED = new Set(['completed', 'failed', 'cancelled']);
+
 export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
   const fact = f.fact;
   switch (fact.type) {
@@ -93,7 +120,7 @@ export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
     }
     case 'AllocationReleased': {
       const rec = ix.allocations[fact.id];
-      return rec ? { ...ix, allocations: { ...ix.allocations, [fact.id]: { ...rec, endedAt: f.ts } } } : ix;
+      return rec ? { ...ix, allocations: boundEnded({ ...ix.allocations, [fact.id]: { ...rec, endedAt: f.ts } }, (a) => a.endedAt !== null) } : ix;
     }
     case 'BidRequestSent':
       return { ...ix, bidRequestsSent: counted(ix.bidRequestsSent, fact.dealId, fact.nonce) };
@@ -104,7 +131,7 @@ export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
     case 'BidReceived':
       return { ...ix, bidsReceived: counted(ix.bidsReceived, fact.dealId, fact.nonce) };
     case 'JobChanged':
-      return { ...ix, jobs: { ...ix.jobs, [fact.job.id]: { ...fact.job, updatedAt: f.ts } } };
+      return { ...ix, jobs: boundEnded({ ...ix.jobs, [fact.job.id]: { ...fact.job, updatedAt: f.ts } }, (j) => JOB_ENDED.has(j.state)) };
     default: {
       const never: never = fact;
       return never;

@@ -76,10 +76,15 @@ export function createNodeApi(deps: {
     allocations: async () => {
       // the ledger's record of each allocation, with what became of its job when one ran in it
       const runs = new Map((await deps.deals.listAllocations()).map((a) => [a.allocationId, a]));
-      return Object.values(deps.indexes().allocations).map((a) => {
+      const indexed = deps.indexes().allocations;
+      const rows: object[] = Object.values(indexed).map((a) => {
         const run = runs.get(a.id);
         return run ? { ...a, state: run.state, name: run.name, requester: run.requester, exitCode: run.exitCode, message: run.message, startedAt: run.startedAt, runEndedAt: run.endedAt } : a;
       });
+      // older ended ones the indexes let go (they keep the newest): from their records, kept for --retain
+      const older = [...runs.values()].filter((r) => !indexed[r.allocationId] && r.endedAt !== null);
+      const fromRecords = older.map((r) => ({ id: r.allocationId, lockId: r.allocationId, resources: r.resources, holder: r.requester, createdAt: r.createdAt, endedAt: r.endedAt, state: r.state, name: r.name, requester: r.requester, exitCode: r.exitCode, message: r.message, startedAt: r.startedAt, runEndedAt: r.endedAt }));
+      return [...fromRecords.sort((a, b) => a.createdAt - b.createdAt), ...rows];
     },
     deploy: (job, module) => deps.deals.deploy(job, module),
     deployEnsemble: (spec, modules) => deps.deals.deployEnsemble(spec, modules),

@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import { EMPTY_INDEXES, type Fact, type Indexes, type LoggedFact, evolveIndexes, ledgerFacts } from '../../machines/indexes.ts';
+import { EMPTY_INDEXES, type Fact, type Indexes, type LoggedFact, MAX_ENDED_INDEXED, evolveIndexes, ledgerFacts } from '../../machines/indexes.ts';
 import { type Ledger, type LedgerResult, allocate, emptyLedger, expire, lock, release, unlock } from '../../machines/ledger.ts';
 import { nodeMachine } from '../../machines/node.machine.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
@@ -130,6 +130,27 @@ Fold('releasing an unknown allocation changes nothing, and the empty indexes are
 Fold.run();
 
 // ---------------------------------------------------------------------------------------------------------------
+
+Fold('the indexes keep every live allocation and job but only the newest MAX_ENDED_INDEXED ended ones', () => {
+  const alloc = (i: number) => ({ id: `a${i}`, lockId: `a${i}`, resources: res(0.01, GiB), ports: [], since: T0 });
+  let ix = EMPTY_INDEXES;
+  let seq = 0;
+  ix = evolveIndexes(ix, logged({ type: 'AllocationCreated', allocation: alloc(-1) }, ++seq)); // stays live throughout
+  for (let i = 0; i < MAX_ENDED_INDEXED + 5; i += 1) {
+    ix = evolveIndexes(ix, logged({ type: 'AllocationCreated', allocation: alloc(i) }, ++seq));
+    ix = evolveIndexes(ix, logged({ type: 'AllocationReleased', id: `a${i}` }, ++seq));
+    ix = evolveIndexes(ix, logged({ type: 'JobChanged', job: { id: `j${i}`, name: 'n', state: 'completed', provider: null, exitCode: 0 } }, ++seq));
+  }
+  ix = evolveIndexes(ix, logged({ type: 'JobChanged', job: { id: 'live', name: 'n', state: 'running', provider: null, exitCode: null } }, ++seq));
+  const ids = Object.keys(ix.allocations);
+  assert.is(ids.length, MAX_ENDED_INDEXED + 1);
+  assert.ok(ids.includes('a-1'), 'the live one stays');
+  assert.not.ok(ids.includes('a0') || ids.includes('a4'), 'the oldest ended went');
+  assert.ok(ids.includes('a5') && ids.includes(`a${MAX_ENDED_INDEXED + 4}`));
+  const jobs = Object.keys(ix.jobs);
+  assert.is(jobs.length, MAX_ENDED_INDEXED + 1);
+  assert.ok(jobs.includes('live') && !jobs.includes('j0'));
+});
 
 const History = suite('indexes: the facts of a whole Node history fold into every allocation ever');
 
