@@ -243,6 +243,9 @@ export const requesterMachine = setup({
     running: {
       entry: 'startRunning',
       on: {
+        // the silence while this node was down is not the provider's: it gets a full lostAfterMs from now (the
+        // watch is the only timer a running job has)
+        'deal.recovered': { actions: 'alive' },
         'allocation.status': [...endOnStatus(), { guard: { type: 'status', params: { states: LIVE } }, actions: 'alive' }],
         'timer.fired': { guard: { type: 'due', params: { key: 'watch' } }, target: 'choosing', actions: { type: 'failAttempt', params: { phase: 'run' } } },
         'job.cancel': { target: 'cancelling', actions: 'keepReply' },

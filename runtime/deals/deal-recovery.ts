@@ -4,7 +4,7 @@
  * meanwhile wait (in arrival order, up to MAX_QUEUED_INBOUND) until the deals are back.
  */
 import { mkdir } from 'node:fs/promises';
-import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
+import type { EnsembleInput, EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { AllocationInput, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
 import { parseDealKey, providerActorId } from '../../machines/deal.ids.ts';
@@ -17,7 +17,11 @@ import type { DealService } from './deal-service.ts';
 /** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
 export const MAX_QUEUED_INBOUND = 10_000;
 
-const DEAL_KINDS: ReadonlySet<string> = new Set(['requester', 'provider', 'allocation']);
+const DEAL_KINDS: ReadonlySet<string> = new Set(['requester', 'provider', 'allocation', 'ensemble']);
+
+/** How often, and how far apart, a recovered job's provider is asked for its allocation until the ask goes out. */
+const QUERY_ATTEMPTS = 20;
+const QUERY_RETRY_MS = 250;
 
 export class DealRecovery {
   readonly #inbound: (() => void)[] = [];
@@ -34,7 +38,7 @@ export class DealRecovery {
     const now = svc.now();
     let n = 0;
     // an ended actor's record is saved under its id: one query per kind, not one read per actor ever made
-    const ended = new Set((await Promise.all(['job/', 'provider/', 'allocation/'].map((k) => store.metaKeysWithPrefix(k)))).flat());
+    const ended = new Set((await Promise.all(['job/', 'provider/', 'allocation/', 'ensemble/'].map((k) => store.metaKeysWithPrefix(k)))).flat());
     for (const rec of await store.actors()) {
       if (!DEAL_KINDS.has(rec.kind)) continue;
       // ended before this runtime let go of ended actors' rows (or a crash came between record and forget)
@@ -52,6 +56,8 @@ export class DealRecovery {
         const input = rec.input as ProviderInput;
         svc.provisions.open(input);
         void svc.registry.spawn(rec.id, 'provider', input, { type: 'deal.recovered', now });
+      } else if (rec.kind === 'ensemble') {
+        void svc.registry.spawn(rec.id, 'ensemble', rec.input as EnsembleInput, { type: 'deal.recovered', now });
       } else {
         const input = rec.input as AllocationInput;
         await this.#killOrphan(input.allocationId);
@@ -115,7 +121,7 @@ export class DealRecovery {
     if (rec.provider && rec.allocationId && !ended) {
       // its allocation may have ended while this node was down, and a final status is sent only once
       const key = parseDealKey(rec.allocationId);
-      if (key) void svc.sendTo(rec.provider, 'provider', 'allocation.query', { dealId: rec.id, nonce: key.nonce, allocationId: rec.allocationId });
+      if (key) this.#query(rec.provider, { dealId: rec.id, nonce: key.nonce, allocationId: rec.allocationId }, 0);
     }
     if (rec.rounds === 0) ref.send({ type: 'deal.start', now });
     else if (ended) {
@@ -130,6 +136,18 @@ export class DealRecovery {
     svc.deps.ledger.release(rec.allocationId); // harmless when it was released already
     svc.deliver(providerActorId(rec.allocationId), { type: 'allocation.ended', allocationId: rec.allocationId, state: rec.state, now });
     await svc.retire(id, rec);
+  }
+
+  /**
+   * Asks the provider of a recovered job how its allocation is. Right after a start the provider may not be
+   * reachable yet (its address comes with discovery): asked again every QUERY_RETRY_MS, up to QUERY_ATTEMPTS times,
+   * until the query could be sent; otherwise the job would take its provider's silence for a loss and run again.
+   */
+  #query(provider: string, payload: { dealId: string; nonce: number; allocationId: string }, attempt: number): void {
+    void this.svc.sendTo(provider, 'provider', 'allocation.query', payload).then((sent) => {
+      if (sent || this.#closed || attempt + 1 >= QUERY_ATTEMPTS) return;
+      this.svc.clock.after(QUERY_RETRY_MS, () => this.#query(provider, payload, attempt + 1));
+    });
   }
 
   /** A job's process group that outlived the node that started it (a SIGKILLed node): ends it. */

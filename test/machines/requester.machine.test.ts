@@ -820,7 +820,8 @@ Recovery('deal.recovered asks again for every pending timer, at its old time, an
   committed(h, A, t(800), 2);
   allocated(h, A, t(900), `${DEAL}.2`);
   status(h, A, 'running', t(1000), { allocationId: `${DEAL}.2`, nonce: 2 });
-  assert.equal(recovered(h, t(2000)), [{ type: 'timer.schedule', key: 'watch', at: t(7000) }]);
+  // running: the watch starts again from the recovery (the node's own downtime is not the provider's silence)
+  assert.equal(recovered(h, t(2000)), [{ type: 'timer.schedule', key: 'watch', at: t(2000) + TIMING.lostAfterMs }]);
 });
 
 Recovery('deal.recovered sends the unanswered step again: commit, allocate, cancel', (h) => {
@@ -874,6 +875,17 @@ Recovery('history keeps the newest 50 entries', (h) => {
   assert.is(history.length, 50);
   assert.equal(history.at(-1), { at: now, state: 'requesting', message: 'asking for bids again (round 21)' });
   assert.is(rec(h).rounds, 21);
+});
+
+Recovery('a running job recovered after a long stop gives its provider a full lostAfterMs from now, not the time that passed while down', (h) => {
+  toRunning(h);
+  const back = t(60_000);
+  const out = send(h, { type: 'deal.recovered', now: back });
+  assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', key: 'watch', at: back + TIMING.lostAfterMs }]);
+  assert.is(ctx(h).timers.watch, back + TIMING.lostAfterMs);
+  // the old watch firing (it was due long ago) is stale now: the job is not taken as lost
+  send(h, { type: 'timer.fired', key: 'watch', now: back + 1 });
+  assert.is(rec(h).state, 'running');
 });
 
 Recovery.run();
