@@ -204,6 +204,32 @@ E('bad ensemble files exit 2 naming the field, before anything is sent', async (
   assert.match(u.stderr, /db/);
 });
 
+E('the requester SIGKILLed and started again: the ensemble comes back from its log, still running, and cancel still works', async (ctx) => {
+  const text = kvDemo(ctx).replace(/\n {2}client:[\s\S]*$/, '\n');
+  const f = await write(ctx, 'kv-only.yaml', text);
+  const r = await cli(['deploy', f, '--wait', '--json', ...dataDir(ctx.A)], { timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const up = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as EnsembleRecord;
+  assert.is(part(up, 'kv').state, 'running');
+  const gone = await ctx.A.stop('SIGKILL');
+  assert.is(gone.signal, 'SIGKILL');
+  // a new address: A dials its providers this time
+  ctx.A = await startNode(ctx.A.dataDir, ['--bid-window', '500ms', '--bootstrap', ctx.B.ready.listen[0]!, '--bootstrap', ctx.C.ready.listen[0]!], { timeoutMs: 40_000 });
+  ctx.apis.A = await apiOf(ctx.A);
+  const back = await waitFor('the ensemble to be running again on A, kv healthy on B', async () => {
+    const rec = await cliJson<EnsembleRecord>(['status', up.id, '--json', ...dataDir(ctx.A)]);
+    const kv = part(rec, 'kv');
+    return rec.state === 'running' && kv.state === 'running' && kv.healthy === true ? rec : undefined;
+  }, 30_000, 250);
+  assert.is(part(back, 'kv').provider, ctx.B.ready.peerId, 'not moved: B was there all along');
+  assert.is(part(back, 'kv').restarts, 0);
+  const c = await cli(['cancel', up.id, ...dataDir(ctx.A)]);
+  assert.is(c.code, 0, c.stderr);
+  await waitFor('B to hold nothing', async () => ((await ctx.apis.B.get<{ allocations: unknown[] }>('/v1/info')).allocations.length === 0 ? true : undefined), 20_000, 200);
+  const ended = await cliJson<EnsembleRecord>(['status', up.id, '--json', ...dataDir(ctx.A)]);
+  assert.is(ended.state, 'cancelled');
+});
+
 E('failover: the provider of a service is SIGKILLed; the service is placed again on the other provider', async (ctx) => {
   // kv alone, allowed on B or C; lost after 6 s of silence (the requester's lostAfterMs), then placed again
   const text = kvDemo(ctx).replace(/\n {2}client:[\s\S]*$/, '\n').replace(`constraints: { peers: [${ctx.B.ready.peerId}] }`, `constraints: { peers: [${ctx.B.ready.peerId}, ${ctx.C.ready.peerId}] }`);
