@@ -2,7 +2,10 @@
  * What the local API asks of the running node, answered from the Node actor, the identity and the network.
  */
 import type { NodeView } from '../../actors/node.actor.ts';
+import type { PartView } from '../../machines/ensemble.messages.ts';
+import { partNameFor } from '../../machines/ensemble.ts';
 import type { Indexes } from '../../machines/indexes.ts';
+import type { JobRecord } from '../../machines/requester.messages.ts';
 import type { NodeEvent, ReplyBody } from '../../machines/node.messages.ts';
 import type { NodeApi } from './http-server.ts';
 import { type Clock, realClock } from '../clock.ts';
@@ -89,7 +92,11 @@ export function createNodeApi(deps: {
     deploy: (job, module) => deps.deals.deploy(job, module),
     deployEnsemble: (spec, modules) => deps.deals.deployEnsemble(spec, modules),
     jobs: () => deps.deals.listJobs(),
-    job: (id) => deps.deals.job(id),
+    // a job of its own is an ensemble of one part, named after the job (INTERFACE.md): `status --json` says so too
+    job: async (id) => {
+      const r = await deps.deals.job(id);
+      return 'kind' in r && r.kind === 'ensemble' ? r : { ...r, parts: [onePart(r as JobRecord)] };
+    },
     cancel: (id) => deps.deals.cancel(id),
     logs: (id, offset, part) => deps.deals.logs(id, offset, part),
     lock: (r) => {
@@ -107,4 +114,13 @@ function addCounts<K extends string>(a: Partial<Record<K, number>>, b: Partial<R
   const out: Partial<Record<K, number>> = { ...a };
   for (const k of Object.keys(b) as K[]) out[k] = (out[k] ?? 0) + (b[k] ?? 0);
   return out;
+}
+
+/** A job of its own as the one part of an ensemble. */
+function onePart(r: JobRecord): Omit<PartView, 'dealId' | 'healthy'> {
+  const state: PartView['state'] = {
+    requesting: 'pending', committing: 'pending', placed: 'pending', provisioning: 'starting', running: 'running',
+    cancelling: 'running', completed: 'completed', failed: 'failed', cancelled: 'terminated',
+  }[r.state] as PartView['state'];
+  return { name: partNameFor(r.name), type: 'task', state, provider: r.provider, allocationId: r.allocationId, restarts: Math.max(0, r.allocations.length - 1), exitCode: r.exitCode, message: r.message };
 }

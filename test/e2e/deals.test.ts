@@ -283,6 +283,9 @@ Deals('status JOB --json: the bids ranked best first, the chosen one the provide
   assert.is(s.history[0]!.state, 'requesting');
   assert.is(s.history.at(-1)!.state, 'completed');
   assert.ok(s.startedAt !== null && s.endedAt !== null && s.startedAt <= s.endedAt && s.createdAt <= s.startedAt, 'timestamps in order');
+  // a job of its own is an ensemble of one task part named after it (INTERFACE.md)
+  const parts = (s as JobRecord & { parts?: unknown[] }).parts;
+  assert.equal(parts, [{ name: 'hello', type: 'task', state: 'completed', provider: s.provider, allocationId: s.allocationId, restarts: 0, exitCode: 0, message: s.message }]);
 
   // the provider's side of the same job
   const provider = [B, C].find((m) => m.peerId === s.provider)!;
