@@ -44,6 +44,11 @@ export interface RequesterInput {
    * ensemble sends `part.allocate` (every part placed), and tells it every change (`part.update`).
    */
   readonly parent?: string;
+  /**
+   * A part's place among its ensemble's parts: among the bids within SPREAD_TOLERANCE of the best, part i prefers
+   * the (i mod n)-th, so an ensemble's parts spread over near-equal providers instead of all taking the same one.
+   */
+  readonly spread?: number;
 }
 
 /** What a part's negotiation tells its ensemble after every change. */

@@ -108,7 +108,7 @@ export function closeWindow(d: Draft): Draft {
   const { weights } = d.ctx.input;
   const comparator = createComparator({ provider: DEFAULT_PREFERENCES.provider, requester: { weights } });
   const ranked = comparator.rank(d.ctx.bids.map(({ bid, rttMs }) => ({ id: bid.provider, nonce: bid.nonce, price: bid.price, score: bid.score, rttMs })));
-  const bids = ranked.map(({ candidate: b, rank, utility }): RankedBid => ({ provider: b.id, nonce: b.nonce, price: b.price, score: b.score, rttMs: b.rttMs, rank, utility, outcome: 'candidate' }));
+  const bids = spreadOver(ranked.map(({ candidate: b, rank, utility }): RankedBid => ({ provider: b.id, nonce: b.nonce, price: b.price, score: b.score, rttMs: b.rttMs, rank, utility, outcome: 'candidate' })), d.ctx.input.spread);
   d.cancel('window').record({ bids });
   const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
   const best = bids[0];
@@ -129,6 +129,21 @@ export function closeWindow(d: Draft): Draft {
     d.set({ silenceWarned: key });
   }
   return d.progress('requesting', message);
+}
+
+/** How close to the best a bid's utility must be (relative) for a part to prefer it to spread its ensemble. */
+export const SPREAD_TOLERANCE = 0.1;
+
+/** For a part (`spread` set): the bids near the best rotated by its place, ranks renumbered; else as ranked. */
+export function spreadOver(bids: readonly RankedBid[], spread: number | undefined): readonly RankedBid[] {
+  const best = bids[0];
+  if (spread === undefined || !best || bids.length < 2) return bids;
+  const floor = best.utility - Math.abs(best.utility) * SPREAD_TOLERANCE;
+  const near = bids.filter((b) => b.utility >= floor).length;
+  if (near < 2) return bids;
+  const k = spread % near;
+  const order = [...bids.slice(k, near), ...bids.slice(0, k), ...bids.slice(near)];
+  return order.map((b, i) => ({ ...b, rank: i + 1 }));
 }
 
 /** The round's request went to no one: no candidate, and no broadcast beyond them. */

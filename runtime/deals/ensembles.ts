@@ -77,11 +77,11 @@ export function handleEnsembleIntent(svc: DealService, actorId: string, intent: 
 async function spawnParts(svc: DealService, parent: string, parts: Extract<EnsembleIntent, { type: 'parts.spawn' }>['parts']): Promise<void> {
   const prefs = await svc.deps.preferences();
   const now = svc.now();
-  for (const p of parts) {
+  for (const [spread, p] of parts.entries()) {
     // as for a job of its own: placement, then its whole life (the ensemble's), so a part can move while it runs;
     // the ensemble's own placement timer bounds the first placement
     const deadline = now + svc.init.placementMs + p.job.timeoutMs;
-    const input: RequesterInput = { dealId: p.dealId, job: p.job, self: svc.deps.self, createdAt: now, deadline, weights: prefs.requester.weights, timing: svc.init.timing, parent };
+    const input: RequesterInput = { dealId: p.dealId, job: p.job, self: svc.deps.self, createdAt: now, deadline, weights: prefs.requester.weights, timing: svc.init.timing, parent, spread };
     svc.requests.open(p.dealId, p.job);
     await svc.spawn(requesterActorId(p.dealId), 'requester', input, { type: 'deal.start', now });
   }

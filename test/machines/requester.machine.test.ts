@@ -5,6 +5,7 @@ import { requesterActorKind } from '../../actors/requester.actor.ts';
 import type { AllocationState, Bid } from '../../machines/deal.wire.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { type RequesterContext, type RequesterMachine, requesterMachine } from '../../machines/requester.machine.ts';
+import { spreadOver } from '../../machines/requester.rules.ts';
 import type { JobRecord, RequesterEvent, RequesterInput, RequesterIntent, RequesterTiming, RoundReach } from '../../machines/requester.messages.ts';
 import { GiB, T0 } from '../fixtures/node-fixtures.ts';
 import { PROCESS_JOB, TEST_TIMING, PEER_A, PEER_B, PEER_C, PEER_SELF } from '../fixtures/deal-fixtures.ts';
@@ -961,3 +962,31 @@ Part('a job of its own (no parent) still allocates right behind the commit', () 
 });
 
 Part.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parts of one ensemble spread over near-equal providers (requester.rules.ts spreadOver).
+
+const SpreadSuite = behaviour('requester: a part prefers the provider its place names among near-equal bids');
+
+SpreadSuite('bids within 10% of the best are rotated by the part\'s place, ranks renumbered; a far worse bid stays last', () => {
+  const rb = (provider: string, utility: number, rank: number) => ({ provider, nonce: 1, price: 0, score: 1, rttMs: 1, rank, utility, outcome: 'candidate' as const });
+  const bids = [rb(A, 1.0, 1), rb(B, 0.95, 2), rb(C, 0.5, 3)];
+  assert.equal(spreadOver(bids, undefined), bids, 'a job of its own: as ranked');
+  assert.equal(spreadOver(bids, 0).map((b) => b.provider), [A, B, C]);
+  assert.equal(spreadOver(bids, 1).map((b) => b.provider), [B, A, C]);
+  assert.equal(spreadOver(bids, 2).map((b) => b.provider), [A, B, C], '2 near-equal bids: part 2 is back at the first');
+  assert.equal(spreadOver(bids, 1).map((b) => b.rank), [1, 2, 3]);
+  assert.equal(spreadOver([rb(A, 1, 1), rb(B, 0.5, 2)], 1).map((b) => b.provider), [A, B], 'no near-equal second: the best');
+});
+
+SpreadSuite('in a round, part 1 of an ensemble commits to the second of two equal bids', () => {
+  const h = spawn({ ...INPUT, job: PART_JOB, parent: 'ensemble/ens', spread: 1 });
+  start(h);
+  sent(h, [A, B]);
+  submit(h, A, { price: 10 });
+  const out = submit(h, B, { price: 10 });
+  assert.equal(ofType(out, 'deal.commit.send').map((c) => c.to), [B]);
+  h.actor.stop();
+});
+
+SpreadSuite.run();
