@@ -23,25 +23,41 @@ type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDeal
 export function handleDealIntents(svc: DealService, actorId: string, intents: readonly unknown[]): void {
   for (const i of intents) {
     try {
-      if (actorId.startsWith('ensemble/')) handleEnsembleIntent(svc, actorId, i as EnsembleIntent);
-      else handle(svc, actorId, i as DealIntent);
+      const intent = i as DealIntent | EnsembleIntent;
+      if (handleShared(svc, actorId, intent)) continue;
+      if (actorId.startsWith('ensemble/')) handleEnsembleIntent(svc, actorId, intent as Exclude<EnsembleIntent, SharedIntent>);
+      else handle(svc, actorId, intent as Exclude<DealIntent, SharedIntent>);
     } catch (e) {
       svc.deps.log.error({ actor: actorId, intent: (i as { type?: string }).type, err: (e as Error).message }, 'a deal intent failed');
     }
   }
 }
 
-function handle(svc: DealService, actorId: string, intent: DealIntent): void {
-  const { log } = svc.deps;
+/** The intents every deal actor kind emits alike. */
+type SharedIntent = Extract<DealIntent | EnsembleIntent, { type: 'timer.schedule' | 'timer.cancel' | 'log.write' | 'reply.send' }>;
+
+/** Timers, logs and replies, for any deal actor kind; false for an intent of the kind's own. */
+function handleShared(svc: DealService, actorId: string, intent: DealIntent | EnsembleIntent): boolean {
   switch (intent.type) {
     case 'timer.schedule':
-      return svc.timers.schedule(actorId, intent.key, intent.at);
+      svc.timers.schedule(actorId, intent.key, intent.at);
+      return true;
     case 'timer.cancel':
-      return svc.timers.cancel(actorId, intent.key);
+      svc.timers.cancel(actorId, intent.key);
+      return true;
     case 'log.write':
-      return log[intent.level]({ actor: actorId, ...(intent.data ?? {}) }, intent.message);
+      svc.deps.log[intent.level]({ actor: actorId, ...(intent.data ?? {}) }, intent.message);
+      return true;
     case 'reply.send':
-      return; // answered by the supervisor's ask()
+      return true; // answered by the supervisor's ask()
+    default:
+      return false;
+  }
+}
+
+function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, SharedIntent>): void {
+  const { log } = svc.deps;
+  switch (intent.type) {
     // ---- requester ----
     case 'bid.request.send':
       return void requestBids(svc, actorId, intent);

@@ -217,7 +217,11 @@ async function startPart(svc: DealService, m: InboundDeal<'part.start'>): Promis
   if (role) parts.noteMembers(key, role, m.from, members);
   // sent again after a dependency moved: the listeners the part has keep their addresses, pointed at the new place
   const have = parts.get(key)?.listeners ?? [];
-  const { addrsEnv, listeners } = await openPartAddrs({ parts, self: svc.deps.self, host: svc.deps.net()?.libp2p, log: svc.deps.log }, ensemble, m.from, addrs, have);
+  // a listener only for a port of a part this one depends on, once each: the message cannot make more
+  const deps = new Set(role?.dependsOn ?? []);
+  const seen = new Set<string>();
+  const wanted = addrs.filter((a) => deps.has(a.part) && !seen.has(`${a.part}/${a.port}`) && Boolean(seen.add(`${a.part}/${a.port}`)));
+  const { addrsEnv, listeners } = await openPartAddrs({ parts, self: svc.deps.self, host: svc.deps.net()?.libp2p, log: svc.deps.log }, ensemble, m.from, wanted, have);
   await parts.keepListeners(key, listeners);
   // the allocation may have ended while the listeners opened: then they close at once
   if (!svc.registry.has(id)) return parts.end(key);

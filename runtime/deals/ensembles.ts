@@ -42,8 +42,8 @@ export async function deployEnsemble(svc: DealService, spec: EnsembleSpec, modul
   return (await ref.view()).context as EnsembleRecord;
 }
 
-/** Carries out one intent of the ensemble actor `actorId`. */
-export function handleEnsembleIntent(svc: DealService, actorId: string, intent: EnsembleIntent): void {
+/** Carries out one intent of the ensemble actor `actorId` (its timers, logs and replies are deal-effects.ts's). */
+export function handleEnsembleIntent(svc: DealService, actorId: string, intent: Exclude<EnsembleIntent, { type: 'timer.schedule' | 'timer.cancel' | 'log.write' | 'reply.send' }>): void {
   const { log } = svc.deps;
   switch (intent.type) {
     case 'parts.spawn':
@@ -59,14 +59,6 @@ export function handleEnsembleIntent(svc: DealService, actorId: string, intent: 
     case 'ensemble.ended':
       log.info({ ensemble: intent.record.id, state: intent.record.state }, `ensemble ${intent.record.id} ${intent.record.state}: ${intent.record.message}`);
       return void svc.retire(actorId, intent.record).catch((e: Error) => log.error({ actor: actorId, err: e.message }, `could not save the record of ${actorId}: ${e.message}`));
-    case 'timer.schedule':
-      return svc.timers.schedule(actorId, intent.key, intent.at);
-    case 'timer.cancel':
-      return svc.timers.cancel(actorId, intent.key);
-    case 'log.write':
-      return log[intent.level]({ actor: actorId, ...(intent.data ?? {}) }, intent.message);
-    case 'reply.send':
-      return; // answered by the actor's ref
     default: {
       const never: never = intent;
       log.warn({ actor: actorId, intent: never }, 'unknown ensemble intent');
