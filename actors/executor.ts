@@ -30,7 +30,13 @@ export interface WasmJob {
   /** argv after argv[0] (argv[0] is the job's name). */
   readonly args?: readonly string[];
   /** The module's whole environment: nothing of the provider's leaks in. */
-  readonly env?: Readonly<Record<string, string>>;
+  readonly env?: Readonly<Record<string, string>>;  /**
+   * A job with `wasm.outputs`: an existing, empty directory on the provider's disk, preopened in the module as
+   * `/out`, whose files may hold `outputsMaxBytes` together (the job's `resources.disk`); a write past it fails
+   * with ENOSPC and the job ends `failed`.
+   */
+  readonly outputsDir?: string;
+  readonly outputsMaxBytes?: number;
 }
 
 /** A local command, run without a shell unless the command is one. */

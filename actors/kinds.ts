@@ -1,13 +1,15 @@
 /** Every actor kind this build can host, by name: the worker and the replay tool look kinds up here. */
 import { allocationActorKind } from './allocation.actor.ts';
 import { ensembleActorKind } from './ensemble.actor.ts';
+import { arrayActorKind } from './array.actor.ts';
+import { batchActorKind } from './batch.actor.ts';
 import { type ActorKind, UnknownActorKindError } from './hosted-actor.ts';
 import { nodeActorKind } from './node.actor.ts';
 import { providerActorKind } from './provider.actor.ts';
 import { requesterActorKind } from './requester.actor.ts';
 
 export const ACTOR_KINDS: ReadonlyMap<string, ActorKind> = new Map(
-  [nodeActorKind, requesterActorKind, providerActorKind, allocationActorKind, ensembleActorKind].map((k) => [k.kind, k]),
+  [nodeActorKind, requesterActorKind, providerActorKind, allocationActorKind, ensembleActorKind, arrayActorKind, batchActorKind].map((k) => [k.kind, k]),
 );
 
 export function actorKind(name: string): ActorKind {

@@ -16,6 +16,9 @@ export interface AllocationInput {
   readonly job: JobSpec;
   /** A part's named ports and the port the provider's ledger gave each (`DMS_PORT_<NAME>`). */
   readonly ports?: Readonly<Record<string, number>>;
+  /** An array job (`job.count`): how many instances run at once, and the ones the allocate named to run first. */
+  readonly slots?: number;
+  readonly assign?: readonly number[];
 }
 
 /** How an execution ended (the executor's ExecutionResult, as the machine needs it). */

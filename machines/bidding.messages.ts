@@ -15,6 +15,8 @@ export interface BidRequestEvent extends FromPeer {
   readonly job: JobSpec;
   readonly expiresAt: number;
   readonly self: string;
+  /** An array job: how many of its instances this round asks for (absent: all of them, `job.count`). */
+  readonly count?: number;
 }
 
 /** Node intents for deals. */

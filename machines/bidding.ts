@@ -7,7 +7,7 @@
 import { type Answered, answeredKey, answeredUntil, rememberAnswered } from './answered.ts';
 import type { BidRequestEvent } from './bidding.messages.ts';
 import { type NumericField, type Resources, formatBytes, resourcesOf, shortfall } from './capability.ts';
-import { DEAL_DEFAULTS } from './deal.constants.ts';
+import { ARRAY_DEFAULTS, DEAL_DEFAULTS } from './deal.constants.ts';
 import { dealKey } from './deal.ids.ts';
 import type { Bid, DeclineCode } from './deal.wire.ts';
 import { LOCK_STEP, type Ledger, availableResources, chargeFor, heldBy, lock, locksHeldBy } from './ledger.ts';
@@ -64,9 +64,12 @@ type Answer = { readonly ok: true; readonly ledger: Ledger; readonly input: Prov
 
 function answer(s: BidState, e: BidRequestEvent): Answer {
   // what the lock takes: the job's resources in whole steps (a tiny request must not fit without end)
-  const need = chargeFor(e.job.resources, resourcesOf(s.ledger.registered));
-  const refused = refusal(s, e, need);
+  const one = chargeFor(e.job.resources, resourcesOf(s.ledger.registered));
+  const refused = refusal(s, e, one);
   if (refused) return refused;
+  // an array job: as many instances as fit at once, locked together
+  const slots = e.job.count === undefined ? undefined : slotsFor(s, e, one);
+  const need = slots === undefined ? one : times(one, slots);
   const key = dealKey(e.dealId, e.nonce, e.from);
   // held only as long as the bid can be taken: the request's expiry plus the time to commit and allocate
   const expiresAt = Math.min(e.expiresAt + DEAL_DEFAULTS.bidGraceMs, e.now + DEAL_DEFAULTS.bidHoldMs);
@@ -88,9 +91,29 @@ function answer(s: BidState, e: BidRequestEvent): Answer {
     score: Number.isFinite(score) ? score : 0,
     resources: need,
     expiresAt: r.ledger.locks[key]!.expiresAt,
+    ...(slots !== undefined ? { slots } : {}),
   };
   const ports = r.ledger.locks[key]!.ports;
   return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key, ...(ports.length > 0 ? { ports } : {}) } };
+}
+
+/** How many instances of an array job fit now: at least one (refusal() checked that one fits), at most what is asked. */
+function slotsFor(s: BidState, e: BidRequestEvent, one: Resources): number {
+  const free = availableResources(s.ledger);
+  const reg = resourcesOf(s.ledger.registered);
+  const share = s.preferences.provider.maxShare ?? 1;
+  const held = heldBy(s.ledger, e.from);
+  let n = Math.min(e.count ?? e.job.count ?? 1, e.job.count ?? 1, ARRAY_DEFAULTS.maxSlotsPerBid);
+  for (const f of ['cpu', 'memory', 'disk', 'gpus'] as const) {
+    if (one[f] <= 0) continue;
+    const room = share < 1 && (f === 'cpu' || f === 'memory') ? Math.min(free[f], share * reg[f] - held[f]) : free[f];
+    n = Math.min(n, Math.floor(room / one[f] + 1e-9));
+  }
+  return Math.max(1, n);
+}
+
+function times(r: Resources, n: number): Resources {
+  return { ...r, cpu: Math.round(r.cpu * n * 1e6) / 1e6, memory: r.memory * n, disk: r.disk * n, gpus: r.gpus * n };
 }
 
 /** The first rule the request breaks (checked in the Go DMS's order), or null when the Node may bid. */

@@ -36,6 +36,18 @@ export const DEAL_DEFAULTS = Object.freeze({
   placementMs: 60_000,
 });
 
+/** Array jobs (INTERFACE.md "Many tasks"). */
+export const ARRAY_DEFAULTS = Object.freeze({
+  /** The most instances one provider bids for at once (its lock holds the resources of all of them). */
+  maxSlotsPerBid: 256,
+  /** Instances handed to an allocation beyond its slots, so a slot that frees finds its next instance there. */
+  prefetchPerSlot: 1,
+  /** A provider reports ended instances at most this long after they end (several in one message). */
+  reportMs: 50,
+  /** An array allocation with nothing to run for this long, its requester silent, ends and frees its resources. */
+  idleMs: 60_000,
+});
+
 /** Declines that will not change by asking again: a round in which every candidate gave one ends the job at once. */
 export const PERMANENT_DECLINES: readonly DeclineCode[] = ['excluded', 'not-chosen', 'executor', 'privileged', 'too-large'];
 

@@ -14,6 +14,8 @@ export interface BidRequestMsg {
   readonly job: JobSpec;
   /** Bids must reach the requester by then. */
   readonly expiresAt: number;
+  /** An array job: how many of its instances this round asks for (absent: all of them, `job.count`). */
+  readonly count?: number;
 }
 
 /** What a provider offers for a deal; held for the requester until `expiresAt`. */
@@ -28,6 +30,11 @@ export interface Bid {
   readonly resources: Resources;
   /** The provider's lock on the resources expires then, unless the deal is allocated first. */
   readonly expiresAt: number;
+  /**
+   * An array job: how many instances the provider takes at once (its lock holds `resources` for all of them);
+   * absent for a job of one task.
+   */
+  readonly slots?: number;
 }
 
 /** Provider -> requester, inbox `requester`. */
@@ -91,6 +98,42 @@ export interface DealAllocateMsg {
   readonly job?: JobSpec;
   /** For a part of an ensemble: which provider runs each part (the peers that may open tunnels to this one). */
   readonly members?: readonly PartMember[];
+  /** An array job: the instances (indexes) the allocation runs first; more come with `batch.assign`. */
+  readonly assign?: readonly number[];
+}
+
+/** Requester -> provider, inbox `provider`: more instances of an array job for its allocation to run. */
+export interface BatchAssignMsg {
+  readonly type: 'batch.assign';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly indexes: readonly number[];
+}
+
+/** Requester -> provider, inbox `provider`: no more instances will come; end the allocation once those it has ran. */
+export interface BatchReleaseMsg {
+  readonly type: 'batch.release';
+  readonly dealId: string;
+  readonly nonce: number;
+}
+
+/** How one instance of an array job ended on its provider. */
+export interface InstanceResult {
+  readonly index: number;
+  /** completed: exit 0; failed: anything else the instance did; lost: it did not run to its end (its provider stopped it or died), not the instance's fault. */
+  readonly state: 'completed' | 'failed' | 'lost';
+  readonly exitCode: number | null;
+  readonly message: string;
+}
+
+/** Provider -> requester, inbox `requester`: instances that ended since the last report, and how many run (also a heartbeat). */
+export interface BatchProgressMsg {
+  readonly type: 'batch.progress';
+  readonly dealId: string;
+  readonly nonce: number;
+  readonly allocationId: string;
+  readonly results: readonly InstanceResult[];
+  readonly running: number;
 }
 
 /** Which provider runs a part of an ensemble. */
@@ -178,4 +221,7 @@ export type DealWireMessage =
   | DealRevertMsg
   | DealCancelMsg
   | PartStartMsg
-  | AllocationStatusMsg;
+  | AllocationStatusMsg
+  | BatchAssignMsg
+  | BatchReleaseMsg
+  | BatchProgressMsg;

@@ -30,6 +30,8 @@ export interface WasmSpec {
   readonly module: { readonly sha256: string; readonly size: number };
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** The module gets a writable `/out` (bounded by `resources.disk`) whose files the requester fetches (`results`). */
+  readonly outputs?: boolean;
 }
 
 export interface ProcessSpec {
@@ -72,6 +74,15 @@ interface JobSpecBase {
   readonly constraints: JobConstraints;
   /** Set when the job is a part of an ensemble. */
   readonly part?: PartRole;
+  /**
+   * An array job: this many instances of the task, each with `DMS_INDEX` (0..count-1) and `DMS_COUNT` in its env,
+   * negotiated in bulk (INTERFACE.md "Many tasks"). Absent: one task.
+   */
+  readonly count?: number;
+  /** How long the job (or an array job's unplaced instances) may wait for room before it fails; absent: its placement deadline. */
+  readonly queueTimeoutMs?: number;
+  /** An array job: how often a failed instance is run again (on another provider where it can) before the job fails. */
+  readonly retries?: number;
 }
 
 export interface WasmJobSpec extends JobSpecBase {
@@ -99,7 +110,12 @@ export const JOB_LIMITS = Object.freeze({
   maxArgs: 1024,
   maxEnv: 1024,
   maxPeers: 10_000,
+  maxCount: 100_000,
+  maxRetries: 10,
+  maxQueueTimeoutMs: 7 * 24 * 3600 * 1000,
 });
+/** Default retries of a failed array instance. */
+export const DEFAULT_INSTANCE_RETRIES = 2;
 /** Default when a job file names no timeout. */
 export const DEFAULT_JOB_TIMEOUT_MS = 10 * 60 * 1000;
 /** The Go DMS refuses a deployment with less than about a minute to complete. */
@@ -152,6 +168,7 @@ export function validateJob(job: JobSpec, window?: DeploymentWindow): JobProblem
       return assertNever(job);
   }
   problems.push(...constraintProblems(job.constraints));
+  problems.push(...arrayProblems(job));
   if (window) problems.push(...windowProblems(window));
   return problems;
 }
@@ -195,6 +212,26 @@ function constraintProblems(c: JobConstraints): JobProblem[] {
   const both = c.peers.filter((p) => excluded.has(p));
   if (both.length > 0) problems.push({ field: 'constraints', message: `${both.join(', ')} is both required (peers) and excluded (excludePeers), so no provider could take the job` });
   return problems;
+}
+
+function arrayProblems(job: JobSpec): JobProblem[] {
+  const problems: JobProblem[] = [];
+  const { count, retries, queueTimeoutMs: q } = job;
+  if (count !== undefined) {
+    if (!Number.isSafeInteger(count) || count < 1 || count > JOB_LIMITS.maxCount) problems.push({ field: 'count', message: `${count} is not a whole number of instances from 1 to ${JOB_LIMITS.maxCount}` });
+    else if (job.part) problems.push({ field: 'count', message: 'an ensemble part cannot be an array job; deploy the array as a job of its own' });
+  }
+  if (retries !== undefined) {
+    if (count === undefined) problems.push({ field: 'retries', message: 'applies to array jobs only; add count: N' });
+    else if (!Number.isInteger(retries) || retries < 0 || retries > JOB_LIMITS.maxRetries) problems.push({ field: 'retries', message: `${retries} is not a whole number from 0 to ${JOB_LIMITS.maxRetries}` });
+  }
+  if (q !== undefined && (!Number.isFinite(q) || q < 0 || q > JOB_LIMITS.maxQueueTimeoutMs)) problems.push({ field: 'queueTimeout', message: `${q} ms is outside 0..7 days` });
+  return problems;
+}
+
+/** An array job's instance count; 1 for a job of one task. */
+export function instanceCount(job: JobSpec): number {
+  return job.count ?? 1;
 }
 
 function windowProblems({ now, deadline }: DeploymentWindow): JobProblem[] {

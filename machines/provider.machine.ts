@@ -23,6 +23,8 @@ export interface ProviderContext {
   readonly cancelSent: boolean;
   /** The whole job, once the allocate brought it (the bid was on its requirements, `input.job`); null until then. */
   readonly job: JobSpec | null;
+  /** An array job: the instances the allocate named to run first. */
+  readonly assign?: readonly number[];
 }
 
 type Enqueue = { emit(intent: ProviderIntent): void; assign(patch: Partial<ProviderContext>): void };
@@ -126,6 +128,7 @@ export const providerMachine = setup({
     requestAllocation: enqueueActions(({ context, event, enqueue }) => {
       // the whole job, with its args and env, comes with the allocate (checked against the bid's by the runtime)
       if (event.type === 'deal.allocate' && event.job) enqueue.assign({ job: event.job });
+      if (event.type === 'deal.allocate' && event.assign) enqueue.assign({ assign: event.assign });
       enqueue.emit({ type: 'ledger.allocate.request', allocationId: context.input.key, lockId: context.input.lockId });
     }),
     spawnAllocation: enqueueActions((a) => {
@@ -135,7 +138,8 @@ export const providerMachine = setup({
       const named = job.part?.ports ?? [];
       const ports = a.context.input.ports ?? [];
       const portMap = named.length > 0 && ports.length === named.length ? { ports: Object.fromEntries(named.map((n, i) => [n, ports[i]!])) } : {};
-      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job, ...portMap } });
+      const batch = bid.slots !== undefined ? { slots: bid.slots, assign: a.context.assign ?? [] } : {};
+      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job, ...portMap, ...batch } });
       const message = a.context.revertPending ? 'allocated after the requester reverted; cancelling it' : 'allocated; the job starts';
       a.enqueue.assign({ record: touch(a.context.record, a.event.now, { allocationId: key, message }) });
       // a requester that reverted meanwhile no longer waits for the answer: the allocation is stopped at once

@@ -50,6 +50,8 @@ export interface DealAllocateEvent extends FromPeer {
   readonly moduleProblem?: string;
   /** The whole job (args and env) when the bid request carried only its requirements; the runtime checked it matches. */
   readonly job?: JobSpec;
+  /** An array job: the instances the allocation runs first. */
+  readonly assign?: readonly number[];
 }
 export type DealRevertEvent = DealRevertMsg & FromPeer;
 export type DealCancelEvent = DealCancelMsg & FromPeer;

@@ -49,7 +49,7 @@ export const requesterMachine = setup({
     windowComplete: ({ context }) => R.windowComplete(context),
     isPart: ({ context }) => R.isPart(context),
     hasUsableBid: ({ context, event }) => R.nextCandidate(context, event.now) !== null,
-    pastDeadline: ({ context, event }) => event.now >= context.input.deadline,
+    pastDeadline: ({ context, event }) => event.now >= (context.input.queueDeadline ?? context.input.deadline),
     hopeless: ({ context }) => R.hopeless(context),
     fromChosen: ({ context, event }) => 'from' in event && 'dealId' in event && R.fromChosen(context, event),
     sendFailed: ({ context, event }, p: { steps: readonly string[] }) =>

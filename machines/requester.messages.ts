@@ -8,7 +8,7 @@ import type { JobSpec } from './job.ts';
 import type { RankingWeights } from './preferences.ts';
 
 /** `placed`: a part of an ensemble committed on its provider, held until every part is placed (ensemble.machine.ts). */
-export type JobState = 'requesting' | 'committing' | 'placed' | 'provisioning' | 'running' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+export type JobState = 'requesting' | 'queued' | 'committing' | 'placed' | 'provisioning' | 'running' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
 
 /** Tunables of a requester negotiation (defaults in DEAL_DEFAULTS). */
 export interface RequesterTiming {
@@ -37,6 +37,8 @@ export interface RequesterInput {
   /** When the deploy was made, and by when the job must be placed (ms since the epoch). */
   readonly createdAt: number;
   readonly deadline: number;
+  /** Until when the job (an array job's queued instances) may wait for room (the job's queueTimeout); absent: `deadline`. */
+  readonly queueDeadline?: number;
   readonly weights: RankingWeights;
   readonly timing: RequesterTiming;
   /**

@@ -177,7 +177,8 @@ export function scheduleRetry(d: Draft): Draft {
   const delay = Math.min(retryMs * 2 ** Math.max(0, rounds - 1), retryMaxMs);
   const silence = silentRound(d.ctx);
   d.set({ chosen: null }).schedule('retry', d.now + delay);
-  return d.progress('requesting', `no usable bid in round ${rounds}${silence ? ` (${silence})` : ''}; asking again in ${duration(delay)}`);
+  // no room now: the job waits in the queue (until its queue timeout) instead of failing
+  return d.progress('queued', `no usable bid in round ${rounds}${silence ? ` (${silence})` : ''}; queued, asking again in ${duration(delay)}`);
 }
 
 /** Every candidate of the round declined for a reason asking again will not change (and no bid is left). */

@@ -1,8 +1,11 @@
 /**
  * `node runtime/main.js [command]`: the CLI. `run` (the default) starts a node; the other commands are
  * clients of a running node's local API. See INTERFACE.md. The commands live in cli/.
+ *
+ * Start-up time matters to the client commands: what this file and cli/program.ts import is only commander and
+ * the light command definitions; each action imports what it needs when it runs (the node runtime, libp2p and its
+ * polyfills.ts, xstate, dexie, zod, pino, YAML). test/runtime/cli/startup.test.ts checks what they load.
  */
-import './polyfills.ts';
 import { CommanderError } from 'commander';
 import { debugEnabled } from './cli/cli-kit.ts';
 import { buildCli } from './cli/program.ts';

@@ -14,6 +14,7 @@ import type { JobSpec } from '../../machines/job.ts';
 import { ensembleSpecSchema, jobSchema as jobSpecSchema } from '../deals/deal-schemas.ts';
 import type { EnsembleSpec } from '../../machines/ensemble.ts';
 import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './input-schemas.ts';
+import { JOB_EVENTS_DEFAULTS, type JobEventsInit, JobEventStreams } from './job-events.ts';
 
 /** What the API asks of the running node. */
 export interface NodeApi {
@@ -41,8 +42,15 @@ export interface NodeApi {
   deployEnsemble(spec: EnsembleSpec, modules: ReadonlyMap<string, Uint8Array>): Promise<unknown>;
   jobs(): Promise<unknown>;
   job(id: string): Promise<unknown>;
+  /** Calls `onChange` whenever job `id`'s record may have changed (GET /v1/jobs/:id/events); returns the unwatch. */
+  watchJob(id: string, onChange: () => void): () => void;
   cancel(id: string): Promise<unknown>;
-  logs(id: string, offset: number, part?: string): Promise<unknown>;
+  logs(id: string, offset: number, part?: string, index?: number): Promise<unknown>;
+  /** One instance of an array job (`status --index`). */
+  instance(id: string, index: number): Promise<unknown>;
+  /** A job's result files: the manifest (`?index=I`), and one file's bytes streamed into `res` (results-routes.ts). */
+  results(id: string, query: URLSearchParams): Promise<unknown>;
+  resultFile(id: string, query: URLSearchParams, res: http.ServerResponse): Promise<void>;
 }
 
 export interface ApiLog {
@@ -72,6 +80,8 @@ class HttpError extends Error {
 }
 
 type Handler = (body: unknown, params: Readonly<Record<string, string>>, query: URLSearchParams) => Promise<unknown>;
+/** A route that answers with a stream of its own instead of one JSON body. */
+type StreamHandler = (params: Readonly<Record<string, string>>, res: http.ServerResponse) => Promise<void>;
 
 function replyToResult(r: ReplyBody): unknown {
   if (r.ok) return r.value ?? { ok: true };
@@ -98,13 +108,22 @@ function routes(api: NodeApi): Record<string, Handler> {
     },
     'GET /v1/jobs': () => api.jobs(),
     'GET /v1/jobs/:id': (_b, p) => api.job(p.id!),
+    'GET /v1/jobs/:id/instances/:index': (_b, p) => {
+      const index = offsetSchema.safeParse(p.index);
+      if (!index.success) throw new HttpError(400, `instance "${p.index}" is not an instance number`, 'invalid-query');
+      return api.instance(p.id!, index.data);
+    },
+    'GET /v1/jobs/:id/results': (_b, p, q) => api.results(p.id!, q),
     'POST /v1/jobs/:id/cancel': (_b, p) => api.cancel(p.id!),
     'GET /v1/logs/:id': (_b, p, q) => {
       const offset = offsetSchema.safeParse(q.get('offset') ?? 0);
       if (!offset.success) throw new HttpError(400, `offset "${q.get('offset')}" is not a byte offset`, 'invalid-query');
       const part = q.get('part');
       if (part !== null && !partSchema.safeParse(part).success) throw new HttpError(400, `part "${part}" is not a part name`, 'invalid-query');
-      return api.logs(p.id!, offset.data, part ?? undefined);
+      const rawIndex = q.get('index');
+      const index = rawIndex === null ? undefined : offsetSchema.safeParse(rawIndex);
+      if (index && !index.success) throw new HttpError(400, `index "${rawIndex}" is not an instance number`, 'invalid-query');
+      return api.logs(p.id!, offset.data, part ?? undefined, index?.data);
     },
     'GET /v1/info': () => api.info(),
     'GET /v1/peers': () => api.peers(),
@@ -135,10 +154,16 @@ const STATUS_BY_ERROR: Readonly<Record<string, number>> = {
   UnknownDealError: 404,
   RequestTimeoutError: 504,
   RemoteError: 502,
+  TooManyStreamsError: 429,
+  ResultsQueryError: 400,
+  ResultsNotFoundError: 404,
+  ResultsConflictError: 409,
+  ResultsBusyError: 503,
+  ResultsFetchError: 502,
 };
 
 /** The route for a method and path: exact, or with `:name` segments captured. */
-function match(table: Record<string, Handler>, method: string, path: string): { handler?: Handler; params: Record<string, string>; known: boolean } {
+function match<H>(table: Record<string, H>, method: string, path: string): { handler?: H; params: Record<string, string>; known: boolean } {
   const parts = path.split('/');
   let known = false;
   for (const [key, handler] of Object.entries(table)) {
@@ -195,12 +220,22 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 
 export interface ApiServer {
   readonly url: string;
+  /** Event streams open now (GET /v1/jobs/:id/events). */
+  openStreams(): number;
   stop(): Promise<void>;
 }
 
-/** Starts the API on host:port (port 0 picks a free one). */
-export async function startApiServer(init: { host: string; port: number; token: string }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
+/**
+ * Starts the API on host:port (port 0 picks a free one). `events` tunes the job event streams (default
+ * JOB_EVENTS_DEFAULTS: at most 64 open, a heartbeat every 15 s).
+ */
+export async function startApiServer(init: { host: string; port: number; token: string; events?: Partial<JobEventsInit> }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
   const table = routes(api);
+  const streams = new JobEventStreams({ ...JOB_EVENTS_DEFAULTS, ...init.events }, api, log);
+  const streamTable: Record<string, StreamHandler> = {
+    'GET /v1/jobs/:id/events': (p, res) => streams.serve(p.id!, res),
+    'GET /v1/jobs/:id/results/file': (p, res) => api.resultFile(p.id!, new URL(res.req.url ?? '/', 'http://localhost').searchParams, res),
+  };
   const token = Buffer.from(init.token);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -209,9 +244,16 @@ export async function startApiServer(init: { host: string; port: number; token: 
     void (async () => {
       try {
         if (!authorized(req, token)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
+        const stream = match(streamTable, req.method ?? 'GET', path);
+        if (stream.handler) {
+          req.resume(); // a stream reads no body
+          await stream.handler(stream.params, res);
+          return;
+        }
         const found = match(table, req.method ?? 'GET', path);
         if (!found.handler) {
-          throw new HttpError(found.known ? 405 : 404, found.known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, found.known ? 'method' : 'not-found');
+          const known = found.known || stream.known;
+          throw new HttpError(known ? 405 : 404, known ? `${req.method} is not allowed on ${path}` : `no such endpoint ${path}`, known ? 'method' : 'not-found');
         }
         send(res, 200, await found.handler(await readBody(req), found.params, url.searchParams));
       } catch (e) {
@@ -235,8 +277,10 @@ export async function startApiServer(init: { host: string; port: number; token: 
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
+    openStreams: () => streams.open,
     stop: () =>
       new Promise<void>((resolve) => {
+        streams.closeAll();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -1,9 +1,12 @@
 /**
  * What the local API asks of the running node, answered from the Node actor, the identity and the network.
  */
+import { publicRecord } from '../deals/deal-queries.ts';
 import type { NodeView } from '../../actors/node.actor.ts';
 import type { PartView } from '../../machines/ensemble.messages.ts';
 import { partNameFor } from '../../machines/ensemble.ts';
+import { requesterActorId } from '../../machines/deal.ids.ts';
+import { parseJobId } from '../../machines/job.ts';
 import type { Indexes } from '../../machines/indexes.ts';
 import type { JobRecord } from '../../machines/requester.messages.ts';
 import type { NodeEvent, ReplyBody } from '../../machines/node.messages.ts';
@@ -15,6 +18,8 @@ import type { NetworkService } from '../net/network-service.ts';
 import { netInfo, pingView, topologyView } from './net-views.ts';
 import type { ActorRef, OmitFrom } from '../supervisor/supervisor.ts';
 import type { DealService } from '../deals/deal-service.ts';
+import { ensembleActorId } from '../deals/ensembles.ts';
+import { resultsApi } from './results-routes.ts';
 
 type NodeRef = ActorRef<NodeEvent>;
 
@@ -94,11 +99,21 @@ export function createNodeApi(deps: {
     jobs: () => deps.deals.listJobs(),
     // a job of its own is an ensemble of one part, named after the job (INTERFACE.md): `status --json` says so too
     job: async (id) => {
-      const r = await deps.deals.job(id);
+      const r = publicRecord(await deps.deals.job(id));
       return 'kind' in r && r.kind === 'ensemble' ? r : { ...r, parts: [onePart(r as JobRecord)] };
     },
+    // a job id names a job's negotiation or an ensemble: watch both (only one of them ever has an actor)
+    watchJob: (id, onChange) => {
+      const jobId = parseJobId(id);
+      if (!jobId) return () => {};
+      const { registry } = deps.deals;
+      const stops = [registry.watch(requesterActorId(jobId), onChange), registry.watch(ensembleActorId(jobId), onChange)];
+      return () => stops.forEach((stop) => stop());
+    },
     cancel: (id) => deps.deals.cancel(id),
-    logs: (id, offset, part) => deps.deals.logs(id, offset, part),
+    logs: (id, offset, part, index) => deps.deals.logs(id, offset, part, index),
+    instance: (id, index) => deps.deals.instance(id, index),
+    ...resultsApi({ deals: deps.deals, net: deps.net, dataDir: deps.dataDir }),
     lock: (r) => {
       const now = clock.now();
       return ask({ type: 'ledger.lock', id: r.id, resources: r.resources, ...(r.ports ? { ports: r.ports } : {}), expiresAt: now + r.ttl, now, holder: 'api' });
@@ -119,7 +134,7 @@ function addCounts<K extends string>(a: Partial<Record<K, number>>, b: Partial<R
 /** A job of its own as the one part of an ensemble. */
 function onePart(r: JobRecord): Omit<PartView, 'dealId' | 'healthy'> {
   const state: PartView['state'] = {
-    requesting: 'pending', committing: 'pending', placed: 'pending', provisioning: 'starting', running: 'running',
+    requesting: 'pending', queued: 'pending', committing: 'pending', placed: 'pending', provisioning: 'starting', running: 'running',
     cancelling: 'running', completed: 'completed', failed: 'failed', cancelled: 'terminated',
   }[r.state] as PartView['state'];
   return { name: partNameFor(r.name), type: 'task', state, provider: r.provider, allocationId: r.allocationId, restarts: Math.max(0, r.allocations.length - 1), exitCode: r.exitCode, message: r.message };

@@ -10,6 +10,7 @@ import type { RawOptions } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { CliKit } from './cli-kit.ts';
 
+/** How often `deploy --wait` polls a node too old for the event stream. */
 const POLL_MS = 100;
 
 /**
@@ -30,6 +31,20 @@ export function jobExitCode(r: JobRecord): number {
 
 type AnyRecord = JobRecord | EnsembleRecord;
 const isEnsemble = (r: AnyRecord): r is EnsembleRecord => 'kind' in r && r.kind === 'ensemble';
+
+/** `--index`: a whole number from 0; undefined when not given. */
+function indexOption(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(raw)) throw new UsageError(`--index "${raw}" is not an instance number (0 to the job's count - 1)`);
+  return Number(raw);
+}
+
+/** One instance of an array job, for people. */
+function formatInstance(r: Record<string, unknown>): string {
+  const where = r.provider ? `\n  provider   ${r.provider}\n  allocation ${r.allocationId}` : '';
+  const code = r.exitCode === null || r.exitCode === undefined ? '' : `\n  exit code  ${r.exitCode}`;
+  return `job ${r.job} instance ${r.index} of ${r.count}: ${r.state}${where}${code}\n  attempts   ${r.attempts} failed\n  ${r.message}`;
+}
 
 /** Exit code of a finished ensemble (or one that is up): 0 only when no part failed and it was not cancelled. */
 export function ensembleExitCode(r: EnsembleRecord): number {
@@ -98,11 +113,14 @@ function formatJobs(list: readonly AnyRecord[]): string {
     .join('\n');
 }
 
-/** Polls a job until it ends, printing each new history entry; resolves with the final record. */
+/**
+ * Follows a job until it ends (an ensemble: until it is up or ended), printing each new history entry; resolves
+ * with the final record. The node pushes each change on its event stream; an older node is polled every POLL_MS.
+ */
 async function follow(api: ApiClient, id: string, json: boolean): Promise<AnyRecord> {
+  const { followJob } = await import('../api/job-follow.ts');
   let last: { readonly at: number; readonly state: string; readonly message: string } | undefined;
-  for (;;) {
-    const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as AnyRecord;
+  const show = (r: AnyRecord) => {
     // the history keeps its newest entries: print those after the last one shown
     const at = last ? r.history.findLastIndex((h) => h.at === last!.at && h.message === last!.message) : -1;
     const fresh = at >= 0 || !last ? r.history.slice(at + 1) : r.history.filter((h) => h.at > last!.at);
@@ -110,9 +128,8 @@ async function follow(api: ApiClient, id: string, json: boolean): Promise<AnyRec
       process.stdout.write(json ? `${JSON.stringify({ event: 'progress', job: id, ...h })}\n` : `${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}\n`);
     }
     last = r.history.at(-1) ?? last;
-    if (isEnsemble(r) ? ensembleSettled(r) : JOB_TERMINAL.includes(r.state)) return r;
-    await new Promise((res) => setTimeout(res, POLL_MS));
-  }
+  };
+  return followJob<AnyRecord>(api, id, { until: (r) => (isEnsemble(r) ? ensembleSettled(r) : JOB_TERMINAL.includes(r.state)), onRecord: show, pollMs: POLL_MS });
 }
 
 export function addDealCommands(program: Command, kit: CliKit): void {
@@ -122,7 +139,8 @@ export function addDealCommands(program: Command, kit: CliKit): void {
     .option('--wait', 'show progress until the job ends; the exit code is 0 only if it completed with exit code 0')
     .action(async (file: string, opts: RawOptions & { wait?: boolean }) => {
       const { loadJobFile, readJobDocument } = await import('./job-file.ts');
-      const { MAX_DEAL_MODULE_BYTES } = await import('../deals/deal-service.ts');
+      // from the wire schemas, which the job file's checks load anyway (deal-service.ts would add the deal runtime)
+      const { MAX_DEAL_MODULE_BYTES } = await import('../deals/deal-schemas.ts');
       const doc = await readJobDocument(file);
       let body: object;
       if ('allocations' in doc) {
@@ -155,8 +173,14 @@ export function addDealCommands(program: Command, kit: CliKit): void {
   });
 
   clientOptions(program.command('status').description('a job: state, provider, allocations, the bids and how they ranked, exit code, times').argument('<job>', 'job id'))
-    .action(async (id: string, opts: RawOptions) => {
+    .option('--index <i>', "an array job's instance (0 to count-1): its state, where it ran, how it ended")
+    .action(async (id: string, opts: RawOptions & { index?: string }) => {
+      const index = indexOption(opts.index);
       const { api, json } = await client(opts);
+      if (index !== undefined) {
+        const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}/instances/${index}`)) as Record<string, unknown>;
+        return print(json, r, () => formatInstance(r));
+      }
       const r = (await api.request('GET', `/v1/jobs/${encodeURIComponent(id)}`)) as AnyRecord;
       print(json, r, () => (isEnsemble(r) ? formatEnsemble(r) : formatJob(r)));
     });
@@ -171,11 +195,14 @@ export function addDealCommands(program: Command, kit: CliKit): void {
   clientOptions(program.command('logs').description("a job's (or an allocation's) stdout and stderr").argument('<id>', 'job id, or allocation id on its provider'))
     .option('--follow', 'keep printing output until the job ends')
     .option('--part <name>', "an ensemble's part (default: its only part)")
-    .action(async (id: string, opts: RawOptions & { follow?: boolean; part?: string }) => {
+    .option('--index <i>', "an array job's instance (0 to count-1)")
+    .action(async (id: string, opts: RawOptions & { follow?: boolean; part?: string; index?: string }) => {
       if (id.trim() === '') throw new UsageError('logs needs a job or allocation id');
       if (opts.part !== undefined && !/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(opts.part)) throw new UsageError(`--part "${opts.part}" is not a part name (a letter, then letters, digits, - and _)`);
+      const index = indexOption(opts.index);
+      if (index !== undefined && opts.part !== undefined) throw new UsageError('--part names a part of an ensemble and --index an instance of an array job; give one of them');
       const { api, json } = await client(opts);
-      const part = opts.part === undefined ? '' : `&part=${encodeURIComponent(opts.part)}`;
+      const part = opts.part === undefined ? (index === undefined ? '' : `&index=${index}`) : `&part=${encodeURIComponent(opts.part)}`;
       let offset = 0;
       for (;;) {
         const page = (await api.request('GET', `/v1/logs/${encodeURIComponent(id)}?offset=${offset}${part}`)) as { chunks: { stream: 'stdout' | 'stderr'; text: string }[]; next: number; eof: boolean; ended: boolean };

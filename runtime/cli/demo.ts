@@ -69,6 +69,14 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
+/** Follows a job on the node's event stream until `until` holds for its record; rejects after timeoutMs. */
+async function follow<R>(what: string, timeoutMs: number, node: DemoNode, id: string, until: (r: R) => boolean, onRecord: (r: R) => void | Promise<void> = () => {}): Promise<R> {
+  const { followJob } = await import('../api/job-follow.ts');
+  return followJob<R>(node.api, id, { until, onRecord, signal: AbortSignal.timeout(timeoutMs) }).catch((e: Error) => {
+    throw e?.name === 'TimeoutError' ? new Error(`timed out waiting for ${what}`) : e;
+  });
+}
+
 type Cap = { cpu: number; memory: number };
 async function available(n: DemoNode): Promise<Cap> {
   const info = (await n.api.request('GET', '/v1/info')) as { capability: { available: Cap } };
@@ -110,8 +118,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const rec = (await a.api.request('POST', '/v1/deploy', { job: loaded.job, module: Buffer.from(loaded.module!).toString('base64') })) as JobRecord;
     let seen = 0;
     let duringShown = false;
-    const end = await waitFor('the job to end', 60_000, async () => {
-      const r = (await a.api.request('GET', `/v1/jobs/${rec.id}`)) as JobRecord;
+    const end = await follow<JobRecord>('the job to end', 60_000, a, rec.id, (r) => JOB_TERMINAL.includes(r.state), async (r) => {
       for (const h of r.history.slice(seen)) say(`   ${h.state.padEnd(12)} ${h.message}`);
       seen = r.history.length;
       if (!duringShown && r.provider && (r.state === 'running' || r.state === 'provisioning')) {
@@ -121,7 +128,6 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           say(`   (${p.name} while the job holds its resources: ${showCap(await available(p))})`);
         }
       }
-      return JOB_TERMINAL.includes(r.state) ? r : undefined;
     });
     const provider = nodes.find((n) => n.peerId === end.provider);
     say(`4. The job ${end.state}${end.exitCode === null ? '' : ` with exit code ${end.exitCode}`} on ${provider?.name ?? end.provider}. Its status, as \`status ${end.id}\` shows it:`);
@@ -200,11 +206,9 @@ async function secondAct(opts: DemoOptions, root: string, a: DemoNode, b: DemoNo
   const loaded = await loadEnsembleFile(file);
   const rec = (await a.api.request('POST', '/v1/deploy', { ensemble: loaded.ensemble, modules: {} })) as EnsembleRecord;
   let seen = 0;
-  const up = await waitFor('the ensemble to be up', 60_000, async () => {
-    const r = (await a.api.request('GET', `/v1/jobs/${rec.id}`)) as EnsembleRecord;
+  const up = await follow<EnsembleRecord>('the ensemble to be up', 60_000, a, rec.id, (r) => r.endedAt !== null || ensembleSettled(r), (r) => {
     for (const h of r.history.slice(seen)) say(`   ${h.state.padEnd(12)} ${h.message}`);
     seen = r.history.length;
-    return r.endedAt !== null || ensembleSettled(r) ? r : undefined;
   });
   say(`9. The ensemble is ${up.state}; \`status ${up.id}\` shows its parts:`);
   const text = formatEnsemble(up);
@@ -216,10 +220,7 @@ async function secondAct(opts: DemoOptions, root: string, a: DemoNode, b: DemoNo
   const client = up.parts.find((p) => p.name === 'client');
   const ok = up.endedAt === null && client?.state === 'completed' && client.exitCode === 0;
   await a.api.request('POST', `/v1/jobs/${up.id}/cancel`);
-  const ended = await waitFor('the ensemble to stop', 30_000, async () => {
-    const r = (await a.api.request('GET', `/v1/jobs/${up.id}`)) as EnsembleRecord;
-    return r.endedAt !== null ? r : undefined;
-  });
+  const ended = await follow<EnsembleRecord>('the ensemble to stop', 30_000, a, up.id, (r) => r.endedAt !== null);
   const held = await Promise.all([b, c].map(async (n) => ((await n.api.request('GET', '/v1/info')) as { allocations: unknown[] }).allocations.length));
   say(`11. \`cancel ${up.id}\`: the ensemble is ${ended.state}; kv was stopped on B, and B and C hold ${held[0]! + held[1]! === 0 ? 'nothing for it any more' : `${held.join(' and ')} allocations still`}.`);
   return ok;

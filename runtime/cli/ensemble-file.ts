@@ -153,7 +153,7 @@ function partOf(name: string, p: PartFile, moduleOf: (p: PartFile) => ModuleRef)
     constraints: p.constraints,
   };
   if (p.executor === 'process') return { ...common, executor: 'process', process: { command: p.process!.command, args: p.process!.args, env: p.process!.env } };
-  return { ...common, executor: 'wasm', wasm: { module: moduleOf(p), args: p.wasm!.args, env: p.wasm!.env } };
+  return { ...common, executor: 'wasm', wasm: { module: moduleOf(p), args: p.wasm!.args, env: p.wasm!.env, ...(p.wasm!.outputs ? { outputs: true } : {}) } };
 }
 
 function healthcheckOf(h: NonNullable<PartFile['healthcheck']>): Healthcheck {

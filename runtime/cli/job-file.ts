@@ -60,14 +60,22 @@ export const jobFileFields = {
     error: (iss) => (iss.input === undefined ? 'is required' : `unknown executor ${JSON.stringify(iss.input)}; use ${KNOWN_EXECUTORS.map((e) => `"${e}"`).join(' or ')}`),
   }),
   /** `module` is a path relative to the job file; `sha256`, when given, pins the module's content. */
-  wasm: z.strictObject({ module: z.string().min(1, 'is empty; give the path of a .wasm file'), sha256: z.string().optional(), args, env }).optional(),
-  process: z.strictObject({ command: z.string(), args, env }).optional(),
+  wasm: z.strictObject({ module: z.string().min(1, 'is empty; give the path of a .wasm file'), sha256: z.string().optional(), args, env, outputs: z.boolean({ error: (iss) => `must be true or false, not ${JSON.stringify(iss.input)}` }).optional() }).optional(),
+  // `outputs` is taken here only to be refused by requireExecutorSection with a message that says why
+  process: z.strictObject({ command: z.string(), args, env, outputs: z.unknown().optional() }).optional(),
   resources: z.strictObject({ cpu: z.number(), memory: sizeSchema, disk: sizeSchema.default(0), gpus: z.number().default(0) }),
   constraints: z.strictObject({ peers, excludePeers: peers }).default({ peers: [], excludePeers: [] }),
 };
 
 /** The section the executor needs is there (`wasm` for "wasm", `process` for "process"); for a superRefine. */
 export function requireExecutorSection(j: { executor: string; wasm?: unknown; process?: unknown }, ctx: z.RefinementCtx): void {
+  // result files are a WASM job's /out: a process job asking for them is told so, not that the field is unknown
+  if (j.executor === 'process' && typeof j.process === 'object' && j.process !== null && 'outputs' in j.process) {
+    ctx.addIssue({ code: 'custom', path: ['process', 'outputs'], message: 'result files (/out) are for WASM jobs only; a process job writes its results elsewhere, or use executor "wasm" with wasm.outputs: true' });
+  }
+  if (j.executor === 'process' && (j.wasm as { outputs?: unknown } | undefined)?.outputs !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['wasm', 'outputs'], message: 'is for WASM jobs only, and this job\'s executor is "process"' });
+  }
   if (j.executor === 'wasm' && !j.wasm) ctx.addIssue({ code: 'custom', path: ['wasm', 'module'], message: 'is required for executor "wasm"; give the path of a .wasm file' });
   if (j.executor === 'process' && !j.process) ctx.addIssue({ code: 'custom', path: ['process', 'command'], message: 'is required for executor "process"; name the program to run' });
 }
@@ -81,6 +89,12 @@ const jobFileSchema = z
     resources: jobFileFields.resources,
     timeout: durationSchema.default(DEFAULT_JOB_TIMEOUT_MS),
     constraints: jobFileFields.constraints,
+    /** An array job: this many instances (INTERFACE.md "Many tasks"). */
+    count: z.number().optional(),
+    /** How long a job finding no room waits for it. */
+    queueTimeout: durationSchema.optional(),
+    /** An array job: runs of a failed instance before the job fails. */
+    retries: z.number().optional(),
   })
   .superRefine(requireExecutorSection);
 type JobFile = z.output<typeof jobFileSchema>;
@@ -112,9 +126,17 @@ export async function loadJobFile(file: string, options: JobFileOptions = {}): P
 }
 
 function specOf(f: JobFile, module: { sha256: string; size: number } | undefined): JobSpec {
-  const base = { name: f.name, resources: f.resources, timeoutMs: f.timeout, constraints: f.constraints };
+  const base = {
+    name: f.name,
+    resources: f.resources,
+    timeoutMs: f.timeout,
+    constraints: f.constraints,
+    ...(f.count !== undefined ? { count: f.count } : {}),
+    ...(f.queueTimeout !== undefined ? { queueTimeoutMs: f.queueTimeout } : {}),
+    ...(f.retries !== undefined ? { retries: f.retries } : {}),
+  };
   if (f.executor === 'process') return { ...base, executor: 'process', process: { command: f.process!.command, args: f.process!.args, env: f.process!.env } };
-  return { ...base, executor: 'wasm', wasm: { module: module!, args: f.wasm!.args, env: f.wasm!.env } };
+  return { ...base, executor: 'wasm', wasm: { module: module!, args: f.wasm!.args, env: f.wasm!.env, ...(f.wasm!.outputs ? { outputs: true } : {}) } };
 }
 
 /** The job's rules, then its size: a job a bid request could not carry is refused here, not by every provider. */

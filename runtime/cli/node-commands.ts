@@ -4,7 +4,6 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { describeIssues, preferencesSchema } from '../api/input-schemas.ts';
 import { type RawOptions, parseOffer } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { client, clientOptions, offerOptions, print } from './cli-kit.ts';
@@ -94,6 +93,8 @@ async function readPreferencesFile(file: string): Promise<unknown> {
   } catch (e) {
     throw new UsageError(`preferences file ${file} is neither JSON nor YAML: ${(e as Error).message.split('\n')[0]}`);
   }
+  // zod is loaded here only: it would double the start-up time of every client command
+  const { describeIssues, preferencesSchema } = await import('../api/input-schemas.ts');
   const r = preferencesSchema.safeParse(doc);
   if (!r.success) throw new UsageError(`preferences file ${file} is not valid: ${describeIssues(r.error)}`);
   return r.data;

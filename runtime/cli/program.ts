@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { cliKit } from './cli-kit.ts';
 import { addDealCommands } from './deal-commands.ts';
 import { addNodeCommands } from './node-commands.ts';
+import { addResultsCommand } from './results-command.ts';
 import { addRunCommand } from './run-command.ts';
 import { addStandaloneCommands } from './standalone-commands.ts';
 
@@ -21,6 +22,7 @@ export function buildCli(): Command {
   addRunCommand(program);
   addNodeCommands(program);
   addDealCommands(program, cliKit);
+  addResultsCommand(program, cliKit);
   addStandaloneCommands(program);
   return program;
 }

@@ -37,7 +37,9 @@ async function run(opts: RawOptions): Promise<void> {
   noteLogLevel(opts);
   const config = parseRunConfig(opts, process.env);
   const log = createLogger(config.logLevel);
-  // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s)
+  // loaded here, not at the top: it pulls in the actor runtime, which client commands do not need (~0.5 s); what
+  // libp2p needs on Node 20 (polyfills.ts) first
+  await import('../polyfills.ts');
   const { startNode } = await import('../node/node-service.ts');
   // a daemon outlives a bug in one of its effects: say it loudly instead of dying with every deal it holds
   process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'unhandled rejection (a bug: please report it)'));

@@ -17,6 +17,7 @@ export function addStandaloneCommands(program: Command): void {
     .description('start three nodes on loopback, deploy a sample WASM job, narrate each step, clean up')
     .option('--keep', 'keep the nodes\' data dirs (to replay them afterwards)')
     .action(async (opts: { keep?: boolean }) => {
+      await import('../polyfills.ts');
       const { runDemo } = await import('./demo.ts');
       process.exitCode = await runDemo({ say: (line) => process.stdout.write(`${line}\n`), keep: opts.keep === true });
     });
@@ -39,6 +40,7 @@ async function replayCommand(opts: ReplayFlags): Promise<void> {
   const to = opts.to === undefined ? null : Number(opts.to);
   if (to !== null && (!Number.isInteger(to) || to < 0)) throw new UsageError(`--to "${opts.to}" must be a whole number >= 0 (an event sequence number)`);
   const { dataDir } = parseClientConfig(opts, process.env);
+  await import('../polyfills.ts');
   const { replay } = await import('./replay.ts');
   const inspectUrl = opts.inspect === undefined || opts.inspect === false ? null : opts.inspect === true ? DEFAULT_INSPECT : opts.inspect;
   const inspector = inspectUrl ? await (await import('../inspector/inspector.ts')).createInspectorBridge(inspectUrl, createLogger('warn')) : null;

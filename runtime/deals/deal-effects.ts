@@ -11,13 +11,15 @@ import { allocationActorId, providerActorId } from '../../machines/deal.ids.ts';
 import type { ProviderIntent } from '../../machines/provider.messages.ts';
 import type { RequesterIntent } from '../../machines/requester.messages.ts';
 import type { EnsembleIntent } from '../../machines/ensemble.messages.ts';
+import type { ArrayIntent } from '../../machines/array.rules.ts';
+import type { BatchIntent } from '../../machines/batch.machine.ts';
 import type { DealService } from './deal-service.ts';
 import { handleEnsembleIntent, notifyEnsemble } from './ensembles.ts';
 import { MAX_REPLY_ADDRS } from './deal-schemas.ts';
 import { partsOf } from './part-registry.ts';
 import type { Reach } from '../net/network-service.ts';
 
-type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent;
+type DealIntent = RequesterIntent | ProviderIntent | AllocationIntent | NodeDealIntent | ArrayIntent | BatchIntent;
 
 /** Carries out intents of the deal actor `actorId`. */
 export function handleDealIntents(svc: DealService, actorId: string, intents: readonly unknown[]): void {
@@ -69,6 +71,18 @@ function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, S
       return void svc.sendTo(intent.to, 'provider', 'deal.revert', { dealId: intent.dealId, nonce: intent.nonce, reason: intent.reason });
     case 'deal.cancel.send':
       return void sendOrFail(svc, actorId, intent.to, 'deal.cancel', { dealId: intent.dealId, nonce: intent.nonce }, 'cancel', intent.nonce);
+    // ---- array jobs: requester ----
+    case 'batch.assign.send':
+      return void svc.sendTo(intent.to, 'provider', 'batch.assign', { dealId: intent.dealId, nonce: intent.nonce, indexes: intent.indexes });
+    case 'batch.release.send':
+      return void svc.sendTo(intent.to, 'provider', 'batch.release', { dealId: intent.dealId, nonce: intent.nonce });
+    // ---- array jobs: provider ----
+    case 'instance.run':
+      return void svc.batchRuns.run(intent.allocationId, intent.requester, intent.index, intent.job, intent.slots, (e) => svc.deliver(actorId, e));
+    case 'instance.cancel':
+      return svc.batchRuns.cancel(intent.allocationId, intent.index);
+    case 'batch.progress.send':
+      return void svc.sendTo(intent.to, 'requester', 'batch.progress', { dealId: intent.dealId, nonce: intent.nonce, allocationId: intent.allocationId, results: intent.results, running: intent.running });
     case 'parent.notify':
       return notifyEnsemble(svc, intent.to, intent.update);
     case 'job.ended':
@@ -80,6 +94,8 @@ function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, S
       // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
       svc.gate.noteBid();
       svc.provisions.open(intent.input);
+      // an array job's instances run in a warm runner: the pool starts its spare now, not when the first one runs
+      if (intent.input.job.count !== undefined && intent.input.job.executor === 'wasm') svc.batchRuns.warm();
       void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now(), bidSent: true });
       return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':
@@ -99,6 +115,8 @@ function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, S
     case 'ledger.unlock':
       return svc.deps.ledger.unlock(intent.lockId);
     case 'allocation.spawn':
+      // an array job's allocation runs its instances (each with an output of its own)
+      if (intent.input.slots !== undefined) return void svc.spawn(allocationActorId(intent.input.allocationId), 'batch', intent.input, { type: 'allocation.start', now: svc.now() });
       void svc.output.create(intent.input.allocationId).catch((e: Error) => log.error({ actor: actorId, err: e.message }, 'could not create the job\'s output file'));
       return void svc.spawn(allocationActorId(intent.input.allocationId), 'allocation', intent.input, { type: 'allocation.start', now: svc.now() });
     case 'allocation.cancel':
@@ -139,11 +157,11 @@ function failed(svc: DealService, actorId: string, what: string, e: Error): void
 }
 
 
-async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'bid.request.send' }>): Promise<void> {
+async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent | ArrayIntent, { type: 'bid.request.send' }>): Promise<void> {
   const net = svc.deps.net();
   const { job, dealId, nonce, expiresAt } = intent;
   // what providers decide on; the args and env go to the chosen one with the allocate
-  const payload = { dealId, nonce, job: requirementsOf(job), expiresAt };
+  const payload = { dealId, nonce, job: requirementsOf(job), expiresAt, ...('count' in intent && intent.count !== undefined ? { count: intent.count } : {}) };
   const excluded = new Set(job.constraints.excludePeers);
   let candidates: string[] = [];
   // how far a broadcast went; a request sent straight to the job's peers reached exactly the candidates
@@ -181,7 +199,7 @@ async function sendOrFail(svc: DealService, actorId: string, to: string, type: s
   svc.deliver(actorId, { type: 'send.failed', to, nonce, step, reason: `could not reach ${to}`, now: svc.now() });
 }
 
-async function sendAllocate(svc: DealService, actorId: string, intent: Extract<RequesterIntent, { type: 'deal.allocate.send' }>): Promise<void> {
+async function sendAllocate(svc: DealService, actorId: string, intent: Extract<RequesterIntent | ArrayIntent, { type: 'deal.allocate.send' }>): Promise<void> {
   const job = svc.requests.spec(intent.dealId);
   let module: Uint8Array | undefined;
   if (job?.executor === 'wasm') {
@@ -193,8 +211,9 @@ async function sendAllocate(svc: DealService, actorId: string, intent: Extract<R
   }
   // the bid request carried the job without its args and env: the chosen provider gets them now
   const whole = job && requirementsOf(job) !== job ? { job } : {};
-  const members = intent.members ? { members: intent.members } : {};
-  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...whole, ...members, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
+  const members = 'members' in intent && intent.members ? { members: intent.members } : {};
+  const assign = 'assign' in intent ? { assign: intent.assign } : {};
+  await sendOrFail(svc, actorId, intent.to, 'deal.allocate', { dealId: intent.dealId, nonce: intent.nonce, ...whole, ...members, ...assign, ...(module ? { module } : {}) }, 'allocate', intent.nonce);
 }
 
 async function askLedger(svc: DealService, actorId: string, allocationId: string, lockId: string): Promise<void> {
@@ -213,6 +232,7 @@ async function askLedger(svc: DealService, actorId: string, allocationId: string
 
 async function allocationEnded(svc: DealService, actorId: string, record: AllocationRecordView): Promise<void> {
   svc.heartbeat.forget(record.allocationId);
+  svc.batchRuns.ended(record.allocationId);
   svc.deps.log.info({ allocation: record.allocationId, state: record.state, exitCode: record.exitCode }, `allocation ${record.allocationId} ${record.state}`);
   const provider = providerActorId(record.allocationId);
   svc.deliver(provider, { type: 'allocation.ended', allocationId: record.allocationId, state: record.state, now: svc.now() });

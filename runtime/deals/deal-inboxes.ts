@@ -30,8 +30,8 @@ export const NODE_ACCEPTS = ['bid.request'] as const;
  * decisions/s a tenth of a second of work. Local commands (the API, the ledger) are not bounded by it.
  */
 export const MAX_NODE_BACKLOG = 2000;
-export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status'] as const;
-export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'part.start', 'logs.request', 'allocation.query'] as const;
+export const REQUESTER_ACCEPTS = ['bid.submit', 'bid.decline', 'deal.committed', 'deal.allocated', 'deal.refused', 'allocation.status', 'batch.progress'] as const;
+export const PROVIDER_ACCEPTS = ['deal.commit', 'deal.allocate', 'deal.revert', 'deal.cancel', 'part.start', 'batch.assign', 'batch.release', 'logs.request', 'allocation.query'] as const;
 
 type InboundType = keyof InboundPayloads;
 
@@ -88,6 +88,7 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       if (m.type === 'logs.request') return void answerLogs(svc, router, msg, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer a logs.request'));
       if (m.type === 'allocation.query') return svc.whenRecovered(() => void answerQuery(svc, m.from, m.payload).catch((e: Error) => log.warn({ err: e.message }, 'could not answer an allocation.query')));
       if (m.type === 'part.start') return svc.whenRecovered(() => void startPart(svc, m).catch((e: Error) => log.warn({ type: m.type, err: e.message }, 'a part.start could not be handled')));
+      if (m.type === 'batch.assign' || m.type === 'batch.release') return svc.whenRecovered(() => toBatch(svc, m));
       svc.whenRecovered(() => void toProvider(svc, m).catch((e: Error) => log.warn({ type: m.type, err: e.message }, 'a deal message could not be handled')));
     },
   };
@@ -125,6 +126,8 @@ function requesterEvent(svc: DealService, m: ToRequester): RequesterEvent {
       return { ...m.payload, type: m.type, ...stamp };
     case 'allocation.status':
       return { ...m.payload, type: m.type, ...stamp };
+    case 'batch.progress':
+      return { ...m.payload, type: m.type, ...stamp } as unknown as RequesterEvent;
     default: {
       const never: never = m;
       throw new Error(`no requester event for ${JSON.stringify(never)}`);
@@ -148,6 +151,15 @@ async function toProvider(svc: DealService, m: ToProvider): Promise<void> {
   // delivered at once, in arrival order; an allocate once its module is stored
   if (m.type === 'deal.allocate') return deliverAllocate(svc, id, key, m, now);
   svc.deliver(id, providerEvent(m, now), m.from);
+}
+
+/** More instances for an array job's allocation, or the word that no more will come; only its requester can name it. */
+function toBatch(svc: DealService, m: InboundDeal<'batch.assign' | 'batch.release'>): void {
+  const key = dealKey(m.payload.dealId, m.payload.nonce, m.from);
+  const id = allocationActorId(key);
+  const now = svc.now();
+  const event = m.type === 'batch.assign' ? { type: m.type, indexes: m.payload.indexes, from: m.from, now } : { type: m.type, from: m.from, now };
+  if (!svc.registry.deliver(id, event as never, m.from)) svc.deps.log.debug({ type: m.type, from: m.from, key }, 'a batch message for no allocation of this node was dropped');
 }
 
 /** The provider machine's event for a message other than the allocate, stamped with its sender and the time. */
@@ -229,14 +241,18 @@ async function startPart(svc: DealService, m: InboundDeal<'part.start'>): Promis
 }
 
 async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound, { allocationId, offset }: LogsRequestPayload): Promise<void> {
-  const input = svc.provisions.get(allocationId);
-  const rec = input ? null : await svc.deps.store.getMeta<{ requester: string }>(`allocation/${allocationId}`);
+  // an array instance's output is `<allocationId>:<index>`: its allocation says whose it is
+  const base = /:\d+$/.test(allocationId) ? allocationId.slice(0, allocationId.lastIndexOf(':')) : allocationId;
+  const input = svc.provisions.get(base);
+  const rec = input ? null : await svc.deps.store.getMeta<{ requester: string }>(`allocation/${base}`);
   const requester = input?.requester ?? rec?.requester;
-  if (requester !== msg.envelope.from.peer || !(await svc.output.exists(allocationId))) {
+  const instance = base === allocationId ? null : Number(allocationId.slice(base.length + 1));
+  if (requester !== msg.envelope.from.peer || (instance === null && !(await svc.output.exists(allocationId)))) {
     await router.reply(msg, 'net.error', { code: 'not-found', message: `no allocation ${allocationId} of yours on this node` }).catch(() => {});
     return;
   }
-  const page = await svc.output.read(allocationId, offset);
+  // an instance's output is in its allocation's instances file (offset: its chunks so far)
+  const page = instance === null ? await svc.output.read(allocationId, offset) : await svc.instanceOutput.read(base, instance, offset);
   await router.reply(msg, 'logs.page', page).catch(() => {});
 }
 

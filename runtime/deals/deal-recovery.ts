@@ -17,7 +17,7 @@ import type { DealService } from './deal-service.ts';
 /** Deal messages held while the node recovers its deals at start; more are dropped (their senders retry). */
 export const MAX_QUEUED_INBOUND = 10_000;
 
-const DEAL_KINDS: ReadonlySet<string> = new Set(['requester', 'provider', 'allocation', 'ensemble']);
+const DEAL_KINDS: ReadonlySet<string> = new Set(['requester', 'provider', 'allocation', 'ensemble', 'array', 'batch']);
 
 /** How often, and how far apart, a recovered job's provider is asked for its allocation until the ask goes out. */
 const QUERY_ATTEMPTS = 20;
@@ -48,16 +48,19 @@ export class DealRecovery {
       }
       n += 1;
       // the inputs were logged by this runtime when it spawned the actors
-      if (rec.kind === 'requester') {
+      if (rec.kind === 'requester' || rec.kind === 'array') {
         const input = rec.input as RequesterInput;
         svc.requests.open(input.dealId, input.job);
-        void svc.registry.spawn(rec.id, 'requester', input, { type: 'deal.recovered', now });
+        void svc.registry.spawn(rec.id, rec.kind, input, { type: 'deal.recovered', now });
       } else if (rec.kind === 'provider') {
         const input = rec.input as ProviderInput;
         svc.provisions.open(input);
         void svc.registry.spawn(rec.id, 'provider', input, { type: 'deal.recovered', now });
       } else if (rec.kind === 'ensemble') {
         void svc.registry.spawn(rec.id, 'ensemble', rec.input as EnsembleInput, { type: 'deal.recovered', now });
+      } else if (rec.kind === 'batch') {
+        // its instances' runners died with the node's process (they end when their parent does)
+        void svc.registry.spawn(rec.id, 'batch', rec.input as AllocationInput, { type: 'allocation.recovered', now });
       } else {
         const input = rec.input as AllocationInput;
         await this.#killOrphan(input.allocationId);
@@ -93,17 +96,27 @@ export class DealRecovery {
    * two: replayed events do not run their effects again), are ended now; a job never started is started.
    */
   async #settle(): Promise<void> {
-    const now = this.svc.now();
+    const { svc } = this;
+    const now = svc.now();
     for (const [id, p] of this.svc.registry.entries()) {
       const ref = await p;
       // what each kind presents as its context is its record
       const rec = ref && (await ref.view().catch(() => undefined))?.context;
       if (!ref || !rec) continue;
       if (ref.kind === 'requester') await this.#settleJob(id, ref, rec as JobRecord, now);
+      else if (ref.kind === 'array') {
+        const job = rec as JobRecord;
+        svc.requests.recovered(job.id, [...(job.bids ?? []).map((b) => b.provider), ...(job.declines ?? []).map((d) => d.provider), ...((job as { deals?: { provider: string }[] }).deals ?? []).map((d) => d.provider)]);
+        if (job.rounds === 0) ref.send({ type: 'deal.start', now });
+        else if (JOB_TERMINAL.includes(job.state)) {
+          svc.requests.close(job.id);
+          await svc.retire(id, job);
+        }
+      }
       else if (ref.kind === 'provider') {
         const deal = rec as ProviderRecord;
         if (PROVIDER_TERMINAL.includes(deal.state)) await this.svc.retire(id, deal);
-      } else if (ref.kind === 'allocation') await this.#settleAllocation(id, rec as AllocationRecordView, now);
+      } else if (ref.kind === 'allocation' || ref.kind === 'batch') await this.#settleAllocation(id, rec as AllocationRecordView, now);
       else if (ref.kind === 'ensemble') {
         const ens = rec as EnsembleRecord;
         if (ens.endedAt !== null) await this.svc.retire(id, ens);

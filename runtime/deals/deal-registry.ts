@@ -5,6 +5,8 @@
  */
 import type { AllocationEvent, AllocationInput } from '../../machines/allocation.messages.ts';
 import type { EnsembleEvent, EnsembleInput } from '../../machines/ensemble.messages.ts';
+import type { ArrayEvent } from '../../machines/array.machine.ts';
+import type { BatchEvent } from '../../machines/batch.machine.ts';
 import type { ProviderEvent, ProviderInput } from '../../machines/provider.messages.ts';
 import type { RequesterEvent, RequesterInput } from '../../machines/requester.messages.ts';
 import type { Logger } from '../logger.ts';
@@ -16,6 +18,10 @@ export interface DealKinds {
   readonly provider: { readonly input: ProviderInput; readonly event: ProviderEvent };
   readonly allocation: { readonly input: AllocationInput; readonly event: AllocationEvent };
   readonly ensemble: { readonly input: EnsembleInput; readonly event: EnsembleEvent };
+  /** An array job on the requester (`job/<id>`). */
+  readonly array: { readonly input: RequesterInput; readonly event: ArrayEvent };
+  /** An array job's allocation on the provider (`allocation/<key>`). */
+  readonly batch: { readonly input: AllocationInput; readonly event: BatchEvent };
 }
 export type DealKind = keyof DealKinds;
 
@@ -31,6 +37,8 @@ interface Entry {
 
 export class DealRegistry {
   readonly #actors = new Map<string, Entry>();
+  /** Who wants to know when an actor's record may have changed (see `watch`), by actor id. */
+  readonly #watchers = new Map<string, Set<() => void>>();
   #closed = false;
 
   constructor(private readonly deps: { readonly supervisor: Supervisor; readonly log: Logger }) {}
@@ -52,6 +60,7 @@ export class DealRegistry {
       },
     );
     this.#actors.set(id, { kind, ref });
+    this.#changed(id);
     return ref;
   }
 
@@ -82,7 +91,42 @@ export class DealRegistry {
         this.deps.log.debug({ actor: id, type: event.type, err: (e as Error).message }, 'event for a stopped actor dropped');
       }
     });
+    this.#changed(id);
     return true;
+  }
+
+  /**
+   * Calls `listener` whenever actor `id`'s record may have changed: an event was queued for it (its view, which
+   * waits for queued events, shows the result) or it was retired (its saved record is final). Every change of a
+   * deal's record comes from one of those. Returns the function that stops the calls.
+   */
+  watch(id: string, listener: () => void): () => void {
+    let set = this.#watchers.get(id);
+    if (!set) this.#watchers.set(id, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.#watchers.get(id) === set) this.#watchers.delete(id);
+    };
+  }
+
+  /** Listeners registered with `watch`, over every actor (0 once every watcher stopped). */
+  get watchers(): number {
+    let n = 0;
+    for (const set of this.#watchers.values()) n += set.size;
+    return n;
+  }
+
+  #changed(id: string): void {
+    const set = this.#watchers.get(id);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener();
+      } catch (e) {
+        this.deps.log.warn({ actor: id, err: (e as Error).message }, 'a record watcher failed');
+      }
+    }
   }
 
   has(id: string): boolean {
@@ -112,6 +156,7 @@ export class DealRegistry {
   /** Forgets an ended actor and stops it (no final snapshot: it leaves the live store); its log stays for replay. */
   async retire(id: string): Promise<void> {
     this.#actors.delete(id);
+    this.#changed(id);
     await this.deps.supervisor.retire(id).catch((e: Error) => this.deps.log.warn({ actor: id, err: e.message }, 'actor did not stop cleanly'));
   }
 

@@ -6,6 +6,7 @@
  * MAX_JOB_BYTES as a whole (MAX_BID_JOB_BYTES in a bid request, which carries it without args and env).
  */
 import { z } from 'zod';
+import { ARRAY_DEFAULTS } from '../../machines/deal.constants.ts';
 import type { AllocationState, DealWireMessage, DeclineCode } from '../../machines/deal.wire.ts';
 import { ENSEMBLE_LIMITS, PART_NAME_PATTERN, PORT_NAME_PATTERN } from '../../machines/ensemble.ts';
 import { JOB_ID_PATTERN, JOB_LIMITS, type JobProblem, type JobSpec, PEER_ID_PATTERN, requirementsOf, validateJob } from '../../machines/job.ts';
@@ -116,6 +117,9 @@ const jobBase = {
   timeoutMs: safeInt.max(JOB_LIMITS.maxTimeoutMs),
   constraints: z.strictObject({ peers, excludePeers: peers }),
   part: partRole.optional(),
+  count: safeInt.min(1).max(JOB_LIMITS.maxCount).optional(),
+  queueTimeoutMs: safeInt.max(JOB_LIMITS.maxQueueTimeoutMs).optional(),
+  retries: safeInt.max(JOB_LIMITS.maxRetries).optional(),
 };
 const wasmJob = z.strictObject({
   ...jobBase,
@@ -125,6 +129,7 @@ const wasmJob = z.strictObject({
     module: z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not 64 lowercase hex digits'), size: safeInt.min(1).max(MAX_DEAL_MODULE_BYTES) }),
     args,
     env,
+    outputs: z.boolean().optional(),
   }),
 });
 const processJob = z.strictObject({
@@ -179,7 +184,10 @@ const bidJobSchema: z.ZodType<JobSpec> = jobSchema.refine((job) => encodedSize(j
 
 const deal = { dealId, nonce };
 const members = z.array(z.strictObject({ part: partName, provider: peer })).max(ENSEMBLE_LIMITS.maxParts);
-const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time });
+const bid = z.strictObject({ ...deal, provider: peer, price: amount, score: amount, resources, expiresAt: time, slots: safeInt.min(1).max(ARRAY_DEFAULTS.maxSlotsPerBid).optional() });
+/** The most instances one `batch.assign`, `deal.allocate` or `batch.progress` names. */
+export const MAX_BATCH_INDEXES = 4096;
+const indexes = z.array(safeInt.max(JOB_LIMITS.maxCount - 1)).max(MAX_BATCH_INDEXES);
 const moduleBytes = z
   .instanceof(Uint8Array, { message: 'is not bytes' })
   .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_DEAL_MODULE_BYTES, `must be 1 byte to ${MAX_DEAL_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
@@ -203,12 +211,20 @@ export type DealPayloads = { [T in DealWireMessage['type']]: T extends 'deal.all
 
 // Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
 const schemas: { [T in keyof DealPayloads]: z.ZodType<DealPayloads[T]> } = {
-  'bid.request': z.strictObject({ ...deal, job: bidJobSchema, expiresAt: time, replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
+  'bid.request': z.strictObject({ ...deal, job: bidJobSchema, expiresAt: time, count: safeInt.min(1).max(JOB_LIMITS.maxCount).optional(), replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
   'bid.submit': z.strictObject({ bid }),
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
   'deal.commit': z.strictObject(deal),
   'deal.committed': z.strictObject(deal),
-  'deal.allocate': z.strictObject({ ...deal, job: jobSchema.optional(), members: members.optional(), module: moduleBytes.optional() }),
+  'deal.allocate': z.strictObject({ ...deal, job: jobSchema.optional(), members: members.optional(), module: moduleBytes.optional(), assign: indexes.optional() }),
+  'batch.assign': z.strictObject({ ...deal, indexes }),
+  'batch.release': z.strictObject(deal),
+  'batch.progress': z.strictObject({
+    ...deal,
+    allocationId,
+    results: z.array(z.strictObject({ index: safeInt.max(JOB_LIMITS.maxCount - 1), state: z.enum(['completed', 'failed', 'lost']), exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32 - 1).nullable(), message: text })).max(MAX_BATCH_INDEXES),
+    running: safeInt.max(MAX_BATCH_INDEXES),
+  }),
   'deal.allocated': z.strictObject({ ...deal, allocationId }),
   'deal.refused': z.strictObject({ ...deal, step: z.enum(['commit', 'allocate']), reason: text }),
   'deal.revert': z.strictObject({ ...deal, reason: text }),

@@ -30,12 +30,14 @@ import { deployEnsemble, ensembleActorId } from './ensembles.ts';
 import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { EnsembleSpec } from '../../machines/ensemble.ts';
 import { DeployError, UnknownDealError } from './deal-errors.ts';
-import { DealQueries, type LogsPage } from './deal-queries.ts';
+import { DealQueries, type InstanceView, type LogsPage } from './deal-queries.ts';
 import { DealRecovery } from './deal-recovery.ts';
 import { type DealEvent, type DealKind, type DealKinds, type DealRef, DealRegistry } from './deal-registry.ts';
 import { MAX_DEAL_MODULE_BYTES } from './deal-schemas.ts';
 import { DealTimers } from './deal-timers.ts';
 import { Executions } from './executions.ts';
+import { BatchRuns, type InstancePool } from './batch-runs.ts';
+import { InstanceOutput } from './instance-output.ts';
 import { JobRequests } from './job-requests.ts';
 import { ModuleStore } from './module-store.ts';
 import { OutputLog } from './output-log.ts';
@@ -70,6 +72,8 @@ export interface DealDeps {
   readonly now?: () => number;
   /** The bid gate, when the caller feeds it the Node's facts (default: one of its own, fed only declines). */
   readonly gate?: BidGate;
+  /** The warm WASM runners array instances run in, made on first use (default: none: a process per instance). */
+  readonly pool?: { get(): InstancePool | undefined; close(): Promise<void> };
 }
 
 export class DealService {
@@ -87,6 +91,9 @@ export class DealService {
   /** Declines bid requests the Node would only decline again, before they are logged. */
   readonly gate: BidGate;
   readonly executions: Executions;
+  /** The instances of array jobs running here, and their output. */
+  readonly batchRuns: BatchRuns;
+  readonly instanceOutput: InstanceOutput;
   readonly heartbeat: StatusHeartbeat;
   readonly queries: DealQueries;
   readonly #recovery: DealRecovery;
@@ -101,7 +108,9 @@ export class DealService {
     this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`), { clock });
     this.registry = new DealRegistry(deps);
     this.timers = new DealTimers(clock, (id, key) => this.deliver(id, { type: 'timer.fired', key, now: clock.now() }, 'timer'));
-    this.executions = new Executions({ executor: deps.executor, output: this.output, modules: this.modules, clock });
+    this.executions = new Executions({ executor: deps.executor, output: this.output, modules: this.modules, clock, outputsRoot: deps.dataDir });
+    this.instanceOutput = new InstanceOutput(this.output.dir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the instances' output of allocation ${id}`));
+    this.batchRuns = new BatchRuns({ executor: deps.executor, pool: () => deps.pool?.get(), output: this.instanceOutput, modules: this.modules, clock, outputsRoot: deps.dataDir });
     this.heartbeat = new StatusHeartbeat({ clock, intervalMs: init.heartbeatMs, send: (to, status) => void this.sendTo(to, 'requester', 'allocation.status', status) });
     this.queries = new DealQueries({ registry: this.registry, store: deps.store, output: this.output, net: deps.net });
     this.#recovery = new DealRecovery(this);
@@ -174,10 +183,12 @@ export class DealService {
     const prefs = await this.deps.preferences();
     const input: RequesterInput = {
       dealId, job, self: this.deps.self, createdAt: now, deadline: now + this.init.placementMs + job.timeoutMs,
+      ...(job.queueTimeoutMs !== undefined ? { queueDeadline: now + job.queueTimeoutMs } : {}),
       weights: prefs.requester.weights, timing: this.init.timing,
     };
     this.requests.open(dealId, job);
-    const ref = await this.spawn(requesterActorId(dealId), 'requester', input, { type: 'deal.start', now });
+    // an array job is negotiated in bulk by an actor of its own kind, under the same id
+    const ref = await this.spawn(requesterActorId(dealId), job.count !== undefined ? 'array' : 'requester', input, { type: 'deal.start', now });
     if (!ref) throw new Error('the job\'s negotiation actor could not be started; see the node\'s log');
     return (await ref.view()).context as JobRecord;
   }
@@ -201,6 +212,7 @@ export class DealService {
     if (!jobId) throw new UnknownDealError(`"${id}" is not a job id`);
     const ref = (await this.registry.ref(ensembleActorId(jobId))) ?? (await this.registry.ref(requesterActorId(jobId)));
     if (ref) {
+      // (an array job's actor has the job's id too)
       // the actor may end (and stop) while the cancel is on its way: then its saved record answers
       const r = await ref.ask({ type: 'job.cancel', now: this.now() }, 30_000, 'api').catch(() => undefined);
       if (r?.ok) return r.value as JobRecord | EnsembleRecord;
@@ -214,8 +226,13 @@ export class DealService {
   }
 
   /** A page of output: of an allocation that ran here, or of a job this node asked for (fetched from its provider). */
-  logs(id: string, offset: number, part?: string): Promise<LogsPage> {
-    return this.queries.logs(id, offset, part);
+  logs(id: string, offset: number, part?: string, index?: number): Promise<LogsPage> {
+    return this.queries.logs(id, offset, part, index);
+  }
+
+  /** One instance of an array job. */
+  instance(id: string, index: number): Promise<InstanceView> {
+    return this.queries.instance(id, index);
   }
 
   // ---- start and stop ------------------------------------------------------------------------------------------
@@ -242,5 +259,7 @@ export class DealService {
   stop(): void {
     this.quiesce();
     this.executions.cancelAll();
+    this.batchRuns.cancelAll();
+    void this.deps.pool?.close().catch((e: Error) => this.deps.log.warn({ err: e.message }, 'the WASM runner pool did not close cleanly'));
   }
 }

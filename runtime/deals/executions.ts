@@ -15,6 +15,8 @@ import { type HealthProbe, probeHealth } from '../executors/health-probe.ts';
 import { startTimeOf } from '../executors/process-group.ts';
 import type { ModuleStore } from './module-store.ts';
 import { OUTPUT_LIMIT_BYTES, type OutputLog } from './output-log.ts';
+import { type ResultsLayout, resultsLayout } from './results-manifest.ts';
+import { prepareResults, sealResults } from './results-store.ts';
 
 /** What an execution tells its allocation actor. */
 export type ExecutionEvent = ExecutionStartedEvent | ExecutionRefusedEvent | ExecutionEndedEvent;
@@ -29,6 +31,13 @@ export interface ExecutionsDeps {
   readonly clock: Clock;
   /** Runs one health check (default: probeHealth, HTTP on loopback or a command). */
   readonly probe?: HealthProbe;
+  /** The data dir, under which a job with `wasm.outputs` gets its /out (results-manifest.ts); none: no /out. */
+  readonly outputsRoot?: string;
+}
+
+/** Which execution of an allocation this is: an array job's instance has an index. */
+export interface RunOptions {
+  readonly index?: number;
 }
 
 /** One execution of an allocation's job, from the ask to its end. */
@@ -53,7 +62,7 @@ export class Executions {
    * Starts the job of an allocation and follows it to its end, reporting each step. `env` is merged over the
    * job's own env (a part's DMS_PORT_* and DMS_ADDR_*).
    */
-  async run(allocationId: string, job: JobSpec, report: (event: ExecutionEvent) => void, env?: Env): Promise<void> {
+  async run(allocationId: string, job: JobSpec, report: (event: ExecutionEvent) => void, env?: Env, opts: RunOptions = {}): Promise<void> {
     const previous = this.#runs.get(allocationId);
     let finish!: () => void;
     const run: Run = { exec: null, cancelled: false, superseded: false, done: new Promise<void>((resolve) => (finish = resolve)) };
@@ -63,7 +72,7 @@ export class Executions {
     };
     try {
       if (previous) await this.#stop(previous);
-      await this.#follow(allocationId, run, job, env, tell);
+      await this.#follow(allocationId, run, job, env, tell, opts);
     } catch (e) {
       tell({ type: 'execution.refused', reason: (e as Error).message, now: this.deps.clock.now() });
     } finally {
@@ -72,7 +81,7 @@ export class Executions {
     }
   }
 
-  async #follow(allocationId: string, run: Run, job: JobSpec, env: Env | undefined, tell: (event: ExecutionEvent) => void): Promise<void> {
+  async #follow(allocationId: string, run: Run, job: JobSpec, env: Env | undefined, tell: (event: ExecutionEvent) => void, opts: RunOptions): Promise<void> {
     const { output, clock } = this.deps;
     const executor = await this.deps.executor(job.executor);
     if (!executor) {
@@ -81,7 +90,9 @@ export class Executions {
     }
     // taken over by a newer execution before anything ran: nothing to start (and nothing to tell)
     if (run.superseded) return;
-    const exec = await executor.start(this.#spec(job, env), (chunk) => void output.append(allocationId, chunk.stream, chunk.data));
+    const results = this.#results(allocationId, job, opts);
+    if (results) await prepareResults(results);
+    const exec = await executor.start(this.#spec(job, env, results), (chunk) => void output.append(allocationId, chunk.stream, chunk.data));
     run.exec = exec;
     if (run.cancelled || run.superseded) exec.cancel();
     void output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
@@ -95,7 +106,10 @@ export class Executions {
     await output.flush(allocationId);
     // a newer execution noted its own pid: that one stays
     if (this.#runs.get(allocationId) === run) await output.forgetPid(allocationId);
-    const { exitCode, reason, message, durationMs, outputBytes, outputTruncated } = result;
+    const { exitCode, reason, durationMs, outputBytes, outputTruncated } = result;
+    // the manifest is written before the end is told, so a requester that sees the job ended finds its files
+    const unsealed = results ? await sealResults(results).then(() => '', (e: Error) => `; its result files could not be listed: ${e.message}`) : '';
+    const message = result.message + unsealed;
     tell({ type: 'execution.ended', outcome: { exitCode, reason, message, durationMs, outputBytes, outputTruncated }, now: clock.now() });
   }
 
@@ -138,12 +152,19 @@ export class Executions {
     report({ type: 'health.result', ok: r.ok, output: r.output, ms: r.ms, now: this.deps.clock.now() });
   }
 
-  #spec(job: JobSpec, env: Env | undefined): ExecutionSpec {
+  /** Where this execution's result files go, for a WASM job with `outputs` on a node that keeps them. */
+  #results(allocationId: string, job: JobSpec, opts: RunOptions): ResultsLayout | undefined {
+    if (job.executor !== 'wasm' || !job.wasm.outputs || this.deps.outputsRoot === undefined) return undefined;
+    return resultsLayout(this.deps.outputsRoot, allocationId, opts.index);
+  }
+
+  #spec(job: JobSpec, env: Env | undefined, results?: ResultsLayout): ExecutionSpec {
     const limits = { memoryBytes: job.resources.memory, timeoutMs: job.timeoutMs, cpu: job.resources.cpu };
     if (job.executor === 'wasm') {
       const { sha256 } = job.wasm.module;
       const wasmEnv = env ? { ...job.wasm.env, ...env } : job.wasm.env;
-      return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: this.deps.modules.path(sha256) }, sha256, args: job.wasm.args, env: wasmEnv } };
+      const outputs = results ? { outputsDir: results.files, outputsMaxBytes: job.resources.disk } : {};
+      return { executor: 'wasm', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, wasm: { module: { path: this.deps.modules.path(sha256) }, sha256, args: job.wasm.args, env: wasmEnv, ...outputs } };
     }
     const processEnv = env ? { ...job.process.env, ...env } : job.process.env;
     return { executor: 'process', name: job.name, limits, logLimitBytes: OUTPUT_LIMIT_BYTES, process: { command: job.process.command, args: job.process.args, env: processEnv } };

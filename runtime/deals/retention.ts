@@ -1,13 +1,16 @@
 /**
  * Retention: what outlives a deal is deleted once it is older than `--retain` (default 7 days): the ended deal
  * actors' records (what `status` and `jobs` show of old jobs), the WASM modules no live deal uses, and the job
- * output files of allocations that ended. Their history stays in the journal until its segments pass the same
+ * output files and result files (`<data-dir>/outputs/<allocation id>/`, an array allocation's instances in it) of
+ * allocations that ended. Their history stays in the journal until its segments pass the same
  * window (runtime/store/history-retention.ts), so `replay` still tells their story until then. A sweep runs once
  * the node has recovered its deals, then every hour.
  *
  * Age: a record by its `endedAt` (else `updatedAt`); a module or an output file by its mtime (a module is touched
- * when a deal stores it again). Anything a live deal actor names is kept whatever its age.
+ * when a deal stores it again); an allocation's result files by the newest mtime of its directory and what is
+ * directly in it (a manifest is written, or an instance's directory made, when an execution ends or starts). Anything a live deal actor names is kept whatever its age.
  */
+import { INSTANCES_SUFFIX } from './instance-output.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { JobSpec } from '../../machines/job.ts';
@@ -22,12 +25,15 @@ export interface RetentionDeps {
   readonly store: DexieEventLog;
   readonly modulesDir: string;
   readonly outputDir: string;
+  /** `<data-dir>/outputs`: a directory of result files per allocation (results-manifest.ts); none: not swept. */
+  readonly resultsDir?: string;
   readonly now: () => number;
 }
 
 export interface SweepReport {
   readonly records: number;
   readonly modules: number;
+  /** Output logs removed, and allocations whose result files were removed. */
   readonly outputs: number;
 }
 
@@ -87,10 +93,53 @@ export async function sweepRetention(deps: RetentionDeps, retainMs: number): Pro
   let outputs = 0;
   for (const name of await oldFiles(deps.outputDir, cutoff)) {
     if (!name.endsWith('.log')) continue;
-    const id = decodeURIComponent(name.slice(0, -'.log'.length));
+    // an array job's instances share one file per allocation
+    const suffix = name.endsWith(INSTANCES_SUFFIX) ? INSTANCES_SUFFIX : '.log';
+    const id = decodeURIComponent(name.slice(0, -suffix.length));
     if (live.allocations.has(id)) continue;
     await fs.rm(path.join(deps.outputDir, name), { force: true });
     outputs += 1;
   }
+  if (deps.resultsDir !== undefined) outputs += await sweepResults(deps.resultsDir, cutoff, live);
   return { records: expired.length, modules, outputs };
+}
+
+/** Removes the result files of every allocation that is not live and has not changed since `cutoff`. */
+async function sweepResults(dir: string, cutoff: number, live: Live): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const id = safeDecode(name);
+    if (id === undefined || live.allocations.has(id)) continue;
+    const at = path.join(dir, name);
+    if (!(await olderThan(at, cutoff))) continue;
+    await fs.rm(at, { recursive: true, force: true });
+    removed += 1;
+  }
+  return removed;
+}
+
+/** Whether the directory `dir` and everything directly in it were last changed before `cutoff`. */
+async function olderThan(dir: string, cutoff: number): Promise<boolean> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory() || st.mtimeMs >= cutoff) return false;
+  for (const name of await fs.readdir(dir).catch(() => [])) {
+    const child = await fs.lstat(path.join(dir, name)).catch(() => undefined);
+    if (child && child.mtimeMs >= cutoff) return false;
+  }
+  return true;
+}
+
+function safeDecode(name: string): string | undefined {
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return undefined;
+  }
 }

@@ -9,6 +9,7 @@
  */
 import { access } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ExecutorStartError,
@@ -19,6 +20,7 @@ import {
   type ExecutionSpec,
   type Executor,
   type OutputListener,
+  type WasmJob,
 } from '../../actors/executor.ts';
 import { jobCgroup } from './isolation.ts';
 import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-job.ts';
@@ -113,7 +115,7 @@ export class WasiExecutor implements Executor {
         ...limited,
         env: {},
         cwd: os.tmpdir(),
-        stdin: encodeRunnerInput({ argv: [name, ...(spec.wasm.args ?? [])], env, ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}) }, module),
+        stdin: encodeRunnerInput({ argv: [name, ...(spec.wasm.args ?? [])], env, ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}), ...outputsOf(spec.wasm) }, module),
         controlPipe: true,
         timeoutMs: spec.limits.timeoutMs,
         logLimitBytes: spec.logLimitBytes,
@@ -130,6 +132,11 @@ export class WasiExecutor implements Executor {
 
 type Head = Pick<ExecutionResult, 'exitCode' | 'reason' | 'message'>;
 
+/** The runner's `/out`, for a job with an outputs directory (bounded by outputsMaxBytes, 0 when not given). */
+function outputsOf(job: WasmJob): { outputs?: { dir: string; capBytes: number } } {
+  return job.outputsDir ? { outputs: { dir: path.resolve(job.outputsDir), capBytes: Math.max(0, job.outputsMaxBytes ?? 0) } } : {};
+}
+
 function interpretWasm(outcome: ChildOutcome, limits: ExecutionLimits, capBytes: number): Head {
   const killed = killedResult(outcome, limits);
   if (killed) return killed;
@@ -138,6 +145,15 @@ function interpretWasm(outcome: ChildOutcome, limits: ExecutionLimits, capBytes:
 }
 
 function fromRunner(result: RunnerResult, capBytes: number): Head {
+  const over = result.type !== 'refused' ? result.outputs : undefined;
+  if (over && over.overflowBytes !== null) {
+    const how = result.type === 'exited' ? `exited with code ${result.code}` : `trapped (${result.message})`;
+    return {
+      exitCode: result.type === 'exited' ? result.code : null,
+      reason: 'failed',
+      message: `wrote more than its disk: its files in /out would have taken ${over.overflowBytes} bytes, over its resources.disk of ${over.capBytes} bytes (${formatBytes(over.capBytes)}) (the write failed with ENOSPC; the module then ${how}); ask for more disk`,
+    };
+  }
   const full = (memoryBytes: number) => memoryBytes >= MEMORY_FULL_SHARE * capBytes;
   const atCap = (memoryBytes: number, what: string): Head => ({
     exitCode: null,

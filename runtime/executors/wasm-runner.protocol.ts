@@ -14,6 +14,19 @@ export interface RunnerJob {
    * module is compiled, so the job is charged for the module's CPU and memory, not for the runner's own start.
    */
   readonly cgroupProcs?: readonly string[];
+  /**
+   * A job with `wasm.outputs`: the existing, empty directory preopened as `/out` (fd 3), and the bytes its files
+   * may hold together (the job's `resources.disk`). See wasm-outputs.ts.
+   */
+  readonly outputs?: { readonly dir: string; readonly capBytes: number };
+}
+
+/** What a module with `/out` did with it (on an `exited` or `trapped` result). */
+export interface RunnerOutputs {
+  readonly usedBytes: number;
+  readonly capBytes: number;
+  /** Set when a write would have taken /out past capBytes (it failed with ENOSPC): the total it asked for. */
+  readonly overflowBytes: number | null;
 }
 
 /** The module ran and called proc_exit, or returned from _start (code 0). */
@@ -21,6 +34,7 @@ export interface RunnerExited {
   readonly type: 'exited';
   readonly code: number;
   readonly memoryBytes: number;
+  readonly outputs?: RunnerOutputs;
 }
 
 /** The module trapped (unreachable, out-of-bounds access, stack overflow, …). */
@@ -28,6 +42,7 @@ export interface RunnerTrapped {
   readonly type: 'trapped';
   readonly message: string;
   readonly memoryBytes: number;
+  readonly outputs?: RunnerOutputs;
 }
 
 /** The module never started: it did not compile or link, is not a WASI command, or its memory is over the cap. */

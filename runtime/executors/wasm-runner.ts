@@ -1,7 +1,8 @@
 /**
  * The child process WasiExecutor starts for one WASM job (run as compiled JS: `node wasm-runner.js`). It reads the
  * job from stdin (wasm-runner.protocol.ts), runs the module's `_start` under @bjorn3/browser_wasi_shim with only
- * the given argv and env, no preopened directories (so no file system) and no sockets, writes the module's fd 1
+ * the given argv and env, no preopened directories (so no file system) but `/out` for a job with outputs (a
+ * directory on disk, bounded: wasm-outputs.ts), and no sockets, writes the module's fd 1
  * and 2 to its own stdout and stderr, and reports how the module ended as one JSON line on fd 3.
  *
  * Why the shim and not node:wasi: node:wasi (Node 20) keeps a stale pointer to the module's memory after
@@ -9,10 +10,11 @@
  * memory afresh on every call. Memory is capped by the executor's V8 flags and RLIMIT_AS, not here.
  */
 import { readSync, writeFileSync, writeSync } from 'node:fs';
-import { ConsoleStdout, File, OpenFile, WASI, wasi as wasiDefs } from '@bjorn3/browser_wasi_shim';
+import { ConsoleStdout, type Fd, File, OpenFile, WASI, wasi as wasiDefs } from '@bjorn3/browser_wasi_shim';
 
 const { ERRNO_BADF } = wasiDefs;
-import { decodeRunnerInput, type RunnerJob, type RunnerResult } from './wasm-runner.protocol.ts';
+import { decodeRunnerInput, type RunnerJob, type RunnerOutputs, type RunnerResult } from './wasm-runner.protocol.ts';
+import { outputsPreopen, writeOutputsInPlace } from './wasm-outputs.ts';
 
 /** The part of the WebAssembly JS API used here (the project's lib has no DOM types, where it is declared). */
 interface WasmModuleRef {
@@ -110,7 +112,13 @@ function refusal(err: unknown): RunnerResult {
   return { type: 'refused', cause: 'compile', message: `the module could not be loaded: ${e?.message ?? String(err)}` };
 }
 
-async function instantiate(job: RunnerJob, bytes: Uint8Array): Promise<{ wasi: WASI; instance: WasmInstance } | RunnerResult> {
+interface Ready {
+  readonly wasi: WASI;
+  readonly instance: WasmInstance;
+  readonly outputs?: () => RunnerOutputs;
+}
+
+async function instantiate(job: RunnerJob, bytes: Uint8Array): Promise<Ready | RunnerResult> {
   let module: WasmModuleRef;
   try {
     module = await wasm.compile(bytes);
@@ -127,34 +135,39 @@ async function instantiate(job: RunnerJob, bytes: Uint8Array): Promise<{ wasi: W
   if (missing.length > 0) {
     return { type: 'refused', cause: 'not-command', message: `the module does not export ${missing.map(([n]) => n).join(' and ')}: it is not a WASI command (build it as an executable, e.g. wasm32-wasi with a main)` };
   }
-  const fds = [
+  const fds: Fd[] = [
     new EmptyStdin(),
     new ConsoleStdout((data) => writeAll(1, data)),
     new ConsoleStdout((data) => writeAll(2, data)),
   ];
+  const out = job.outputs ? outputsPreopen(job.outputs.dir, job.outputs.capBytes) : undefined;
+  if (out) fds.push(out.preopen); // fd 3: wasi-libc finds preopens from fd 3 up
   const wasi = new WASI([...job.argv], [...job.env], fds, { debug: false }); // debug logs to stdout: the job's
   fixArgsSizes(wasi, job.argv);
+  if (out) writeOutputsInPlace(wasi);
   try {
-    return { wasi, instance: await wasm.instantiate(module, { [WASI_MODULE]: wasi.wasiImport }) };
+    const instance = await wasm.instantiate(module, { [WASI_MODULE]: wasi.wasiImport });
+    return out ? { wasi, instance, outputs: out.usage } : { wasi, instance };
   } catch (err) {
     return refusal(err);
   }
 }
 
-function run(wasi: WASI, instance: WasmInstance): RunnerResult {
+function run({ wasi, instance, outputs }: Ready): RunnerResult {
   const memory = instance.exports['memory'] as WasmMemory;
   const start = instance as unknown as Parameters<WASI['start']>[0];
+  const used = () => (outputs ? { outputs: outputs() } : {});
   try {
     const code = wasi.start(start);
-    return { type: 'exited', code, memoryBytes: memory.buffer.byteLength };
+    return { type: 'exited', code, memoryBytes: memory.buffer.byteLength, ...used() };
   } catch (err) {
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    return { type: 'trapped', message, memoryBytes: memory.buffer.byteLength };
+    return { type: 'trapped', message, memoryBytes: memory.buffer.byteLength, ...used() };
   }
 }
 
 const { job, module } = decodeRunnerInput(readStdin());
 for (const f of job.cgroupProcs ?? []) writeFileSync(f, String(process.pid)); // from here on the job's limits apply
 const ready = await instantiate(job, module);
-report('type' in ready ? ready : run(ready.wasi, ready.instance));
+report('type' in ready ? ready : run(ready));
 process.exit(0);

@@ -13,6 +13,7 @@ import { handleDealIntents } from '../deals/deal-effects.ts';
 import { DealService } from '../deals/deal-service.ts';
 import { ProcessExecutor } from '../executors/process-executor.ts';
 import { WasiExecutor } from '../executors/wasm-executor.ts';
+import { WasmRunnerPool } from '../executors/wasm-pool.ts';
 import type { InspectorBridge } from '../inspector/inspector.ts';
 import type { Logger } from '../logger.ts';
 import type { NetworkService } from '../net/network-service.ts';
@@ -170,8 +171,11 @@ function createDeals(
   const { node, facts, clock } = deps;
   const wasm = new WasiExecutor();
   const proc = new ProcessExecutor();
+  // the warm runners of array instances, one per requester: started with the first array allocation here
+  let pool: WasmRunnerPool | undefined;
   return new DealService(init, {
     ...deps,
+    pool: { get: () => (pool ??= new WasmRunnerPool()), close: async () => pool?.close() },
     preferences: async () => (await facts.get()).preferences,
     ledger: {
       allocate: async (allocationId, lockId) => {

@@ -18,6 +18,8 @@ import type { RunConfig } from '../config.ts';
 import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
 import { dealInboxes } from '../deals/deal-inboxes.ts';
 import { partsOf, servePartTunnels } from '../deals/part-registry.ts';
+import { resultsRoot } from '../deals/results-manifest.ts';
+import { serveJobResults } from '../deals/results-serving.ts';
 import type { DealService } from '../deals/deal-service.ts';
 import { DataDirError, OnboardingError } from '../errors.ts';
 import { probeWritable, writeFileDurable, writeJson } from '../files.ts';
@@ -126,6 +128,7 @@ function nodeLifecycle(root: Root) {
       const network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(deals, node, router) }, log, clock);
       net.current = network;
       await servePartTunnels(network.libp2p, partsOf(deals), log);
+      await serveJobResults(network.libp2p, deals, log);
       return { parts: { network }, stop: () => network.stop().catch((e: Error) => log.warn({ err: e.message }, 'network did not stop cleanly')) };
     })
     .phase('deal recovery', async ({ log, deals }) => {
@@ -157,7 +160,7 @@ function nodeLifecycle(root: Root) {
       let running: Promise<void> = Promise.resolve();
       const sweep = () => {
         running = running.then(async () => {
-          const deps = { store, modulesDir: deals.modules.dir, outputDir: deals.output.dir, now: () => clock.now() };
+          const deps = { store, modulesDir: deals.modules.dir, outputDir: deals.output.dir, resultsDir: resultsRoot(deals.deps.dataDir), now: () => clock.now() };
           const r = await sweepRetention(deps, config.retainMs).catch((e: Error) => log.warn({ err: e.message }, 'retention sweep failed'));
           if (r && r.records + r.modules + r.outputs > 0) log.info(r, `retention: removed what ended deals left behind over ${formatMs(config.retainMs)} ago`);
           // journal segments older than that, back to one a checkpoint starts (never one recovery needs)

@@ -28,8 +28,10 @@ const { dealBenches } = await import('./deals.mjs');
 const { floodBenches } = await import('./flood.mjs');
 const { ensembleBenches } = await import('./ensembles.mjs');
 const { tunnelBenches } = await import('./tunnel.mjs');
+const { arrayBenches } = await import('./arrays.mjs');
 const { biddingBenches } = await import('./bidding.mjs');
-const WATCHDOG_MS = 530_000 + 360_000 + 300_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes)
+const { wasmPoolBenches } = await import('./wasm-pool.mjs');
+const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -451,6 +453,8 @@ const benches = [
   ...floodBenches,
   ...tunnelBenches,
   ...ensembleBenches,
+  ...arrayBenches,
+  ...wasmPoolBenches,
 ];
 
 const started = performance.now();

@@ -47,6 +47,9 @@ const VALID: Record<string, Record<string, unknown>> = {
   'deal.cancel': { ...deal },
   'part.start': { ...deal, addrs: [{ part: 'kv', port: 'http', provider: PEER }], members: [{ part: 'kv', provider: PEER }, { part: 'client', provider: OTHER }] },
   'allocation.status': { ...deal, allocationId: 'deal-0123456789abcdef.3', state: 'completed', exitCode: 0, message: 'exited 0' },
+  'batch.assign': { ...deal, indexes: [0, 1, 99_999] },
+  'batch.release': { ...deal },
+  'batch.progress': { ...deal, allocationId: 'deal-0123456789abcdef.3', results: [{ index: 7, state: 'completed', exitCode: 0, message: 'exited with code 0' }, { index: 8, state: 'lost', exitCode: null, message: 'its provider stopped' }], running: 3 },
 };
 
 /** What to break in each type, and the field the refusal must name (a path prefix of an issue). */
@@ -133,6 +136,17 @@ const BROKEN: Record<string, readonly Breakage[]> = {
     ['fractional exit code', { ...VALID['allocation.status'], exitCode: 1.5 }, 'exitCode'],
     ['missing exitCode (null is the way to say none)', without(VALID['allocation.status']!, 'exitCode'), 'exitCode'],
     ['oversized message', { ...VALID['allocation.status'], message: 'm'.repeat(MAX_TEXT + 1) }, 'message'],
+  ],
+  'batch.assign': [
+    ['an index past the most instances a job has', { ...deal, indexes: [100_000] }, 'indexes.0'],
+    ['a negative index', { ...deal, indexes: [-1] }, 'indexes.0'],
+    ['more indexes than one message carries', { ...deal, indexes: Array.from({ length: 4097 }, (_, i) => i) }, 'indexes'],
+  ],
+  'batch.release': [['a negative nonce', { ...deal, nonce: -1 }, 'nonce']],
+  'batch.progress': [
+    ['an unknown instance state', { ...VALID['batch.progress'], results: [{ index: 1, state: 'exploded', exitCode: null, message: '' }] }, 'results.0.state'],
+    ['a fractional index', { ...VALID['batch.progress'], results: [{ index: 1.5, state: 'completed', exitCode: 0, message: '' }] }, 'results.0.index'],
+    ['missing running', without(VALID['batch.progress']!, 'running'), 'running'],
   ],
 };
 
