@@ -412,7 +412,8 @@ Deals('two requesters race for D\'s only core: one runs, the other is declined f
     assert.is(winner.provider, D.peerId);
     // the loser keeps asking; each round D declines it for want of cpu
     const declined = await jobUntil(loserFrom, loser.id, 'the other job to carry D\'s decline', (r) => r.declines.some((d) => d.provider === D.peerId), 10_000);
-    assert.is(declined.state, 'requesting');
+    // between rounds it waits queued; during one it is requesting
+    assert.ok(['queued', 'requesting'].includes(declined.state), declined.state);
     assert.is(declined.provider, null);
     assert.equal(declined.allocations, []);
     const decline = declined.declines.find((d) => d.provider === D.peerId)!;

@@ -151,7 +151,7 @@ Hope('one temporary (insufficient) and one permanent decline: the job waits and 
   decline(h, A, 'excluded', t(100));
   const out = decline(h, B, 'insufficient', t(120));
   assert.equal(value(h), { requesting: 'waiting' });
-  assert.is(rec(h).state, 'requesting');
+  assert.is(rec(h).state, 'queued');
   assert.equal(ofType(out, 'job.ended'), []);
   assert.equal(ofType(out, 'timer.schedule'), [{ type: 'timer.schedule', key: 'retry', at: t(620) }]);
   assert.not.match(rec(h).message, 'no provider can take this job');

@@ -453,7 +453,8 @@ Retry('no candidates: the window closes at once and retries back off 500, 1000, 
   const first = sent(h, [], 1, t(10));
   assert.equal(first, [{ type: 'timer.cancel', key: 'window' }, { type: 'timer.schedule', key: 'retry', at: t(510) }]);
   assert.equal(value(h), { requesting: 'waiting' });
-  assert.match(rec(h).message, 'no usable bid in round 1; asking again in 500 ms');
+  assert.match(rec(h).message, 'no usable bid in round 1; queued, asking again in 500 ms');
+  assert.is(rec(h).state, 'queued');
   let now = t(510);
   for (const [nonce, delay] of [[2, 1000], [3, 1500], [4, 1500]] as const) {
     const ask = fire(h, 'retry', now);

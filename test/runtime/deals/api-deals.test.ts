@@ -202,7 +202,9 @@ Api('GET /v1/logs/:id takes a byte offset: 0 by default, a whole number otherwis
   assert.is((await request(ctx, 'GET', '/v1/logs/job-1?offset=4096')).status, 200);
   assert.is((await request(ctx, 'GET', `/v1/logs/${encodeURIComponent('deal 1.1')}?offset=7`)).status, 200);
   assert.is((await request(ctx, 'GET', '/v1/logs/ens-1?part=kv')).status, 200);
-  assert.equal(ctx.calls, [['logs', 'job-1', 0, undefined], ['logs', 'job-1', 4096, undefined], ['logs', 'deal 1.1', 7, undefined], ['logs', 'ens-1', 0, 'kv']]);
+  assert.is((await request(ctx, 'GET', '/v1/logs/arr-1?index=37')).status, 200);
+  assert.equal(ctx.calls, [['logs', 'job-1', 0, undefined, undefined], ['logs', 'job-1', 4096, undefined, undefined], ['logs', 'deal 1.1', 7, undefined, undefined], ['logs', 'ens-1', 0, 'kv', undefined], ['logs', 'arr-1', 0, undefined, 37]]);
+  assert.is((await request(ctx, 'GET', '/v1/logs/arr-1?index=x')).status, 400);
 });
 
 Api('GET /v1/logs/:id?part= that is not a part name is a 400 naming the part', async (ctx) => {

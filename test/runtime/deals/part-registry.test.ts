@@ -208,6 +208,8 @@ Tunnel('a dependency that moved: the listener keeps its address and carries new 
     const open = await client(first.addrsEnv['DMS_ADDR_KV_HTTP']!);
     const openEnd = collect(open);
     open.write('before the move');
+    // the tunnel opens its stream to B asynchronously: the move comes after it reached B
+    for (const until = Date.now() + 5000; acceptor.counters.view().opened < 1 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     // kv moved to a node that is not there (a fresh key): same address, the old connection reset, new ones go there
     const { generateKeyPair } = await import('@libp2p/crypto/keys');
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
