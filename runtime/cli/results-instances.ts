@@ -8,8 +8,8 @@ import type { ApiClient } from '../api/client.ts';
 import { type ManifestEntry, MAX_RESULTS_INDEX } from '../deals/results-manifest.ts';
 import { fetchResults } from './results-fetch.ts';
 
-/** Instances fetched at once (each one file at a time): well under the node's MAX_RESULT_TRANSFERS. */
-export const INSTANCE_CONCURRENCY = 4;
+/** Instances fetched at once (each one stream at a time): under the node's MAX_RESULT_TRANSFERS and a provider's streams per peer (4). */
+export const INSTANCE_CONCURRENCY = 3;
 
 const index = z.number().int().min(0).max(MAX_RESULTS_INDEX);
 /** The node's answer for an array job asked without an index (results-locator.ts ArrayResultsView). */

@@ -6,14 +6,12 @@
  * An instance past its time limit, or cancelled, is stopped with worker.terminate() (nothing else stops a wasm
  * loop) and its thread replaced; what it wrote before is read from its thread's staging area (staged-output.ts).
  *
- * The runner holds no secrets, and no files but its instances' /out directories (a job with outputs; opened by the
- * worker threads, and closed here for a thread that was stopped or died: wasm-pool-outputs.ts): a module that
- * escaped its instance would find only this requester's other instances, which is why the process boundary is the
- * requester.
+ * The runner holds no secrets, and no files but its instances' /out directories (a job with outputs, opened in the
+ * worker threads: wasm-pool-outputs.ts): a module that escaped its instance would find only this requester's other
+ * instances, which is why the process boundary is the requester.
  */
 import { Worker } from 'node:worker_threads';
 import { createRing, OutputRing } from './staged-output.ts';
-import { createOpenFilesTable, OpenFilesTable } from './wasm-pool-outputs.ts';
 import type { InstanceEnd, InstanceEnded, InstanceRun, MainToWorker, PoolToRunner, RunnerConfig, RunnerToPool, WorkerRun, WorkerToMain } from './wasm-pool-runner.protocol.ts';
 
 interface WasmApi {
@@ -43,8 +41,6 @@ interface Job {
 interface Slot {
   worker: Worker;
   ring: OutputRing;
-  /** The /out files its thread's instance holds open. */
-  openFiles: OpenFilesTable;
   /** Modules (sha256) this slot's thread has been sent. */
   modules: Set<string>;
   job?: Job | undefined;
@@ -134,10 +130,8 @@ function admit(job: Job, c: Compiled): void {
 
 function startWorker(slot: Partial<Slot>): Slot {
   const buffer = createRing();
-  const files = createOpenFilesTable();
-  const workerData = { ring: buffer, openFiles: files, reserveBytes: config.reserveBytes };
-  const worker = new Worker(WORKER_URL, { workerData, resourceLimits: { maxOldGenerationSizeMb: config.workerHeapMib } });
-  const s = Object.assign(slot, { worker, ring: new OutputRing(buffer), openFiles: new OpenFilesTable(files), modules: new Set<string>() }) as Slot;
+  const worker = new Worker(WORKER_URL, { workerData: { ring: buffer, reserveBytes: config.reserveBytes }, resourceLimits: { maxOldGenerationSizeMb: config.workerHeapMib } });
+  const s = Object.assign(slot, { worker, ring: new OutputRing(buffer), modules: new Set<string>() }) as Slot;
   worker.on('message', (msg: WorkerToMain) => onWorkerMessage(s, worker, msg));
   worker.on('error', (err) => onWorkerDied(s, worker, err));
   worker.on('exit', (code) => onWorkerDied(s, worker, new Error(`its thread exited with code ${code}`)));
@@ -170,11 +164,10 @@ function onWorkerMessage(slot: Slot, worker: Worker, msg: WorkerToMain): void {
 
 function onWorkerDied(slot: Slot, worker: Worker, err: Error): void {
   if (slot.worker !== worker) return; // retired on purpose
-  const { job, ring, openFiles } = slot;
+  const { job, ring } = slot;
   clearTimeout(slot.timer);
   slot.job = undefined;
   startWorker(slot);
-  void worker.terminate().finally(() => openFiles.closeAll());
   if (job) {
     const memory = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY';
     end(job, { type: 'thread-died', memory, message: err.message }, { pieces: ring.drain(), outputBytes: ring.total });
@@ -184,13 +177,12 @@ function onWorkerDied(slot: Slot, worker: Worker, err: Error): void {
 
 /** Stops the slot's instance: terminates its thread (replaced at once) and ends it with what it had written. */
 function stop(slot: Slot, why: 'timeout' | 'cancelled'): void {
-  const { job, worker, ring, openFiles } = slot;
+  const { job, worker, ring } = slot;
   if (!job) return;
   clearTimeout(slot.timer);
   slot.job = undefined;
   startWorker(slot);
   void worker.terminate().then(() => {
-    openFiles.closeAll();
     end(job, { type: why }, { pieces: ring.drain(), outputBytes: ring.total });
     dispatch();
   });

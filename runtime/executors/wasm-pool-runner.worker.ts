@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ConsoleStdout, type Fd, WASI } from '@bjorn3/browser_wasi_shim';
 import { OutputRing } from './staged-output.ts';
 import { EmptyStdin, fixArgsSizes } from './wasi-shim-fixes.ts';
-import { type InstanceOutputs, instanceOutputs, OpenFilesTable } from './wasm-pool-outputs.ts';
+import { type InstanceOutputs, instanceOutputs } from './wasm-pool-outputs.ts';
 import type { InstanceEnd, MainToWorker, WorkerRun, WorkerToMain } from './wasm-pool-runner.protocol.ts';
 
 interface WasmMemory {
@@ -30,9 +30,8 @@ const port = parentPort!;
 Error.stackTraceLimit = 0;
 /** The modules this thread was sent, by sha256. */
 const modules = new Map<string, unknown>();
-const data = workerData as { ring: SharedArrayBuffer; openFiles: SharedArrayBuffer; reserveBytes: number };
+const data = workerData as { ring: SharedArrayBuffer; reserveBytes: number };
 const ring = new OutputRing(data.ring);
-const openFiles = new OpenFilesTable(data.openFiles);
 
 /**
  * Linear memories of ended instances are garbage, but V8 frees them only at a full GC, which it does not know to
@@ -149,7 +148,7 @@ function runJob(job: WorkerRun): void {
   const started = performance.now();
   const sink = new Sink(job.logLimitBytes);
   ring.total = 0;
-  const out = job.outputs ? instanceOutputs(job.outputs, openFiles) : undefined;
+  const out = job.outputs ? instanceOutputs(job.outputs) : undefined;
   let end: InstanceEnd;
   try {
     end = run(job, sink, out);

@@ -73,10 +73,12 @@ class Libp2pResultsAcceptor implements ResultsAcceptor {
   }
 
   async start(): Promise<void> {
-    // libp2p's own per-connection cap sits a little above ours, so a peer just over ours is answered `busy`
+    // libp2p's own per-connection cap sits a little above ours, so a peer just over ours is answered `busy`. The
+    // registration also caps this node's own fetches from one provider (outbound: ResultsRequests dials under it),
+    // which run several at once (a transfer per file, an array job's instances): the same cap, not 1
     await this.host.handle(RESULTS_PROTOCOL, (stream: Stream, connection: Connection) => void this.#accept(stream, connection.remotePeer.toString()), {
       maxInboundStreams: this.#init.maxStreamsPerPeer + 4,
-      maxOutboundStreams: 1,
+      maxOutboundStreams: this.#init.maxStreamsPerPeer + 4,
     });
   }
 
