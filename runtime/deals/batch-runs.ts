@@ -37,6 +37,8 @@ export interface InstancePool {
   ): Promise<{ readonly pid: number; wait(): Promise<ExecutionResult>; cancel(): void }>;
   /** The cores the owner's running work may use. */
   setCpu(owner: string, cpu: number): void;
+  /** The most memory one instance may have (a job asking more runs in a process of its own). */
+  readonly maxMemoryBytes: number;
 }
 
 export interface BatchRunsDeps {
@@ -88,10 +90,7 @@ export class BatchRuns {
     const id = instanceOutputId(allocationId, index);
     const run: Run = { cancel: null, cancelled: false };
     this.#runs.set(id, run);
-    if (!this.#allocations.has(allocationId)) {
-      this.#allocations.set(allocationId, { requester, cpu: job.resources.cpu * slots });
-      this.#setCpu(requester);
-    }
+    this.hold(allocationId, requester, job.resources.cpu * slots);
     const { clock, output } = this.deps;
     const started = clock.now();
     const ended = (outcome: Omit<ExecutionOutcome, 'durationMs'> & { durationMs?: number }) =>
@@ -182,7 +181,17 @@ export class BatchRuns {
     if (cpu > 0) this.deps.pool()?.setCpu(requester, Math.round(cpu * 1e6) / 1e6);
   }
 
-  /** An array allocation ended: its cores no longer count for its requester's runner. */
+  /**
+   * An allocation here (an array job's, or a WASM job run in the pool) holds `cpu` cores of its requester's
+   * runner: the runner may use what its requester's allocations here hold together. Once per allocation.
+   */
+  hold(allocationId: string, requester: string, cpu: number): void {
+    if (this.#allocations.has(allocationId)) return;
+    this.#allocations.set(allocationId, { requester, cpu });
+    this.#setCpu(requester);
+  }
+
+  /** An allocation ended: its cores no longer count for its requester's runner. */
   ended(allocationId: string): void {
     const a = this.#allocations.get(allocationId);
     if (!a) return;

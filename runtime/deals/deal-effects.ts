@@ -94,8 +94,8 @@ function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, S
       // the bid leaves at once (the lock is taken); the provider negotiation takes over as soon as it runs
       svc.gate.noteBid();
       svc.provisions.open(intent.input);
-      // an array job's instances run in a warm runner: the pool starts its spare now, not when the first one runs
-      if (intent.input.job.count !== undefined && intent.input.job.executor === 'wasm') svc.batchRuns.warm();
+      // WASM jobs (not ensemble parts) run in warm runners: the pool starts its spare now, not when the job runs
+      if (intent.input.job.executor === 'wasm' && !intent.input.job.part) svc.batchRuns.warm();
       void svc.spawn(providerActorId(intent.input.key), 'provider', intent.input, { type: 'provider.start', now: svc.now(), bidSent: true });
       return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':

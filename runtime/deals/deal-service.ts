@@ -108,7 +108,7 @@ export class DealService {
     this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`), { clock });
     this.registry = new DealRegistry(deps);
     this.timers = new DealTimers(clock, (id, key) => this.deliver(id, { type: 'timer.fired', key, now: clock.now() }, 'timer'));
-    this.executions = new Executions({ executor: deps.executor, output: this.output, modules: this.modules, clock, outputsRoot: deps.dataDir });
+    this.executions = new Executions({ executor: deps.executor, output: this.output, modules: this.modules, clock, outputsRoot: deps.dataDir, pool: () => deps.pool?.get(), holdCpu: (id, requester, cpu) => this.batchRuns.hold(id, requester, cpu) });
     this.instanceOutput = new InstanceOutput(this.output.dir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the instances' output of allocation ${id}`));
     this.batchRuns = new BatchRuns({ executor: deps.executor, pool: () => deps.pool?.get(), output: this.instanceOutput, modules: this.modules, clock, outputsRoot: deps.dataDir });
     this.heartbeat = new StatusHeartbeat({ clock, intervalMs: init.heartbeatMs, send: (to, status) => void this.sendTo(to, 'requester', 'allocation.status', status) });

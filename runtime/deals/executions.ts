@@ -6,7 +6,9 @@
  * previous execution still runs (or starts) stops that one, waits for its end, and only then starts; what the
  * stopped one still reports is dropped (its allocation has moved on). Also runs a part's health checks.
  */
-import type { Executor, ExecutionSpec } from '../../actors/executor.ts';
+import type { Executor, ExecutionResult, ExecutionSpec, OutputChunk } from '../../actors/executor.ts';
+import { parseDealKey } from '../../machines/deal.ids.ts';
+import type { InstancePool } from './batch-runs.ts';
 import type { ExecutionEndedEvent, ExecutionRefusedEvent, ExecutionStartedEvent, HealthResultEvent } from '../../machines/allocation.messages.ts';
 import type { HealthProbeTarget } from '../../machines/health.ts';
 import type { JobSpec } from '../../machines/job.ts';
@@ -33,6 +35,13 @@ export interface ExecutionsDeps {
   readonly probe?: HealthProbe;
   /** The data dir, under which a job with `wasm.outputs` gets its /out (results-manifest.ts); none: no /out. */
   readonly outputsRoot?: string;
+  /**
+   * The warm runners (one per requester): a WASM job of its own runs in its requester's, a fresh instance, instead
+   * of a process started for it (~60 ms of CPU and ~30 ms); none: every job gets a process.
+   */
+  readonly pool?: () => InstancePool | undefined;
+  /** A pooled job's allocation holds `cpu` cores of its requester's runner (BatchRuns.hold). */
+  readonly holdCpu?: (allocationId: string, requester: string, cpu: number) => void;
 }
 
 /** Which execution of an allocation this is: an array job's instance has an index. */
@@ -92,15 +101,24 @@ export class Executions {
     if (run.superseded) return;
     const results = this.#results(allocationId, job, opts);
     if (results) await prepareResults(results);
-    const exec = await executor.start(this.#spec(job, env, results), (chunk) => void output.append(allocationId, chunk.stream, chunk.data));
+    const onOutput = (chunk: OutputChunk) => void output.append(allocationId, chunk.stream, chunk.data);
+    const spec = this.#spec(job, env, results);
+    const pooled = this.#pooled(allocationId, job);
+    // every runner busy (the pool's maxRunners) or none could start: a process of its own, as without a pool
+    const inPool = pooled && spec.executor === 'wasm' ? await pooled.pool.run(pooled.requester, this.#instanceSpec(spec), onOutput).catch((e: Error) => (e.name === 'ExecutorStartError' ? undefined : Promise.reject(e))) : undefined;
+    const exec: { pid: number; cancel(): void; wait(): Promise<ExecutionResult>; output?: AsyncIterable<OutputChunk> } = inPool ?? (await executor.start(spec, onOutput));
     run.exec = exec;
     if (run.cancelled || run.superseded) exec.cancel();
-    void output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
+    // a pooled job shares its requester's runner: that process is not the job's to note (it ends with this node)
+    if (!inPool) void output.notePid(allocationId, exec.pid, startTimeOf(exec.pid));
     tell({ type: 'execution.started', pid: exec.pid, now: clock.now() });
     // drain the output iterator: chunks are kept until read (they are already written by the listener)
-    void (async () => {
-      for await (const _ of exec.output);
-    })().catch(() => {});
+    const iterator = exec.output;
+    if (iterator) {
+      void (async () => {
+        for await (const _ of iterator);
+      })().catch(() => {});
+    }
     const result = await exec.wait();
     run.exec = null;
     await output.flush(allocationId);
@@ -150,6 +168,34 @@ export class Executions {
       r = { ok: false, output: `the health check could not run: ${(e as Error).message}`, ms: Math.max(0, this.deps.clock.now() - startedAt) };
     }
     report({ type: 'health.result', ok: r.ok, output: r.output, ms: r.ms, now: this.deps.clock.now() });
+  }
+
+  /**
+   * The pool and the requester whose runner runs this job, for a WASM job of its own (not a part of an ensemble: a
+   * service would hold one of the runner's threads for its whole life) within the pool's memory; else undefined.
+   */
+  #pooled(allocationId: string, job: JobSpec): { pool: InstancePool; requester: string } | undefined {
+    if (job.executor !== 'wasm' || job.part) return undefined;
+    const pool = this.deps.pool?.();
+    const requester = parseDealKey(allocationId)?.requester;
+    if (!pool || !requester || job.resources.memory > pool.maxMemoryBytes) return undefined;
+    this.deps.holdCpu?.(allocationId, requester, job.resources.cpu);
+    return { pool, requester };
+  }
+
+  #instanceSpec(spec: Extract<ExecutionSpec, { executor: 'wasm' }>): Parameters<InstancePool['run']>[1] {
+    const { wasm, limits } = spec;
+    if (!('path' in wasm.module)) throw new Error('a pooled job names its module by path');
+    return {
+      name: spec.name ?? 'job.wasm',
+      module: { path: wasm.module.path, sha256: wasm.sha256 },
+      args: wasm.args ?? [],
+      env: wasm.env ?? {},
+      memoryBytes: limits.memoryBytes,
+      timeoutMs: limits.timeoutMs,
+      logLimitBytes: spec.logLimitBytes,
+      ...(wasm.outputsDir !== undefined ? { outputsDir: wasm.outputsDir, outputsMaxBytes: wasm.outputsMaxBytes ?? 0 } : {}),
+    };
   }
 
   /** Where this execution's result files go, for a WASM job with `outputs` on a node that keeps them. */

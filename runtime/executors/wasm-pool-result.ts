@@ -61,7 +61,7 @@ function endHead(end: InstanceEnd, durationMs: number, { capBytes, timeoutMs }: 
       return {
         exitCode: null,
         reason: 'memory',
-        message: `stopped: its memory grew to ${formatBytes(end.memoryBytes)}, over its limit of ${formatBytes(capBytes)}; ask for more memory`,
+        message: `stopped: its memory grew to ${formatBytes(end.memoryBytes)}, past its ${formatBytes(capBytes)} limit; ask for more memory`,
       };
     case 'timeout':
       return { exitCode: null, reason: 'timeout', message: `killed at its time limit of ${formatMs(timeoutMs)}; give the job a longer timeout or make it faster` };

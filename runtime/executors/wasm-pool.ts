@@ -111,6 +111,11 @@ export class WasmRunnerPool {
   readonly #maxRunners: number;
   readonly #idleMs: number;
   readonly #maxMemoryBytes: number;
+
+  /** The most memory an instance may have here (a job asking more runs in a process of its own). */
+  get maxMemoryBytes(): number {
+    return this.#maxMemoryBytes;
+  }
   readonly #maxModuleBytes: number;
   readonly #runnerInit: RunnerProcessInit;
   readonly #spares: RunnerProcess[] = [];

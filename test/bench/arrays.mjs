@@ -14,7 +14,7 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { children, cleanup, cpuSecondsOf, guard, loadAverage, note, reportHead, round, step, table } from './common.mjs';
+import { children, cleanup, descendantsCpu, guard, loadAverage, note, reportHead, round, step, table } from './common.mjs';
 import { helloJob, startCluster, stopNodes, warmUp } from './deals.mjs';
 import { killNetPeers } from './net.mjs';
 
@@ -44,36 +44,13 @@ async function rawRuns(bytes, n) {
 /** CPU seconds of a node, the runners it reaped, and every process under it now (its live runners). */
 async function treeCpu(child) {
   const { readFile } = await import('node:fs/promises');
-  let total = 0;
   try {
     const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100 + (await descendantsCpu(child.pid));
   } catch {
     return 0;
   }
-  for (const pid of await descendants(child.pid)) total += (await cpuSecondsOf(pid)) ?? 0;
-  return total;
-}
-
-async function descendants(pid) {
-  const { readFile, readdir } = await import('node:fs/promises');
-  const out = [];
-  const all = await readdir('/proc').catch(() => []);
-  const parents = new Map();
-  for (const p of all) {
-    if (!/^\d+$/.test(p)) continue;
-    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    parents.set(Number(p), ppid);
-  }
-  const want = new Set([pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [p, pp] of parents) if (want.has(pp) && !want.has(p)) (want.add(p), out.push(p), (grew = true));
-  }
-  return out;
 }
 
 async function benchArray() {

@@ -329,3 +329,34 @@ export async function dirBytes(dir) {
   for (const [k, v] of bases) if (k < cut) history += v;
   return { total, journal, history };
 }
+
+/**
+ * CPU seconds of every live process under `pid` (its own and what they reaped): a warm runner that has not
+ * exited is in no one's cutime yet. With the parent's cutime/cstime, the whole tree's CPU.
+ */
+export async function descendantsCpu(pid) {
+  const all = await readdir('/proc').catch(() => []);
+  const parent = new Map();
+  const cpu = new Map();
+  for (const p of all) {
+    if (!/^\d+$/.test(p)) continue;
+    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parent.set(Number(p), Number(f[1]));
+    cpu.set(Number(p), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100);
+  }
+  const under = new Set([pid]);
+  let total = 0;
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, pp] of parent) {
+      if (under.has(pp) && !under.has(p)) {
+        under.add(p);
+        total += cpu.get(p) ?? 0;
+        grew = true;
+      }
+    }
+  }
+  return total;
+}

@@ -35,6 +35,7 @@ import { fileURLToPath } from 'node:url';
 import {
   children,
   cleanup,
+  descendantsCpu,
   exited,
   guard,
   jsonLine,
@@ -302,14 +303,18 @@ async function rawRunner(module) {
 
 // ---------------------------------------------------------------------------------------------- CPU accounting
 
-/** CPU seconds of a process (all its threads) and of its reaped children, from /proc (Linux only; else null). */
+/**
+ * CPU seconds of a process (all its threads) and of its children: those it reaped and those still running (a warm
+ * WASM runner lives on between jobs), from /proc (Linux only; else null).
+ */
 async function cpuOf(pid) {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const tick = 100; // USER_HZ
     const m = (await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8').catch(() => null))?.split(') ')[1]?.split(' ');
-    return { self: (Number(f[11]) + Number(f[12])) / tick, main: m ? (Number(m[11]) + Number(m[12])) / tick : null, children: (Number(f[13]) + Number(f[14])) / tick };
+    const live = await descendantsCpu(pid);
+    return { self: (Number(f[11]) + Number(f[12])) / tick, main: m ? (Number(m[11]) + Number(m[12])) / tick : null, children: (Number(f[13]) + Number(f[14])) / tick + live };
   } catch {
     return null;
   }

@@ -423,7 +423,7 @@ Deals('two requesters race for D\'s only core: one runs, the other is declined f
     await new Promise((r) => setTimeout(r, 1500));
     const [x2, y2] = await Promise.all([record(winnerFrom, winner.id), record(loserFrom, loser.id)]);
     assert.is(x2.state, 'running', 'the winner still runs');
-    assert.is(y2.state, 'requesting', 'the other still waits');
+    assert.ok(['queued', 'requesting'].includes(y2.state), `the other still waits (${y2.state})`);
     assert.ok(x2.allocations.length === 1, 'the winner was placed once');
     // cancel both, the waiting one first
     for (const [m, id] of [...ids]) {
@@ -593,8 +593,8 @@ Deals('a provider SIGKILLed mid-run: A notices and places the job on the other p
     const [victim, other] = first.provider === B.peerId ? [B, C] : [C, B];
     const otherBefore = before[other.name as 'B' | 'C'];
     // the job's runner is a child process of the victim, in its own process group (the kernel ends it with the node)
-    runners = (await childProcesses(victim.node.child.pid!)).filter((c) => c.cmdline.includes('wasm-runner'));
-    assert.is(runners.length, 1, `the job runs in one wasm-runner process on ${victim.name}`);
+    runners = (await childProcesses(victim.node.child.pid!)).filter((c) => /wasm-(pool-)?runner/.test(c.cmdline));
+    assert.ok(runners.length >= 1, `the job runs in a wasm-runner process on ${victim.name}`);
     await victim.node.kill();
     const t0 = Date.now();
     const moved = await jobUntil(A, id, `the job to run again on ${other.name}`, (r) => r.state === 'running' && r.provider === other.peerId, 15_000);

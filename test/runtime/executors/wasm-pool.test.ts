@@ -128,7 +128,7 @@ instances('a trap fails the instance, and the next one runs', async ({ pool }) =
 instances('memory: growing past the cap ends the instance with reason memory', async ({ pool }) => {
   const r = await runOne(pool, 'owner-a', spec(await mod('grow'), { memoryBytes: 20 * MiB }));
   assert.is(r.end.reason, 'memory', r.end.message);
-  assert.match(r.end.message, /over its limit of 20 MiB/);
+  assert.match(r.end.message, /past its 20 MiB limit/);
   const big = await runOne(pool, 'owner-a', spec(await mod('bigmem'), { memoryBytes: 8 * MiB }));
   assert.is(big.end.reason, 'memory', big.end.message);
   const ok = await runOne(pool, 'owner-a', spec(await mod('hello')));
