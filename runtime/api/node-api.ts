@@ -64,6 +64,8 @@ export function createNodeApi(deps: {
         bidDeclines: addCounts(v.declined, deps.deals.gate.declined),
         // of those, the ones the gate answered before the request was logged (bid-gate.ts)
         bidDeclinesUnlogged: { ...deps.deals.gate.declined },
+        // bid requests that arrived too late to be answered in time, dropped before the Node logged them
+        bidRequestsTooLate: deps.deals.gate.tooLate,
         ...netInfo(deps.net()),
         api: deps.apiUrl(),
         dataDir: deps.dataDir,

@@ -41,6 +41,11 @@ export class BidGate {
   readonly #holders = new Map<string, string>();
   /** Requests the gate declined, by code (added to the Node's own count in `info`). */
   readonly declined: Partial<Record<DeclineCode, number>> = {};
+  /**
+   * Requests dropped unlogged because they expire before a bid could reach their requester in time (the Node would
+   * only have logged them as expired, or locked resources for a bid that arrives after the window closed).
+   */
+  tooLate = 0;
 
   /** The decline for a request from `requester` at `now`, or null to hand it to the Node. */
   check(requester: string, now: number): GateDecline | null {

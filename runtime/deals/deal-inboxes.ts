@@ -25,6 +25,8 @@ import type { DealService } from './deal-service.ts';
 import { openPartAddrs, partsOf } from './part-registry.ts';
 
 export const NODE_ACCEPTS = ['bid.request'] as const;
+/** A bid request with less time than this left when it arrives cannot be answered in time: it is dropped unlogged. */
+export const MIN_ANSWER_MS = 50;
 /**
  * Most events the Node actor may have waiting before bid requests from outside are dropped unlogged: at ~17k
  * decisions/s a tenth of a second of work. Local commands (the API, the ledger) are not bounded by it.
@@ -67,7 +69,13 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       if (replyAddrs && msg.broadcast) svc.replyAddrs.note(from, replyAddrs);
       // what the Node would only decline again is declined here, unlogged (bid-gate.ts)
       const now = svc.now();
-      const gated = from === svc.deps.self || request.expiresAt <= now ? null : svc.gate.check(from, now);
+      // admission: a request that expires before a bid could be decided and reach its requester is not logged
+      // (late under load; the Node would only note it expired, or lock for a bid the closed window ignores)
+      if (from !== svc.deps.self && request.expiresAt - now < MIN_ANSWER_MS) {
+        svc.gate.tooLate += 1;
+        return;
+      }
+      const gated = from === svc.deps.self ? null : svc.gate.check(from, now);
       if (gated) return void svc.sendTo(from, REQUESTER_INBOX, 'bid.decline', { dealId: request.dealId, nonce: request.nonce, ...gated });
       svc.whenRecovered(() => node.send({ ...request, type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
     },

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BidGate } from '../../../runtime/deals/bid-gate.ts';
 import { ManualClock } from '../../../runtime/clock.ts';
-import { MAX_NODE_BACKLOG, PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, dealInboxes, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
+import { MAX_NODE_BACKLOG, MIN_ANSWER_MS, PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, dealInboxes, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
 import { DealTimers } from '../../../runtime/deals/deal-timers.ts';
 import { JobRequests, MAX_ANSWERERS } from '../../../runtime/deals/job-requests.ts';
 import { type AllocationStatus, StatusHeartbeat } from '../../../runtime/deals/status-heartbeat.ts';
@@ -194,7 +194,7 @@ Inbound('the node inbox drops a bid request unlogged, counted as node-busy, whil
   const router = { reject: (_peer: string, reason: string) => void rejected.push(reason) };
   const inboxes = dealInboxes(svc as never, node as never, router as never);
   const nodeInbox = inboxes.find((i) => i.name === 'node')!;
-  const request = inbound('bid.request', { dealId: 'job-1', nonce: 1, job: {}, expiresAt: 10 });
+  const request = inbound('bid.request', { dealId: 'job-1', nonce: 1, job: {}, expiresAt: 10_000 });
   nodeInbox.handle(request);
   assert.is(sent.length, 1);
   node.backlog = MAX_NODE_BACKLOG;
@@ -204,6 +204,21 @@ Inbound('the node inbox drops a bid request unlogged, counted as node-busy, whil
   node.backlog = MAX_NODE_BACKLOG - 1;
   nodeInbox.handle(request);
   assert.is(sent.length, 2);
+});
+
+Inbound('the node inbox drops unlogged a bid request that expires before a bid could reach its requester, counting it', () => {
+  const sent: unknown[] = [];
+  const node = { backlog: 0, send: (e: unknown) => sent.push(e) };
+  const gate = new BidGate();
+  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1000, gate };
+  const inboxes = dealInboxes(svc as never, node as never, { reject() {} } as never);
+  const nodeInbox = inboxes.find((i) => i.name === 'node')!;
+  for (const expiresAt of [900, 1000, 1000 + MIN_ANSWER_MS - 1]) nodeInbox.handle(inbound('bid.request', { dealId: 'job-1', nonce: 1, job: {}, expiresAt }));
+  assert.is(sent.length, 0, 'a request too late to answer reached the Node');
+  assert.is(gate.tooLate, 3);
+  nodeInbox.handle(inbound('bid.request', { dealId: 'job-1', nonce: 2, job: {}, expiresAt: 1000 + MIN_ANSWER_MS }));
+  assert.is(sent.length, 1, 'a request with time enough to answer goes on');
+  assert.is(gate.tooLate, 3);
 });
 
 Inbound.run();
