@@ -88,6 +88,16 @@ export function formatJob(r: JobRecord): string {
     `times     created ${new Date(r.createdAt).toISOString()}  started ${r.startedAt ? new Date(r.startedAt).toISOString() : '-'}  ended ${r.endedAt ? new Date(r.endedAt).toISOString() : '-'}  deadline ${new Date(r.deadline).toISOString()}`,
     `rounds    ${r.rounds}`,
   ];
+  // an array job: its instances by state, and the providers that ran them
+  const arr = r as JobRecord & { instances?: Record<string, number>; deals?: { provider: string; nonce: number; slots: number; state: string; completed: number; message: string }[]; duplicates?: number };
+  if (arr.instances) {
+    const i = arr.instances;
+    lines.push(`instances ${i['total']} in all: ${i['queued']} queued, ${i['running']} running, ${i['completed']} completed, ${i['failed']} failed${arr.duplicates ? `  (${arr.duplicates} repeated reports ignored)` : ''}`);
+    if (arr.deals && arr.deals.length > 0) {
+      lines.push('deals (provider, round, slots, state, instances completed)');
+      for (const d of arr.deals.slice(-20)) lines.push(`  ${short(d.provider).padEnd(18)}  ${String(d.nonce).padStart(3)}  ${String(d.slots).padStart(4)}  ${d.state.padEnd(10)}  ${String(d.completed).padStart(6)}  ${d.message}`);
+    }
+  }
   if (r.bids.length > 0) {
     lines.push('bids (latest round, best first)', '  rank  provider            price      score   rtt ms  utility  outcome');
     for (const b of r.bids) {
@@ -108,7 +118,9 @@ function formatJobs(list: readonly AnyRecord[]): string {
     .map((r) =>
       isEnsemble(r)
         ? `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${`${r.parts.length} parts`.padEnd(16)}  ${r.parts.map((p) => `${p.name}:${p.state}`).join(' ')}  ${new Date(r.createdAt).toISOString()}`
-        : `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${short(r.provider).padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`,
+        : 'instances' in r && r.instances
+          ? `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${`${(r.instances as Record<string, number>)['completed']}/${(r.instances as Record<string, number>)['total']} done`.padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`
+          : `${r.id}  ${r.name.slice(0, 20).padEnd(20)}  ${r.state.padEnd(12)}  ${short(r.provider).padEnd(16)}  exit ${r.exitCode ?? '-'}  ${new Date(r.createdAt).toISOString()}`,
     )
     .join('\n');
 }

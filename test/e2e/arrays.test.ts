@@ -88,6 +88,10 @@ Arrays('an array job of 60 instances runs on both providers, each instance with 
   assert.equal(providers, new Set([ctx.B.peerId, ctx.C.peerId]), 'the instances spread over both providers');
   assert.is((rec.deals as Rec[]).reduce((n, d) => n + (d.completed as number), 0), 60);
   assert.not.ok('instanceStates' in rec, 'status leaves the per-index table out');
+  const human = await cli(['status', id, '--data-dir', ctx.A.node.dataDir]);
+  assert.match(human.stdout, /instances 60 in all: 0 queued, 0 running, 60 completed, 0 failed/);
+  const list = await cli(['jobs', '--data-dir', ctx.A.node.dataDir]);
+  assert.match(list.stdout, new RegExp(`${id}\\s+sweep\\s+completed\\s+60/60 done`));
   // one instance: where it ran, and its own output
   const one = await cli(['status', id, '--index', '37', '--data-dir', ctx.A.node.dataDir, '--json']);
   assert.is(one.code, 0, one.stderr);
