@@ -7,11 +7,12 @@
  * before it starts; its manifest is written when it ends, before its end is reported (results-manifest.ts).
  */
 import { availableParallelism } from 'node:os';
-import type { Execution, Executor, ExecutionResult, OutputChunk } from '../../actors/executor.ts';
+import type { Execution, Executor, OutputChunk } from '../../actors/executor.ts';
 import type { InstancesEndedEvent } from '../../machines/batch.machine.ts';
 import type { ExecutionOutcome } from '../../machines/allocation.messages.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import type { Clock } from '../clock.ts';
+import type { PoolInstance, PoolInstanceSpec } from '../executors/wasm-pool.ts';
 import type { ModuleStore } from './module-store.ts';
 import type { InstanceOutput } from './instance-output.ts';
 import { OUTPUT_LIMIT_BYTES } from './output-log.ts';
@@ -20,21 +21,7 @@ import { prepareResults, sealResults } from './results-store.ts';
 
 /** What BatchRuns needs of a warm runner pool (runtime/executors/wasm-pool.ts). */
 export interface InstancePool {
-  run(
-    owner: string,
-    spec: {
-      readonly name: string;
-      readonly module: { readonly path: string; readonly sha256: string };
-      readonly args: readonly string[];
-      readonly env: Readonly<Record<string, string>>;
-      readonly memoryBytes: number;
-      readonly timeoutMs: number;
-      readonly logLimitBytes: number;
-      readonly outputsDir?: string;
-      readonly outputsMaxBytes?: number;
-    },
-    onOutput?: (chunk: OutputChunk) => void,
-  ): Promise<{ readonly pid: number; wait(): Promise<ExecutionResult>; cancel(): void }>;
+  run(owner: string, spec: PoolInstanceSpec, onOutput?: (chunk: OutputChunk) => void): Promise<PoolInstance>;
   /** The cores the owner's running work may use. */
   setCpu(owner: string, cpu: number): void;
   /** The most memory one instance may have (a job asking more runs in a process of its own). */

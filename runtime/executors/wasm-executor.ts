@@ -27,6 +27,7 @@ import { ChildJob, executionOf, killedResult, type ChildOutcome } from './child-
 import { checkLimits, formatBytes, MAX_RUNNABLE_MODULE_BYTES, RUNNER_ADDRESS_SPACE_BYTES, RUNNER_HEAP_MIB } from './limits.ts';
 import { cpuSecondsFor, findExecutable, withOsLimits } from './os-limits.ts';
 import { loadCheckedModule } from './wasm-module.ts';
+import { overflowMessage } from './wasm-outputs.ts';
 import { encodeRunnerInput, parseRunnerResult, type RunnerResult } from './wasm-runner.protocol.ts';
 
 const PAGE_BYTES = 65536;
@@ -151,7 +152,7 @@ function fromRunner(result: RunnerResult, capBytes: number): Head {
     return {
       exitCode: result.type === 'exited' ? result.code : null,
       reason: 'failed',
-      message: `wrote more than its disk: its files in /out would have taken ${over.overflowBytes} bytes, over its resources.disk of ${over.capBytes} bytes (${formatBytes(over.capBytes)}) (the write failed with ENOSPC; the module then ${how}); ask for more disk`,
+      message: overflowMessage(over.overflowBytes, over.capBytes, how),
     };
   }
   const full = (memoryBytes: number) => memoryBytes >= MEMORY_FULL_SHARE * capBytes;

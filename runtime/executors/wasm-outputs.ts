@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Fd, Inode, type WASI, wasi } from '@bjorn3/browser_wasi_shim';
+import { formatBytes } from './limits.ts';
 
 /** Files and directories /out may hold (the manifest lists every file). */
 export const MAX_OUTPUT_ENTRIES = 4096;
@@ -513,4 +514,12 @@ export function writeOutputsInPlace(w: WASI): void {
     w.fds[fd] instanceof OutputsFileFd ? direct(fd, iovs, count, nw, null) : write(...([fd, iovs, count, nw] as never[]))) as never;
   imports.fd_pwrite = ((fd: number, iovs: number, count: number, offset: bigint, nw: number) =>
     w.fds[fd] instanceof OutputsFileFd ? direct(fd, iovs, count, nw, offset) : pwrite(...([fd, iovs, count, offset, nw] as never[]))) as never;
+}
+
+/**
+ * Why a module that wrote past its /out cap failed, whatever it did after the refused write (`how`: "exited with
+ * code N" or "trapped (...)"): the same words whether it ran in a runner of its own or in the pool.
+ */
+export function overflowMessage(overflowBytes: number, capBytes: number, how: string): string {
+  return `wrote more than its disk: its files in /out would have taken ${overflowBytes} bytes, over its resources.disk of ${capBytes} bytes (${formatBytes(capBytes)}) (the write failed with ENOSPC; the module then ${how}); ask for more disk`;
 }

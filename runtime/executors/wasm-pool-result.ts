@@ -3,6 +3,7 @@ import type { ExecutionResult } from '../../actors/executor.ts';
 import { formatBytes, formatMs } from './limits.ts';
 import type { RunnerLost } from './wasm-pool-process.ts';
 import type { InstanceEnd, InstanceEnded, InstanceOutputsUsage } from './wasm-pool-runner.protocol.ts';
+import { overflowMessage } from './wasm-outputs.ts';
 
 /** A failure with the memory this close to its cap is put down to memory. */
 const MEMORY_FULL_SHARE = 0.9;
@@ -36,7 +37,7 @@ function overflowHead(end: InstanceEnd, over: InstanceOutputsUsage | undefined):
   return {
     exitCode: end.type === 'exited' ? end.code : null,
     reason: 'failed',
-    message: `wrote more than its disk: its files in /out would have taken ${over.overflowBytes} bytes, over its resources.disk of ${over.capBytes} bytes (${formatBytes(over.capBytes)}) (the write failed with ENOSPC; the module then ${how}); ask for more disk`,
+    message: overflowMessage(over.overflowBytes, over.capBytes, how),
   };
 }
 

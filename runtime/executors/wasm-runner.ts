@@ -10,11 +10,11 @@
  * memory afresh on every call. Memory is capped by the executor's V8 flags and RLIMIT_AS, not here.
  */
 import { readSync, writeFileSync, writeSync } from 'node:fs';
-import { ConsoleStdout, type Fd, File, OpenFile, WASI, wasi as wasiDefs } from '@bjorn3/browser_wasi_shim';
+import { ConsoleStdout, type Fd, WASI } from '@bjorn3/browser_wasi_shim';
 
-const { ERRNO_BADF } = wasiDefs;
 import { decodeRunnerInput, type RunnerJob, type RunnerOutputs, type RunnerResult } from './wasm-runner.protocol.ts';
 import { outputsPreopen, writeOutputsInPlace } from './wasm-outputs.ts';
+import { EmptyStdin, fixArgsSizes } from './wasi-shim-fixes.ts';
 
 /** The part of the WebAssembly JS API used here (the project's lib has no DOM types, where it is declared). */
 interface WasmModuleRef {
@@ -41,28 +41,6 @@ const WASI_MODULE = 'wasi_snapshot_preview1';
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Retries EAGAIN: the pipes may be non-blocking, and the job's output must not be lost or reordered. */
-/**
- * fd 0: empty and read-only. The shim's File with `readonly` refuses fd_write/fd_pwrite but still lets
- * fd_allocate and fd_filestat_set_size grow its buffer, outside the module's memory cap; here every way to change
- * it is refused with EBADF.
- */
-class EmptyStdin extends OpenFile {
-  constructor() {
-    super(new File([], { readonly: true }));
-  }
-  override fd_write(): { ret: number; nwritten: number } {
-    return { ret: ERRNO_BADF, nwritten: 0 };
-  }
-  override fd_pwrite(): { ret: number; nwritten: number } {
-    return { ret: ERRNO_BADF, nwritten: 0 };
-  }
-  override fd_allocate(): number {
-    return ERRNO_BADF;
-  }
-  override fd_filestat_set_size(): number {
-    return ERRNO_BADF;
-  }
-}
 
 function retrying<T>(op: () => T): T {
   for (;;) {
@@ -94,15 +72,6 @@ function report(result: RunnerResult): void {
   writeAll(CONTROL_FD, Buffer.from(`${JSON.stringify(result)}\n`));
 }
 
-/** The shim's args_sizes_get counts UTF-16 units instead of UTF-8 bytes: wrong for non-ASCII args. */
-function fixArgsSizes(wasi: WASI, argv: readonly string[]): void {
-  wasi.wasiImport.args_sizes_get = (argcPtr: number, bufSizePtr: number) => {
-    const view = new DataView(wasi.inst.exports.memory.buffer);
-    view.setUint32(argcPtr, argv.length, true);
-    view.setUint32(bufSizePtr, argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0), true);
-    return 0;
-  };
-}
 
 function refusal(err: unknown): RunnerResult {
   const e = err as Error;
