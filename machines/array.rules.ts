@@ -88,6 +88,11 @@ export interface ArrayContext {
   readonly attempts: Readonly<Record<string, number>>;
   /** A provider an index failed on: given to another one where there is one. */
   readonly avoid: Readonly<Record<string, string>>;
+  /**
+   * Per index, the `record.deals` entry it was last handed to (-1: never): a provider's report of an index counts
+   * only from the deal that was given it, so no provider can claim instances it was never sent.
+   */
+  readonly handedTo?: readonly number[];
   readonly deals: Readonly<Record<string, ArrayDeal>>;
   /** No round before then (backoff after a round that placed nothing). */
   readonly retryAt: number;
@@ -224,7 +229,7 @@ class StateEdits {
 }
 
 /** Takes up to `n` queued indexes for `provider`, those that did not fail there first. */
-function takeQueued(d: ArrayDraft, edits: StateEdits, provider: string, n: number): number[] {
+function takeQueued(d: ArrayDraft, edits: StateEdits, provider: string, n: number, dealN: number): number[] {
   if (n <= 0) return [];
   const out: number[] = [];
   const requeued = [...d.ctx.requeued];
@@ -247,6 +252,11 @@ function takeQueued(d: ArrayDraft, edits: StateEdits, provider: string, n: numbe
   while (out.length < n && cursor < total(d.ctx)) out.push(cursor++);
   d.set({ requeued, cursor });
   for (const i of out) edits.set(i, 'r');
+  if (out.length > 0) {
+    const handedTo = d.ctx.handedTo ? [...d.ctx.handedTo] : new Array<number>(total(d.ctx)).fill(-1);
+    for (const i of out) handedTo[i] = dealN;
+    d.set({ handedTo });
+  }
   return out;
 }
 
@@ -276,7 +286,7 @@ function dropDeal(d: ArrayDraft, edits: StateEdits, deal: ArrayDeal, state: Arra
 /** Hands queued instances to a running (or allocating) deal until it holds its slots and a few more. */
 function feed(d: ArrayDraft, edits: StateEdits, deal: ArrayDeal): ArrayDeal {
   const want = deal.slots * (1 + ARRAY_DEFAULTS.prefetchPerSlot) - deal.inflight.length;
-  const more = takeQueued(d, edits, deal.provider, want);
+  const more = takeQueued(d, edits, deal.provider, want, deal.n);
   if (more.length === 0) return deal;
   const fed = { ...deal, inflight: [...deal.inflight, ...more] };
   putDeal(d, fed);
@@ -369,7 +379,7 @@ export function closeWindow(d: ArrayDraft): ArrayDraft {
     d.record({ deals: [...d.ctx.record.deals, { provider: b.id, nonce: b.nonce, slots, allocationId: null, state: 'committing', completed: 0, message: `committing (rank ${rank}, ${counted(slots, 'slot')})` }] });
     const deal: ArrayDeal = { provider: b.id, nonce: b.nonce, slots, phase: 'committing', allocationId: null, inflight: [], since: d.now, n };
     // the allocate goes right behind the commit with the first instances (the provider takes them in order)
-    const assign = takeQueued(d, edits, b.id, Math.min(slots * (1 + ARRAY_DEFAULTS.prefetchPerSlot), share));
+    const assign = takeQueued(d, edits, b.id, Math.min(slots * (1 + ARRAY_DEFAULTS.prefetchPerSlot), share), n);
     putDeal(d, { ...deal, inflight: assign });
     d.emit({ type: 'deal.commit.send', to: b.id, dealId, nonce: b.nonce }, { type: 'deal.allocate.send', to: b.id, dealId, nonce: b.nonce, assign });
     need -= Math.min(slots, share);
@@ -469,9 +479,14 @@ export function takeResults(d: ArrayDraft, deal: ArrayDeal, results: readonly In
   const attempts: Record<string, number> = {};
   const avoid: Record<string, string> = {};
   const back: number[] = [];
+  let foreign = 0;
   for (const r of results) {
     const mine = inflight.delete(r.index);
     const state = edits.get(d.ctx, r.index);
+    if (!handedHere(d.ctx, r.index, deal.n)) {
+      foreign += 1;
+      continue;
+    }
     if (r.state === 'completed') {
       if (state === 'c' || state === 'f') {
         duplicates += 1;
@@ -510,6 +525,7 @@ export function takeResults(d: ArrayDraft, deal: ArrayDeal, results: readonly In
     ...(Object.keys(failures).length > 0 ? { failures: { ...d.ctx.record.failures, ...failures } } : {}),
     duplicates: d.ctx.record.duplicates + duplicates,
   });
+  if (foreign > 0) d.emit({ type: 'log.write', level: 'warn', message: `array job ${d.ctx.input.dealId}: ${deal.provider} reported ${counted(foreign, 'instance')} it was not given; ignored` });
   feed(d, edits, current);
   feedAll(d, edits);
   for (const deal of liveDeals(d.ctx)) releaseIfIdle(d, edits, deal);
@@ -528,7 +544,7 @@ export function takeLateResults(d: ArrayDraft, n: number, results: readonly Inst
   let done = 0;
   let duplicates = 0;
   for (const r of results) {
-    if (r.state !== 'completed') continue;
+    if (r.state !== 'completed' || !handedHere(d.ctx, r.index, n)) continue;
     const state = edits.get(d.ctx, r.index);
     if (state === 'c' || state === 'f') {
       duplicates += 1;
@@ -547,6 +563,11 @@ export function takeLateResults(d: ArrayDraft, n: number, results: readonly Inst
   for (const deal of liveDeals(d.ctx)) releaseIfIdle(d, edits, deal);
   edits.apply(d);
   return d;
+}
+
+/** Whether `index` was last handed to the deal `n` (its report of it may count). */
+function handedHere(c: ArrayContext, index: number, n: number): boolean {
+  return Number.isInteger(index) && index >= 0 && index < total(c) && (c.handedTo?.[index] ?? -1) === n;
 }
 
 /** The `record.deals` entry of a dropped deal a report comes from; -1 when there is none. */

@@ -117,7 +117,8 @@ export class BatchRuns {
       const pool = this.deps.pool();
       const wasmEnv = { ...job.wasm.env, ...env };
       const outputs = results ? { outputsDir: results.files, outputsMaxBytes: job.resources.disk } : {};
-      if (pool) {
+      // an instance asking more memory than the pool gives one runs in a process of its own
+      if (pool && limits.memoryBytes <= pool.maxMemoryBytes) {
         return pool.run(requester, { name: job.name, module, args: job.wasm.args, env: wasmEnv, memoryBytes: limits.memoryBytes, timeoutMs: limits.timeoutMs, logLimitBytes: OUTPUT_LIMIT_BYTES, ...outputs }, onOutput);
       }
       const executor = await this.#executor('wasm');
