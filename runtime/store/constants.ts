@@ -5,4 +5,4 @@ export const JOURNAL_DIR = 'journal';
 /** The newest checkpoint, in the data dir. */
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
-export const STORE_DEFAULTS = { compactBytes: 32 * 1024 * 1024 };
+export const STORE_DEFAULTS = { compactBytes: 8 * 1024 * 1024 };
