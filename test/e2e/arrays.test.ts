@@ -162,6 +162,23 @@ Arrays('a job that finds no room waits queued and runs once capacity frees', asy
   assert.match(gone.message as string, /queue timeout/);
 });
 
+Arrays('cancel stops an array job wherever its instances run, and its providers free what it held', async (ctx) => {
+  for (const m of [ctx.B, ctx.C]) await waitFor('the provider to be free', async () => ((await m.api.get<Rec>('/v1/info')).capability.allocated.cpu === 0 ? true : undefined), 20_000);
+  const id = await deploy(ctx, { name: 'stopped', executor: 'wasm', wasm: { module: 'spin.wasm' }, resources: { cpu: 0.25, memory: '16MiB' }, count: 200 });
+  await until(ctx, id, 'instances to run', (r) => r.instances.completed >= 2 || ended(r), 30_000);
+  const r = await cli(['cancel', id, '--data-dir', ctx.A.node.dataDir, '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const rec = await until(ctx, id, 'the array job to end', ended, 15_000);
+  assert.is(rec.state, 'cancelled');
+  assert.ok(rec.instances.completed < 200, 'the sweep was stopped before its end');
+  for (const m of [ctx.B, ctx.C]) {
+    await waitFor('the provider to free the array allocation', async () => {
+      const i = await m.api.get<Rec>('/v1/info');
+      return i.capability.locked.cpu === 0 && i.capability.allocated.cpu === 0 ? true : undefined;
+    }, 15_000);
+  }
+});
+
 Arrays('a requester SIGKILLed mid-sweep recovers the queue from its log and finishes the sweep', async (ctx) => {
   for (const m of [ctx.B, ctx.C]) await waitFor('the provider to be free', async () => ((await m.api.get<Rec>('/v1/info')).capability.allocated.cpu === 0 ? true : undefined), 20_000);
   const id = await deploy(ctx, { name: 'sweep-on', executor: 'wasm', wasm: { module: 'spin.wasm' }, resources: { cpu: 0.25, memory: '16MiB' }, count: 80 });
