@@ -9,305 +9,26 @@
 import { DEFAULT_PREFERENCES, createComparator } from './preferences.ts';
 import { ARRAY_DEFAULTS, PERMANENT_DECLINES } from './deal.constants.ts';
 import type { InstanceResult } from './deal.wire.ts';
-import { type PendingTimers, timerBook } from './deal.timers.ts';
-import { TimedDraft } from './draft.ts';
-import { DEFAULT_INSTANCE_RETRIES } from './job.ts';
-import type { RoundBid } from './requester.context.ts';
-import { HISTORY_LIMIT, count as counted, duration } from './requester.context.ts';
-import type { BidDeclinedEvent, BidReceivedEvent, JobRecord, JobState, RankedBid, RequesterInput, RequesterIntent } from './requester.messages.ts';
+import { count as counted, duration } from './requester.context.ts';
+import type { BidDeclinedEvent, BidReceivedEvent, RankedBid } from './requester.messages.ts';
+import {
+  type ArrayContext,
+  type ArrayDeal,
+  type ArrayDealView,
+  type ArrayDraft,
+  type InstanceFailure,
+  TICK_MS,
+  arrayTimers,
+  dealKeyOf,
+  liveDeals,
+  queueDeadline,
+  queuedCount,
+  retriesOf,
+} from './array.context.ts';
 
-/** One provider's part of the array job: a bid taken, from its commit until it is released or lost. */
-export interface ArrayDeal {
-  readonly provider: string;
-  readonly nonce: number;
-  readonly slots: number;
-  readonly phase: 'committing' | 'allocating' | 'running';
-  readonly allocationId: string | null;
-  /** Indexes handed to it and not reported back. */
-  readonly inflight: readonly number[];
-  /** When the provider last said anything (or the step began): for the step timeouts and loss. */
-  readonly since: number;
-  /** Its place in `record.deals`. */
-  readonly n: number;
-}
+import { StateEdits, dropDeal, feed, feedAll, giveBack, handedHere, putDeal, releaseIfIdle, takeQueued, viewPatch } from './array.instances.ts';
 
-export interface InstanceCounts {
-  readonly total: number;
-  readonly queued: number;
-  readonly running: number;
-  readonly completed: number;
-  readonly failed: number;
-}
-
-/** One deal of the job, as `status` shows it. */
-export interface ArrayDealView {
-  readonly provider: string;
-  readonly nonce: number;
-  readonly slots: number;
-  readonly allocationId: string | null;
-  readonly state: ArrayDeal['phase'] | 'released' | 'lost' | 'refused' | 'cancelled';
-  readonly completed: number;
-  readonly message: string;
-}
-
-/** Why an index failed, the last time it did. */
-export interface InstanceFailure {
-  readonly attempts: number;
-  readonly exitCode: number | null;
-  readonly message: string;
-  /** The `record.deals` entry it failed on. */
-  readonly deal: number;
-}
-
-export interface ArrayRecord extends JobRecord {
-  readonly count: number;
-  readonly instances: InstanceCounts;
-  readonly deals: readonly ArrayDealView[];
-  /** One character per index: q queued, r running (handed to a provider), c completed, f failed for good. */
-  readonly instanceStates: string;
-  /** Per index, the `deals` entry that completed it; -1 while it has not. */
-  readonly ranOn: readonly number[];
-  /** Indexes that failed at least once, by index. */
-  readonly failures: Readonly<Record<string, InstanceFailure>>;
-  /** Reports of an index already counted completed (a provider lost, then heard from): counted once, ignored. */
-  readonly duplicates: number;
-}
-
-export interface ArrayContext {
-  readonly input: RequesterInput;
-  readonly nonce: number;
-  readonly candidates: readonly string[] | null;
-  readonly open: boolean;
-  readonly bids: readonly RoundBid[];
-  /** Providers that declined in the current round. */
-  readonly declined: readonly string[];
-  /** Indexes never handed out are `cursor`..count-1; those handed back wait here first. */
-  readonly cursor: number;
-  readonly requeued: readonly number[];
-  /** Failures so far per index (`retries` more are allowed). */
-  readonly attempts: Readonly<Record<string, number>>;
-  /** A provider an index failed on: given to another one where there is one. */
-  readonly avoid: Readonly<Record<string, string>>;
-  /**
-   * Per index, the `record.deals` entry it was last handed to (-1: never): a provider's report of an index counts
-   * only from the deal that was given it, so no provider can claim instances it was never sent.
-   */
-  readonly handedTo?: readonly number[];
-  readonly deals: Readonly<Record<string, ArrayDeal>>;
-  /** No round before then (backoff after a round that placed nothing). */
-  readonly retryAt: number;
-  /** Rounds in a row that placed nothing. */
-  readonly idleRounds: number;
-  /** When the latest round was asked (a round for more room is asked at most every MORE_ROOM_MS). */
-  readonly lastRoundAt?: number;
-  readonly timers: PendingTimers;
-  readonly pendingReply: string | null;
-  readonly record: ArrayRecord;
-}
-
-export type ArrayIntent =
-  | RequesterIntent
-  | { readonly type: 'bid.request.send'; readonly dealId: string; readonly nonce: number; readonly job: RequesterInput['job']; readonly expiresAt: number; readonly count: number }
-  | { readonly type: 'deal.allocate.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly assign: readonly number[] }
-  | { readonly type: 'batch.assign.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly indexes: readonly number[] }
-  | { readonly type: 'batch.release.send'; readonly to: string; readonly dealId: string; readonly nonce: number };
-
-export const arrayTimers = timerBook({ slackMs: 1_000 });
-/** How often deals are checked for a step that took too long or a provider gone silent. */
-export const TICK_MS = 1_000;
-
-export const dealKeyOf = (provider: string, nonce: number) => `${nonce}@${provider}`;
-
-export class ArrayDraft extends TimedDraft<ArrayContext, ArrayIntent> {
-  constructor(ctx: ArrayContext, now: number) {
-    super(ctx, now, arrayTimers);
-  }
-  record(patch: Partial<ArrayRecord>): this {
-    return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
-  }
-  progress(state: JobState, message: string): this {
-    const last = this.ctx.record.history.at(-1);
-    if (last && last.state === state && last.message === message) return this.record({ state, message });
-    const history = [...this.ctx.record.history, { at: this.now, state, message }].slice(-HISTORY_LIMIT);
-    return this.record({ state, message, history });
-  }
-  reply(): this {
-    const replyTo = this.ctx.pendingReply;
-    if (replyTo === null) return this;
-    this.emit({ type: 'reply.send', replyTo, ok: true, value: this.ctx.record });
-    return this.set({ pendingReply: null });
-  }
-}
-
-export function begin(c: ArrayContext, e: { readonly type: string; readonly now: number }): ArrayDraft {
-  return new ArrayDraft(c, e.now).timers({ timers: arrayTimers.afterFire(c.timers, e), intents: [] });
-}
-
-export function initialContext(input: RequesterInput): ArrayContext {
-  const { job, dealId, createdAt, deadline } = input;
-  const total = job.count ?? 1;
-  return {
-    input,
-    nonce: 0,
-    candidates: null,
-    open: false,
-    bids: [],
-    declined: [],
-    cursor: 0,
-    requeued: [],
-    attempts: {},
-    avoid: {},
-    deals: {},
-    retryAt: 0,
-    idleRounds: 0,
-    timers: {},
-    pendingReply: null,
-    record: {
-      id: dealId,
-      name: job.name,
-      executor: job.executor,
-      state: 'requesting',
-      provider: null,
-      allocationId: null,
-      allocations: [],
-      bids: [],
-      declines: [],
-      rounds: 0,
-      exitCode: null,
-      message: 'not started',
-      createdAt,
-      updatedAt: createdAt,
-      startedAt: null,
-      endedAt: null,
-      deadline,
-      history: [],
-      count: total,
-      instances: { total, queued: total, running: 0, completed: 0, failed: 0 },
-      deals: [],
-      instanceStates: 'q'.repeat(total),
-      ranOn: new Array<number>(total).fill(-1),
-      failures: {},
-      duplicates: 0,
-    },
-  };
-}
-
-// --- instances -----------------------------------------------------------------------------------------------
-
-const total = (c: ArrayContext) => c.record.count;
-export const queuedCount = (c: ArrayContext) => c.requeued.length + (total(c) - c.cursor);
-const liveDeals = (c: ArrayContext) => Object.values(c.deals);
-const retriesOf = (c: ArrayContext) => c.input.job.retries ?? DEFAULT_INSTANCE_RETRIES;
-/** When the queue may wait for room until: the job's queueTimeout, else its placement deadline. */
-export const queueDeadline = (c: ArrayContext) => c.input.queueDeadline ?? c.input.deadline;
-
-/** Changes of instance states of one step, applied to the record at once (the states are one string). */
-class StateEdits {
-  readonly #edits = new Map<number, string>();
-  set(i: number, s: 'q' | 'r' | 'c' | 'f'): void {
-    this.#edits.set(i, s);
-  }
-  get(c: ArrayContext, i: number): string {
-    return this.#edits.get(i) ?? c.record.instanceStates[i]!;
-  }
-  apply(d: ArrayDraft): void {
-    if (this.#edits.size === 0) return;
-    const chars = d.ctx.record.instanceStates.split('');
-    for (const [i, s] of this.#edits) chars[i] = s;
-    this.#edits.clear();
-    const states = chars.join('');
-    let q = 0, r = 0, c = 0, f = 0;
-    for (let i = 0; i < states.length; i++) {
-      const ch = states.charCodeAt(i);
-      if (ch === 113) q++;
-      else if (ch === 114) r++;
-      else if (ch === 99) c++;
-      else f++;
-    }
-    d.record({ instanceStates: states, instances: { total: states.length, queued: q, running: r, completed: c, failed: f } });
-  }
-}
-
-/** Takes up to `n` queued indexes for `provider`, those that did not fail there first. */
-function takeQueued(d: ArrayDraft, edits: StateEdits, provider: string, n: number, dealN: number): number[] {
-  if (n <= 0) return [];
-  const out: number[] = [];
-  const requeued = [...d.ctx.requeued];
-  // handed-back indexes first, skipping ones that failed on this provider while another provider runs deals
-  const others = liveDeals(d.ctx).some((x) => x.provider !== provider);
-  for (let i = 0; i < requeued.length && out.length < n; ) {
-    const idx = requeued[i]!;
-    if (edits.get(d.ctx, idx) !== 'q') {
-      requeued.splice(i, 1); // completed meanwhile by a provider it was taken from
-      continue;
-    }
-    if (others && d.ctx.avoid[idx] === provider) {
-      i++;
-      continue;
-    }
-    out.push(idx);
-    requeued.splice(i, 1);
-  }
-  let cursor = d.ctx.cursor;
-  while (out.length < n && cursor < total(d.ctx)) out.push(cursor++);
-  d.set({ requeued, cursor });
-  for (const i of out) edits.set(i, 'r');
-  if (out.length > 0) {
-    const handedTo = d.ctx.handedTo ? [...d.ctx.handedTo] : new Array<number>(total(d.ctx)).fill(-1);
-    for (const i of out) handedTo[i] = dealN;
-    d.set({ handedTo });
-  }
-  return out;
-}
-
-function giveBack(d: ArrayDraft, edits: StateEdits, indexes: readonly number[]): void {
-  const back = indexes.filter((i) => edits.get(d.ctx, i) === 'r');
-  for (const i of back) edits.set(i, 'q');
-  if (back.length > 0) d.set({ requeued: [...back, ...d.ctx.requeued] });
-}
-
-function putDeal(d: ArrayDraft, deal: ArrayDeal): void {
-  d.set({ deals: { ...d.ctx.deals, [dealKeyOf(deal.provider, deal.nonce)]: deal } });
-}
-
-function viewPatch(d: ArrayDraft, n: number, patch: Partial<ArrayDealView>): void {
-  const deals = d.ctx.record.deals.map((v, i) => (i === n ? { ...v, ...patch } : v));
-  d.record({ deals });
-}
-
-/** A deal is over (released, lost, refused, cancelled): what it still held goes back to the queue. */
-function dropDeal(d: ArrayDraft, edits: StateEdits, deal: ArrayDeal, state: ArrayDealView['state'], message: string): void {
-  const { [dealKeyOf(deal.provider, deal.nonce)]: _gone, ...rest } = d.ctx.deals;
-  d.set({ deals: rest });
-  giveBack(d, edits, deal.inflight);
-  viewPatch(d, deal.n, { state, message });
-}
-
-/** Hands queued instances to a running (or allocating) deal until it holds its slots and a few more. */
-function feed(d: ArrayDraft, edits: StateEdits, deal: ArrayDeal): ArrayDeal {
-  const want = deal.slots * (1 + ARRAY_DEFAULTS.prefetchPerSlot) - deal.inflight.length;
-  const more = takeQueued(d, edits, deal.provider, want, deal.n);
-  if (more.length === 0) return deal;
-  const fed = { ...deal, inflight: [...deal.inflight, ...more] };
-  putDeal(d, fed);
-  d.emit({ type: 'batch.assign.send', to: deal.provider, dealId: d.ctx.input.dealId, nonce: deal.nonce, indexes: more });
-  return fed;
-}
-
-/** Every deal under way gets queued instances up to its slots and a few more (instances handed back go on at once). */
-function feedAll(d: ArrayDraft, edits: StateEdits): void {
-  for (const key of Object.keys(d.ctx.deals)) {
-    const deal = d.ctx.deals[key];
-    if (deal && deal.phase !== 'committing') feed(d, edits, deal);
-  }
-}
-
-/** A deal with nothing to run and nothing left to give it is released: its provider frees the resources. */
-function releaseIfIdle(d: ArrayDraft, edits: StateEdits, deal: ArrayDeal): void {
-  if (deal.phase !== 'running' || deal.inflight.length > 0 || queuedCount(d.ctx) > 0) return;
-  d.emit({ type: 'batch.release.send', to: deal.provider, dealId: d.ctx.input.dealId, nonce: deal.nonce });
-  dropDeal(d, edits, deal, 'released', 'released: nothing left to run');
-}
+export * from './array.context.ts';
 
 // --- rounds ------------------------------------------------------------------------------------------------------
 
@@ -565,11 +286,6 @@ export function takeLateResults(d: ArrayDraft, n: number, results: readonly Inst
   return d;
 }
 
-/** Whether `index` was last handed to the deal `n` (its report of it may count). */
-function handedHere(c: ArrayContext, index: number, n: number): boolean {
-  return Number.isInteger(index) && index >= 0 && index < total(c) && (c.handedTo?.[index] ?? -1) === n;
-}
-
 /** The `record.deals` entry of a dropped deal a report comes from; -1 when there is none. */
 export function droppedDeal(c: ArrayContext, e: { readonly from: string; readonly nonce: number; readonly dealId: string }): number {
   if (e.dealId !== c.input.dealId || c.deals[dealKeyOf(e.from, e.nonce)]) return -1;
@@ -633,8 +349,6 @@ export function recover(d: ArrayDraft): ArrayDraft {
 
 // --- the end -------------------------------------------------------------------------------------------------------
 
-export const allCompleted = (c: ArrayContext) => c.record.instances.completed === total(c);
-export const anyFailed = (c: ArrayContext) => c.record.instances.failed > 0;
 
 /** Stops every deal still under way (the job ended): cancelled on its provider, its resources freed. */
 function stopDeals(d: ArrayDraft, state: ArrayDealView['state'], why: string): void {

@@ -3,7 +3,7 @@
  * the context and lists the intents to emit, and the machine commits both at once.
  */
 import { type PendingTimers, timerBook } from './deal.timers.ts';
-import { TimedDraft } from './draft.ts';
+import { RecordDraft } from './draft.ts';
 import { type EnsembleEvent, type EnsembleInput, type EnsembleIntent, type EnsembleRecord, type EnsembleState, type PartView, partDealId } from './ensemble.messages.ts';
 import type { PartUpdate } from './requester.messages.ts';
 
@@ -40,7 +40,7 @@ export interface EnsembleContext {
   readonly record: EnsembleRecord;
 }
 
-export const HISTORY_LIMIT = 50;
+export { HISTORY_LIMIT } from './draft.ts';
 export const ensembleTimers = timerBook({ slackMs: 1_000 });
 
 /** A part's track before its negotiation reported anything. */
@@ -78,13 +78,9 @@ export function initialEnsemble(input: EnsembleInput): EnsembleContext {
   };
 }
 
-export class EnsembleDraft extends TimedDraft<EnsembleContext, EnsembleIntent> {
+export class EnsembleDraft extends RecordDraft<EnsembleState, EnsembleRecord, EnsembleContext, EnsembleIntent> {
   constructor(ctx: EnsembleContext, now: number) {
     super(ctx, now, ensembleTimers);
-  }
-
-  record(patch: Partial<EnsembleRecord>): this {
-    return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
   }
 
   track(part: string, patch: Partial<PartTrack>): this {
@@ -95,15 +91,7 @@ export class EnsembleDraft extends TimedDraft<EnsembleContext, EnsembleIntent> {
   progress(state: EnsembleState, message: string): this {
     const r = this.ctx.record;
     if (r.state === state && r.message === message) return this;
-    const history = [...r.history, { at: this.now, state, message }].slice(-HISTORY_LIMIT);
-    return this.record({ state, message, history });
-  }
-
-  reply(): this {
-    const replyTo = this.ctx.pendingReply;
-    if (replyTo === null) return this;
-    this.emit({ type: 'reply.send', replyTo, ok: true, value: this.ctx.record });
-    return this.set({ pendingReply: null });
+    return this.entry(state, message);
   }
 }
 

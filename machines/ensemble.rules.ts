@@ -136,7 +136,8 @@ function dependencyProblems(spec: EnsembleSpec, add: Add): void {
 /** The DMS_ADDR_<PART>_<PORT> names a part gets are distinct (`a_b`'s port `c` and `a`'s port `b_c` are not). */
 function addressProblems(part: EnsemblePart, byName: ReadonlyMap<string, EnsemblePart>, at: string, add: Add): void {
   const seen = new Map<string, string>();
-  const env = part.executor === 'wasm' ? part.wasm.env : part.process.env;
+  // the part's own env (its job spec's executor section), not the host's
+  const { env } = part.executor === 'wasm' ? part.wasm : part.process;
   for (const dep of new Set(part.dependsOn)) {
     if (dep === part.name) continue;
     for (const port of byName.get(dep)?.ports ?? []) {

@@ -249,7 +249,9 @@ function windowProblems({ now, deadline }: DeploymentWindow): JobProblem[] {
  */
 export function requirementsOf(job: JobSpec): JobSpec {
   if (job.executor === 'wasm') return job.wasm.args.length === 0 && Object.keys(job.wasm.env).length === 0 ? job : { ...job, wasm: { ...job.wasm, args: [], env: {} } };
-  return job.process.args.length === 0 && Object.keys(job.process.env).length === 0 ? job : { ...job, process: { ...job.process, args: [], env: {} } };
+  // the job spec's process section (its command, args and env), not the host's
+  const { process: spec } = job;
+  return spec.args.length === 0 && Object.keys(spec.env).length === 0 ? job : { ...job, process: { ...spec, args: [], env: {} } };
 }
 
 /** Why `full` is not the job `bid` stands for (the same job but for args and env), or null when it is. */

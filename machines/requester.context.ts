@@ -4,7 +4,7 @@
  */
 import type { Bid, PartMember } from './deal.wire.ts';
 import { type PendingTimers, timerBook } from './deal.timers.ts';
-import { TimedDraft } from './draft.ts';
+import { RecordDraft } from './draft.ts';
 import type { JobRecord, JobState, PartUpdate, RankedBid, RequesterEvent, RequesterInput, RequesterIntent, RoundReach } from './requester.messages.ts';
 
 /** A bid of the current round as it arrived, with the round-trip time the runtime measured to its sender. */
@@ -46,7 +46,7 @@ export interface RequesterContext {
 }
 
 /** History entries kept in the record: the newest win. */
-export const HISTORY_LIMIT = 50;
+export { HISTORY_LIMIT } from './draft.ts';
 
 /**
  * A timer that fires this much before its time is still taken (a runtime's timer can fire a little early); a
@@ -98,20 +98,14 @@ export function timerDue(c: RequesterContext, e: RequesterEvent, key: string): b
 }
 
 /** A context being changed by one event, and the intents the change emits, in order. */
-export class Draft extends TimedDraft<RequesterContext, RequesterIntent> {
+export class Draft extends RecordDraft<JobState, JobRecord, RequesterContext, RequesterIntent> {
   constructor(ctx: RequesterContext, now: number) {
     super(ctx, now, requesterTimers);
   }
 
-  /** Changes the record; every change stamps `updatedAt`. */
-  record(patch: Partial<JobRecord>): this {
-    return this.set({ record: { ...this.ctx.record, ...patch, updatedAt: this.now } });
-  }
-
   /** A step people should see: the record's state and message, and a history entry. */
   progress(state: JobState, message: string): this {
-    const history = [...this.ctx.record.history, { at: this.now, state, message }].slice(-HISTORY_LIMIT);
-    return this.record({ state, message, history });
+    return this.entry(state, message);
   }
 
   /** Sets what became of a ranked bid of the current round. */
@@ -123,14 +117,6 @@ export class Draft extends TimedDraft<RequesterContext, RequesterIntent> {
   /** Tells a provider to drop its part of the deal (best effort: it may be gone). */
   revert(to: string, nonce: number, reason: string): this {
     return this.emit({ type: 'deal.revert.send', to, dealId: this.ctx.input.dealId, nonce, reason });
-  }
-
-  /** Answers the pending `job.cancel` with the record as it is now. */
-  reply(): this {
-    const replyTo = this.ctx.pendingReply;
-    if (replyTo === null) return this;
-    this.emit({ type: 'reply.send', replyTo, ok: true, value: this.ctx.record });
-    return this.set({ pendingReply: null });
   }
 }
 
