@@ -72,6 +72,8 @@ export class RunnerProcess {
   #readyResolve!: (ms: number) => void;
   #child: ChildProcess | undefined;
   #cgroup: JobCgroup | undefined;
+  /** The CPU quota last asked for (cores). */
+  #cpu: number | undefined;
   #outbox: PoolToRunner[] = [];
   #flushScheduled = false;
   readonly #instances = new Map<number, InstanceWatch>();
@@ -205,10 +207,16 @@ export class RunnerProcess {
     this.#send({ type: 'module.forget', sha256 });
   }
 
-  /** Sets the runner's CPU quota (cores), where it has a cgroup; resolves when written. */
+  /**
+   * Sets the runner's CPU quota (cores), where it has a cgroup; resolves when written. A runner still starting keeps
+   * every core until it is ready: starting a Node process and its worker threads is the provider's cost (~0.1-0.2
+   * CPU-s), and under a 0.01-cpu quota (1 ms per 100 ms period) it would take half a minute. The latest value wins.
+   */
   async setCpu(cpu: number): Promise<void> {
+    this.#cpu = cpu;
+    await this.ready;
     const dir = this.#cgroup?.procsFiles.map((f) => path.dirname(f)).find((d) => d.split(path.sep).includes('cpu'));
-    if (!dir || this.#exited) return;
+    if (!dir || this.#exited || this.#cpu !== cpu) return;
     const quota = Math.max(MIN_QUOTA_US, Math.round(cpu * PERIOD_US));
     await fs.writeFile(path.join(dir, 'cpu.cfs_quota_us'), String(quota)).catch(() => {});
   }

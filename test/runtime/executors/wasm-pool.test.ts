@@ -272,6 +272,18 @@ upkeep('setCpu sets the requester\'s runner CPU quota, now and for its next runn
   assert.throws(() => pool.setCpu('owner-a', 0), /positive number of cores/);
 });
 
+upkeep('a requester with a tiny CPU share gets a runner that starts on every core, then holds to its share', async ({ pool }) => {
+  // starting a runner (a Node process and its threads) costs ~0.1-0.2 CPU-s: under a 0.01-cpu quota it took ~30 s
+  pool.setCpu('owner-c', 0.01);
+  await runOne(pool, 'owner-d', spec(await mod('hello'))); // takes the ready spare: the next one is starting now
+  const t0 = performance.now();
+  const r = await within('the tiny requester\'s instance', runOne(pool, 'owner-c', spec(await mod('hello'))), 10_000);
+  assert.is(r.end.reason, 'completed');
+  const quota = cpuQuotaOf(r.instance.pid);
+  if (quota === undefined) return void console.log(`  (no cgroups here; ran in ${Math.round(performance.now() - t0)} ms)`);
+  await waitFor('its share once ready', () => cpuQuotaOf(r.instance.pid) === 1_000);
+});
+
 upkeep('an idle requester\'s runner is stopped after idleMs, and the next instance gets a fresh one', async ({ pool }) => {
   const r = await runOne(pool, 'owner-a', spec(await mod('hello')));
   const killed = pool.stats().killed;
