@@ -15,7 +15,7 @@ export function requesterFacts(b: RequesterContext, a: RequesterContext): Fact[]
   for (const rb of a.bids.slice(before)) facts.push({ type: 'BidReceived', dealId, nonce: rb.bid.nonce, provider: rb.bid.provider });
   const r = a.record;
   if (r.state !== b.record.state || r.provider !== b.record.provider || r.exitCode !== b.record.exitCode || (b.nonce === 0 && a.nonce > 0)) {
-    facts.push({ type: 'JobChanged', job: { id: r.id, name: r.name, state: r.state, provider: r.provider, exitCode: r.exitCode } });
+    facts.push({ type: 'JobChanged', job: { id: r.id, name: r.name, state: r.state, provider: r.provider, exitCode: r.exitCode, createdAt: r.createdAt, startedAt: r.startedAt } });
   }
   return facts;
 }

@@ -25,7 +25,13 @@ export interface JobSummary {
   readonly state: string;
   readonly provider: string | null;
   readonly exitCode: number | null;
+  /** When it was deployed, and when it last started running (null while it does not run yet); metrics' deal time. */
+  readonly createdAt?: number;
+  readonly startedAt?: number | null;
 }
+
+/** The states a job this node asked for ends in. */
+export type JobEndState = 'completed' | 'failed' | 'cancelled';
 
 /** How many of a kind of deal message there were, and the latest (`dealId.nonce`). */
 export interface DealCounter {
@@ -61,9 +67,12 @@ export interface Indexes {
   readonly bidRequestsReceived: DealCounter;
   readonly bidsSent: DealCounter;
   readonly bidsReceived: DealCounter;
+  /** Jobs this node asked for that ended, by how (counted as they end, so the bound on ended jobs kept above does not cap it). */
+  readonly jobsEnded: Readonly<Record<JobEndState, number>>;
 }
 
 const NO_DEALS: DealCounter = Object.freeze({ count: 0, last: null });
+const NO_JOBS_ENDED: Indexes['jobsEnded'] = Object.freeze({ completed: 0, failed: 0, cancelled: 0 });
 
 function counted(c: DealCounter | undefined, dealId: string, nonce: number): DealCounter {
   return { count: (c?.count ?? 0) + 1, last: `${dealId}.${nonce}` };
@@ -77,6 +86,7 @@ export const EMPTY_INDEXES: Indexes = Object.freeze({
   bidRequestsReceived: NO_DEALS,
   bidsSent: NO_DEALS,
   bidsReceived: NO_DEALS,
+  jobsEnded: NO_JOBS_ENDED,
 });
 
 /**
@@ -104,7 +114,7 @@ function boundEnded<T>(table: Readonly<Record<string, T>>, ended: (t: T) => bool
   return out;
 }
 
-const JOB_ENDED = new Set(['completed', 'failed', 'cancelled']);
+const JOB_ENDED: ReadonlySet<string> = new Set<JobEndState>(['completed', 'failed', 'cancelled']);
 
 export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
   const fact = f.fact;
@@ -130,8 +140,15 @@ export function evolveIndexes(ix: Indexes, f: LoggedFact): Indexes {
       return { ...ix, bidsSent: counted(ix.bidsSent, fact.dealId, fact.nonce) };
     case 'BidReceived':
       return { ...ix, bidsReceived: counted(ix.bidsReceived, fact.dealId, fact.nonce) };
-    case 'JobChanged':
-      return { ...ix, jobs: boundEnded({ ...ix.jobs, [fact.job.id]: { ...fact.job, updatedAt: f.ts } }, (j) => JOB_ENDED.has(j.state)) };
+    case 'JobChanged': {
+      const jobs = boundEnded({ ...ix.jobs, [fact.job.id]: { ...fact.job, updatedAt: f.ts } }, (j) => JOB_ENDED.has(j.state));
+      const prev = ix.jobs[fact.job.id];
+      // counted once, as it ends (a later change of an ended job, or its replay, is no second end)
+      if (!JOB_ENDED.has(fact.job.state) || (prev && JOB_ENDED.has(prev.state))) return { ...ix, jobs };
+      const ended = ix.jobsEnded ?? NO_JOBS_ENDED; // indexes saved before the count existed lack it
+      const state = fact.job.state as JobEndState;
+      return { ...ix, jobs, jobsEnded: { ...ended, [state]: ended[state] + 1 } };
+    }
     default: {
       const never: never = fact;
       return never;

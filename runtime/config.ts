@@ -1,10 +1,11 @@
 /**
- * Configuration, parsed once from flags and the environment into a frozen object that is passed down.
- * Nothing below this file reads process.env.
+ * Configuration, parsed once from flags, the environment and the config file (layered by config-sources.ts) into a
+ * frozen object that is passed down. Nothing below this file reads process.env.
  */
 import os from 'node:os';
 import path from 'node:path';
 import type { Offer } from '../machines/onboarding.ts';
+import { type ConfigFile, type Layered, type SettingKey, describeOrigin, envLayer, fileLayer, flagLayer, layerSources } from './config-sources.ts';
 import { UsageError } from './errors.ts';
 import { LOG_LEVELS, type LogLevelName } from './logger.ts';
 import { KNOWN_EXECUTORS } from '../machines/onboarding.ts';
@@ -73,8 +74,10 @@ export interface ClientConfig {
   readonly json: boolean;
 }
 
-/** The raw options commander hands over (all strings or flags). */
+/** The raw options commander hands over (all strings or flags); config-sources.ts turns env and file into the same. */
 export interface RawOptions {
+  /** `--config FILE`: the config file to read instead of `<data dir>/config.yaml`. */
+  config?: string;
   dataDir?: string;
   listen?: string[];
   bootstrap?: string[];
@@ -156,19 +159,82 @@ export function parseLogLevel(v: string | undefined): LogLevelName {
   return level as LogLevelName;
 }
 
-function parseTls(raw: RawOptions, listen: readonly string[]): RunConfig['tls'] {
-  if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together: pass both PEM files, or neither');
+function parsePemPath(v: string | undefined, flag: string): string | undefined {
+  if (v !== undefined && v.trim() === '') throw new UsageError(`${flag} is empty; pass a PEM file`);
+  return v;
+}
+
+/** The cross-field rules of TLS, on the layered settings: an error names where each value came from. */
+function parseTls(layered: Layered, listen: readonly string[]): RunConfig['tls'] {
+  const { raw, originOf } = layered;
+  if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) {
+    const certGiven = raw.tlsCert !== undefined;
+    const [given, missing] = certGiven ? ['--tls-cert', '--tls-key'] : ['--tls-key', '--tls-cert'];
+    const from = describeOrigin(originOf(certGiven ? 'tlsCert' : 'tlsKey'));
+    throw new UsageError(`--tls-cert and --tls-key go together: ${given} is set (${from}) but ${missing} is not; pass both PEM files, or neither`);
+  }
   const secure = listen.filter((a) => /\/(wss|tls\/ws)(\/|$)/.test(a));
-  if (secure.length > 0 && raw.tlsCert === undefined) throw new UsageError(`--listen ${secure[0]} needs a certificate: pass --tls-cert FILE and --tls-key FILE (PEM), or listen on /ws`);
+  if (secure.length > 0 && raw.tlsCert === undefined) {
+    throw new UsageError(`--listen ${secure[0]} (${describeOrigin(originOf('listen'))}) needs a certificate: pass --tls-cert FILE and --tls-key FILE (PEM), or listen on /ws`);
+  }
   return raw.tlsCert === undefined ? null : { certFile: path.resolve(raw.tlsCert), keyFile: path.resolve(raw.tlsKey!) };
 }
 
-export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConfig {
-  const interval = raw.monitorInterval === undefined ? 5000 : Number(raw.monitorInterval);
-  if (!Number.isInteger(interval) || interval < 100) throw new UsageError(`--monitor-interval "${raw.monitorInterval}" must be a whole number of milliseconds >= 100`);
+function parseMonitorInterval(v: string | undefined): number {
+  const interval = v === undefined ? 5000 : Number(v);
+  if (!Number.isInteger(interval) || interval < 100) throw new UsageError(`--monitor-interval "${v}" must be a whole number of milliseconds >= 100`);
+  return interval;
+}
+
+/** Each setting's check on its own, for every source's value (the cross-field rules wait for the layered result). */
+const CHECKS: { readonly [K in SettingKey]: (raw: RawOptions) => unknown } = {
+  dataDir: (r) => resolveDataDir(r.dataDir, {}),
+  listen: (r) => parseMultiaddrs(r.listen, '--listen', false),
+  bootstrap: (r) => parseMultiaddrs(r.bootstrap, '--bootstrap', true),
+  tlsCert: (r) => parsePemPath(r.tlsCert, '--tls-cert'),
+  tlsKey: (r) => parsePemPath(r.tlsKey, '--tls-key'),
+  api: (r) => parseApi(r.api),
+  cpu: parseOffer,
+  memory: parseOffer,
+  disk: parseOffer,
+  executors: parseOffer,
+  // switches: the environment and the file decoded them already (config-sources.ts), a flag is true
+  rebenchmark: () => undefined,
+  inspect: () => undefined,
+  json: () => undefined,
+  monitorInterval: (r) => parseMonitorInterval(r.monitorInterval),
+  bidWindow: parseDeals,
+  retain: (r) => parseRetain(r.retain),
+  retainHistory: (r) => parseRetainHistory(r.retainHistory),
+  minFreeDisk: (r) => parseMinFreeDisk(r.minFreeDisk),
+  maxPeers: (r) => parseMaxPeers(r.maxPeers),
+  logLevel: (r) => parseLogLevel(r.logLevel),
+};
+
+/**
+ * Every source's settings, each value checked on its own and layered: flag, then environment, then `file` (read by
+ * the command: this stays pure), then default.
+ */
+export function layerRunSources(flags: RawOptions, env: NodeJS.ProcessEnv, file: ConfigFile | null = null): Layered {
+  return layerSources([flagLayer(flags), envLayer(env), fileLayer(file)], (key, raw) => CHECKS[key](raw));
+}
+
+/** The frozen configuration of `run` from its flags, the environment and the config file's document. */
+export function parseRunConfig(flags: RawOptions, env: NodeJS.ProcessEnv, file: ConfigFile | null = null): RunConfig {
+  return resolveRunConfig(flags, env, file).config;
+}
+
+/** `parseRunConfig`, with each setting's effective value and origin (what `config` prints). */
+export function resolveRunConfig(flags: RawOptions, env: NodeJS.ProcessEnv, file: ConfigFile | null = null): { config: RunConfig; layered: Layered } {
+  const layered = layerRunSources(flags, env, file);
+  return { config: buildRunConfig(layered), layered };
+}
+
+function buildRunConfig(layered: Layered): RunConfig {
+  const { raw } = layered;
   const listen = parseMultiaddrs(raw.listen?.length ? raw.listen : [DEFAULT_LISTEN], '--listen', false);
   return Object.freeze({
-    dataDir: resolveDataDir(raw.dataDir, env),
+    dataDir: resolveDataDir(raw.dataDir, {}),
     listen,
     bootstrap: parseMultiaddrs(raw.bootstrap, '--bootstrap', true),
     api: parseApi(raw.api),
@@ -177,8 +243,8 @@ export function parseRunConfig(raw: RawOptions, env: NodeJS.ProcessEnv): RunConf
     inspect: raw.inspect === undefined || raw.inspect === false ? null : raw.inspect === true ? DEFAULT_INSPECT : raw.inspect,
     json: raw.json === true,
     logLevel: parseLogLevel(raw.logLevel),
-    monitorIntervalMs: interval,
-    tls: parseTls(raw, listen),
+    monitorIntervalMs: parseMonitorInterval(raw.monitorInterval),
+    tls: parseTls(layered, listen),
     deals: parseDeals(raw),
     maxPeers: parseMaxPeers(raw.maxPeers),
     minFreeDisk: parseMinFreeDisk(raw.minFreeDisk),
@@ -246,7 +312,8 @@ function parseDeals(raw: RawOptions): DealServiceInit {
 
 export function parseClientConfig(raw: Pick<RawOptions, 'dataDir' | 'api' | 'json'>, env: NodeJS.ProcessEnv): ClientConfig {
   return Object.freeze({
-    dataDir: resolveDataDir(raw.dataDir, env),
+    // a client finds the node `run` would use: --data-dir, then DMS_DATA_DIR, then DMS_HOME
+    dataDir: resolveDataDir(raw.dataDir ?? (env.DMS_DATA_DIR || undefined), env),
     api: raw.api === undefined ? null : parseApi(raw.api),
     json: raw.json === true,
   });

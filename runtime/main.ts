@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node runtime/main.js [command]`: the CLI. `run` (the default) starts a node; the other commands are
  * clients of a running node's local API. See INTERFACE.md. The commands live in cli/.

@@ -1,11 +1,13 @@
 // Runs every uvu suite (files named *.test.ts under test/) through tsx, after building the compiled JS
-// that worker threads and `node runtime/main.js` load. Ends with the line "N passed, N failed".
+// that worker threads and `node runtime/main.js` load, and the dashboard page. Ends with the line "N passed, N failed".
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+// the TypeScript sources, then the dashboard page the API serves (dashboard/dist)
+const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+const build = tsc.status === 0 ? spawnSync(process.execPath, ['dashboard/build.mjs'], { cwd: root, stdio: 'inherit' }) : tsc;
 if (build.status !== 0) {
   console.log('0 passed, 1 failed (build failed)');
   process.exit(1);

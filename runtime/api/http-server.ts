@@ -51,6 +51,24 @@ export interface NodeApi {
   /** A job's result files: the manifest (`?index=I`), and one file's bytes streamed into `res` (results-routes.ts). */
   results(id: string, query: URLSearchParams): Promise<unknown>;
   resultFile(id: string, query: URLSearchParams, res: http.ServerResponse): Promise<void>;
+  /** The dashboard's views (dashboard-api.ts); absent where the node serves no dashboard. */
+  readonly dashboard?: DashboardApi;
+}
+
+/** What the dashboard page reads beyond the CLI's routes. */
+export interface DashboardApi {
+  /** A one-time login link for the dashboard (API token only). */
+  login(): Promise<unknown>;
+  /** Every actor running now: id, kind, status, state. */
+  actors(): Promise<unknown>;
+  /** One actor: its state, its context as clients see it, its last events. */
+  actor(id: string): Promise<unknown>;
+  /** An actor kind's statechart, laid out. */
+  machine(kind: string): Promise<unknown>;
+  /** The topology, laid out. */
+  topologyLayout(): Promise<unknown>;
+  /** Deploys a job file given as text, with the files it names (its module) by name. */
+  deployFile(body: unknown): Promise<unknown>;
 }
 
 export interface ApiLog {
@@ -126,6 +144,12 @@ function routes(api: NodeApi): Record<string, Handler> {
       return api.logs(p.id!, offset.data, part ?? undefined, index?.data);
     },
     'GET /v1/info': () => api.info(),
+    'POST /v1/dashboard/login': () => dash(api).login(),
+    'GET /v1/actors': () => dash(api).actors(),
+    'GET /v1/actors/:id': (_b, p) => dash(api).actor(p.id!),
+    'GET /v1/machines/:kind': (_b, p) => dash(api).machine(p.kind!),
+    'GET /v1/topology/layout': () => dash(api).topologyLayout(),
+    'POST /v1/deploy/file': (b) => dash(api).deployFile(b),
     'GET /v1/peers': () => api.peers(),
     'GET /v1/indexes': () => api.indexes(),
     'GET /v1/allocations': () => api.allocations(),
@@ -148,9 +172,16 @@ function routes(api: NodeApi): Record<string, Handler> {
   };
 }
 
+function dash(api: NodeApi): DashboardApi {
+  if (!api.dashboard) throw new HttpError(404, 'this node serves no dashboard', 'not-found');
+  return api.dashboard;
+}
+
 /** Errors of the node's services that are the caller's doing or another peer's, matched by name. */
 const STATUS_BY_ERROR: Readonly<Record<string, number>> = {
   DeployError: 400,
+  JobFileError: 400,
+  UnknownActorError: 404,
   UnknownDealError: 404,
   RequestTimeoutError: 504,
   RemoteError: 502,
@@ -218,6 +249,22 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * A route served before the bearer-token check, that does its own (`/metrics`, loopback only and token-free; the
+ * dashboard, behind its login cookie). Answers true when it handled the request.
+ */
+export type OpenRoute = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
+
+/**
+ * Whether a request's Host header names this server on loopback: a page on another origin that a DNS name was made
+ * to resolve to 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+ */
+export function loopbackHost(host: string | undefined, port: number): boolean {
+  if (!host) return false;
+  const m = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])(?::(\d{1,5}))?$/i.exec(host);
+  return m !== null && Number(m[2] ?? 80) === port;
+}
+
 export interface ApiServer {
   readonly url: string;
   /** Event streams open now (GET /v1/jobs/:id/events). */
@@ -229,7 +276,7 @@ export interface ApiServer {
  * Starts the API on host:port (port 0 picks a free one). `events` tunes the job event streams (default
  * JOB_EVENTS_DEFAULTS: at most 64 open, a heartbeat every 15 s).
  */
-export async function startApiServer(init: { host: string; port: number; token: string; events?: Partial<JobEventsInit> }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
+export async function startApiServer(init: { host: string; port: number; token: string; events?: Partial<JobEventsInit>; open?: readonly OpenRoute[]; authorize?: (req: http.IncomingMessage) => boolean }, api: NodeApi, log: ApiLog): Promise<ApiServer> {
   const table = routes(api);
   const streams = new JobEventStreams({ ...JOB_EVENTS_DEFAULTS, ...init.events }, api, log);
   const streamTable: Record<string, StreamHandler> = {
@@ -243,7 +290,10 @@ export async function startApiServer(init: { host: string; port: number; token: 
     const key = `${req.method} ${path}`;
     void (async () => {
       try {
-        if (!authorized(req, token)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
+        const port = (server.address() as AddressInfo | null)?.port ?? init.port;
+        if (!loopbackHost(req.headers.host, port)) throw new HttpError(421, `the Host header "${req.headers.host ?? ''}" does not name this API (127.0.0.1:${port}); the API answers only requests addressed to it on loopback`, 'wrong-host');
+        for (const route of init.open ?? []) if (await route(req, res, url)) return;
+        if (!authorized(req, token) && !init.authorize?.(req)) throw new HttpError(401, 'missing or wrong API token; client commands read it from <data-dir>/api.token', 'unauthorized');
         const stream = match(streamTable, req.method ?? 'GET', path);
         if (stream.handler) {
           req.resume(); // a stream reads no body

@@ -15,11 +15,14 @@ export interface CliKit {
 
 let debug = false;
 
-/** Commander's collector of a repeatable option. */
-export const collect = (v: string, prev: string[]) => [...prev, v];
+/** Commander's collector of a repeatable option (no previous list: the option's first use, it has no default). */
+export const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
-/** Remembers whether the command runs with --log-level debug: then an error it ends with shows its stack. */
-export function noteLogLevel(opts: RawOptions): void {
+/**
+ * Remembers whether the command runs with --log-level debug: then an error it ends with shows its stack. `run`
+ * notes its flags first, then the level its configuration settled on (the flag, DMS_LOG_LEVEL or the file).
+ */
+export function noteLogLevel(opts: Pick<RawOptions, 'logLevel'>): void {
   debug = opts.logLevel === 'debug';
 }
 

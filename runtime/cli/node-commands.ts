@@ -28,6 +28,21 @@ function addNetworkCommands(program: Command): void {
     print(json, peers, () => formatPeers(peers));
   });
 
+  clientOptions(program.command('dashboard').description("print the URL of the node's web dashboard: a one-time login link, valid for 2 minutes"))
+    .option('--open', 'also open it in the desktop browser (xdg-open / open)')
+    .action(async (opts: RawOptions & { open?: boolean }) => {
+      const { api, json } = await client(opts);
+      const r = (await api.request('POST', '/v1/dashboard/login')) as { url: string; expiresAt: number };
+      print(json, r, () => `${r.url}\n(one-time login link: it works once, within 2 minutes; run this again for a new one)`);
+      if (opts.open) {
+        const { spawn } = await import('node:child_process');
+        const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
+        const child = spawn(opener, [r.url], { detached: true, stdio: 'ignore' });
+        child.on('error', (e) => process.stderr.write(`could not open a browser (${opener}: ${e.message}); open the link above by hand\n`));
+        child.unref();
+      }
+    });
+
   clientOptions(program.command('topology').description('this node and its neighbours as a graph: edges are connections with their round-trip time'))
     .option('--dot', 'print Graphviz DOT instead')
     .action(async (opts: RawOptions & { dot?: boolean }) => {

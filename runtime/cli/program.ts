@@ -1,8 +1,10 @@
 /**
  * The CLI program: `dms` with every command, composed from the command groups of this folder.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { cliKit } from './cli-kit.ts';
+import { addConfigCommand } from './config-command.ts';
 import { addDealCommands } from './deal-commands.ts';
 import { addNodeCommands } from './node-commands.ts';
 import { addResultsCommand } from './results-command.ts';
@@ -12,6 +14,7 @@ import { addStandaloneCommands } from './standalone-commands.ts';
 export function buildCli(): Command {
   const program = new Command('dms')
     .description('DMS runtime: a Device Management Service node (see README.md)')
+    .version(version(), '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
@@ -20,9 +23,15 @@ export function buildCli(): Command {
     });
   // the order here is the order of `--help`
   addRunCommand(program);
+  addConfigCommand(program);
   addNodeCommands(program);
   addDealCommands(program, cliKit);
   addResultsCommand(program, cliKit);
   addStandaloneCommands(program);
   return program;
+}
+
+/** This package's version, from its package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }

@@ -31,6 +31,13 @@ export class StatusHeartbeat {
     this.#latest.delete(allocationId);
   }
 
+  /** The allocations running here that have not ended, counted by their latest state (the node's metrics). */
+  countByState(): Map<AllocationStatus['state'], number> {
+    const counts = new Map<AllocationStatus['state'], number>();
+    for (const { status } of this.#latest.values()) counts.set(status.state, (counts.get(status.state) ?? 0) + 1);
+    return counts;
+  }
+
   start(): void {
     this.#timer ??= this.deps.clock.every(this.deps.intervalMs, () => this.beat());
   }

@@ -4,6 +4,7 @@
  * start together because they need one another: the supervisor hands intents to the services, which answer the
  * actors it hosts.
  */
+import { ACTIVITY_DEFAULTS, ActivityFeed, observedLog } from '../api/activity-feed.ts';
 import type { NodeView } from '../../actors/node.actor.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { Clock } from '../clock.ts';
@@ -16,6 +17,7 @@ import { WasiExecutor } from '../executors/wasm-executor.ts';
 import { WasmRunnerPool } from '../executors/wasm-pool.ts';
 import type { InspectorBridge } from '../inspector/inspector.ts';
 import type { Logger } from '../logger.ts';
+import type { Timings } from '../api/metrics.ts';
 import type { NetworkService } from '../net/network-service.ts';
 import type { DexieEventLog, RecoveryReport } from '../store/dexie-event-log.ts';
 import { BidGate } from '../deals/bid-gate.ts';
@@ -46,6 +48,8 @@ export interface Actors {
   readonly deals: DealService;
   readonly recovery: Recovery;
   readonly descriptor: DescriptorCache;
+  /** What the actors just did (every event their logs accepted), for the dashboard. */
+  readonly feed: ActivityFeed;
 }
 
 /** Starts the actors. Stops them as a unit: no timer fires into them while the supervisor takes them down. */
@@ -60,18 +64,21 @@ export async function startActors(p: {
   readonly storeRecovery: RecoveryReport;
   readonly indexes: IndexStore;
   readonly inspector: InspectorBridge | null;
+  readonly timings: Timings;
 }): Promise<Started<Actors>> {
   const { config, log, clock, store, indexes, inspector } = p;
   const { dataDir } = config;
   // fed the Node's facts from its first event on, before the deal service that uses it exists
   const gate = new BidGate();
+  const feed = new ActivityFeed(ACTIVITY_DEFAULTS, clock);
   const supervisor = new Supervisor(SUPERVISOR_DEFAULTS, {
     log,
-    eventLog: store,
+    eventLog: observedLog(store, feed),
     // Intents come from live events only, so none before the Node is spawned and `effects` and `deals` exist.
     onIntents: (id, intents) => (id === 'node' ? effects.handle(intents) : handleDealIntents(deals, id, intents)),
     onEscalate: p.escalate,
     onFacts: (facts) => {
+      p.timings.facts(facts, indexes.getSnapshot().context); // before the fold: a job's previous state is there
       recordFacts(indexes, facts);
       gate.facts(facts);
     },
@@ -97,6 +104,7 @@ export async function startActors(p: {
     await supervisor.stop();
     deals.stop();
     await effects.flush();
+    feed.stop();
   };
   const recovery = node.recovery!;
   try {
@@ -112,7 +120,7 @@ export async function startActors(p: {
     await stop().catch(() => {});
     throw e;
   }
-  return { parts: { supervisor, node, effects, deals, recovery, descriptor }, stop };
+  return { parts: { supervisor, node, effects, deals, recovery, descriptor, feed }, stop };
 }
 
 /** Spawns the Node actor; when that fails, stops the supervisor (nothing else of the phase exists yet). */

@@ -9,10 +9,15 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { EMPTY_INDEXES, type Indexes } from '../../machines/indexes.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
+import type { NodeView } from '../../actors/node.actor.ts';
 import { type Benchmark, type Offer, type Registration, resolveOffer, validateOffer } from '../../machines/onboarding.ts';
 import { API_FILE, TOKEN_FILE } from '../api/client.ts';
 import { type ApiServer, startApiServer } from '../api/http-server.ts';
 import { createNodeApi } from '../api/node-api.ts';
+import { type NodeMetrics, type Timings, createNodeMetrics, createTimings, metricsRoute } from '../api/metrics.ts';
+import { createDashboard } from '../api/dashboard.ts';
+import { createDashboardApi } from '../api/dashboard-api.ts';
+import { DashboardAuth } from '../api/dashboard-auth.ts';
 import { type Clock, type Timer, realClock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
@@ -107,10 +112,12 @@ function nodeLifecycle(root: Root) {
       });
       return { stop: () => lock.release() };
     })
-    .phase('store', async ({ config, clock, log }) => {
+    // the metrics' histograms: fed from the store's journal and the actors' facts on, served by the `api` phase
+    .phase('timings', () => ({ parts: { timings: createTimings() } }))
+    .phase('store', async ({ config, clock, log, timings }) => {
       const history = { retainMs: config.retainMs, maxBytes: config.retainHistoryBytes };
       const onHistoryPruned = (r: HistoryPruneReport | Error) => (r instanceof Error ? log.warn({ err: r.message }, 'retention: removing old journal segments failed') : log.info(r, r.note!));
-      const { store, recovery } = await DexieEventLog.open({ dataDir: config.dataDir, ...STORE_DEFAULTS, clock, history, onHistoryPruned });
+      const { store, recovery } = await DexieEventLog.open({ dataDir: config.dataDir, ...STORE_DEFAULTS, clock, history, onHistoryPruned, onJournalCommit: (s) => timings.appendSeconds.observe(s) });
       return { parts: { store, storeRecovery: recovery }, stop: () => store.close() };
     })
     .phase('offer', readOffer)
@@ -209,7 +216,7 @@ async function loadIdentity({ config, log, store }: Root & { store: DexieEventLo
 }
 
 /** The local API, when asked for, and its address in the data dir for the clients. */
-async function startApi(p: Root & Actors & { identity: Identity; token: string; indexes: IndexStore; network: NetworkService }): Promise<Started<{ api: ApiServer | null }>> {
+async function startApi(p: Root & Actors & { identity: Identity; token: string; indexes: IndexStore; network: NetworkService; timings: Timings }): Promise<Started<{ api: ApiServer | null }>> {
   const { config, log } = p;
   if (!config.api) return { parts: { api: null } };
   let url: string | null = null; // the API reports its own address, known once it listens
@@ -218,13 +225,40 @@ async function startApi(p: Root & Actors & { identity: Identity; token: string; 
     indexes: () => p.indexes.getSnapshot().context, net: () => p.network, apiUrl: () => url,
     descriptor: p.descriptor.get, setDescriptor: p.descriptor.set,
   });
-  const api = await startApiServer({ ...config.api, token: p.token }, nodeApi, log);
+  const auth = new DashboardAuth(() => p.clock.now());
+  const dashboard = createDashboard({ auth, feed: p.feed, clock: p.clock, peers: async () => p.network?.peers() ?? [] });
+  const dashboardApi = createDashboardApi({
+    supervisor: p.supervisor, feed: p.feed, auth, apiUrl: () => url, net: () => p.network,
+    deploy: nodeApi.deploy, deployEnsemble: nodeApi.deployEnsemble,
+  });
+  const api = await startApiServer(
+    { ...config.api, token: p.token, open: [dashboard.route, metricsRoute(nodeMetrics(p).register)], authorize: (req) => dashboard.authorize(req) },
+    { ...nodeApi, dashboard: dashboardApi },
+    log,
+  );
   url = api.url;
-  await startOrStop(writeJson(apiFile(config), { url: api.url, pid: process.pid }), () => api.stop());
-  return { parts: { api }, stop: () => api.stop() };
+  await startOrStop(writeJson(apiFile(config), { url: api.url, pid: process.pid }), () => (dashboard.stop(), api.stop()));
+  const stop = () => {
+    dashboard.stop();
+    return api.stop();
+  };
+  return { parts: { api }, stop };
 }
 
 const apiFile = (config: RunConfig) => path.join(config.dataDir, API_FILE);
+
+/** GET /metrics: each value read, at scrape time, from the part of the node that keeps it (runtime/api/metrics.ts). */
+function nodeMetrics(p: Actors & { indexes: IndexStore; network: NetworkService; timings: Timings }): NodeMetrics {
+  const facts = {
+    capability: async () => ((await p.node.view()).context as NodeView).capability,
+    peers: () => p.network.peers().length,
+    envelopes: () => p.network.counters(),
+    indexes: () => p.indexes.getSnapshot().context,
+    allocations: () => p.deals.heartbeat.countByState(),
+    restarts: () => p.supervisor.restartsByKind,
+  };
+  return createNodeMetrics(facts, p.timings);
+}
 
 /** Onboards the Node when this run asks for it (first start, offer flags, --rebenchmark) or it is not registered. */
 async function onboard(p: Root & Actors & { fresh: boolean; flagsGiven: boolean; offer: Offer; saved: Registration | null | undefined }) {

@@ -30,6 +30,8 @@ export interface StoreInit {
   readonly history?: HistoryLimits;
   /** Told what a prune after a compaction removed (and why it failed). */
   readonly onHistoryPruned?: (r: HistoryPruneReport | Error) => void;
+  /** Told how long each journal group commit (write and fdatasync) took, in seconds. */
+  readonly onJournalCommit?: (seconds: number) => void;
 }
 
 export interface RecoveryReport {
@@ -51,7 +53,7 @@ export class DexieEventLog implements EventLog {
 
   private constructor(readonly init: StoreInit) {
     this.#clock = init.clock ?? realClock;
-    this.journal = new Journal({ dir: path.join(init.dataDir, JOURNAL_DIR) });
+    this.journal = new Journal({ dir: path.join(init.dataDir, JOURNAL_DIR), onCommit: init.onJournalCommit });
     this.db.use(journalTee(this.journal, () => !this.#suspended));
   }
 

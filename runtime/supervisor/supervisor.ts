@@ -42,6 +42,8 @@ interface Tree {
   readonly pool: WorkerPool;
   readonly actors: Map<string, ActorRef>;
   readonly owners: Map<string, Supervisor>;
+  /** Actor restarts this tree ordered since it began, by actor kind (the node's metrics). */
+  readonly restarts: Map<string, number>;
 }
 
 type SupervisorStatus = 'running' | 'down' | 'failed' | 'stopped';
@@ -63,7 +65,7 @@ export class Supervisor implements ActorOwner {
     parent?: Supervisor,
   ) {
     this.#parent = parent;
-    this.#tree = parent ? parent.#tree : { pool: new WorkerPool(deps.workerUrl), actors: new Map(), owners: new Map() };
+    this.#tree = parent ? parent.#tree : { pool: new WorkerPool(deps.workerUrl), actors: new Map(), owners: new Map(), restarts: new Map() };
   }
 
   get strategy(): Strategy {
@@ -133,6 +135,16 @@ export class Supervisor implements ActorOwner {
     if (owner.#autoShutdown && owner.#children.length === 0 && owner.#parent && owner.#status === 'running') await this.retire(owner.name);
   }
 
+  /** Every actor in the tree now, in start order. */
+  actors(): readonly ActorRef[] {
+    return [...this.#tree.actors.values()];
+  }
+
+  /** Actor restarts the tree ordered since it began, by actor kind (a restart of a nested supervisor counts each of its actors). */
+  get restartsByKind(): ReadonlyMap<string, number> {
+    return this.#tree.restarts;
+  }
+
   /** How many actors run in the tree now. */
   get size(): number {
     return this.#tree.actors.size;
@@ -185,7 +197,7 @@ export class Supervisor implements ActorOwner {
     const at = this.#children.indexOf(child);
     const group = this.strategy === 'one_for_one' ? [child] : this.strategy === 'one_for_all' ? [...this.#children] : this.#children.slice(at);
     for (const c of group) {
-      if (c === child || c.restart !== 'temporary') Supervisor.#restartChild(c, c === child ? cause : `${this.strategy}: ${child.id} failed`);
+      if (c === child || c.restart !== 'temporary') this.#restartChild(c, c === child ? cause : `${this.strategy}: ${child.id} failed`);
       else {
         this.#forget(c);
         void Supervisor.#stopChild(c);
@@ -210,7 +222,7 @@ export class Supervisor implements ActorOwner {
   #restartAll(cause: string): void {
     this.#status = 'running';
     this.#restarts = [];
-    for (const c of this.#children) Supervisor.#restartChild(c, `supervisor ${this.name} restarted (${cause})`);
+    for (const c of this.#children) this.#restartChild(c, `supervisor ${this.name} restarted (${cause})`);
   }
 
   #takeDown(): void {
@@ -226,9 +238,11 @@ export class Supervisor implements ActorOwner {
     for (const c of this.#children) Supervisor.#failChild(c, err);
   }
 
-  static #restartChild(c: Child, cause: string): void {
-    if (c.ref) void c.ref.restart(cause);
-    else c.sup.#restartAll(cause);
+  #restartChild(c: Child, cause: string): void {
+    if (c.ref) {
+      this.#tree.restarts.set(c.ref.kind, (this.#tree.restarts.get(c.ref.kind) ?? 0) + 1);
+      void c.ref.restart(cause);
+    } else c.sup.#restartAll(cause);
   }
 
   static #failChild(c: Child, err: Error): void {

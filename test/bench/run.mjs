@@ -31,7 +31,9 @@ const { tunnelBenches } = await import('./tunnel.mjs');
 const { arrayBenches } = await import('./arrays.mjs');
 const { biddingBenches } = await import('./bidding.mjs');
 const { wasmPoolBenches } = await import('./wasm-pool.mjs');
-const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s)
+const { metricsBenches } = await import('./metrics.mjs');
+const { dashboardBenches } = await import('./dashboard.mjs');
+const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000 + 60_000 + 60_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s) + metrics.mjs (about 15 s) + dashboard.mjs (about 35 s)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -455,6 +457,8 @@ const benches = [
   ...ensembleBenches,
   ...arrayBenches,
   ...wasmPoolBenches,
+  ...metricsBenches,
+  ...dashboardBenches,
 ];
 
 const started = performance.now();

@@ -182,7 +182,8 @@ export async function startNode(dataDir: string, extra: readonly string[] = [], 
 /** The environment without DMS_HOME, so a developer's own node is never the one a test talks to. */
 function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env.DMS_HOME;
+  // a developer's own node settings (DMS_HOME, DMS_CPU, DMS_CONFIG, ...) must not reach the nodes under test
+  for (const k of Object.keys(env)) if (k.startsWith('DMS_')) delete env[k];
   return env;
 }
 

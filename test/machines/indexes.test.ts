@@ -150,6 +150,7 @@ Fold('the indexes keep every live allocation and job but only the newest MAX_END
   const jobs = Object.keys(ix.jobs);
   assert.is(jobs.length, MAX_ENDED_INDEXED + 1);
   assert.ok(jobs.includes('live') && !jobs.includes('j0'));
+  assert.equal(ix.jobsEnded, { completed: MAX_ENDED_INDEXED + 5, failed: 0, cancelled: 0 }, 'every end counted, past the bound on those kept');
 });
 
 const History = suite('indexes: the facts of a whole Node history fold into every allocation ever');

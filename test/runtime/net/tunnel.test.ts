@@ -328,8 +328,8 @@ Closing('closing the listener resets what it carries; stopping the acceptor does
   const c2 = await client(ctx.listener.address);
   await waitFor('the second target connection', () => ctx.server.sockets.length === 2);
   await ctx.acceptor.stop();
-  await closedWithin(c2, 2000, 'the client connection after the acceptor stopped');
-  await closedWithin(ctx.server.sockets[1]!, 2000, 'the target connection after the acceptor stopped');
+  await closedWithin(c2, 5000, 'the client connection after the acceptor stopped');
+  await closedWithin(ctx.server.sockets[1]!, 5000, 'the target connection after the acceptor stopped');
 });
 
 Closing.run();

@@ -127,6 +127,17 @@ group('sequential appends each get their own sync', async (ctx) => {
   assert.equal(ctx.journal!.stats, { records: 5, syncs: 5, bytes: bytesOf(range(5)) });
 });
 
+group('onCommit is told the time of each group commit (the metrics\' dms_event_log_append_seconds)', async (ctx) => {
+  const seconds: number[] = [];
+  ctx.journal = new Journal({ dir: ctx.dir, onCommit: (s) => seconds.push(s) });
+  await ctx.journal.open();
+  const j = ctx.journal;
+  for (const r of range(3)) await j.append(r);
+  await Promise.all(range(200, 3).map((r) => j.append(r)));
+  assert.is(seconds.length, j.stats.syncs, 'one timing per write + fdatasync');
+  assert.ok(seconds.every((s) => s > 0 && s < 10), `plausible seconds: ${seconds.join(', ')}`);
+});
+
 group('short writes (the kernel taking fewer bytes than asked) are finished before the ack', async (ctx) => {
   // a fault fake: every FileHandle.write takes at most 7 bytes, as write(2) may when the disk is nearly full
   const probe = await open(path.join(ctx.dir, 'probe'), 'w');

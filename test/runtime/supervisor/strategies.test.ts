@@ -100,6 +100,8 @@ OneForAll('crashing b restarts a, b and c, each from its log with its state', as
   assert.equal(restarted(ctx).sort(), ['a', 'b', 'c']);
   // one failure is one restart of the supervisor's intensity, counted against the child that failed
   assert.equal(refs.map((r) => r.restarts), [0, 1, 0]);
+  // while the metrics count every actor restart, by kind (dms_actor_restarts_total)
+  assert.equal([...ctx.sup.restartsByKind], [['node', 3]]);
   // the restarted siblings take new events
   const answer = await within('ask a', refs[0]!.ask({ type: 'ledger.unlock', id: 'none' }), LONG);
   assert.type(answer.ok, 'boolean');
@@ -172,6 +174,7 @@ Nested('past its intensity the child supervisor fails; the parent restarts it (f
   assert.is(deal.status, 'running');
   assert.is(ctx.sup.restartsOf('deal'), 1);
   assert.is(top!.restarts, 0);
+  assert.equal([...deal.restartsByKind], [['node', 2]], 'x twice: by its supervisor, then by the root restarting that supervisor; the tree counts once');
   assert.equal(ctx.escalations, []);
 });
 
