@@ -60,6 +60,13 @@ export interface RunnerHooks {
   readonly onIdle: (runner: RunnerProcess) => void;
 }
 
+/**
+ * The least CPU a requester's runner gets, whatever its allocations hold: the runner's own work per instance (its
+ * IPC, compiling a module, its JS warming up) is the provider's overhead, and under a 0.01-cpu quota (1 ms per 100 ms)
+ * a tiny first instance took seconds. A requester's instances may so use up to 0.05 cpu more than they hold.
+ */
+export const MIN_RUNNER_CPU = 0.05;
+
 export class RunnerProcess {
   /** The requester it serves; undefined while it is a spare. */
   owner: string | undefined;
@@ -208,7 +215,7 @@ export class RunnerProcess {
   }
 
   /**
-   * Sets the runner's CPU quota (cores), where it has a cgroup; resolves when written. A runner still starting keeps
+   * Sets the runner's CPU quota (cores, at least MIN_RUNNER_CPU), where it has a cgroup; resolves when written. A runner still starting keeps
    * every core until it is ready: starting a Node process and its worker threads is the provider's cost (~0.1-0.2
    * CPU-s), and under a 0.01-cpu quota (1 ms per 100 ms period) it would take half a minute. The latest value wins.
    */
@@ -217,7 +224,7 @@ export class RunnerProcess {
     await this.ready;
     const dir = this.#cgroup?.procsFiles.map((f) => path.dirname(f)).find((d) => d.split(path.sep).includes('cpu'));
     if (!dir || this.#exited || this.#cpu !== cpu) return;
-    const quota = Math.max(MIN_QUOTA_US, Math.round(cpu * PERIOD_US));
+    const quota = Math.max(MIN_QUOTA_US, Math.round(Math.max(cpu, MIN_RUNNER_CPU) * PERIOD_US));
     await fs.writeFile(path.join(dir, 'cpu.cfs_quota_us'), String(quota)).catch(() => {});
   }
 

@@ -154,8 +154,10 @@ Arrays('a job that finds no room waits queued and runs once capacity frees', asy
   assert.is(rec.state, 'completed', rec.message);
   assert.ok((rec.history as Rec[]).some((h) => h.state === 'queued'), 'its history shows it waited');
   // a queue timeout that passes ends the job, saying so
-  for (const peer of [ctx.B.peerId, ctx.C.peerId]) await deploy(ctx, { name: 'hog', executor: 'wasm', wasm: { module: 'loop.wasm' }, resources: { cpu: 1, memory: '16MiB' }, timeout: '6s', constraints: { peers: [peer] } });
-  await new Promise((r) => setTimeout(r, 1500));
+  // (both hogs running before the impatient job asks: a hog still being placed would leave it room)
+  const hogs = [] as string[];
+  for (const peer of [ctx.B.peerId, ctx.C.peerId]) hogs.push(await deploy(ctx, { name: 'hog', executor: 'wasm', wasm: { module: 'loop.wasm' }, resources: { cpu: 1, memory: '16MiB' }, timeout: '10s', constraints: { peers: [peer] } }));
+  for (const h of hogs) await until(ctx, h, 'the second hogs to run', (r) => r.state === 'running', 20_000);
   const late = await deploy(ctx, { name: 'impatient', executor: 'wasm', wasm: { module: 'hello.wasm' }, resources: { cpu: 1, memory: '16MiB' }, queueTimeout: '2s', count: 3 });
   const gone = await until(ctx, late, 'the impatient job to end', ended, 30_000);
   assert.is(gone.state, 'failed');
