@@ -7,9 +7,10 @@ import { type ActorKind, UnknownActorKindError } from './hosted-actor.ts';
 import { nodeActorKind } from './node.actor.ts';
 import { providerActorKind } from './provider.actor.ts';
 import { requesterActorKind } from './requester.actor.ts';
+import { trustActorKind } from './trust.actor.ts';
 
 export const ACTOR_KINDS: ReadonlyMap<string, ActorKind> = new Map(
-  [nodeActorKind, requesterActorKind, providerActorKind, allocationActorKind, ensembleActorKind, arrayActorKind, batchActorKind].map((k) => [k.kind, k]),
+  [nodeActorKind, requesterActorKind, providerActorKind, allocationActorKind, ensembleActorKind, arrayActorKind, batchActorKind, trustActorKind].map((k) => [k.kind, k]),
 );
 
 export function actorKind(name: string): ActorKind {

@@ -312,6 +312,7 @@ export const allocationMachine = setup({
       startedAt: null,
       endedAt: null,
       ...(input.job.part ? { restarts: 0 } : {}),
+      ...(input.grant ? { grant: input.grant } : {}),
     },
     timers: {},
     stopReason: null,

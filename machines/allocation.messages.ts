@@ -3,7 +3,7 @@
  * it takes, the intents it emits and the record it leaves.
  */
 import type { Resources } from './capability.ts';
-import type { At, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
+import type { At, DealGrant, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
 import type { AllocationState, AllocationStatusMsg } from './deal.wire.ts';
 import type { HealthProbeTarget } from './health.ts';
 import type { JobSpec } from './job.ts';
@@ -19,6 +19,8 @@ export interface AllocationInput {
   /** An array job (`job.count`): how many instances run at once, and the ones the allocate named to run first. */
   readonly slots?: number;
   readonly assign?: readonly number[];
+  /** The capability grant its deal was accepted under (the provider input's), kept in its record. */
+  readonly grant?: DealGrant;
 }
 
 /** How an execution ended (the executor's ExecutionResult, as the machine needs it). */
@@ -49,6 +51,11 @@ export interface AllocationRecordView {
   readonly healthy?: boolean;
   /** A part: how often it was started again by its `restart` policy (absent for an allocation that is no part). */
   readonly restarts?: number;
+  /**
+   * The capability grant its deal was accepted under, when the provider required one: its output and result files
+   * are served only while it holds, also after the allocation ended.
+   */
+  readonly grant?: DealGrant;
 }
 
 /** Sent once by the runtime right after spawning. */

@@ -168,7 +168,7 @@ function initial(input: AllocationInput): BatchContext {
     released: false,
     lastWorkAt: 0,
     counts: { completed: 0, failed: 0 },
-    record: { allocationId, dealId, requester, name: job.name, executor: job.executor, resources: job.resources, state: 'pending', exitCode: null, message: 'allocated', pid: null, createdAt: 0, startedAt: null, endedAt: null },
+    record: { allocationId, dealId, requester, name: job.name, executor: job.executor, resources: job.resources, state: 'pending', exitCode: null, message: 'allocated', pid: null, createdAt: 0, startedAt: null, endedAt: null, ...(input.grant ? { grant: input.grant } : {}) },
   };
 }
 

@@ -2,7 +2,7 @@
  * The deal side of the Node: the bid request it decides on (scenarios 1-7 of dms-behaviour.md, bidding.ts) and the
  * intents that decision emits. The rest of the Node's events and intents are in node.messages.ts.
  */
-import type { FromPeer } from './deal.events.ts';
+import type { DealGrant, FromPeer } from './deal.events.ts';
 import type { DeclineCode } from './deal.wire.ts';
 import type { JobSpec } from './job.ts';
 import type { ProviderInput } from './provider.messages.ts';
@@ -17,7 +17,17 @@ export interface BidRequestEvent extends FromPeer {
   readonly self: string;
   /** An array job: how many of its instances this round asks for (absent: all of them, `job.count`). */
   readonly count?: number;
+  /**
+   * What the runtime found of the capability tokens the request carried (checked against this node's anchors for
+   * `deploy`, for the envelope's signer); absent when it carried none. Read only when the Node requires grants.
+   */
+  readonly grant?: GrantCheck;
 }
+
+/** A bid request's tokens as checked: the grant that holds, or why none does (runtime/trust's reason and detail). */
+export type GrantCheck =
+  | ({ readonly ok: true } & DealGrant)
+  | { readonly ok: false; readonly reason: string; readonly detail: string };
 
 /** Node intents for deals. */
 export type NodeDealIntent =

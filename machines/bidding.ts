@@ -29,6 +29,11 @@ export interface BidState {
   readonly answered: Answered;
   /** Set while the node's disk is nearly full: new work is declined with `disk-full`. */
   readonly diskFull?: { readonly free: number; readonly min: number } | null;
+  /**
+   * This node serves only requesters that show a capability grant for `deploy` (`--require-grants`, sent with
+   * `node.configure`; the preferences' `provider.requireGrants` switches it on as well).
+   */
+  readonly requireGrants?: boolean;
 }
 
 export interface BidDecision {
@@ -94,7 +99,9 @@ function answer(s: BidState, e: BidRequestEvent): Answer {
     ...(slots !== undefined ? { slots } : {}),
   };
   const ports = r.ledger.locks[key]!.ports;
-  return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key, ...(ports.length > 0 ? { ports } : {}) } };
+  // the deal's later messages are taken only while the grant it was bid under holds (the runtime checks)
+  const grant = requiresGrant(s) && e.grant?.ok ? { grant: { ids: e.grant.ids, expiresAt: e.grant.expiresAt } } : {};
+  return { ok: true, ledger: r.ledger, input: { key, bid, requester: e.from, job: e.job, lockId: key, ...(ports.length > 0 ? { ports } : {}), ...grant } };
 }
 
 /** How many instances of an array job fit now: at least one (refusal() checked that one fits), at most what is asked. */
@@ -120,6 +127,9 @@ function times(r: Resources, n: number): Resources {
 function refusal(s: BidState, e: BidRequestEvent, need: Resources): (Answer & { ok: false }) | null {
   const no = (code: DeclineCode, reason: string) => ({ ok: false as const, code, reason });
   const { job } = e;
+  // who asks before what is asked: a requester this node does not serve learns nothing of its state
+  const unauthorized = grantRefusal(s, e);
+  if (unauthorized) return no('unauthorized', unauthorized);
   if (!s.registered || !s.registration) return no('not-onboarded', 'this node is not onboarded, so it offers no resources now');
   if (job.constraints.excludePeers.includes(e.self)) return no('excluded', "the job's excludePeers names this node");
   if (job.constraints.peers.length > 0 && !job.constraints.peers.includes(e.self)) return no('not-chosen', "the job's peers list does not name this node");
@@ -160,6 +170,20 @@ function refusal(s: BidState, e: BidRequestEvent, need: Resources): (Answer & { 
   const verdict = createComparator(prefs).accepts({ requester: e.from, price: prefs.provider.minPrice, resources: need }, free, resourcesOf(s.ledger.registered));
   if (!verdict.ok) return no('preferences', verdict.reason);
   return null;
+}
+
+/** Whether this node serves only requesters with a grant: its run setting or its preferences. */
+export function requiresGrant(s: Pick<BidState, 'requireGrants' | 'preferences'>): boolean {
+  return s.requireGrants === true || s.preferences.provider.requireGrants === true;
+}
+
+/** Why the requester may not be served here ("unauthorized: expired (link 0 expired at ...)"), or null when it may. */
+function grantRefusal(s: BidState, e: BidRequestEvent): string | null {
+  if (!requiresGrant(s)) return null;
+  const g = e.grant;
+  if (g?.ok && g.expiresAt > e.now) return null;
+  const why = !g ? 'no-grant (the request carried no capability token)' : g.ok ? `expired (the grant ended at ${new Date(g.expiresAt).toISOString()}, before the request was decided)` : `${g.reason} (${g.detail})`;
+  return `unauthorized: ${why}; this node serves only requesters granted deploy by one of its anchors (cap grant on this node, cap add on the requester)`;
 }
 
 /**

@@ -48,8 +48,12 @@ export const ARRAY_DEFAULTS = Object.freeze({
   idleMs: 60_000,
 });
 
-/** Declines that will not change by asking again: a round in which every candidate gave one ends the job at once. */
-export const PERMANENT_DECLINES: readonly DeclineCode[] = ['excluded', 'not-chosen', 'executor', 'privileged', 'too-large'];
+/**
+ * Declines that will not change by asking again: a round in which every candidate gave one ends the job at once.
+ * `unauthorized` among them: a grant comes from the provider's operator (`cap grant`, then `cap add` here), not from
+ * waiting out the placement deadline; the job fails at once saying so.
+ */
+export const PERMANENT_DECLINES: readonly DeclineCode[] = ['excluded', 'not-chosen', 'executor', 'privileged', 'too-large', 'unauthorized'];
 
 /** The final states of each deal machine. */
 export const JOB_TERMINAL: readonly JobState[] = ['completed', 'failed', 'cancelled'];

@@ -15,6 +15,15 @@ export interface At {
 }
 
 /**
+ * The capability grant a provider accepted a deal under (its chain's link ids, root first, and its earliest expiry):
+ * the provider's runtime refuses the deal's later messages once it no longer holds (expired, or a link revoked).
+ */
+export interface DealGrant {
+  readonly ids: readonly string[];
+  readonly expiresAt: number;
+}
+
+/**
  * Runtime timers of a deal machine: an intent asks for one at an absolute time; `timer.fired` comes back. The
  * machines keep their pending timers, and make these intents, with the helper in deal.timers.ts.
  */

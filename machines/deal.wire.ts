@@ -16,6 +16,11 @@ export interface BidRequestMsg {
   readonly expiresAt: number;
   /** An array job: how many of its instances this round asks for (absent: all of them, `job.count`). */
   readonly count?: number;
+  /**
+   * The requester's capability tokens granting `deploy` (the newest few it holds), for a provider that serves only
+   * requesters with a grant; absent when it holds none. The provider's runtime checks them, the Node never sees them.
+   */
+  readonly grants?: readonly string[];
 }
 
 /** What a provider offers for a deal; held for the requester until `expiresAt`. */
@@ -66,6 +71,12 @@ export type DeclineCode =
   | 'lock-limit'
   /** The node's disk is nearly full (under its `--min-free-disk`): it takes no new work until space returns. */
   | 'disk-full'
+  /**
+   * The provider serves only requesters whose capability tokens grant `deploy` from its anchors (`--require-grants`
+   * or `provider.requireGrants`), and the request showed none that holds: the reason says why (no token, expired,
+   * revoked, ...). Asking again with the same tokens will not change it.
+   */
+  | 'unauthorized'
   | 'duplicate'
   | 'expired'
   | 'invalid';

@@ -28,6 +28,12 @@ export interface NodeContext {
   readonly constrained: Constrained;
   /** Whether the disk leaves room for new work (`--min-free-disk`). */
   readonly admission: DiskAdmission;
+  /**
+   * `--require-grants`, from the latest `node.configure`: bid only for requesters that show a capability grant (the
+   * preferences' `provider.requireGrants` switches it on too). Absent in a snapshot of an earlier build: false until
+   * the configure every start sends, so the snapshot's version stays.
+   */
+  readonly requireGrants?: boolean;
   /** The request waiting for onboarding to finish. */
   readonly pendingReply: string | null;
   /** Bid requests already answered, so a repeat is not answered again (answered.ts: changed in place). */
@@ -201,7 +207,7 @@ export const nodeMachine = setup({
       assertEvent(event, 'bid.request');
       const { registration, ledger, preferences, answered } = context;
       const diskFull = diskRefusal(context.admission, context.sample);
-      const d = decideBid({ registered: params.registered, registration, ledger, preferences, answered, diskFull }, event);
+      const d = decideBid({ registered: params.registered, registration, ledger, preferences, answered, diskFull, requireGrants: context.requireGrants === true }, event);
       if (d.answered !== answered) enqueue.assign({ answered: d.answered });
       if (d.ledger) enqueue.assign({ ledger: d.ledger });
       const declined = d.intents.find((i) => i.type === 'bid.decline.send');
@@ -231,7 +237,14 @@ export const nodeMachine = setup({
       assertEvent(event, 'node.configure');
       const d = admitDisk(context.admission, event.minFreeDisk, context.sample);
       if (d.admission !== context.admission) enqueue.assign({ admission: d.admission });
-      emitAll(enqueue, d.notes);
+      const requireGrants = event.requireGrants === true;
+      if (requireGrants !== (context.requireGrants === true)) enqueue.assign({ requireGrants });
+      emitAll(enqueue, [
+        ...d.notes,
+        requireGrants !== (context.requireGrants === true)
+          ? { type: 'log.write', level: 'info', message: requireGrants ? 'grants required: bid requests without a capability grant for deploy are declined unauthorized' : 'grants no longer required by --require-grants' }
+          : null,
+      ]);
     }),
     setPreferences: enqueueActions(({ event, enqueue }) => {
       assertEvent(event, 'preferences.set');
@@ -262,6 +275,7 @@ export const nodeMachine = setup({
     sample: null,
     constrained: { memory: false, disk: false },
     admission: OPEN_ADMISSION,
+    requireGrants: false,
     pendingReply: null,
     answered: emptyAnswered(input.maxAnswered ?? MAX_ANSWERED),
     declined: {},

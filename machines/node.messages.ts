@@ -82,6 +82,8 @@ export interface ConfigureEvent {
   readonly type: 'node.configure';
   /** Bytes that must stay free on the data dir's disk; under it the Node declines new work with `disk-full`. */
   readonly minFreeDisk: number;
+  /** `--require-grants`: bid only for requesters whose capability tokens grant `deploy` (absent: false). */
+  readonly requireGrants?: boolean;
 }
 /** Sent once after the node's state was rebuilt from its log: re-arms what the old process was doing. */
 export interface RecoveredEvent {

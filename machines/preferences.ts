@@ -23,6 +23,11 @@ export interface ProviderPreferences {
    * using the whole machine is the common case; an operator who serves strangers sets less.
    */
   readonly maxShare?: number;
+  /**
+   * Serve only requesters whose capability tokens grant `deploy` from one of this node's anchors (as `--require-grants`
+   * does; either one switches it on); anything else is declined with `unauthorized`. Absent: false.
+   */
+  readonly requireGrants?: boolean;
 }
 
 export const DEFAULT_MAX_LOCKS_PER_REQUESTER = 8;

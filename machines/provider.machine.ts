@@ -139,7 +139,8 @@ export const providerMachine = setup({
       const ports = a.context.input.ports ?? [];
       const portMap = named.length > 0 && ports.length === named.length ? { ports: Object.fromEntries(named.map((n, i) => [n, ports[i]!])) } : {};
       const batch = bid.slots !== undefined ? { slots: bid.slots, assign: a.context.assign ?? [] } : {};
-      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job, ...portMap, ...batch } });
+      const grant = a.context.input.grant ? { grant: a.context.input.grant } : {};
+      a.enqueue.emit({ type: 'allocation.spawn', input: { allocationId: key, dealId: bid.dealId, nonce: bid.nonce, requester, job, ...portMap, ...batch, ...grant } });
       const message = a.context.revertPending ? 'allocated after the requester reverted; cancelling it' : 'allocated; the job starts';
       a.enqueue.assign({ record: touch(a.context.record, a.event.now, { allocationId: key, message }) });
       // a requester that reverted meanwhile no longer waits for the answer: the allocation is stopped at once

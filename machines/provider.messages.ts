@@ -3,7 +3,7 @@
  * takes, the intents it emits and the record it leaves.
  */
 import type { AllocationInput } from './allocation.messages.ts';
-import type { At, DealRecoveredEvent, FromPeer, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
+import type { At, DealGrant, DealRecoveredEvent, FromPeer, LogIntent, TimerCancelIntent, TimerFiredEvent, TimerScheduleIntent } from './deal.events.ts';
 import type { AllocationState, Bid, DealCancelMsg, DealCommitMsg, DealRevertMsg } from './deal.wire.ts';
 import type { JobSpec } from './job.ts';
 
@@ -18,6 +18,8 @@ export interface ProviderInput {
   readonly lockId: string;
   /** The ports the lock holds for a part's named ports, in the order of `job.part.ports`. */
   readonly ports?: readonly number[];
+  /** The capability grant the Node bid under, when it required one: the deal's later messages need it to hold. */
+  readonly grant?: DealGrant;
 }
 
 export interface ProviderRecord {

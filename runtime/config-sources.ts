@@ -52,6 +52,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   setting('disk', 'disk', 'DMS_DISK', 'text', null, 'the stored offer, else half the free space'),
   setting('executors', 'executors', 'DMS_EXECUTORS', 'csv', null, 'the stored offer, else wasm'),
   setting('rebenchmark', 'rebenchmark', 'DMS_REBENCHMARK', 'boolean', false, 'false'),
+  setting('requireGrants', 'require-grants', 'DMS_REQUIRE_GRANTS', 'boolean', false, 'false'),
   setting('inspect', 'inspect', 'DMS_INSPECT', 'inspect', false, 'off'),
   setting('monitorInterval', 'monitor-interval', 'DMS_MONITOR_INTERVAL', 'text', '5000', '5000'),
   setting('bidWindow', 'bid-window', 'DMS_BID_WINDOW', 'text', '2s', '2s'),

@@ -46,6 +46,8 @@ export interface RunConfig {
   readonly retainMs: number;
   /** Most bytes of journal history (for `replay`) kept, whatever its age (`--retain-history`); 0: no cap. */
   readonly retainHistoryBytes: number;
+  /** As a provider, serve only requesters whose capability tokens grant `deploy` from this node's anchors. */
+  readonly requireGrants: boolean;
 }
 
 /**
@@ -87,6 +89,7 @@ export interface RawOptions {
   disk?: string;
   executors?: string;
   rebenchmark?: boolean;
+  requireGrants?: boolean;
   inspect?: string | boolean;
   json?: boolean;
   logLevel?: string;
@@ -200,6 +203,7 @@ const CHECKS: { readonly [K in SettingKey]: (raw: RawOptions) => unknown } = {
   executors: parseOffer,
   // switches: the environment and the file decoded them already (config-sources.ts), a flag is true
   rebenchmark: () => undefined,
+  requireGrants: () => undefined,
   inspect: () => undefined,
   json: () => undefined,
   monitorInterval: (r) => parseMonitorInterval(r.monitorInterval),
@@ -240,6 +244,7 @@ function buildRunConfig(layered: Layered): RunConfig {
     api: parseApi(raw.api),
     offer: parseOffer(raw),
     rebenchmark: raw.rebenchmark === true,
+    requireGrants: raw.requireGrants === true,
     inspect: raw.inspect === undefined || raw.inspect === false ? null : raw.inspect === true ? DEFAULT_INSPECT : raw.inspect,
     json: raw.json === true,
     logLevel: parseLogLevel(raw.logLevel),

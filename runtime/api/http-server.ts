@@ -13,6 +13,7 @@ import { AddressInUseError } from '../errors.ts';
 import type { JobSpec } from '../../machines/job.ts';
 import { ensembleSpecSchema, jobSchema as jobSpecSchema } from '../deals/deal-schemas.ts';
 import type { EnsembleSpec } from '../../machines/ensemble.ts';
+import { capAddSchema, capAnchorSchema, capDelegateSchema, capGrantSchema, capRevokeSchema } from './cap-schemas.ts';
 import { allocateSchema, describeIssues, lockSchema, offerSchema, pingSchema, preferencesSchema, releaseSchema, unlockSchema } from './input-schemas.ts';
 import { JOB_EVENTS_DEFAULTS, type JobEventsInit, JobEventStreams } from './job-events.ts';
 
@@ -53,6 +54,18 @@ export interface NodeApi {
   resultFile(id: string, query: URLSearchParams, res: http.ServerResponse): Promise<void>;
   /** The dashboard's views (dashboard-api.ts); absent where the node serves no dashboard. */
   readonly dashboard?: DashboardApi;
+  /** Capability tokens (`cap ...`): runtime/trust/trust-service.ts. */
+  readonly trust?: TrustApi;
+}
+
+/** What `cap` asks of the node. */
+export interface TrustApi {
+  list(): Promise<unknown>;
+  grant(r: z.output<typeof capGrantSchema>): Promise<unknown>;
+  delegate(r: z.output<typeof capDelegateSchema>): Promise<unknown>;
+  anchor(r: z.output<typeof capAnchorSchema>): Promise<unknown>;
+  add(r: z.output<typeof capAddSchema>): Promise<unknown>;
+  revoke(id: string): Promise<unknown>;
 }
 
 /** What the dashboard page reads beyond the CLI's routes. */
@@ -144,6 +157,12 @@ function routes(api: NodeApi): Record<string, Handler> {
       return api.logs(p.id!, offset.data, part ?? undefined, index?.data);
     },
     'GET /v1/info': () => api.info(),
+    'GET /v1/cap': () => trustOf(api).list(),
+    'POST /v1/cap/grant': (b) => trustOf(api).grant(parse(capGrantSchema, b)),
+    'POST /v1/cap/delegate': (b) => trustOf(api).delegate(parse(capDelegateSchema, b)),
+    'POST /v1/cap/anchor': (b) => trustOf(api).anchor(parse(capAnchorSchema, b)),
+    'POST /v1/cap/add': (b) => trustOf(api).add(parse(capAddSchema, b)),
+    'POST /v1/cap/revoke': (b) => trustOf(api).revoke(parse(capRevokeSchema, b).id),
     'POST /v1/dashboard/login': () => dash(api).login(),
     'GET /v1/actors': () => dash(api).actors(),
     'GET /v1/actors/:id': (_b, p) => dash(api).actor(p.id!),
@@ -172,6 +191,11 @@ function routes(api: NodeApi): Record<string, Handler> {
   };
 }
 
+function trustOf(api: NodeApi): TrustApi {
+  if (!api.trust) throw new HttpError(404, 'this node keeps no capability tokens', 'not-found');
+  return api.trust;
+}
+
 function dash(api: NodeApi): DashboardApi {
   if (!api.dashboard) throw new HttpError(404, 'this node serves no dashboard', 'not-found');
   return api.dashboard;
@@ -181,6 +205,7 @@ function dash(api: NodeApi): DashboardApi {
 const STATUS_BY_ERROR: Readonly<Record<string, number>> = {
   DeployError: 400,
   JobFileError: 400,
+  TrustUsageError: 400,
   UnknownActorError: 404,
   UnknownDealError: 404,
   RequestTimeoutError: 504,

@@ -49,6 +49,8 @@ export const preferencesSchema = z
         maxLocksPerRequester: z.number().int().min(1).max(10_000).optional(),
         /** Absent: 1, no cap (machines/preferences.ts). */
         maxShare: z.number().gt(0).max(1).optional(),
+        /** Absent: false; true serves only requesters with a capability grant, as `--require-grants` (machines/preferences.ts). */
+        requireGrants: z.boolean().optional(),
       })
       .strict(),
     requester: z

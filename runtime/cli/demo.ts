@@ -143,7 +143,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       });
       say(`6. ${provider.name} released the job's resources: ${showCap(after)}, exactly as before.`);
     }
-    say('   Everything each actor received is in its node\'s event log: `replay --data-dir <dir> --actor job/<id>` rebuilds the deal.');
+    say(`   Everything each actor received is in its node's event log: \`replay --deal ${end.id} --data-dir ${path.join(root, 'A')} --data-dir ${path.join(root, 'B')} --data-dir ${path.join(root, 'C')}\` follows the deal across the three (run with --keep to keep them).`);
     const second = await secondAct(opts, root, a, rest[0]!, rest[1]!);
     return end.state === 'completed' && second ? 0 : 1;
   } finally {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { cliKit } from './cli-kit.ts';
 import { addConfigCommand } from './config-command.ts';
+import { addCapCommands } from './cap-commands.ts';
 import { addDealCommands } from './deal-commands.ts';
 import { addNodeCommands } from './node-commands.ts';
 import { addResultsCommand } from './results-command.ts';
@@ -27,6 +28,7 @@ export function buildCli(): Command {
   addNodeCommands(program);
   addDealCommands(program, cliKit);
   addResultsCommand(program, cliKit);
+  addCapCommands(program, cliKit);
   addStandaloneCommands(program);
   return program;
 }

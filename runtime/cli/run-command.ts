@@ -38,6 +38,7 @@ export function runOptions(cmd: Command, jsonHelp: string): Command {
       .option('--api <host:port>', 'local HTTP API address, or "off" (default 127.0.0.1:9999)'),
   )
     .option('--rebenchmark', 'measure the machine again even if a benchmark is stored')
+    .option('--require-grants', "as a provider, serve only requesters whose capability tokens grant deploy from this node's anchors (see `cap`)")
     .addOption(new Option('--inspect [url]', 'stream all actors to the Stately inspector (default ws://localhost:8080)'))
     .option('--monitor-interval <ms>', 'milliseconds between monitoring samples (default 5000)')
     .option('--bid-window <duration>', 'longest a deploy waits for bids, e.g. 500ms or 2s (it ends early when every peer answered; default 2s)')

@@ -8,6 +8,10 @@
  * - `disk-full` and `not-onboarded`: no new work for anyone. Closed until `HOLD_MS` passes; then one request goes
  *   to the Node, which decides again on its current state.
  *
+ * `unauthorized` is not remembered: it depends on the capability tokens each request carries, so every request
+ * goes to the Node, which logs why it declined. The gate only ever declines, so it can never bid for a requester
+ * the Node would not serve.
+ *
  * The gate only ever lags the Node: it learns of a closure from a decline and of a reopening from a fact or the
  * clock, so at worst a request it let through is declined by the Node (as without it), and it never declines one
  * the Node has not refused under the same conditions within `HOLD_MS`. A flood from one identity costs the journal

@@ -160,8 +160,10 @@ function failed(svc: DealService, actorId: string, what: string, e: Error): void
 async function requestBids(svc: DealService, actorId: string, intent: Extract<RequesterIntent | ArrayIntent, { type: 'bid.request.send' }>): Promise<void> {
   const net = svc.deps.net();
   const { job, dealId, nonce, expiresAt } = intent;
-  // what providers decide on; the args and env go to the chosen one with the allocate
-  const payload = { dealId, nonce, job: requirementsOf(job), expiresAt, ...('count' in intent && intent.count !== undefined ? { count: intent.count } : {}) };
+  // what providers decide on; the args and env go to the chosen one with the allocate; the tokens this node holds
+  // for deploy, for providers that serve only requesters with a grant
+  const count = 'count' in intent && intent.count !== undefined ? { count: intent.count } : {};
+  const payload = { dealId, nonce, job: requirementsOf(job), expiresAt, ...count, ...svc.grants.tokens() };
   const excluded = new Set(job.constraints.excludePeers);
   let candidates: string[] = [];
   // how far a broadcast went; a request sent straight to the job's peers reached exactly the candidates

@@ -14,6 +14,7 @@ import {
   providerActorId,
   requesterActorId,
 } from '../../machines/deal.ids.ts';
+import type { DealGrant } from '../../machines/deal.events.ts';
 import { requirementsMismatch } from '../../machines/job.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { ProviderEvent } from '../../machines/provider.messages.ts';
@@ -65,7 +66,8 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       const { payload, from } = inboundDeal(msg, NODE_ACCEPTS);
       // a bounded queue: past it a request is dropped before it is logged (the requester's round goes on without us)
       if (node.backlog >= MAX_NODE_BACKLOG) return router.reject(from, 'node-busy', `the Node actor has ${node.backlog} events waiting; bid request dropped`);
-      const { replyAddrs, ...request } = payload;
+      // the tokens stay here: the Node gets what they prove (deal-grants.ts), not 32 KiB to log per request
+      const { replyAddrs, grants, ...request } = payload;
       if (replyAddrs && msg.broadcast) svc.replyAddrs.note(from, replyAddrs);
       // what the Node would only decline again is declined here, unlogged (bid-gate.ts)
       const now = svc.now();
@@ -77,7 +79,8 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
       }
       const gated = from === svc.deps.self ? null : svc.gate.check(from, now);
       if (gated) return void svc.sendTo(from, REQUESTER_INBOX, 'bid.decline', { dealId: request.dealId, nonce: request.nonce, ...gated });
-      svc.whenRecovered(() => node.send({ ...request, type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
+      const grant = from === svc.deps.self ? undefined : svc.grants.check(grants, msg.envelope.from.did);
+      svc.whenRecovered(() => node.send({ ...request, ...(grant ? { grant } : {}), type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
     },
   };
   const requesterInbox: InboxSpec = {
@@ -156,6 +159,14 @@ async function toProvider(svc: DealService, m: ToProvider): Promise<void> {
     }
     return;
   }
+  // taking the bid goes on only while the grant it was made under holds (a revert or cancel only lets go: it passes)
+  if (m.type === 'deal.commit' || m.type === 'deal.allocate') {
+    const lapsed = svc.grants.lapsed(svc.provisions.get(key)?.grant, m.type);
+    if (lapsed) {
+      svc.deps.log.info({ type: m.type, from: m.from, key }, `${m.type} refused (unauthorized): ${lapsed}`);
+      return void svc.sendTo(m.from, REQUESTER_INBOX, 'deal.refused', { dealId, nonce, step: m.type === 'deal.commit' ? 'commit' : 'allocate', reason: `unauthorized: ${lapsed}` });
+    }
+  }
   // delivered at once, in arrival order; an allocate once its module is stored
   if (m.type === 'deal.allocate') return deliverAllocate(svc, id, key, m, now);
   svc.deliver(id, providerEvent(m, now), m.from);
@@ -166,6 +177,9 @@ function toBatch(svc: DealService, m: InboundDeal<'batch.assign' | 'batch.releas
   const key = dealKey(m.payload.dealId, m.payload.nonce, m.from);
   const id = allocationActorId(key);
   const now = svc.now();
+  // more work only while the deal's grant holds; a release only lets go
+  const lapsed = m.type === 'batch.assign' ? svc.grants.lapsed(svc.provisions.get(key)?.grant, m.type) : null;
+  if (lapsed) return void svc.deps.log.debug({ type: m.type, from: m.from, key }, `${m.type} refused (unauthorized): ${lapsed}`);
   const event = m.type === 'batch.assign' ? { type: m.type, indexes: m.payload.indexes, from: m.from, now } : { type: m.type, from: m.from, now };
   if (!svc.registry.deliver(id, event as never, m.from)) svc.deps.log.debug({ type: m.type, from: m.from, key }, 'a batch message for no allocation of this node was dropped');
 }
@@ -234,6 +248,8 @@ async function startPart(svc: DealService, m: InboundDeal<'part.start'>): Promis
     svc.deps.log.debug({ type: m.type, from: m.from, key }, 'a part.start for no part of this node was dropped');
     return;
   }
+  const lapsed = svc.grants.lapsed(svc.provisions.get(key)?.grant, m.type);
+  if (lapsed) return void svc.deps.log.info({ type: m.type, from: m.from, key }, `part.start refused (unauthorized): ${lapsed}`);
   if (role) parts.noteMembers(key, role, m.from, members);
   // sent again after a dependency moved: the listeners the part has keep their addresses, pointed at the new place
   const have = parts.get(key)?.listeners ?? [];
@@ -252,13 +268,15 @@ async function answerLogs(svc: DealService, router: MessageRouter, msg: Inbound,
   // an array instance's output is `<allocationId>:<index>`: its allocation says whose it is
   const base = /:\d+$/.test(allocationId) ? allocationId.slice(0, allocationId.lastIndexOf(':')) : allocationId;
   const input = svc.provisions.get(base);
-  const rec = input ? null : await svc.deps.store.getMeta<{ requester: string }>(`allocation/${base}`);
+  const rec = input ? null : await svc.deps.store.getMeta<{ requester: string; grant?: DealGrant }>(`allocation/${base}`);
   const requester = input?.requester ?? rec?.requester;
   const instance = base === allocationId ? null : Number(allocationId.slice(base.length + 1));
   if (requester !== msg.envelope.from.peer || (instance === null && !(await svc.output.exists(allocationId)))) {
     await router.reply(msg, 'net.error', { code: 'not-found', message: `no allocation ${allocationId} of yours on this node` }).catch(() => {});
     return;
   }
+  const lapsed = svc.grants.lapsed((input ?? rec)?.grant, 'logs.request');
+  if (lapsed) return void (await router.reply(msg, 'net.error', { code: 'unauthorized', message: lapsed }).catch(() => {}));
   // an instance's output is in its allocation's instances file (offset: its chunks so far)
   const page = instance === null ? await svc.output.read(allocationId, offset) : await svc.instanceOutput.read(base, instance, offset);
   await router.reply(msg, 'logs.page', page).catch(() => {});
@@ -270,5 +288,7 @@ async function answerQuery(svc: DealService, from: string, { dealId, nonce, allo
   if (allocationId !== dealKey(dealId, nonce, from)) return;
   const rec = await svc.queries.allocation(allocationId);
   if (!rec) return;
+  const lapsed = svc.grants.lapsed(svc.provisions.get(allocationId)?.grant ?? rec.grant, 'allocation.query');
+  if (lapsed) return void svc.deps.log.debug({ from, allocationId }, `allocation.query refused (unauthorized): ${lapsed}`);
   await svc.sendTo(from, REQUESTER_INBOX, 'allocation.status', { dealId, nonce, allocationId, state: rec.state, exitCode: rec.exitCode, message: rec.message });
 }

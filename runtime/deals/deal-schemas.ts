@@ -56,7 +56,7 @@ const MAX_ARG = 8192;
 const MAX_ENV_NAME = 256;
 const MAX_COMMAND = 4096;
 
-const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'too-large', 'preferences', 'lock-limit', 'disk-full', 'duplicate', 'expired', 'invalid'] as const;
+const DECLINE_CODES = ['not-onboarded', 'excluded', 'not-chosen', 'executor', 'privileged', 'insufficient', 'too-large', 'preferences', 'lock-limit', 'disk-full', 'unauthorized', 'duplicate', 'expired', 'invalid'] as const;
 const ALLOCATION_STATES = ['pending', 'starting', 'running', 'stopping', 'completed', 'failed', 'terminated'] as const;
 // Compile-time: the lists name every member of the contract's unions (a code added there must be added here).
 type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;
@@ -192,6 +192,15 @@ const moduleBytes = z
   .instanceof(Uint8Array, { message: 'is not bytes' })
   .refine((b) => b.byteLength > 0 && b.byteLength <= MAX_DEAL_MODULE_BYTES, `must be 1 byte to ${MAX_DEAL_MODULE_BYTES / 1024} KiB of DAG-CBOR`);
 
+/**
+ * The most capability tokens a bid request carries, and the most characters of each: runtime/trust's
+ * MAX_GRANTS_PER_REQUEST and MAX_TOKEN_CHARS (32 KiB in all), not imported, as these schemas load without the token
+ * codec (its DAG-CBOR is ESM only); test/runtime/deals/deal-grants.test.ts checks they agree.
+ */
+export const MAX_BID_GRANTS = 4;
+export const MAX_BID_GRANT_CHARS = 8 * 1024;
+const grants = z.array(z.string().min(1).max(MAX_BID_GRANT_CHARS).regex(/^[\w-]+$/, 'is not a capability token (base64url)')).min(1).max(MAX_BID_GRANTS);
+
 /** The most listen addresses a broadcast bid request carries for the answer. */
 export const MAX_REPLY_ADDRS = 8;
 /** A full multiaddr over websockets, ending in the sender's /p2p/ id (checked against the signer where used). */
@@ -211,7 +220,7 @@ export type DealPayloads = { [T in DealWireMessage['type']]: T extends 'deal.all
 
 // Typed per message, so a schema that drifts from the contract fails to compile; a Record, so none is missing.
 const schemas: { [T in keyof DealPayloads]: z.ZodType<DealPayloads[T]> } = {
-  'bid.request': z.strictObject({ ...deal, job: bidJobSchema, expiresAt: time, count: safeInt.min(1).max(JOB_LIMITS.maxCount).optional(), replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional() }),
+  'bid.request': z.strictObject({ ...deal, job: bidJobSchema, expiresAt: time, count: safeInt.min(1).max(JOB_LIMITS.maxCount).optional(), replyAddrs: z.array(replyAddr).max(MAX_REPLY_ADDRS).optional(), grants: grants.optional() }),
   'bid.submit': z.strictObject({ bid }),
   'bid.decline': z.strictObject({ ...deal, code: z.enum(DECLINE_CODES), reason: text }),
   'deal.commit': z.strictObject(deal),

@@ -26,6 +26,8 @@ import type { DexieEventLog } from '../store/dexie-event-log.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { DealServiceInit } from './deal-config.ts';
 import { BidGate } from './bid-gate.ts';
+import { DealGrants, type DealTrust } from './deal-grants.ts';
+import { partsOf } from './part-registry.ts';
 import { deployEnsemble, ensembleActorId } from './ensembles.ts';
 import type { EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { EnsembleSpec } from '../../machines/ensemble.ts';
@@ -74,6 +76,8 @@ export interface DealDeps {
   readonly gate?: BidGate;
   /** The warm WASM runners array instances run in, made on first use (default: none: a process per instance). */
   readonly pool?: { get(): InstancePool | undefined; close(): Promise<void> };
+  /** Capability tokens: what this node's bid requests carry, and the check of a requester's (default: none). */
+  readonly trust?: DealTrust;
 }
 
 export class DealService {
@@ -90,6 +94,8 @@ export class DealService {
   readonly provisions = new ProviderDeals();
   /** Declines bid requests the Node would only decline again, before they are logged. */
   readonly gate: BidGate;
+  /** Capability grants: the tokens a bid request carries, their check, and whether a deal's grant still holds. */
+  readonly grants: DealGrants;
   readonly executions: Executions;
   /** The instances of array jobs running here, and their output. */
   readonly batchRuns: BatchRuns;
@@ -104,6 +110,9 @@ export class DealService {
   ) {
     const clock = (this.clock = deps.clock ?? (deps.now ? { ...realClock, now: deps.now } : realClock));
     this.gate = deps.gate ?? new BidGate();
+    this.grants = new DealGrants(deps.trust, () => clock.now());
+    // a tunnel reaches a part only while the grant its deal was accepted under holds
+    partsOf(this).lapsed = (allocationId) => this.grants.lapsed(this.provisions.get(allocationId)?.grant, 'tunnel');
     this.modules = new ModuleStore(deps.dataDir);
     this.output = new OutputLog(deps.dataDir, (id, e) => deps.log.error({ allocation: id, err: e.message }, `could not write the output of allocation ${id}`), { clock });
     this.registry = new DealRegistry(deps);

@@ -39,6 +39,11 @@ export interface PartEntry {
 export class PartRegistry {
   /** By allocation id, in the order they became known. */
   readonly #parts = new Map<string, PartEntry>();
+  /**
+   * Why a part's deal may no longer be reached (refused `unauthorized`): the grant it was accepted under lapsed (set
+   * by the deal service, deal-grants.ts); null when it may.
+   */
+  lapsed: (allocationId: string) => string | null = () => null;
 
   /** The members of a part's ensemble, as the requester sent them (with its allocate, or a `part.start`). */
   noteMembers(allocationId: string, role: Pick<PartRole, 'ensemble' | 'name'>, requester: string, members: readonly PartMember[]): void {
@@ -105,7 +110,9 @@ export class PartRegistry {
     for (const e of withPort) {
       // the members of every part of the same ensemble here (a part.start after a move updates its receiver's)
       const members = inEnsemble.filter((o) => o.requester === e.requester).flatMap((o) => o.members);
-      if (fromPeer === e.requester || members.some((m) => m.provider === fromPeer)) return { port: e.ports[header.port]! };
+      if (fromPeer !== e.requester && !members.some((m) => m.provider === fromPeer)) continue;
+      const lapsed = this.lapsed(e.allocationId);
+      return lapsed ? { refused: 'unauthorized', detail: lapsed } : { port: e.ports[header.port]! };
     }
     return { refused: 'not-allowed', detail: `${fromPeer} runs no part of ${header.deal}` };
   }

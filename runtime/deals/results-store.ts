@@ -81,7 +81,7 @@ export interface OpenRange {
 /** Why a range cannot be read: the refusal code of the results protocol and a message. */
 export class ResultsRefusedError extends Error {
   override name = 'ResultsRefusedError';
-  constructor(readonly code: 'bad-request' | 'not-found' | 'not-ready' | 'changed', message: string) {
+  constructor(readonly code: 'bad-request' | 'not-found' | 'not-ready' | 'changed' | 'unauthorized', message: string) {
     super(message);
   }
 }

@@ -52,6 +52,8 @@ export const EDGE_BUDGETS: PeerBudgetInit = Object.freeze({
   perType: Object.freeze({
     /** 100 bid requests/s per author, bursts of 200: each is a journaled decision of the Node actor. */
     'bid.request': { perSec: 100, burst: 200 },
+    /** 2 revocations/s per author, bursts of 20: each is a journaled event of the trust actor (runtime/trust/trust-inbox.ts). */
+    'trust.revoke': { perSec: 2, burst: 20 },
   }),
   /** Refused after 200 drops at once, or while dropping more than 20 a second: far over budget, not near it. */
   strikes: { perSec: 20, burst: 200 },

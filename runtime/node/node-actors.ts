@@ -4,6 +4,8 @@
  * start together because they need one another: the supervisor hands intents to the services, which answer the
  * actors it hosts.
  */
+import type { TrustEvent } from '../../machines/trust.machine.ts';
+import { TrustService } from '../trust/trust-service.ts';
 import { ACTIVITY_DEFAULTS, ActivityFeed, observedLog } from '../api/activity-feed.ts';
 import type { NodeView } from '../../actors/node.actor.ts';
 import type { NodeEvent } from '../../machines/node.messages.ts';
@@ -50,6 +52,8 @@ export interface Actors {
   readonly descriptor: DescriptorCache;
   /** What the actors just did (every event their logs accepted), for the dashboard. */
   readonly feed: ActivityFeed;
+  /** Capability tokens: what this node trusts and holds, and the check the deal path asks. */
+  readonly trust: TrustService;
 }
 
 /** Starts the actors. Stops them as a unit: no timer fires into them while the supervisor takes them down. */
@@ -88,8 +92,20 @@ export async function startActors(p: {
   });
   const node = await spawnNode(supervisor);
   const facts = cachedNodeFacts(node);
+  // what this node trusts and holds (capability tokens, anchors, revocations): before the deals that ask it
+  const trust = new TrustService({
+    actor: await supervisor.spawn<TrustEvent>({ id: 'trust', kind: 'trust', input: {}, placement: 'shared' }).catch(async (e: Error) => {
+      await supervisor.stop().catch(() => {});
+      throw e;
+    }),
+    key: p.identity.key,
+    clock,
+    // the flag, or the provider preference (the Node machine applies the same rule to each bid request)
+    requireGrants: async () => config.requireGrants || (await facts.get()).preferences.provider.requireGrants === true,
+  });
+  await trust.start();
   const descriptor = descriptorCache();
-  const deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: p.identity.peerId, node, net: () => p.net.current, facts, clock, gate });
+  const deals = createDeals(config.deals, { supervisor, store, dataDir, log, self: p.identity.peerId, node, net: () => p.net.current, facts, clock, gate, trust });
   const effects = createNodeEffects({
     dataDir, log, store, node, clock,
     onRegistered: () => {
@@ -110,7 +126,7 @@ export async function startActors(p: {
   try {
     // before any bid request can arrive: how much free disk the node keeps (`--min-free-disk`, against this disk)
     const minFreeDisk = resolveMinFreeDisk(config.minFreeDisk, await diskTotal(dataDir));
-    node.send({ type: 'node.configure', minFreeDisk }, 'local');
+    node.send({ type: 'node.configure', minFreeDisk, requireGrants: config.requireGrants }, 'local');
     if (recovery.recovered) {
       node.send({ type: 'node.recovered', now: clock.now() }, 'local');
       const s = p.storeRecovery;
@@ -120,7 +136,7 @@ export async function startActors(p: {
     await stop().catch(() => {});
     throw e;
   }
-  return { parts: { supervisor, node, effects, deals, recovery, descriptor, feed }, stop };
+  return { parts: { supervisor, node, effects, deals, recovery, descriptor, feed, trust }, stop };
 }
 
 /** Spawns the Node actor; when that fails, stops the supervisor (nothing else of the phase exists yet). */
@@ -174,6 +190,7 @@ function createDeals(
     facts: ReturnType<typeof cachedNodeFacts>;
     clock: Clock;
     gate: BidGate;
+    trust: TrustService;
   },
 ): DealService {
   const { node, facts, clock } = deps;

@@ -12,7 +12,8 @@ import type { NodeEvent } from '../../machines/node.messages.ts';
 import type { NodeView } from '../../actors/node.actor.ts';
 import { type Benchmark, type Offer, type Registration, resolveOffer, validateOffer } from '../../machines/onboarding.ts';
 import { API_FILE, TOKEN_FILE } from '../api/client.ts';
-import { type ApiServer, startApiServer } from '../api/http-server.ts';
+import { type ApiServer, type TrustApi, startApiServer } from '../api/http-server.ts';
+import type { TrustService } from '../trust/trust-service.ts';
 import { createNodeApi } from '../api/node-api.ts';
 import { type NodeMetrics, type Timings, createNodeMetrics, createTimings, metricsRoute } from '../api/metrics.ts';
 import { createDashboard } from '../api/dashboard.ts';
@@ -22,6 +23,8 @@ import { type Clock, type Timer, realClock } from '../clock.ts';
 import type { RunConfig } from '../config.ts';
 import { dealPayloadSchemas, logsPayloadSchemas } from '../deals/deal-schemas.ts';
 import { dealInboxes } from '../deals/deal-inboxes.ts';
+import type { MessageRouter } from '../net/message-router.ts';
+import { TRUST_INBOX, trustInbox, trustPayloadSchemas } from '../trust/trust-inbox.ts';
 import { partsOf, servePartTunnels } from '../deals/part-registry.ts';
 import { resultsRoot } from '../deals/results-manifest.ts';
 import { serveJobResults } from '../deals/results-serving.ts';
@@ -131,8 +134,9 @@ function nodeLifecycle(root: Root) {
     .phase('actors', startActors)
     // from here on, a stop leaves no api.json pointing at a node that is not there (the `api` phase writes it)
     .phase('api address', ({ config }) => ({ stop: () => fs.rm(apiFile(config), { force: true }) }))
-    .phase('network', async ({ config, log, clock, identity, deals, node, net }) => {
-      const network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas], inboxes: (router) => dealInboxes(deals, node, router) }, log, clock);
+    .phase('network', async ({ config, log, clock, identity, deals, node, net, trust }) => {
+      const inboxes = (router: MessageRouter) => [...dealInboxes(deals, node, router), trustInbox(trust, log)];
+      const network = await startNetwork(config, identity, { schemas: [dealPayloadSchemas, logsPayloadSchemas, trustPayloadSchemas], inboxes }, log, clock);
       net.current = network;
       await servePartTunnels(network.libp2p, partsOf(deals), log);
       await serveJobResults(network.libp2p, deals, log);
@@ -233,7 +237,13 @@ async function startApi(p: Root & Actors & { identity: Identity; token: string; 
   });
   const api = await startApiServer(
     { ...config.api, token: p.token, open: [dashboard.route, metricsRoute(nodeMetrics(p).register)], authorize: (req) => dashboard.authorize(req) },
-    { ...nodeApi, dashboard: dashboardApi },
+    {
+      ...nodeApi,
+      // what the trust service checked: grants required or not, and its verifications (cache hits, refusals by reason)
+      info: async () => ({ ...((await nodeApi.info()) as object), trust: { requireGrants: await p.trust.requireGrants(), anchors: p.trust.anchors().length, verifications: p.trust.stats() } }),
+      dashboard: dashboardApi,
+      trust: trustApi(p.trust, () => p.network),
+    },
     log,
   );
   url = api.url;
@@ -246,6 +256,22 @@ async function startApi(p: Root & Actors & { identity: Identity; token: string; 
 }
 
 const apiFile = (config: RunConfig) => path.join(config.dataDir, API_FILE);
+
+/** The `cap` commands' API: the trust service, and a revocation of a link this node issued told to the network. */
+function trustApi(trust: TrustService, net: () => NetworkService | undefined): TrustApi {
+  return {
+    list: async () => trust.list(),
+    grant: (r) => trust.grant(r.audience, r.actions, r.durationMs, r.depth),
+    delegate: (r) => trust.delegate(r.token, r.audience, r.actions, r.durationMs, r.depth),
+    anchor: (r) => trust.anchor(r.did, r.remove),
+    add: (r) => trust.add(r.token),
+    async revoke(id) {
+      const { notice } = await trust.revoke(id);
+      const told = notice && net() ? await net()!.router.broadcast(TRUST_INBOX, 'trust.revoke', notice).then(() => true, () => false) : false;
+      return { id, revoked: true, told };
+    },
+  };
+}
 
 /** GET /metrics: each value read, at scrape time, from the part of the node that keeps it (runtime/api/metrics.ts). */
 function nodeMetrics(p: Actors & { indexes: IndexStore; network: NetworkService; timings: Timings }): NodeMetrics {

@@ -1,18 +1,19 @@
 /**
- * The node's on-disk history: every journal segment still on disk, read without opening the store (for
+ * The node's on-disk history: every journal segment still on disk, read without opening the store, streaming (for
  * `replay`). When retention removed the oldest segments (history-retention.ts), the history starts at the base of
  * the oldest segment kept: the checkpoint cut where it starts, which holds each live actor's record, its snapshot
  * and the events after it.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { VersionedSnapshot } from '../../actors/actor.protocol.ts';
 import type { ActorRecord, LoggedEvent } from '../../actors/event-log.ts';
 import { readJson } from '../files.ts';
 import { type Checkpoint, baseName, readBase } from './checkpoint.ts';
 import { CHECKPOINT_FILE, JOURNAL_DIR } from './constants.ts';
-import { listSegments, readSegments, segmentName } from './journal.ts';
-import type { JournaledPage, Mutation } from './journal-record.ts';
+import { listSegments, segmentName } from './journal.ts';
+import type { Mutation } from './journal-record.ts';
+import { JournalScan, type ScanStop, readFrameAt } from './journal-scan.ts';
+import { type HistoryPage, type HistoryRecord, decodeRecord, splitMutations } from './history-records.ts';
 import type { DroppedRow, SnapshotRow } from './store-db.ts';
 
 /** Where the history on disk begins. */
@@ -65,6 +66,73 @@ export function actorAtBase(base: Checkpoint, actor: string): ActorAtBase {
   return { record, snapshot, meta };
 }
 
+/** One line saying where and why the history read stopped early, or null when it read everything. */
+export function describeStop(stop: ScanStop | null): string | null {
+  if (!stop) return null;
+  const where = `${JOURNAL_DIR}/${segmentName(stop.segment)} at byte ${stop.offset}`;
+  const after = stop.unread > 0 ? `; ${stop.unread} later segment${stop.unread === 1 ? ' was' : 's were'} not read` : '';
+  if (stop.gone) return `the history stops at ${JOURNAL_DIR}/${segmentName(stop.segment)}: ${stop.reason}${after}`;
+  if (stop.tail && stop.unread === 0) return `the history ends at ${where}: the last record there does not check (${stop.reason}): a torn write, or one still being written on a running node; everything before it was read`;
+  return `the history stops at ${where}: a record there does not check (${stop.reason}) and ${stop.tail ? 'nothing intact follows it in that segment' : 'intact records follow it (damage, not a torn write)'}${after}; everything before it was read`;
+}
+
+/** Where a record was read: a segment and the byte offset of its frame; null for the base checkpoint. */
+export interface RecordAt {
+  readonly segment: number;
+  readonly offset: number;
+}
+
+/** What a history scan hands its reader, record by record. */
+export interface HistoryVisitor {
+  /** An event page. */
+  page(page: HistoryPage, at: RecordAt | null): void;
+  /** Any other mutation (actors, snapshots, dropped, meta, deletes). */
+  other?(m: Mutation, at: RecordAt | null): void;
+  /** Asked after each record: true ends the read there (the reader found what it wanted). */
+  done?(): boolean;
+}
+
+export interface HistoryScanReport {
+  readonly start: HistoryStart;
+  /** Set when the read stopped before the end (see describeStop). */
+  readonly stop: ScanStop | null;
+  readonly bytes: number;
+}
+
+/**
+ * Reads the whole on-disk history once, in order, streaming: the base checkpoint first when the oldest segments
+ * are gone (its tables as puts, the pages last), then every record of every segment. `progress` is told the bytes
+ * read so far and in all.
+ */
+export async function scanHistory(dataDir: string, visitor: HistoryVisitor, opts: { progress?: (read: number, total: number) => void; start?: HistoryStart } = {}): Promise<HistoryScanReport> {
+  const start = opts.start ?? (await historyStart(dataDir));
+  const visit = (r: HistoryRecord, at: RecordAt | null) => {
+    // a checkpoint's tables in the order a reader needs them: records and snapshots before the pages after them
+    if (at === null && visitor.other) for (const m of r.others) visitor.other(m, at);
+    for (const p of r.pages) visitor.page(p, at);
+    if (at !== null && visitor.other) for (const m of r.others) visitor.other(m, at);
+  };
+  if (start.removed?.base) visit(splitMutations(start.removed.base.tx), null);
+  const scan = new JournalScan(path.join(dataDir, JOURNAL_DIR), start.segments);
+  for await (const frames of scan.batches()) {
+    for (const f of frames) {
+      visit(decodeRecord(f.body), { segment: f.segment, offset: f.offset });
+      if (visitor.done?.()) return { start, stop: null, bytes: scan.bytesRead };
+    }
+    opts.progress?.(scan.bytesRead, scan.bytesTotal);
+  }
+  return { start, stop: scan.stop, bytes: scan.bytesRead };
+}
+
+/** The pages of the record at `at` (found by an earlier scan), read again. */
+export async function pagesAt(dataDir: string, at: RecordAt): Promise<readonly HistoryPage[]> {
+  const body = await readFrameAt(path.join(dataDir, JOURNAL_DIR), at.segment, at.offset);
+  if (!body) throw new Error(`the journal record at ${JOURNAL_DIR}/${segmentName(at.segment)} byte ${at.offset} is gone or changed since it was read`);
+  return decodeRecord(body).pages;
+}
+
+const isPut = (m: Mutation): m is Extract<Mutation, { values: unknown[] }> => m.op === 'put' || m.op === 'add';
+
 /**
  * Seqs of the actor's dropped events. The `dropped` table is never pruned, so the newest checkpoint holds every
  * drop made before its cut and the segments from the cut on hold the rest; a drop may land in a later segment
@@ -72,46 +140,40 @@ export function actorAtBase(base: Checkpoint, actor: string): ActorAtBase {
  */
 async function droppedSeqs(dataDir: string, actor: string, segments: readonly number[]): Promise<Set<number>> {
   const dropped = new Set<number>();
-  const collect = (tx: readonly Mutation[]) => {
-    for (const m of tx) if (m.t === 'dropped' && (m.op === 'add' || m.op === 'put')) for (const d of m.values as DroppedRow[]) if (d.actor === actor) dropped.add(d.seq);
+  const collect = (m: Mutation) => {
+    if (m.t === 'dropped' && isPut(m)) for (const d of m.values as DroppedRow[]) if (d.actor === actor) dropped.add(d.seq);
   };
   const cp = (await readJson(path.join(dataDir, CHECKPOINT_FILE))) as { segment: number; tx: Mutation[] } | undefined;
-  if (cp) collect(cp.tx);
-  for await (const seg of readSegments(path.join(dataDir, JOURNAL_DIR), segments.filter((s) => s >= (cp?.segment ?? 0)))) {
-    for (const r of seg.records) collect((r as { tx: Mutation[] }).tx);
-  }
+  if (cp) cp.tx.forEach(collect);
+  const scan = new JournalScan(path.join(dataDir, JOURNAL_DIR), segments.filter((s) => s >= (cp?.segment ?? 0)));
+  for await (const frames of scan.batches()) for (const f of frames) decodeRecord(f.body).others.forEach(collect);
   return dropped;
 }
 
-/** The events of one actor's pages in a list of mutations, in order. */
-function* pageEvents(tx: readonly Mutation[], actor: string): Generator<LoggedEvent> {
-  for (const m of tx) {
-    if (m.t !== 'events' || (m.op !== 'add' && m.op !== 'put')) continue;
-    for (const page of m.values as JournaledPage[]) if (page.actor === actor) yield* page.events;
-  }
-}
-
 /**
- * Every event of one actor in the on-disk history, oldest first (for replay; reads segments lazily). With a
- * `base` (the oldest segments are gone), the history starts with the base's pages after the actor's snapshot there.
+ * Every event of one actor in the on-disk history, oldest first (for replay; streams the segments and parses only
+ * that actor's pages). With a `base` (the oldest segments are gone), the history starts with the base's pages after
+ * the actor's snapshot there. A read that stops early (damage, a torn tail) ends the events there and is told to
+ * `onStop`.
  */
-export async function* historyOf(dataDir: string, actor: string, base?: Checkpoint): AsyncGenerator<{ event: LoggedEvent; bytesRead: number; bytesTotal: number }> {
-  const dir = path.join(dataDir, JOURNAL_DIR);
-  const segments = await listSegments(dir);
-  let bytesTotal = 0;
-  for (const s of segments) bytesTotal += (await fs.stat(path.join(dir, segmentName(s)))).size;
-  let bytesRead = 0;
+export async function* historyOf(dataDir: string, actor: string, base?: Checkpoint, onStop?: (stop: ScanStop) => void): AsyncGenerator<{ event: LoggedEvent; bytesRead: number; bytesTotal: number }> {
+  const segments = await listSegments(path.join(dataDir, JOURNAL_DIR));
   const dropped = await droppedSeqs(dataDir, actor, segments);
   const after = base ? (actorAtBase(base, actor).snapshot?.seq ?? 0) : 0;
+  const keep = (event: LoggedEvent) => event.seq > after && !dropped.has(event.seq);
+  const scan = new JournalScan(path.join(dataDir, JOURNAL_DIR), segments);
   if (base) {
     // a page is written once, so the base's pages and the segments' are disjoint; a page may straddle the snapshot
-    const events = [...pageEvents(base.tx, actor)].sort((a, b) => a.seq - b.seq);
-    for (const event of events) if (event.seq > after && !dropped.has(event.seq)) yield { event, bytesRead, bytesTotal };
+    const events = splitMutations(base.tx).pages.filter((p) => p.actor === actor).flatMap((p) => p.events()).sort((a, b) => a.seq - b.seq);
+    for (const event of events) if (keep(event)) yield { event, bytesRead: 0, bytesTotal: scan.bytesTotal };
   }
-  for await (const seg of readSegments(dir, segments)) {
-    bytesRead += seg.bytes;
-    for (const r of seg.records) {
-      for (const event of pageEvents((r as { tx: Mutation[] }).tx, actor)) if (event.seq > after && !dropped.has(event.seq)) yield { event, bytesRead, bytesTotal };
+  for await (const frames of scan.batches()) {
+    for (const f of frames) {
+      for (const page of decodeRecord(f.body).pages) {
+        if (page.actor !== actor) continue;
+        for (const event of page.events()) if (keep(event)) yield { event, bytesRead: scan.bytesRead, bytesTotal: scan.bytesTotal };
+      }
     }
   }
+  if (scan.stop) onStop?.(scan.stop);
 }

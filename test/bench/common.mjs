@@ -2,7 +2,7 @@
 // processes and temp dirs tracked for cleanup, with a watchdog and signal handlers that run it; nodes started to
 // their ready line; and the results table with its target checks. Loads nothing of the runtime itself.
 import { spawn } from 'node:child_process';
-import { lstat, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -359,4 +359,34 @@ export async function descendantsCpu(pid) {
     }
   }
   return total;
+}
+
+// ---------------------------------------------------------------------------------------------- standalone runs
+
+/** Whether the module at `url` is the script node was started with (`node test/bench/X.mjs`). */
+export const isMain = (url) => process.argv[1] === fileURLToPath(url);
+
+/**
+ * A bench file run on its own (`node test/bench/X.mjs [--json FILE]`): runs its [id, fn] pairs under a watchdog,
+ * prints the table (`lines(row)` under each row), the totals and the report as one JSON line (and to FILE with
+ * `--json`), and exits 1 when a row failed to run.
+ */
+export async function runStandalone(name, benches, { watchdogMs = 180_000, lines = (r) => (r.error ? [] : [...(r.detail?.oursRuns ? runLines(r) : []), ...(r.notes ?? [])]) } = {}) {
+  const args = process.argv.slice(2);
+  const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+  const watchdog = guard(watchdogMs, `${name} bench`);
+  const started = performance.now();
+  const loadBefore = os.loadavg()[0];
+  const results = [];
+  try {
+    for (const [id, fn] of benches) await step(results, 'bench', id, fn, cleanup);
+  } finally {
+    await cleanup();
+  }
+  const report = { ...reportHead(`dms-runtime ${name} bench`, started), loadAverage1m: loadAverage(loadBefore), ok: results.every((r) => !r.error && r.pass !== false), results };
+  process.stdout.write(`\n${table(results, lines)}\n\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after\n`);
+  if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  clearTimeout(watchdog);
+  process.exit(results.some((r) => r.error) ? 1 : 0);
 }

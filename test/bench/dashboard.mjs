@@ -8,15 +8,12 @@
 // Standalone: `npm run build && node test/bench/dashboard.mjs [--json FILE]`; run.mjs imports `dashboardBenches`.
 // Skipped (an error row saying why) where no Chromium is installed.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { MAIN_JS, cleanup, cleanups, cpuSecondsOf, guard, loadAverage, median, reportHead, round, spawnTracked, startNode, step, table, tempDir, withTimeout } from './common.mjs';
+import { MAIN_JS, cleanups, cpuSecondsOf, isMain, median, round, runStandalone, spawnTracked, startNode, tempDir, withTimeout } from './common.mjs';
 
 const BROWSERS = ['/usr/lib/chromium/chromium', '/usr/bin/chromium', '/usr/bin/chromium-browser'];
 const RUNS = 7;
-const IDLE_S = 10;
+const IDLE_S = 20;
 const cpuSeconds = async (pid) => {
   const c = await cpuSecondsOf(pid);
   if (c === null || c === undefined) throw new Error(`no CPU figures for pid ${pid}`);
@@ -126,21 +123,7 @@ async function benchDashboard() {
 /** [id, fn] pairs for run.mjs; each fn resolves to an array of rows. */
 export const dashboardBenches = [['dashboard', benchDashboard]];
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
-  const watchdog = guard(180_000, 'dashboard bench');
-  const started = performance.now();
-  const loadBefore = os.loadavg()[0];
-  const results = [];
-  try {
-    for (const [id, fn] of dashboardBenches) await step(results, 'bench', id, fn, cleanup);
-  } finally {
-    await cleanup();
-  }
-  const report = { ...reportHead('dms-runtime dashboard bench', started), loadAverage1m: loadAverage(loadBefore), ok: results.every((r) => !r.error && r.pass !== false), results };
-  const lines = (r) => (r.error ? [] : [...(r.notes ?? [])]);
-  process.stdout.write(`\n${table(results, lines)}\n\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after\n`);
-  if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
-  clearTimeout(watchdog);
-}
+
+// ---------------------------------------------------------------------------------------------- standalone
+
+if (isMain(import.meta.url)) await runStandalone('dashboard', dashboardBenches, { watchdogMs: 180_000 });

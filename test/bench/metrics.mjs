@@ -12,9 +12,6 @@
 //
 // Standalone: `npm run build && node test/bench/metrics.mjs [--json FILE]`; from run.mjs: `metricsBenches`.
 import http from 'node:http';
-import { writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Gauge, Registry } from 'prom-client';
 import { EMPTY_INDEXES, evolveIndexes } from '../../machines/indexes.js';
 import { emptyLedger, ledgerView } from '../../machines/ledger.js';
@@ -22,7 +19,7 @@ import { createNodeMetrics, createTimings } from '../../runtime/api/metrics.js';
 import { StatusHeartbeat } from '../../runtime/deals/status-heartbeat.js';
 import { NetCounters } from '../../runtime/net/net-counters.js';
 import { realClock } from '../../runtime/clock.js';
-import { alternate, cleanup, cpuSecondsOf, exited, guard, kill, loadAverage, median, reportHead, round, spawnTracked, startNode, step, table, tempDir, withTimeout } from './common.mjs';
+import { alternate, cpuSecondsOf, exited, isMain, kill, median, round, runStandalone, spawnTracked, startNode, tempDir, withTimeout } from './common.mjs';
 
 const JOBS = 10_000;
 const ENDED = 1_000;
@@ -221,25 +218,7 @@ export const metricsBenches = [
   ['metrics-get-node', benchNodeGet],
 ];
 
+
 // ---------------------------------------------------------------------------------------------- standalone
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
-  const watchdog = guard(180_000, 'metrics bench');
-  const started = performance.now();
-  const loadBefore = os.loadavg()[0];
-  const results = [];
-  try {
-    for (const [id, fn] of metricsBenches) await step(results, 'bench', id, fn, cleanup);
-  } finally {
-    await cleanup();
-  }
-  const report = { ...reportHead('dms-runtime metrics bench', started), loadAverage1m: loadAverage(loadBefore), ok: results.every((r) => !r.error && r.pass !== false), results };
-  const lines = (r) => (r.error ? [] : [`ours runs ${r.detail.oursRuns.join(', ')} ${r.unit}; raw runs ${r.detail.rawRuns.join(', ')} ${r.unit}`, ...(r.notes ?? [])]);
-  process.stdout.write(`\n${table(results, lines)}\n\ntotal ${report.totalSeconds} s on ${report.cpus} cores, Node ${report.node}; 1-minute load average ${report.loadAverage1m.before} before, ${report.loadAverage1m.after} after\n`);
-  if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify(report)}\n`);
-  clearTimeout(watchdog);
-  process.exit(results.some((r) => r.error) ? 1 : 0);
-}
+if (isMain(import.meta.url)) await runStandalone('metrics', metricsBenches, { watchdogMs: 180_000 });

@@ -33,7 +33,10 @@ const { biddingBenches } = await import('./bidding.mjs');
 const { wasmPoolBenches } = await import('./wasm-pool.mjs');
 const { metricsBenches } = await import('./metrics.mjs');
 const { dashboardBenches } = await import('./dashboard.mjs');
-const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000 + 60_000 + 60_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s) + metrics.mjs (about 15 s) + dashboard.mjs (about 35 s)
+const { trustBenches } = await import('./trust.mjs');
+const { grantsBenches } = await import('./grants.mjs');
+const { replayBenches } = await import('./replay.mjs');
+const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000 + 60_000 + 60_000 + 120_000 + 180_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s) + metrics.mjs (about 15 s) + dashboard.mjs (about 35 s) + trust.mjs and grants.mjs (about 90 s) + replay.mjs (about 2 minutes, building a 1M-event log)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -459,6 +462,9 @@ const benches = [
   ...wasmPoolBenches,
   ...metricsBenches,
   ...dashboardBenches,
+  ...trustBenches,
+  ...grantsBenches,
+  ...replayBenches,
 ];
 
 const started = performance.now();

@@ -8,24 +8,14 @@ import type { Ed25519PrivateKey, Libp2p, Stream } from '@libp2p/interface';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
+import { rawPeerLib } from '../fixtures/raw-peer-lib.ts';
 import { apiGet } from './net-api.ts';
 
 const PROTOCOL = '/dms/actor/1.0.0';
 const DOMAIN = new TextEncoder().encode('dms/envelope/v1\n');
 const BATCH_DOMAIN = new TextEncoder().encode('dms/envelope-batch/v1\n');
 
-const lib = (async () => ({
-  ...(await import('libp2p')),
-  ...(await import('@libp2p/websockets')),
-  ...(await import('@libp2p/noise')),
-  ...(await import('@libp2p/yamux')),
-  ...(await import('@libp2p/identify')),
-  ...(await import('@libp2p/crypto/keys')),
-  ...(await import('@libp2p/peer-id')),
-  ...(await import('@multiformats/multiaddr')),
-  dagCbor: await import('@ipld/dag-cbor'),
-  base58: (await import('multiformats/bases/base58')).base58btc,
-}))();
+const lib = rawPeerLib;
 type Lib = Awaited<typeof lib>;
 
 interface Info {

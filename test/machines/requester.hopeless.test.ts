@@ -36,6 +36,7 @@ const REASONS: Record<string, string> = {
   'too-large': 'the job needs 1 cpu, this node has 0.5 in all',
   insufficient: 'not enough free memory: 0.5 GiB free, 1 GiB needed',
   preferences: 'the price is below this node\'s minimum',
+  unauthorized: 'unauthorized: no-grant (the request carried no capability token)',
 };
 
 type Harness = MH<RequesterMachine, RequesterIntent>;

@@ -32,7 +32,10 @@ export const RESULTS_DEFAULTS: ResultsInit = Object.freeze({
 });
 
 export interface ResultsAcceptorOptions {
-  /** Where the results of `allocationId` (instance `index`) are, when `peer` is its requester; else undefined. */
+  /**
+   * Where the results of `allocationId` (instance `index`) are, when `peer` is its requester; else undefined. May
+   * reject with a ResultsRefusedError (by name) to refuse with its code.
+   */
   readonly authorize: (peer: string, allocationId: string, index?: number) => Promise<ResultsLayout | undefined>;
   readonly log: TunnelLog;
   readonly init?: Partial<ResultsInit>;
@@ -120,7 +123,7 @@ class Libp2pResultsAcceptor implements ResultsAcceptor {
   async #serve(stream: Stream, peer: string): Promise<void> {
     const req = await this.#request(stream);
     const what = `allocation ${req.allocationId}${req.index === undefined ? '' : ` instance ${req.index}`}`;
-    const layout = await this.opts.authorize(peer, req.allocationId, req.index);
+    const layout = await this.opts.authorize(peer, req.allocationId, req.index).catch(asRefusal);
     if (!layout) throw new Refusal('not-found', `no ${what} of yours on this node`);
     const manifest = await manifestOrRefuse(layout, what).catch(asRefusal);
     if (req.type === 'manifest') {

@@ -53,8 +53,8 @@ export interface RangeResponse {
   readonly length: number;
 }
 
-/** Why not. */
-export const RESULTS_REFUSALS = ['bad-request', 'not-found', 'not-ready', 'changed', 'busy', 'error'] as const;
+/** Why not (`unauthorized`: the allocation's deal was accepted under a capability grant that no longer holds). */
+export const RESULTS_REFUSALS = ['bad-request', 'not-found', 'not-ready', 'changed', 'busy', 'error', 'unauthorized'] as const;
 export type ResultsRefusal = (typeof RESULTS_REFUSALS)[number];
 
 export interface RefusalResponse {

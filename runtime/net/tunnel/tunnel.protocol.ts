@@ -28,7 +28,7 @@ const name = z.string().min(1).max(256);
 export const tunnelHeaderSchema = z.object({ deal: name, part: name, port: name }).strict();
 
 /** Refusals the acceptor's `authorize` may answer. */
-export const AUTH_REFUSALS = ['unknown-deal', 'unknown-part', 'unknown-port', 'not-allowed'] as const;
+export const AUTH_REFUSALS = ['unknown-deal', 'unknown-part', 'unknown-port', 'not-allowed', 'unauthorized'] as const;
 export type AuthRefusal = (typeof AUTH_REFUSALS)[number];
 
 /** Every refusal on the wire, by its status byte. */
@@ -47,6 +47,8 @@ export const STATUS = Object.freeze({
   unreachable: 0x07,
   /** The acceptor failed deciding (its authorize threw). */
   error: 0x08,
+  /** The part's deal was accepted under a capability grant that no longer holds (expired or revoked). */
+  unauthorized: 0x09,
 });
 export type TunnelRefusal = Exclude<keyof typeof STATUS, 'ok'>;
 

@@ -43,8 +43,9 @@ test('a machine\'s states and transitions, nested states inside their parents', 
 test('every actor kind of this build lays out, each state once', async () => {
   for (const [kind, k] of ACTOR_KINDS) {
     const g = await statechartOf(kind, rootOf(k.logic));
-    assert.ok(g.nodes.length >= 3, `${kind}: ${g.nodes.length} states`);
     assert.is(new Set(g.nodes.map((n) => n.path)).size, g.nodes.length, `${kind}: paths unique`);
+    if (kind === 'trust') continue; // a record keeper: one state, no transitions between states
+    assert.ok(g.nodes.length >= 3, `${kind}: ${g.nodes.length} states`);
     assert.ok(g.edges.length >= 2, `${kind}: transitions`);
   }
   const req = await statechartOf('requester', rootOf(ACTOR_KINDS.get('requester')!.logic));

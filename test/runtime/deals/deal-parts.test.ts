@@ -4,6 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BidGate } from '../../../runtime/deals/bid-gate.ts';
+import { DealGrants } from '../../../runtime/deals/deal-grants.ts';
 import { ManualClock } from '../../../runtime/clock.ts';
 import { MAX_NODE_BACKLOG, MIN_ANSWER_MS, PROVIDER_ACCEPTS, REQUESTER_ACCEPTS, dealInboxes, inboundDeal } from '../../../runtime/deals/deal-inboxes.ts';
 import { DealTimers } from '../../../runtime/deals/deal-timers.ts';
@@ -190,7 +191,7 @@ Inbound('the node inbox drops a bid request unlogged, counted as node-busy, whil
   const sent: unknown[] = [];
   const rejected: string[] = [];
   const node = { backlog: 0, send: (e: unknown) => sent.push(e) };
-  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1, gate: new BidGate() };
+  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1, gate: new BidGate(), grants: new DealGrants(undefined, () => 1) };
   const router = { reject: (_peer: string, reason: string) => void rejected.push(reason) };
   const inboxes = dealInboxes(svc as never, node as never, router as never);
   const nodeInbox = inboxes.find((i) => i.name === 'node')!;
@@ -210,7 +211,7 @@ Inbound('the node inbox drops unlogged a bid request that expires before a bid c
   const sent: unknown[] = [];
   const node = { backlog: 0, send: (e: unknown) => sent.push(e) };
   const gate = new BidGate();
-  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1000, gate };
+  const svc = { deps: { log: { warn() {} }, self: 'me' }, replyAddrs: { note() {} }, whenRecovered: (run: () => void) => run(), now: () => 1000, gate, grants: new DealGrants(undefined, () => 1000) };
   const inboxes = dealInboxes(svc as never, node as never, { reject() {} } as never);
   const nodeInbox = inboxes.find((i) => i.name === 'node')!;
   for (const expiresAt of [900, 1000, 1000 + MIN_ANSWER_MS - 1]) nodeInbox.handle(inbound('bid.request', { dealId: 'job-1', nonce: 1, job: {}, expiresAt }));
