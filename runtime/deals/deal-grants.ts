@@ -51,11 +51,7 @@ export class DealGrants {
    * when the request carried none (the Node then knows it showed no grant).
    */
   check(tokens: readonly string[] | undefined, requesterDid: string): GrantCheck | undefined {
-    if (!tokens || tokens.length === 0) {
-      // this node's own requests need no token: its own DID is always an anchor
-      const own = this.trust?.authorize(undefined, requesterDid, 'deploy');
-      return own?.ok ? { ok: true, ids: [], expiresAt: own.expiresAt } : undefined;
-    }
+    if (!tokens || tokens.length === 0) return undefined;
     if (!this.trust) return { ok: false, reason: 'no-anchor', detail: 'this node checks no capability tokens' };
     const a = this.trust.authorize(tokens, requesterDid, 'deploy');
     return a.ok ? { ok: true, ids: [...a.ids], expiresAt: a.expiresAt } : { ok: false, reason: a.reason, detail: a.detail.slice(0, MAX_GRANT_DETAIL) };

@@ -26,8 +26,7 @@ function fakeTrust(over: Partial<{ held: string[]; answer: Authorization; revoke
   let now = T;
   const trust: DealTrust = {
     grantsFor: () => over.held ?? [],
-    // by default: tokens prove a grant, no tokens prove nothing (the requester is not this node)
-    authorize: (tokens, did) => (asked.push({ tokens, did }), over.answer ?? (tokens?.length ? { ok: true, ids: [ID('a')], expiresAt: T + 60_000, root: 'did:key:root' } : { ok: false, reason: 'no-grant', detail: 'none' })),
+    authorize: (tokens, did) => (asked.push({ tokens, did }), over.answer ?? { ok: true, ids: [ID('a')], expiresAt: T + 60_000, root: 'did:key:root' }),
     stillHolds: (g: DealGrant) => g.expiresAt > now && !g.ids.some((id) => revoked.has(id)),
   };
   return { trust, asked, revoked, at: (t: number) => (now = t), now: () => now };
@@ -41,14 +40,12 @@ Grants('a requester attaches the tokens it holds for deploy, and nothing when it
   assert.equal(new DealGrants(undefined, () => T).tokens(), {});
 });
 
-Grants('a request without tokens: the Node is told nothing (and decides no-grant itself), unless it is this node\'s own', () => {
-  const f = fakeTrust({ answer: { ok: false, reason: 'no-grant', detail: 'none' } });
+Grants('a request without tokens is not checked: the Node is told nothing (and decides no-grant itself)', () => {
+  const f = fakeTrust();
   const g = new DealGrants(f.trust, () => T);
   assert.is(g.check(undefined, DID), undefined);
   assert.is(g.check([], DID), undefined);
-  assert.equal(f.asked, [{ tokens: undefined, did: DID }, { tokens: undefined, did: DID }], 'asked only whether the requester is this node');
-  const self = fakeTrust({ answer: { ok: true, ids: [], expiresAt: Number.MAX_SAFE_INTEGER, root: DID } });
-  assert.equal(new DealGrants(self.trust, () => T).check(undefined, DID), { ok: true, ids: [], expiresAt: Number.MAX_SAFE_INTEGER }, "this node's own deals need no token");
+  assert.equal(f.asked, []);
 });
 
 Grants("a request's tokens are checked for the envelope's signer: the grant's ids and expiry, or why not (bounded)", () => {
@@ -120,7 +117,7 @@ Inboxes("a bid request's tokens are checked for the envelope's did; the Node get
   const { node, did } = inboxes(f, undefined);
   node.handle(inbound('bid.request', { dealId: 'job-2', nonce: 1, job: {}, expiresAt: T + 10_000, grants: ['tok'] }, 'requester'));
   node.handle(inbound('bid.request', { dealId: 'job-3', nonce: 1, job: {}, expiresAt: T + 10_000 }, 'requester'));
-  assert.equal(f.asked, [{ tokens: ['tok'], did: DID }, { tokens: undefined, did: DID }], 'the second only whether the requester is this node');
+  assert.equal(f.asked, [{ tokens: ['tok'], did: DID }]);
   assert.equal(did.toNode[0]!.grant, { ok: true, ids: [ID('a')], expiresAt: T + 60_000 });
   assert.not.ok('grants' in did.toNode[0]!, 'the tokens reached the Node (and its log)');
   assert.not.ok('grant' in did.toNode[1]!, 'a request without tokens is told as none');
