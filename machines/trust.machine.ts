@@ -8,8 +8,12 @@ import { enqueueActions, setup } from 'xstate';
 
 export const TRUST_MACHINE_VERSION = 1;
 
-/** At most this many anchors, tokens and revocations; past the limit the oldest go first. */
-export const TRUST_LIMITS = { anchors: 256, tokens: 1024, revoked: 10_000 } as const;
+/**
+ * At most this many anchors, tokens and revocations; past the limit the oldest go first. Revocations are bounded
+ * by who made them, so that no peer can push this node's own out (or another revoker's): this node's own keep
+ * `revoked` places; each other revoker at most `perRevoker`, and all of them together `revoked`.
+ */
+export const TRUST_LIMITS = { anchors: 256, tokens: 1024, revoked: 10_000, perRevoker: 1000 } as const;
 
 export interface TokenEntry {
   /** The leaf link's id (`cap revoke` takes it, or any link's id). */
@@ -61,6 +65,23 @@ function bounded<V>(record: Readonly<Record<string, V>>, key: string, value: V, 
   return out;
 }
 
+/** `revoked` with one more, the oldest of the same kind dropped past its limit (this node's own, one revoker's, all others'). */
+function withRevocation(revoked: Readonly<Record<string, Revocation>>, id: string, r: Revocation): Record<string, Revocation> {
+  const out: Record<string, Revocation> = { ...revoked, [id]: r };
+  const entries = Object.entries(out);
+  const dropOldest = (match: (v: Revocation) => boolean, max: number) => {
+    const of = entries.filter(([k, v]) => match(v) && out[k] !== undefined);
+    if (of.length <= max) return;
+    for (const [k] of of.sort((a, b) => a[1].at - b[1].at).slice(0, of.length - max)) delete out[k];
+  };
+  if (r.by === 'self') dropOldest((v) => v.by === 'self', TRUST_LIMITS.revoked);
+  else {
+    dropOldest((v) => v.by === r.by, TRUST_LIMITS.perRevoker);
+    dropOldest((v) => v.by !== 'self', TRUST_LIMITS.revoked);
+  }
+  return out;
+}
+
 /** Tokens and revocations past their expiry are of no use to anyone: they go when something new comes in. */
 function pruned(c: TrustContext, now: number): TrustContext {
   const tokens = Object.fromEntries(Object.entries(c.tokens).filter(([, t]) => t.expiresAt > now));
@@ -83,7 +104,8 @@ export function applyTrust(c: TrustContext, e: TrustEvent): TrustContext {
     }
     case 'trust.revoke': {
       const p = pruned(c, e.now);
-      return { ...p, revoked: bounded(p.revoked, e.id, p.revoked[e.id] ?? { at: e.now, by: e.by, until: e.until }, TRUST_LIMITS.revoked, (r) => r.at) };
+      if (p.revoked[e.id]) return p;
+      return { ...p, revoked: withRevocation(p.revoked, e.id, { at: e.now, by: e.by, until: e.until }) };
     }
   }
 }

@@ -11,6 +11,22 @@ import htm from 'htm';
 const html = htm.bind(h);
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- the API's answers, shown as they come
 
+// ---------------------------------------------------------------------------------------------- the session
+
+/**
+ * The session's secret: handed over once in the login redirect's fragment (#s=...), then kept in this origin's
+ * localStorage (no other port or site can read it). Every API request and the live stream carry it.
+ */
+const SECRET_KEY = 'dms-dashboard-secret';
+const secret = (() => {
+  const m = /^#s=([\w-]+)$/.exec(location.hash);
+  if (m) {
+    localStorage.setItem(SECRET_KEY, m[1]!);
+    history.replaceState(null, '', location.pathname);
+  }
+  return localStorage.getItem(SECRET_KEY) ?? '';
+})();
+
 // ---------------------------------------------------------------------------------------------- live topics
 
 /** Versions of what the node said changed: `info`, `jobs`, `job:<id>`, `allocations`, `actors`, `actor:<id>`, `peers`. */
@@ -44,7 +60,7 @@ function topicsOf(actor: string): string[] {
 function useLive(): boolean {
   const [live, setLive] = useState(false);
   useEffect(() => {
-    const es = new EventSource('/dashboard/events');
+    const es = new EventSource(`/dashboard/events?s=${encodeURIComponent(secret)}`);
     es.addEventListener('open', () => {
       setLive(true);
       bump(['all']); // (re)connected: whatever changed meanwhile
@@ -65,7 +81,7 @@ function useLive(): boolean {
 // ---------------------------------------------------------------------------------------------- the API
 
 async function api(path: string, body?: unknown): Promise<Json> {
-  const init: RequestInit = body === undefined ? {} : { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-dms-dashboard': '1' } };
+  const init: RequestInit = body === undefined ? { headers: { 'x-dms-dashboard': secret } } : { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-dms-dashboard': secret } };
   const r = await fetch(path, { credentials: 'same-origin', ...init });
   const data = await r.json().catch(() => null);
   if (!r.ok) throw new Error(data?.error ?? `${r.status} ${r.statusText}`);

@@ -1,8 +1,11 @@
 /**
  * Who may open the dashboard: whoever holds the API token (the data dir's owner) asks the node for a one-time login
- * code (`dashboard`), and the page that opens the link exchanges the code for a session cookie (HttpOnly,
- * SameSite=Strict, host-only, so bound to the API's loopback address). Codes and sessions live in memory: a restart
- * logs everyone out.
+ * code (`dashboard`), and the page that opens the link exchanges the code for a session: a cookie (HttpOnly,
+ * SameSite=Strict, host-only) and a secret the page keeps in its origin's localStorage (handed over in the redirect's
+ * URL fragment, which never reaches a server). A browser sends a cookie to every port of 127.0.0.1, so a program
+ * listening on another local port would receive ours: the cookie alone opens the page's static files, never the API
+ * or the live stream, which also need the secret (an origin includes its port, so no other port can read it).
+ * Codes and sessions live in memory: a restart logs everyone out.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -17,9 +20,16 @@ const MAX_SESSIONS = 64;
 
 const token = () => randomBytes(32).toString('base64url');
 
+interface Session {
+  readonly expiresAt: number;
+  readonly secret: string;
+}
+
+const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
 export class DashboardAuth {
   readonly #codes = new Map<string, number>();
-  readonly #sessions = new Map<string, number>();
+  readonly #sessions = new Map<string, Session>();
 
   constructor(private readonly now: () => number) {}
 
@@ -31,28 +41,32 @@ export class DashboardAuth {
     return { code, expiresAt };
   }
 
-  /** Spends a login code: a new session id, or null when the code is unknown, used or expired. */
-  exchange(code: string): string | null {
+  /** Spends a login code: a new session (its cookie id and the page's secret), or null when the code is unknown, used or expired. */
+  exchange(code: string): { session: string; secret: string } | null {
     const expiresAt = this.#codes.get(code);
     if (expiresAt === undefined) return null;
     this.#codes.delete(code);
     if (expiresAt <= this.now()) return null;
     const session = token();
-    bounded(this.#sessions, MAX_SESSIONS).set(session, this.now() + SESSION_TTL_MS);
-    return session;
+    const secret = token();
+    bounded(this.#sessions, MAX_SESSIONS).set(session, { expiresAt: this.now() + SESSION_TTL_MS, secret });
+    return { session, secret };
   }
 
-  /** Whether a Cookie header carries a live session. */
-  valid(cookieHeader: string | undefined): boolean {
+  /**
+   * Whether a Cookie header carries a live session and, when `secret` is asked for (`undefined` skips it: the static
+   * page), whether the page's secret is that session's.
+   */
+  valid(cookieHeader: string | undefined, secret?: string | null): boolean {
     const given = sessionOf(cookieHeader);
     if (!given) return false;
     const now = this.now();
-    for (const [id, expiresAt] of this.#sessions) {
-      if (expiresAt <= now) {
+    for (const [id, s] of this.#sessions) {
+      if (s.expiresAt <= now) {
         this.#sessions.delete(id);
         continue;
       }
-      if (id.length === given.length && timingSafeEqual(Buffer.from(id), Buffer.from(given))) return true;
+      if (same(id, given)) return secret === undefined || (typeof secret === 'string' && same(s.secret, secret));
     }
     return false;
   }

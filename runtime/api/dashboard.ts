@@ -5,9 +5,11 @@
  * - `GET /dashboard/login?code=C` spends a one-time code (DashboardAuth) for a session cookie and redirects to the page.
  * - `GET /dashboard/` and its assets, and `GET /dashboard/events` (Server-Sent Events: what the actors just did, in
  *   batches, and the peers when they change), need the cookie: 401 without it.
- * - The page reads and acts through the same `/v1` routes as the CLI: a session cookie stands for the API token there
- *   (`authorize`), except for minting login codes, and a request that changes something must also carry
- *   `x-dms-dashboard: 1`, which another site's page cannot send without a CORS preflight this API never grants.
+ * - The page reads and acts through the same `/v1` routes as the CLI: its session stands for the API token there
+ *   (`authorize`), except for minting login codes. A session is the cookie and the page's secret (dashboard-auth.ts)
+ *   in `x-dms-dashboard` on every request (in `?s=` for the stream): a page of another site cannot send that header
+ *   without a CORS preflight this API never grants, and a program on another local port, which receives our cookie,
+ *   never learns the secret.
  */
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
@@ -89,9 +91,10 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
   };
 
   const login = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {
-    const session = deps.auth.exchange(url.searchParams.get('code') ?? '');
-    if (!session) return refuse(res, 401, 'This login link was used already or has expired. Run <code>node runtime/main.js dashboard</code> for a new one.');
-    res.writeHead(303, { ...SAFE_HEADERS, location: '/dashboard/', 'set-cookie': DashboardAuth.cookie(session), 'cache-control': NO_STORE });
+    const s = deps.auth.exchange(url.searchParams.get('code') ?? '');
+    if (!s) return refuse(res, 401, 'This login link was used already or has expired. Run <code>node runtime/main.js dashboard</code> for a new one.');
+    // the page's secret rides in the fragment: the browser keeps it, no server (nor log, nor Referer) ever sees it
+    res.writeHead(303, { ...SAFE_HEADERS, location: `/dashboard/#s=${s.secret}`, 'set-cookie': DashboardAuth.cookie(s.session), 'cache-control': NO_STORE });
     res.end();
   };
 
@@ -149,7 +152,8 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
       login(req, res, url);
       return true;
     }
-    if (!deps.auth.valid(req.headers.cookie)) {
+    // the live stream carries what actors do: the page's secret too (EventSource sends no headers: in the query)
+    if (!deps.auth.valid(req.headers.cookie, p === '/dashboard/events' ? url.searchParams.get('s') : undefined)) {
       refuse(res, 401, 'Not logged in. Run <code>node runtime/main.js dashboard</code> and open the link it prints.');
       return true;
     }
@@ -163,8 +167,9 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     authorize(req) {
       const p = new URL(req.url ?? '/', 'http://localhost').pathname;
       if (p === '/v1/dashboard/login') return false; // only the API token mints login codes
-      if (!deps.auth.valid(req.headers.cookie)) return false;
-      return req.method === 'GET' || req.method === 'HEAD' || req.headers['x-dms-dashboard'] === '1';
+      // the cookie and the page's secret: a request from another site (or another local port) lacks the secret
+      const secret = req.headers['x-dms-dashboard'];
+      return deps.auth.valid(req.headers.cookie, typeof secret === 'string' ? secret : null);
     },
     streams: () => open.size,
     stop() {

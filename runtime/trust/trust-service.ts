@@ -169,10 +169,11 @@ export class TrustService {
   async revoke(id: string): Promise<{ id: string; notice: RevocationNotice | null }> {
     if (!/^[A-Za-z0-9_-]{43}$/.test(id)) throw new TrustUsageError(`"${id}" is not a token id (43 base64url characters, as \`cap list\` shows)`);
     const known = Object.values(this.#state.tokens).find((t) => t.links.includes(id));
-    await this.#record({ type: 'trust.revoke', id, by: 'self', until: known?.expiresAt ?? null, now: this.deps.clock.now() });
+    const link = known ? decodeToken(known.token).links.find((l) => l.id === id) : undefined;
+    // kept until the revoked link's own end (a token past it is refused anyway)
+    await this.#record({ type: 'trust.revoke', id, by: 'self', until: link?.payload.exp ?? null, now: this.deps.clock.now() });
     this.#verifier.revoke(id);
-    const issuedHere = known && decodeToken(known.token).links.some((l) => l.id === id && l.payload.iss === this.did);
-    return { id, notice: issuedHere ? { token: known.token, id } : null };
+    return { id, notice: known && link?.payload.iss === this.did ? { token: known.token, id } : null };
   }
 
   /**
@@ -190,6 +191,10 @@ export class TrustService {
     if (at < 0) return { taken: false, why: `the token has no link ${notice.id}` };
     const link = t.links[at]!;
     if (link.payload.iss !== from) return { taken: false, why: `${from} did not issue link ${notice.id} (its issuer is ${link.payload.iss})` };
+    // only what could matter here is kept: a chain rooted at one of this node's anchors, or a token it keeps (anyone
+    // can mint chains of their own and revoke them, which must not cost this node its memory of real revocations)
+    const relevant = this.anchors().includes(t.links[0]!.payload.iss) || Object.values(this.#state.tokens).some((k) => k.links.includes(notice.id));
+    if (!relevant) return { taken: false, why: `link ${notice.id} is of a chain rooted at ${t.links[0]!.payload.iss}, not one of this node's anchors, and of no token it keeps` };
     // the chain up to that link must be whole and signed (not whether this node would accept it)
     const upTo = { links: t.links.slice(0, at + 1) };
     const r = verifyChain(upTo, { audienceDid: link.payload.aud, action: link.payload.act[0]!, anchors: new Set([t.links[0]!.payload.iss]), revoked: () => false, now: Math.min(this.deps.clock.now(), link.payload.exp - 1) });

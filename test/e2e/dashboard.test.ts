@@ -110,6 +110,15 @@ test('logging in shows the node: its peer id and capability', async (ctx) => {
   assert.is((await ctx.page.textContent('[data-testid="peer-id"]'))?.trim(), ctx.A.ready.peerId);
   assert.is(await ctx.page.locator('[data-testid="capability"] .bar').count(), 3, 'cpu, memory and disk bars');
   await ctx.page.waitForSelector('[data-testid="live"]:has-text("live")');
+  assert.not.match(ctx.page.url(), /#s=/, 'the secret left the address bar');
+  // the cookie alone (what a program on another local port would receive) opens no API route nor the stream
+  const cookie = `dms_dashboard=${c!.value}`;
+  const secret = await ctx.page.evaluate("localStorage.getItem('dms-dashboard-secret')") as string | null;
+  assert.match(secret ?? '', /^[\w-]{43}$/);
+  assert.is((await rawGet(ctx, '/v1/info', { cookie })).status, 401, 'cookie without the secret');
+  assert.is((await rawGet(ctx, '/dashboard/events', { cookie })).status, 401, 'the stream without the secret');
+  assert.is((await rawGet(ctx, '/v1/info', { cookie, 'x-dms-dashboard': '1' })).status, 401, 'a made-up secret');
+  assert.is((await rawGet(ctx, '/v1/info', { cookie, 'x-dms-dashboard': secret! })).status, 200, 'cookie and secret');
   await shot(ctx, '1-node');
 });
 

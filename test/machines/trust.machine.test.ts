@@ -46,3 +46,20 @@ test('the actor answers a command once it is kept', () => {
 });
 
 test.run();
+
+const bound = suite('trust machine: revocations are bounded by who made them');
+
+bound("no other revoker can push this node's own revocations out, nor fill the list alone", () => {
+  let c = applyTrust(EMPTY_TRUST, { type: 'trust.revoke', id: 'mine', by: 'self', until: null, now: 1 });
+  c = applyTrust(c, { type: 'trust.revoke', id: 'theirs', by: 'did:b', until: null, now: 2 });
+  for (let i = 0; i < TRUST_LIMITS.perRevoker + 50; i += 1) c = applyTrust(c, { type: 'trust.revoke', id: `flood${i}`, by: 'did:mallory', until: null, now: 10 + i });
+  assert.ok(c.revoked.mine, "this node's own stays");
+  assert.ok(c.revoked.theirs, "another revoker's stays");
+  assert.is(Object.values(c.revoked).filter((r) => r.by === 'did:mallory').length, TRUST_LIMITS.perRevoker, 'one revoker keeps at most perRevoker');
+  assert.not.ok(c.revoked.flood0, 'its oldest went first');
+  assert.ok(c.revoked[`flood${TRUST_LIMITS.perRevoker + 49}`]);
+  const again = applyTrust(c, { type: 'trust.revoke', id: 'mine', by: 'self', until: null, now: 99_999 });
+  assert.is(again.revoked.mine!.at, 1, 'a revocation repeated keeps its first time');
+});
+
+bound.run();

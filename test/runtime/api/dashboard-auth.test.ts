@@ -16,15 +16,27 @@ auth('a code logs in once; the session cookie then passes, a forged one does not
   const a = new DashboardAuth(() => now);
   const { code, expiresAt } = a.issueCode();
   assert.is(expiresAt, now + CODE_TTL_MS);
-  const session = a.exchange(code);
-  assert.type(session, 'string');
+  const s = a.exchange(code)!;
+  assert.type(s.session, 'string');
   assert.is(a.exchange(code), null, 'spent');
-  assert.ok(a.valid(`other=1; ${SESSION_COOKIE}=${session}`));
-  assert.not.ok(a.valid(`${SESSION_COOKIE}=${session!.slice(0, -1)}x`));
+  assert.ok(a.valid(`other=1; ${SESSION_COOKIE}=${s.session}`));
+  assert.not.ok(a.valid(`${SESSION_COOKIE}=${s.session.slice(0, -1)}x`));
   assert.not.ok(a.valid(undefined));
   assert.not.ok(a.valid(`${SESSION_COOKIE}=`));
   now += SESSION_TTL_MS;
-  assert.not.ok(a.valid(`${SESSION_COOKIE}=${session}`), 'expired');
+  assert.not.ok(a.valid(`${SESSION_COOKIE}=${s.session}`), 'expired');
+});
+
+auth('where the secret is asked for, the cookie alone does not pass (a program on another local port gets our cookie)', () => {
+  const a = new DashboardAuth(() => 0);
+  const s = a.exchange(a.issueCode().code)!;
+  const other = a.exchange(a.issueCode().code)!;
+  const cookie = `${SESSION_COOKIE}=${s.session}`;
+  assert.ok(a.valid(cookie, s.secret));
+  assert.not.ok(a.valid(cookie, null), 'no secret');
+  assert.not.ok(a.valid(cookie, ''), 'an empty secret');
+  assert.not.ok(a.valid(cookie, other.secret), "another session's secret");
+  assert.ok(a.valid(cookie), 'the static page asks no secret');
 });
 
 auth('an expired or unknown code gives no session', () => {
