@@ -90,17 +90,21 @@ export class ActivityFeed {
 
 /** An event log that tells `feed` what it appended, once durable; everything else goes straight through. */
 export function observedLog<L extends EventLog>(log: L, feed: ActivityFeed): L {
+  const append = async (actor: string, events: readonly LoggedEvent[]) => {
+    const r = await log.append(actor, events);
+    feed.appended(actor, events);
+    return r;
+  };
+  // each method bound once (the supervisor calls the log on every batch), `append` observed
+  const bound = new Map<PropertyKey, unknown>([['append', append]]);
   return new Proxy(log, {
     get(target, prop) {
-      if (prop === 'append') {
-        return async (actor: string, events: readonly LoggedEvent[]) => {
-          const r = await target.append(actor, events);
-          feed.appended(actor, events);
-          return r;
-        };
-      }
+      if (bound.has(prop)) return bound.get(prop);
       const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      if (typeof v !== 'function') return v;
+      const f = (v as (...a: unknown[]) => unknown).bind(target);
+      bound.set(prop, f);
+      return f;
     },
   });
 }

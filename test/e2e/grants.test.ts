@@ -15,7 +15,7 @@ import type { JobSpec } from '../../machines/job.ts';
 import type { JobRecord } from '../../machines/requester.messages.ts';
 import { forgeUnder, fromPairs, loadTrust, party, rawPairs, type Party, type TrustLib } from '../runtime/trust/trust-fixtures.ts';
 import { type NodeApiClient, type NodeProcess, type PeerRow, apiOf, cli, eventually, jobUntil, killAll, makeTempDir, removeTempDirs, startNode, waitFor } from './harness.ts';
-import { rawPeerLib } from '../fixtures/raw-peer-lib.ts';
+import { frame, rawPeerLib, readVarint, serveChannel } from '../fixtures/raw-peer-lib.ts';
 
 const PROTOCOL = '/dms/actor/1.0.0';
 const DOMAIN = new TextEncoder().encode('dms/envelope/v1\n');
@@ -182,26 +182,6 @@ test('the preference provider.requireGrants round-trips through the API', async 
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-};
-const readVarint = (b: Uint8Array, o: number): [number, number] => {
-  let v = 0;
-  let scale = 1;
-  for (;;) {
-    const x = b[o++]!;
-    v += (x & 0x7f) * scale;
-    scale *= 128;
-    if ((x & 0x80) === 0) return [v, o];
-  }
-};
-const frame = (kind: number, body: Uint8Array) => Uint8Array.from([...varint(body.length + 1), kind, ...body]);
 
 /** The envelope in a frame from B (0x01 alone, 0x05 in a batch: skip its count, index and sibling hashes). */
 function envelopeOf(L: Awaited<typeof net>, f: Uint8Array): Record<string, unknown> {
@@ -220,22 +200,7 @@ async function rawPeer(ctx: Ctx) {
   const me = L.peerIdFromPrivateKey(key).toString();
   const did = ctx.T.didKeyOf(key.publicKey.raw);
   const answers: Record<string, unknown>[] = [];
-  await node.handle(PROTOCOL, (stream) => {
-    stream.send(frame(0x02, Uint8Array.from(varint(100))));
-    let buf = new Uint8Array(0);
-    stream.addEventListener('message', (e) => {
-      buf = Uint8Array.from([...buf, ...e.data.subarray()]);
-      for (;;) {
-        if (buf.length === 0) return;
-        const [len, o] = readVarint(buf, 0);
-        if (buf.length < o + len) return;
-        const body = buf.subarray(o, o + len);
-        if (body[0] === 0x01 || body[0] === 0x05) answers.push(envelopeOf(L, body));
-        else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
-        buf = buf.slice(o + len);
-      }
-    });
-  });
+  await node.handle(PROTOCOL, (stream) => serveChannel(stream, 100, (body) => answers.push(envelopeOf(L, body))));
   const stream = await node.dialProtocol(L.multiaddr(ctx.B.ready.listen[0]!), PROTOCOL, { signal: AbortSignal.timeout(10_000) });
   /** A signed bid request to B for more cpu than it has (so one it may serve is declined too-large, locking nothing). */
   const ask = async (dealId: string, grants: string[]) => {

@@ -8,7 +8,7 @@ import type { Ed25519PrivateKey, Libp2p, Stream } from '@libp2p/interface';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type NodeProcess, cli, cliJson, eventually, killAll, makeTempDir, removeTempDirs, startNode } from './harness.ts';
-import { rawPeerLib } from '../fixtures/raw-peer-lib.ts';
+import { frame, rawPeerLib, readVarint, serveChannel, varint } from '../fixtures/raw-peer-lib.ts';
 import { apiGet } from './net-api.ts';
 
 const PROTOCOL = '/dms/actor/1.0.0';
@@ -38,16 +38,6 @@ interface Ctx {
   replies: (Record<string, unknown> & { verified: boolean })[];
 }
 
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-};
-const frame = (kind: number, body: Uint8Array) => Uint8Array.from([...varint(body.length + 1), kind, ...body]);
 
 function envelope(ctx: Ctx, over: Record<string, unknown> = {}): Record<string, unknown> {
   const now = Date.now();
@@ -142,16 +132,6 @@ async function sendWithCredit(stream: Stream, frames: Uint8Array[], ms: number):
 }
 
 const sha256 = async (...parts: Uint8Array[]) => new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(parts.flatMap((p) => [...p]))));
-const readVarint = (b: Uint8Array, o: number): [number, number] => {
-  let v = 0;
-  let scale = 1;
-  for (;;) {
-    const x = b[o++]!;
-    v += (x & 0x7f) * scale;
-    scale *= 128;
-    if ((x & 0x80) === 0) return [v, o];
-  }
-};
 
 /**
  * Decodes and verifies an envelope frame from A: kind 0x01 is signed alone; kind 0x05 carries a batch
@@ -215,28 +195,7 @@ Bad.before(async (ctx) => {
   const raw = await rawPeer(L);
   Object.assign(ctx, { raw: raw.node, key: raw.key, me: raw.me, did: raw.did, replies: [] });
   // A answers on its own stream to us: grant it credit, then read its envelope frames
-  await ctx.raw.handle(PROTOCOL, (stream) => {
-    stream.send(frame(0x02, Uint8Array.from(varint(100))));
-    let buf = new Uint8Array(0);
-    stream.addEventListener('message', (e) => {
-      buf = Uint8Array.from([...buf, ...e.data.subarray()]);
-      for (;;) {
-        let len = 0;
-        let shift = 1;
-        let i = 0;
-        for (; i < buf.length; i += 1) {
-          len += (buf[i]! & 0x7f) * shift;
-          shift *= 128;
-          if ((buf[i]! & 0x80) === 0) break;
-        }
-        if (i >= buf.length || buf.length < i + 1 + len) return;
-        const body = buf.subarray(i + 1, i + 1 + len);
-        if (body[0] === 0x01 || body[0] === 0x05) void readEnvelope(ctx, body).then((r) => ctx.replies.push(r));
-        else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
-        buf = buf.slice(i + 1 + len);
-      }
-    });
-  });
+  await ctx.raw.handle(PROTOCOL, (stream) => serveChannel(stream, 100, (body) => void readEnvelope(ctx, body).then((r) => ctx.replies.push(r))));
   assert.ok(await eventually(async () => (await apiGet<{ peer: string }[]>(ctx.b, '/v1/peers')).some((p) => p.peer === ctx.a.ready.peerId), 15_000), 'B never connected to A');
 });
 
@@ -348,22 +307,7 @@ Bad('bid requests past the lock limit are declined lock-limit before they are lo
   const L = ctx.L;
   const asker = await rawPeer(L);
   const replies: Record<string, unknown>[] = [];
-  await asker.node.handle(PROTOCOL, (stream) => {
-    stream.send(frame(0x02, Uint8Array.from(varint(200))));
-    let buf = new Uint8Array(0);
-    stream.addEventListener('message', (e) => {
-      buf = Uint8Array.from([...buf, ...e.data.subarray()]);
-      for (;;) {
-        if (buf.length === 0) return;
-        const [len, o] = readVarint(buf, 0);
-        if (buf.length < o + len) return;
-        const body = buf.subarray(o, o + len);
-        if (body[0] === 0x01 || body[0] === 0x05) void readEnvelope(ctx, body).then((r) => replies.push(r));
-        else if (body[0] === 0x03) stream.send(frame(0x04, body.subarray(1)));
-        buf = buf.slice(o + len);
-      }
-    });
-  });
+  await asker.node.handle(PROTOCOL, (stream) => serveChannel(stream, 200, (body) => void readEnvelope(ctx, body).then((r) => replies.push(r))));
   try {
     const before = await info(ctx);
     // 40 small requests that each fit: A bids on 8 (its default maxLocksPerRequester), declines the rest
