@@ -34,6 +34,8 @@ export interface JobCgroup {
   readonly procsFiles: readonly string[];
   /** Wraps a command so its process enters the job's cgroups before it execs. */
   wrap(command: string, args: readonly string[]): { command: string; args: string[] };
+  /** Sets the CPU share (cores) from now on; resolves when written. */
+  setCpu(cpu: number): Promise<void>;
   /** CPU time the job's processes used, in ms. */
   cpuMs(): Promise<number>;
   /** How many of the job's processes the kernel killed for going over its memory. */
@@ -96,15 +98,17 @@ export async function createJobCgroup(root: string, jobId: string, limits: Cgrou
   const name = `${nameOf(group)}/${nameOf(jobId)}`;
   const dir = (c: (typeof CONTROLLERS)[number]) => path.join(root, c, 'dms', name);
   for (const c of CONTROLLERS) await fs.mkdir(dir(c), { recursive: true });
-  const quota = Math.max(MIN_QUOTA_US, Math.round(limits.cpu * PERIOD_US));
   await fs.writeFile(path.join(dir('cpu'), 'cpu.cfs_period_us'), String(PERIOD_US));
-  await fs.writeFile(path.join(dir('cpu'), 'cpu.cfs_quota_us'), String(quota));
+  await fs.writeFile(path.join(dir('cpu'), 'cpu.cfs_quota_us'), String(quotaOf(limits.cpu)));
   await fs.writeFile(path.join(dir('memory'), 'memory.limit_in_bytes'), String(Math.floor(limits.memoryBytes)));
   // swap counts too where the kernel accounts it (memsw files exist only with swap accounting on)
   await fs.writeFile(path.join(dir('memory'), 'memory.memsw.limit_in_bytes'), String(Math.floor(limits.memoryBytes))).catch(() => {});
   await fs.writeFile(path.join(dir('pids'), 'pids.max'), String(Math.max(1, Math.floor(limits.pids))));
   return jobCgroupAt(root, name);
 }
+
+/** The CFS quota for `cpu` cores, per PERIOD_US. */
+const quotaOf = (cpu: number) => Math.max(MIN_QUOTA_US, Math.round(cpu * PERIOD_US));
 
 /** The handle on an existing job cgroup `dms/<name>` (nothing is written). */
 function jobCgroupAt(root: string, name: string): JobCgroup {
@@ -139,6 +143,9 @@ function jobCgroupAt(root: string, name: string): JobCgroup {
       const enter = procsFiles.map((f) => `echo $$ > '${f}'`).join(' && ');
       // unset PWD: the shell exports it, and the job's environment is exactly what it asked for
       return { command: '/bin/sh', args: ['-c', `${enter} && unset PWD && exec "$0" "$@"`, command, ...args] };
+    },
+    async setCpu(cpu) {
+      await fs.writeFile(path.join(dir('cpu'), 'cpu.cfs_quota_us'), String(quotaOf(cpu)));
     },
     async cpuMs() {
       return Number(await fs.readFile(path.join(dir('cpuacct'), 'cpuacct.usage'), 'utf8')) / 1e6;

@@ -4,9 +4,7 @@
  * that when it dies every instance it was running ends at once with reason 'crashed'.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { ExecutorStartError } from '../../actors/executor.ts';
 import type { JobCgroup } from './cgroup.ts';
 import { jobCgroup } from './isolation.ts';
@@ -16,8 +14,6 @@ import { killGroup } from './process-group.ts';
 import type { InstanceEnded, InstanceRun, OutputPiece, PoolToRunner, RunnerConfig, RunnerToPool } from './wasm-pool-runner.protocol.ts';
 
 const PAGE_BYTES = 65536;
-const PERIOD_US = 100_000;
-const MIN_QUOTA_US = 1000;
 const STDERR_TAIL_BYTES = 2048;
 
 export interface RunnerProcessInit {
@@ -222,10 +218,8 @@ export class RunnerProcess {
   async setCpu(cpu: number): Promise<void> {
     this.#cpu = cpu;
     await this.ready;
-    const dir = this.#cgroup?.procsFiles.map((f) => path.dirname(f)).find((d) => d.split(path.sep).includes('cpu'));
-    if (!dir || this.#exited || this.#cpu !== cpu) return;
-    const quota = Math.max(MIN_QUOTA_US, Math.round(Math.max(cpu, MIN_RUNNER_CPU) * PERIOD_US));
-    await fs.writeFile(path.join(dir, 'cpu.cfs_quota_us'), String(quota)).catch(() => {});
+    if (!this.#cgroup || this.#exited || this.#cpu !== cpu) return;
+    await this.#cgroup.setCpu(Math.max(cpu, MIN_RUNNER_CPU)).catch(() => {});
   }
 
   /** Kills the runner and everything in it; resolves once it has exited and its cgroup is gone. */

@@ -50,6 +50,20 @@ function row(id, name, unit, oursRuns, rawRuns, targets, notes, detail = {}) {
   return { id, name, unit, lowerIsBetter: true, ours: round(ours, 2), raw: round(raw, 2), ratio: round(ours / raw, 2), targets, detail: { oursRuns: oursRuns.map((x) => round(x, 2)), rawRuns: rawRuns.map((x) => round(x, 2)), ...detail }, notes };
 }
 
+/** Both sides once to warm up, then RUNS runs of each, alternating which goes first: [ours, raw]. */
+async function alternateRuns(ours, raw) {
+  ours();
+  raw();
+  const o = [];
+  const r = [];
+  for (let k = 0; k < RUNS; k += 1) {
+    const [a, b] = await alternate(k, async () => ours(), async () => raw());
+    o.push(a);
+    r.push(b);
+  }
+  return [o, r];
+}
+
 async function benchVerifyCold() {
   const p = await cast();
   const keyObjects = new Map(Object.values(p).map((x) => [x.did, createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(x.key.publicKey.raw).toString('base64url') } })]));
@@ -67,15 +81,7 @@ async function benchVerifyCold() {
     for (const links of raws) for (const [k, bytes, sig] of links) if (!verify(null, bytes, k, sig)) throw new Error('a raw signature did not verify');
     return usPer(performance.now() - t0, raws.length);
   };
-  ours();
-  raw();
-  const o = [];
-  const r = [];
-  for (let k = 0; k < RUNS; k += 1) {
-    const [a, b] = await alternate(k, async () => ours(), async () => raw());
-    o.push(a);
-    r.push(b);
-  }
+  const [o, r] = await alternateRuns(ours, raw);
 
   // the first chain from DIDs never seen: their public key objects are made on the way
   const fresh = await Promise.all(Array.from({ length: 50 }, cast));
@@ -114,15 +120,7 @@ async function benchVerifyCached() {
     for (let i = 0; i < CACHED_N; i += 1) if (!map.get(copies[i & 63])?.ok) throw new Error('missing');
     return nsPer(performance.now() - t0, CACHED_N);
   };
-  ours();
-  raw();
-  const o = [];
-  const r = [];
-  for (let k = 0; k < RUNS; k += 1) {
-    const [a, b] = await alternate(k, async () => ours(), async () => raw());
-    o.push(a);
-    r.push(b);
-  }
+  const [o, r] = await alternateRuns(ours, raw);
   const s = verifier.stats();
   if (s.misses !== 1) throw new Error(`the cached side verified ${s.misses} times, not once`);
   const notes = [

@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import type { JobRecord } from '../../machines/requester.messages.ts';
 import { exampleModule } from '../../runtime/executors/examples/examples.ts';
 import { type NetInfo, type NodeApiClient, type NodeInfo, type NodeProcess, type PeerRow, apiOf, cliJson, jobUntil, killAll, makeTempDir, removeTempDirs, startNode, waitFor } from './harness.ts';
+import { parseExposition } from '../fixtures/prometheus.ts';
 
 interface Member {
   readonly node: NodeProcess;
@@ -28,17 +29,6 @@ type Info = NodeInfo & NetInfo;
 
 const test = suite<Ctx>('e2e: GET /metrics agrees with info and status', {} as Ctx);
 
-/** `name{a="x",b="y"}` (labels sorted) -> value, for every sample line of a Prometheus text exposition. */
-function parseExposition(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => `${k}="${v}"`).sort();
-    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1]!, Number(m[3]));
-  }
-  return out;
-}
 
 /** One scrape, with no token, as Prometheus does it. */
 async function scrape(m: Member): Promise<Map<string, number>> {

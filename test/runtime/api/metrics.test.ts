@@ -7,22 +7,12 @@ import { EMPTY_INDEXES, type Fact, type Indexes, type JobSummary, type LoggedFac
 import { type ApiServer, type NodeApi, startApiServer } from '../../../runtime/api/http-server.ts';
 import { type MetricFacts, type Timings, createNodeMetrics, createTimings, metricsRoute } from '../../../runtime/api/metrics.ts';
 import type { NetCountersView } from '../../../runtime/net/net-counters.ts';
+import { parseExposition } from '../../fixtures/prometheus.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const GiB = 1024 ** 3;
 const T0 = 1_700_000_000_000;
 
-/** `name{a="x",b="y"}` (labels sorted) -> value, for every sample line of a Prometheus text exposition. */
-export function parseExposition(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => `${k}="${v}"`).sort();
-    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1]!, Number(m[3]));
-  }
-  return out;
-}
 
 const job = (id: string, state: string, extra: Partial<JobSummary> = {}): Fact => ({ type: 'JobChanged', job: { id, name: id, state, provider: 'B', exitCode: null, ...extra } });
 const records = (facts: readonly Fact[]): LoggedFact[] => facts.map((fact, i) => ({ actor: 'job/x', seq: i + 1, ts: T0 + i, fact }));
