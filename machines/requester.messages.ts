@@ -108,6 +108,12 @@ export interface JobRecord {
   readonly bids: readonly RankedBid[];
   /** Providers that declined in the latest round, and why. */
   readonly declines: readonly { readonly provider: string; readonly code: DeclineCode; readonly reason: string }[];
+  /**
+   * Declines of the latest round counted but not listed: every candidate's decline is listed, and up to
+   * LISTED_DECLINES in all; a broadcast to a big network hears one from nearly every node, and listing them all
+   * made each decline cost time in proportion to the network (absent: none).
+   */
+  readonly declinesNotListed?: number;
   /** Rounds of bidding so far. */
   readonly rounds: number;
   readonly exitCode: number | null;

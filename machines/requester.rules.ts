@@ -91,7 +91,7 @@ export function openRound(d: Draft): Draft {
   const { dealId, job, timing } = d.ctx.input;
   const nonce = d.ctx.nonce + 1;
   const expiresAt = d.now + timing.bidWindowMs;
-  d.set({ nonce, candidates: null, open: false, reach: null, bids: [], chosen: null }).record({ rounds: nonce, bids: [], declines: [], provider: null, allocationId: null });
+  d.set({ nonce, candidates: null, open: false, reach: null, bids: [], chosen: null }).record({ rounds: nonce, bids: [], declines: [], ...(d.ctx.record.declinesNotListed ? { declinesNotListed: 0 } : {}), provider: null, allocationId: null });
   d.emit({ type: 'bid.request.send', dealId, nonce, job, expiresAt }).schedule('window', expiresAt);
   return d.progress('requesting', nonce === 1 ? 'asking for bids' : `asking for bids again (round ${nonce})`);
 }
@@ -100,8 +100,19 @@ export function takeBid(d: Draft, e: BidReceivedEvent): Draft {
   return d.set({ bids: [...d.ctx.bids, { bid: e.bid, rttMs: e.rttMs }] }).record({});
 }
 
+/** Declines a job's record lists per round: every candidate's, and others while fewer than this are listed. */
+export const LISTED_DECLINES = 32;
+
 export function takeDecline(d: Draft, e: BidDeclinedEvent): Draft {
-  return d.record({ declines: [...d.ctx.record.declines, { provider: e.from, code: e.code, reason: e.reason }] });
+  const listed = d.ctx.record.declines;
+  const candidate = d.ctx.candidates?.includes(e.from) ?? true;
+  if (!candidate && listed.length >= LISTED_DECLINES) return d.record({ declinesNotListed: (d.ctx.record.declinesNotListed ?? 0) + 1 });
+  return d.record({ declines: [...listed, { provider: e.from, code: e.code, reason: e.reason }] });
+}
+
+/** Declines heard in the latest round, listed or not. */
+export function declineCount(c: RequesterContext): number {
+  return c.record.declines.length + (c.record.declinesNotListed ?? 0);
 }
 
 export function closeWindow(d: Draft): Draft {
@@ -110,7 +121,7 @@ export function closeWindow(d: Draft): Draft {
   const ranked = comparator.rank(d.ctx.bids.map(({ bid, rttMs }) => ({ id: bid.provider, nonce: bid.nonce, price: bid.price, score: bid.score, rttMs })));
   const bids = spreadOver(ranked.map(({ candidate: b, rank, utility }): RankedBid => ({ provider: b.id, nonce: b.nonce, price: b.price, score: b.score, rttMs: b.rttMs, rank, utility, outcome: 'candidate' })), d.ctx.input.spread);
   d.cancel('window').record({ bids });
-  const answers = `${count(bids.length, 'bid')}, ${count(d.ctx.record.declines.length, 'decline')}`;
+  const answers = `${count(bids.length, 'bid')}, ${count(declineCount(d.ctx), 'decline')}`;
   const best = bids[0];
   const silence = silentRound(d.ctx);
   const summary = best

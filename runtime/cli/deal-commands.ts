@@ -105,6 +105,7 @@ export function formatJob(r: JobRecord): string {
     }
   }
   for (const d of r.declines) lines.push(`declined  ${short(d.provider)}: ${d.reason}`);
+  if (r.declinesNotListed) lines.push(`declined  and ${r.declinesNotListed} more peers (not listed)`);
   if (r.history.length > 0) {
     lines.push('history');
     for (const h of r.history) lines.push(`  ${time(h.at)}  ${h.state.padEnd(12)}  ${h.message}`);

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { addReplayCommand } from './replay-command.ts';
+import { addSimCommand } from './sim-command.ts';
 
 export function addStandaloneCommands(program: Command): void {
   program
@@ -17,4 +18,5 @@ export function addStandaloneCommands(program: Command): void {
     });
 
   addReplayCommand(program);
+  addSimCommand(program);
 }
