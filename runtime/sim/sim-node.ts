@@ -54,6 +54,8 @@ export interface SimHost {
   spawned(node: SimNode, actorId: string, kind: string, input: unknown): void;
   /** A task's execution ended (exit 0 is a completion). */
   executed(node: SimNode, dealId: string, outcome: 'completed' | 'failed' | 'cancelled' | 'timeout'): void;
+  /** A task's process started (+1) or is gone (-1): what "nothing left running" counts. */
+  running(node: SimNode, dealId: string, delta: 1 | -1): void;
   rtt(a: SimNode, b: string): number;
 }
 
@@ -557,6 +559,7 @@ export class SimNode {
     this.#executions.set(allocationId, token);
     const gen = this.#generation;
     const live = () => gen === this.#generation && this.#executions.get(allocationId) === token;
+    this.host.running(this, dealId, 1);
     // a warm runner: the instance starts within a few milliseconds
     this.host.at(this.host.now() + 3, () => {
       if (live()) this.#deliver(actorId, { type: 'execution.started', pid: 1000 + token, now: this.host.now() });
@@ -565,6 +568,7 @@ export class SimNode {
     this.host.at(this.host.now() + 3 + plan.durationMs, () => {
       if (!live()) return;
       this.#executions.delete(allocationId);
+      this.host.running(this, dealId, -1);
       const outcome = plan.fails ? 'failed' : 'completed';
       this.host.executed(this, dealId, outcome);
       this.#deliver(actorId, { type: 'execution.ended', outcome: { exitCode: plan.fails ? 1 : 0, reason: outcome, message: plan.fails ? 'exit code 1' : '', durationMs: plan.durationMs, outputBytes: 0, outputTruncated: false }, now: this.host.now() });
@@ -579,6 +583,7 @@ export class SimNode {
     // the job's process group is killed: it is over a moment later
     this.host.at(this.host.now() + 5, () => {
       if (gen !== this.#generation) return;
+      this.host.running(this, dealId, -1);
       this.host.executed(this, dealId, 'cancelled');
       this.#deliver(actorId, { type: 'execution.ended', outcome: { exitCode: null, reason: 'cancelled', message: 'stopped', durationMs: 0, outputBytes: 0, outputTruncated: false }, now: this.host.now() });
     });

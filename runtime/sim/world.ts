@@ -108,8 +108,9 @@ export class SimWorld implements SimHost {
   readonly #open = new Map<string, OpenJob>();
   readonly #completed = new Set<string>();
   readonly #outcomes: JobOutcome[] = [];
-  /** Live allocation actors per job, by node: "cancelled leaves nothing running" reads it. */
+  /** Live allocation actors per job, by node, and the job's processes running: "cancelled leaves nothing running" reads them. */
   readonly #allocations = new Map<string, Map<number, number>>();
+  readonly #running = new Map<string, Map<number, number>>();
   readonly #allocatedCpu: Float64Array;
   readonly #providers: Uint8Array;
   readonly #ledgers: (Ledger | null)[];
@@ -222,8 +223,9 @@ export class SimWorld implements SimHost {
     else node.crash();
     this.net.setUp(index, false);
     this.#setAllocated(index, null);
-    // its allocations died with it (a job must not outlive its node)
+    // its allocations and their processes died with it (a job must not outlive its node)
     for (const byNode of this.#allocations.values()) byNode.delete(index);
+    for (const byNode of this.#running.values()) byNode.delete(index);
   }
 
   restart(index: number): void {
@@ -280,6 +282,15 @@ export class SimWorld implements SimHost {
     let byNode = this.#allocations.get(dealId);
     if (!byNode) this.#allocations.set(dealId, (byNode = new Map()));
     byNode.set(node.index, (byNode.get(node.index) ?? 0) + 1);
+  }
+
+  running(node: SimNode, dealId: string, delta: 1 | -1): void {
+    let byNode = this.#running.get(dealId);
+    if (!byNode) this.#running.set(dealId, (byNode = new Map()));
+    const n = (byNode.get(node.index) ?? 0) + delta;
+    if (n > 0) byNode.set(node.index, n);
+    else byNode.delete(node.index);
+    if (byNode.size === 0) this.#running.delete(dealId);
   }
 
   executed(_node: SimNode, dealId: string, outcome: string): void {
@@ -361,10 +372,10 @@ export class SimWorld implements SimHost {
       const dealId = rec.id;
       const requester = node.index;
       this.queue.at(this.now() + CANCEL_BOUND_MS, () => {
-        const byNode = this.#allocations.get(dealId);
-        if (!byNode) return;
-        for (const [n, count] of byNode) {
-          if (count > 0 && this.nodes[n]!.alive && this.net.sameSide(n, requester)) this.#fail('cancel-stops', `job ${dealId} was cancelled ${CANCEL_BOUND_MS / 1000} s ago and an allocation of it still runs on n${n}`, n);
+        for (const [what, table] of [['an allocation', this.#allocations], ['a process', this.#running]] as const) {
+          for (const [n, count] of table.get(dealId) ?? []) {
+            if (count > 0 && this.nodes[n]!.alive && this.net.sameSide(n, requester)) this.#fail('cancel-stops', `job ${dealId} was cancelled ${CANCEL_BOUND_MS / 1000} s ago and ${what} of it still runs on n${n}`, n);
+          }
         }
       });
     }
