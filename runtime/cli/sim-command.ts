@@ -14,6 +14,7 @@ interface SimCliFlags {
   scenario?: string;
   eventCost?: string;
   plant?: string;
+  taskTime?: string;
   json?: boolean;
 }
 
@@ -24,10 +25,11 @@ export function addSimCommand(program: Command): void {
     .option('--nodes <n>', 'how many nodes (2..100000)', '100')
     .option('--seed <seed>', 'the run\'s seed: the same seed and options give the same run and digest', '1')
     .option('--duration <time>', 'simulated time to run (e.g. 90s, 10m)', '10m')
-    .option('--scenario <name>', 'storm, churn, partition, crash, or all', 'storm')
+    .option('--scenario <name>', 'storm, churn, partition, crash, array (array jobs), ensemble (ensembles, their providers crashing), or all', 'storm')
     .option('--faults <spec>', 'none, or key=value,...: loss, dup, reorder, mid-effect, fail, hang, cancel (0..1), crashes (per minute), down (time), partition=START+LENGTH|off')
+    .option('--task-time <time>', 'mean task duration (default: the scenario\'s, 30-60 s); shorter tasks arrive more often at the same load')
     .option('--event-cost <ms>', 'simulated CPU per machine event on its node', undefined)
-    .option('--plant <bug>', 'run with a planted bug (forget-unlock-on-revert, ignore-cancel) to see the invariants catch it')
+    .option('--plant <bug>', 'run with a planted bug (forget-unlock-on-revert, ignore-cancel, batch-keeps-resources, ensemble-leaves-parts) to see the invariants catch it')
     .option('--json', 'print the reports as JSON')
     .action(async (flags: SimCliFlags) => {
       const { parseSimFlags } = await import('../sim/sim-options.ts');
@@ -55,6 +57,8 @@ export function formatSimReport(r: SimReport): string {
     `  ${r.dealsPerSimSec} deals per simulated second, ${r.messagesPerDeal ?? '-'} messages per deal, ${r.roundsPerDeal ?? '-'} rounds per deal, ${(r.capacityUsed * 100).toFixed(1)}% of capacity used`,
     `  network: ${r.network.direct.toLocaleString('en')} direct messages, ${r.network.broadcasts.toLocaleString('en')} broadcasts (${r.network.broadcastHops.toLocaleString('en')} hops), ${r.network.dropped} lost, ${r.network.duplicated} duplicated, ${r.network.partitioned} cut off`,
     `  faults: ${r.faults.crashes} crashes, ${r.faults.restarts} restarts, ${r.faults.partitions} partitions; ${r.reruns} tasks ran to completion more than once`,
+    ...(r.instances.runs > 0 ? [`  array instances: ${r.instances.completed} completed, ${r.instances.failed} failed for good, ${r.instances.retried} failed runs retried, ${r.instances.duplicates} repeated reports ignored; ${r.instances.runs} runs (${r.instances.timedOut} timed out, ${r.instances.lost} stopped)`] : []),
+    ...(r.ensembles.submitted > 0 ? [`  ensembles: ${r.ensembles.submitted} submitted, ${r.ensembles.placed} placed, ${r.ensembles.completed} completed, ${r.ensembles.failed} failed, ${r.ensembles.cancelled} cancelled; ${r.ensembles.restarts} part restarts and moves, ${r.ensembles.recovered} parts placed again after their provider crashed`] : []),
     `  memory: ${(r.memory.heapUsedBytes / 2 ** 20).toFixed(0)} MiB heap, ${(r.memory.perNodeBytes / 1024).toFixed(0)} KiB per node`,
     `  digest ${r.digest}`,
   ];

@@ -3,9 +3,12 @@
  * requesters deploy and when, and what goes wrong; `--faults` overrides its fault settings.
  */
 import type { Random } from './random.ts';
+import { type ArrayMix, startArrays } from './sim-arrays.ts';
+import { type EnsembleMix, startEnsembles, startPartCrashes } from './sim-ensembles.ts';
 import type { SimWorld } from './world.ts';
 
 const GiB = 2 ** 30;
+const MiB = 2 ** 20;
 
 /** What can go wrong, and how often. */
 export interface Faults {
@@ -56,7 +59,8 @@ export function jobsPerSec(w: Workload, nodes: number): number {
 }
 
 export function providersOf(nodes: number, w: Workload): number {
-  return Math.min(nodes, Math.max(2, Math.round(nodes * w.providerShare)));
+  // a small network still has a few providers to choose among
+  return Math.min(nodes, Math.max(Math.min(nodes - 1, 4), Math.round(nodes * w.providerShare)));
 }
 
 export interface Scenario {
@@ -72,7 +76,23 @@ export interface Scenario {
 /** Each task takes a whole provider; a tenth of the nodes provide. */
 const BASE: Workload = { requesterShare: 0.05, maxRequesters: 50, providerShare: 0.1, load: 0.7, maxJobsPerSec: 20, cpu: 2, memory: GiB, meanDurationMs: 60_000, timeoutMs: 300_000, offerCpu: 2, offerMemory: 8 * GiB };
 
-function scenario(name: string, summary: string, workload: Workload, faults: Partial<Faults>, nodes: number): Scenario {
+/**
+ * Busy providers of 4 cpu (single tasks of 1 cpu hold half of them), and array jobs of 20-200 instances of a tenth
+ * to half a cpu, 1.5 s each on average: a few of their indexes fail once or twice (retried, on another provider
+ * where there is one), a few hang until their time limit, and one job in ten has an index that always fails.
+ */
+const ARRAY_WORKLOAD: Workload = { ...BASE, load: 0.5, cpu: 1, meanDurationMs: 30_000, timeoutMs: 300_000, offerCpu: 4, offerMemory: 16 * GiB };
+const ARRAYS: ArrayMix = { load: 0.35, minCount: 20, maxCount: 200, cpus: [0.1, 0.25, 0.5], memory: 128 * MiB, meanInstanceMs: 1_500, timeoutMs: 60_000, failOnce: 0.06, failTwice: 0.015, hang: 0.002, poison: 0.1, cancel: 0.05 };
+
+/**
+ * Ensembles of 2-4 parts (a service first, then services and tasks, some depending on a service, with restart
+ * policies and health checks) living 40-150 s, beside single tasks, on providers of 4 cpu; a fifth of the nodes
+ * provide. Some tasks fail once, some services crash once or stop answering their health checks.
+ */
+const ENSEMBLE_WORKLOAD: Workload = { ...BASE, providerShare: 0.2, load: 0.25, cpu: 1, meanDurationMs: 30_000, timeoutMs: 300_000, offerCpu: 4, offerMemory: 16 * GiB };
+const ENSEMBLES: EnsembleMix = { load: 0.4, minParts: 2, maxParts: 4, cpus: [0.25, 0.5, 1], memory: 256 * MiB, minLifeMs: 40_000, maxLifeMs: 150_000, meanTaskMs: 15_000, taskFail: 0.15, serviceCrash: 0.15, serviceSick: 0.3, cancel: 0.08 };
+
+function scenario(name: string, summary: string, workload: Workload, faults: Partial<Faults>, nodes: number, extra: Pick<ScenarioDef, 'arrays' | 'ensembles'> = {}): Scenario {
   const f: Faults = { ...NO_FAULTS, ...faults };
   const providers = providersOf(nodes, workload);
   // provider k of n sits at index floor(k * nodes / n) + 1 (node 0 is always a requester)
@@ -85,7 +105,17 @@ function scenario(name: string, summary: string, workload: Workload, faults: Par
     faults: f,
     // providers are spread over the index range; the rest offer nothing
     offer: (_rng, index) => (isProvider(index) ? { cpu: workload.offerCpu, memory: workload.offerMemory, disk: 100 * GiB } : null),
-    start: (world, work, chance) => startWorkload(world, workload, f, work, chance),
+    start: (world, work, chance) => {
+      // an ensemble scenario's crashes hit providers that run parts (below), not any provider
+      startWorkload(world, workload, extra.ensembles ? { ...f, crashesPerMin: 0 } : f, work, chance);
+      const requesters = requestersOf(nodes, workload);
+      const capacityCpu = providers * workload.offerCpu;
+      if (extra.arrays) startArrays(world, extra.arrays, requesters, capacityCpu, work.fork('arrays'));
+      if (extra.ensembles) {
+        startEnsembles(world, extra.ensembles, requesters, capacityCpu, work.fork('ensembles'));
+        startPartCrashes(world, f.crashesPerMin, f.midEffect, f.downMs, new Set(requesters), chance.fork('part-crashes'));
+      }
+    },
   };
 }
 
@@ -94,6 +124,10 @@ interface ScenarioDef {
   readonly summary: string;
   readonly workload: Workload;
   readonly faults: Partial<Faults>;
+  /** Array jobs deployed beside the tasks. */
+  readonly arrays?: ArrayMix;
+  /** Ensembles deployed beside the tasks; the crashes then hit providers that run their parts. */
+  readonly ensembles?: EnsembleMix;
 }
 
 export const SCENARIO_DEFS: readonly ScenarioDef[] = [
@@ -101,15 +135,17 @@ export const SCENARIO_DEFS: readonly ScenarioDef[] = [
   { name: 'churn', summary: 'providers crash and come back from their logs (a fifth of the crashes lose the effects of the event they were taking)', workload: BASE, faults: { downMs: 20_000, midEffect: 0.2, fail: 0.02, cancel: 0.03 } },
   { name: 'partition', summary: 'the network splits in two for a third of the run, then heals; messages are lost, duplicated and reordered throughout', workload: BASE, faults: { loss: 0.005, duplicate: 0.005, reorder: 0.02, partitionAt: -1, partitionMs: -1, cancel: 0.03 } },
   { name: 'crash', summary: 'providers crash mid-deal, half of them between an event and its effects, and restart from their logs', workload: { ...BASE, meanDurationMs: 30_000, timeoutMs: 120_000 }, faults: { downMs: 5_000, midEffect: 0.5, loss: 0.001, cancel: 0.05 } },
+  { name: 'array', summary: 'array jobs of 20-200 tiny instances over providers kept busy by single tasks; failing instances are retried, a few providers crash', workload: ARRAY_WORKLOAD, faults: { downMs: 10_000, fail: 0.02, cancel: 0.03 }, arrays: ARRAYS },
+  { name: 'ensemble', summary: 'ensembles of 2-4 parts (services and tasks, dependencies, restart policies) across providers; providers running parts crash, a third between an event and its effects, and restart from their logs', workload: ENSEMBLE_WORKLOAD, faults: { downMs: 10_000, midEffect: 0.3, fail: 0.02, cancel: 0.03 }, ensembles: ENSEMBLES },
 ];
 
 export const SCENARIO_NAMES = SCENARIO_DEFS.map((s) => s.name);
 
 /** The scenario `name` for `nodes` nodes (crash rates scale with the network), with `faults` over its own. */
-export function scenarioNamed(name: string, nodes: number, faults: Partial<Faults> = {}): Scenario | undefined {
+export function scenarioNamed(name: string, nodes: number, faults: Partial<Faults> = {}, workload: Partial<Workload> = {}): Scenario | undefined {
   const s = SCENARIO_DEFS.find((x) => x.name === name);
   if (!s) return undefined;
-  return scenario(s.name, s.summary, s.workload, { ...s.faults, crashesPerMin: defaultCrashesPerMin(name, nodes), ...faults }, nodes);
+  return scenario(s.name, s.summary, { ...s.workload, ...workload }, { ...s.faults, crashesPerMin: defaultCrashesPerMin(name, nodes), ...faults }, nodes, s);
 }
 
 /** Requester nodes: spread over the index range (so over the regions). */
@@ -166,10 +202,12 @@ function startWorkload(world: SimWorld, w: Workload, f: Faults, work: Random, ch
   }
 }
 
-/** The default crash rate of the churn and crash scenarios: a share of the network per minute. */
+/** The default crash rate of the scenarios that crash providers: a share of the network per minute. */
 export function defaultCrashesPerMin(name: string, nodes: number): number {
   if (name === 'churn') return Math.max(1, nodes * 0.02);
   if (name === 'crash') return Math.max(2, nodes * 0.01);
+  if (name === 'array') return Math.max(0.5, nodes * 0.005);
+  if (name === 'ensemble') return Math.max(2, nodes * 0.02);
   return 0;
 }
 

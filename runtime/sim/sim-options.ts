@@ -19,6 +19,7 @@ export interface SimFlags {
   readonly scenario?: string;
   readonly eventCost?: string;
   readonly plant?: string;
+  readonly taskTime?: string;
 }
 
 /** The default simulated CPU per machine event: what one event of the deal path costs a real node's main thread. */
@@ -39,10 +40,14 @@ export function parseSimFlags(f: SimFlags): SimOptions[] {
     plant = f.plant as Plant;
   }
   const faults = f.faults === undefined ? {} : parseFaults(f.faults);
+  const taskMs = f.taskTime === undefined ? undefined : parseDuration(f.taskTime);
+  if (f.taskTime !== undefined && (taskMs === undefined || taskMs < 100 || taskMs > MAX_DURATION_MS)) throw new UsageError(`--task-time must be a mean task duration from 100ms to 24h (e.g. 5s), not "${f.taskTime}"`);
+  // shorter tasks: more of them arrive (the load stays), and they time out in proportion
+  const workload = taskMs === undefined ? {} : { meanDurationMs: taskMs, timeoutMs: Math.max(10_000, taskMs * 5) };
   const name = f.scenario ?? 'storm';
   const names = name === 'all' ? SCENARIO_NAMES : [name];
   return names.map((n) => {
-    const scenario = scenarioNamed(n, nodes, faults);
+    const scenario = scenarioNamed(n, nodes, faults, workload);
     if (!scenario) throw new UsageError(`--scenario must be one of ${SCENARIO_NAMES.join(', ')} or all, not "${name}"`);
     const fx = scenario.faults;
     return {

@@ -15,9 +15,11 @@ import { UsageError } from '../../../runtime/errors.ts';
 /** Seeds per scenario in `npm test`; `npm run sim:soak` runs many more (SIM_SEEDS). */
 const SEEDS = Number(process.env.SIM_SEEDS ?? 150);
 
-function options(scenario: string, seed: string, over: Partial<SimOptions> & { faults?: string } = {}): SimOptions {
-  const [o] = parseSimFlags({ nodes: String(over.nodes ?? 8), seed, duration: '40s', scenario, ...(over.faults ? { faults: over.faults } : {}) });
-  return { ...o!, ...over };
+/** Short runs: small networks of short tasks (5 s on average), so every seed places, completes and fails deals. */
+function options(scenario: string, seed: string, over: Partial<SimOptions> & { faults?: string; taskTime?: string } = {}): SimOptions {
+  const { faults, taskTime, ...rest } = over;
+  const [o] = parseSimFlags({ nodes: String(over.nodes ?? 8), seed, duration: '40s', scenario, taskTime: taskTime ?? '5s', ...(faults ? { faults } : {}) });
+  return { ...o!, ...rest };
 }
 
 function run(o: SimOptions): SimReport {
@@ -61,7 +63,7 @@ for (const scenario of SCENARIO_NAMES) {
     let cut = 0;
     let lost = 0;
     for (let s = 1; s <= SEEDS; s += 1) {
-      const r = run(options(scenario, `p${s}`, { nodes: 6 + (s % 5), durationMs: 30_000 + (s % 4) * 10_000 }));
+      const r = run(options(scenario, `p${s}`, { nodes: 6 + (s % 4), durationMs: 20_000 + (s % 3) * 5_000 }));
       if (r.violation) assert.unreachable(`seed p${s} of ${scenario} broke ${r.violation.invariant} at step ${r.violation.step}: ${r.violation.message}\n${r.violation.history.slice(-15).join('\n')}`);
       placed += r.jobs.placed;
       completed += r.jobs.completed;
@@ -89,7 +91,7 @@ const Planted = suite('sim: planted bugs are found within the seeds npm test run
 function hunt(scenario: string, plant: SimOptions['plant'], invariant: string, over: Partial<SimOptions> & { faults?: string } = {}): { seed: string; report: SimReport } {
   for (let s = 1; s <= SEEDS; s += 1) {
     const seed = `p${s}`;
-    const report = run({ ...options(scenario, seed, { nodes: 6 + (s % 5), durationMs: 30_000 + (s % 4) * 10_000, ...over }), plant });
+    const report = run({ ...options(scenario, seed, { nodes: 6 + (s % 4), durationMs: 20_000 + (s % 3) * 5_000, ...over }), plant });
     if (report.violation) {
       assert.is(report.violation.invariant, invariant, report.violation.message);
       return { seed, report };
@@ -106,15 +108,17 @@ Planted('a provider that forgets to release its lock on a revert breaks lock-rel
   assert.ok(v.history.some((h) => h.includes('deal.revert')), 'the history shows the revert');
   console.log(`  forget-unlock-on-revert: found at seed ${seed}, step ${v.step}, ${v.atMs} ms simulated`);
   // reproducible: the same seed finds it at the same step
-  const again = run({ ...options('storm', seed, { nodes: 6 + (Number(seed.slice(1)) % 5), durationMs: 30_000 + (Number(seed.slice(1)) % 4) * 10_000 }), plant: 'forget-unlock-on-revert' });
+  const s = Number(seed.slice(1));
+  const same = { nodes: 6 + (s % 4), durationMs: 20_000 + (s % 3) * 5_000 };
+  const again = run({ ...options('storm', seed, same), plant: 'forget-unlock-on-revert' });
   assert.is(again.violation?.step, v.step);
   // and without the bug the same seed is clean
-  const clean = run(options('storm', seed, { nodes: 6 + (Number(seed.slice(1)) % 5), durationMs: 30_000 + (Number(seed.slice(1)) % 4) * 10_000 }));
+  const clean = run(options('storm', seed, same));
   assert.is(clean.violation, null);
 });
 
 Planted('an allocation that ignores its cancel breaks cancel-stops', () => {
-  const { seed, report } = hunt('storm', 'ignore-cancel', 'cancel-stops', { faults: 'cancel=0.5,fail=0,hang=0', durationMs: 120_000 });
+  const { seed, report } = hunt('storm', 'ignore-cancel', 'cancel-stops', { faults: 'cancel=0.5,fail=0,hang=0', taskTime: '60s', durationMs: 120_000 });
   console.log(`  ignore-cancel: found at seed ${seed}, step ${report.violation!.step}`);
 });
 
