@@ -22,6 +22,12 @@ export interface BidRequestEvent extends FromPeer {
    * `deploy`, for the envelope's signer); absent when it carried none. Read only when the Node requires grants.
    */
   readonly grant?: GrantCheck;
+  /**
+   * The request reached this node through the mesh from a requester it is not connected to: it is none of the
+   * round's candidates (the requester waits only for its neighbours), so a refusal is noted but not sent. In a big
+   * network a broadcast would otherwise bring the requester a decline from nearly every node.
+   */
+  readonly relayed?: boolean;
 }
 
 /** A bid request's tokens as checked: the grant that holds, or why none does (runtime/trust's reason and detail). */
@@ -33,4 +39,5 @@ export type GrantCheck =
 export type NodeDealIntent =
   /** The Node locked resources for a bid: the runtime spawns the provider negotiation with this input. */
   | { readonly type: 'bid.open'; readonly input: ProviderInput }
-  | { readonly type: 'bid.decline.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly code: DeclineCode; readonly reason: string };
+  /** `quiet`: a refusal of a relayed request (`BidRequestEvent.relayed`): noted by the runtime's gate, not sent. */
+  | { readonly type: 'bid.decline.send'; readonly to: string; readonly dealId: string; readonly nonce: number; readonly code: DeclineCode; readonly reason: string; readonly quiet?: true };

@@ -60,7 +60,8 @@ export function decideBid(s: BidState, e: BidRequestEvent): BidDecision {
   const answered = rememberAnswered(s.answered, key, Math.min(e.expiresAt, e.now + DEAL_DEFAULTS.answeredTtlMs), e.now);
   const r = answer(s, e);
   if (!r.ok) {
-    return { answered, intents: [{ type: 'bid.decline.send', to: e.from, dealId: e.dealId, nonce: e.nonce, code: r.code, reason: r.reason }] };
+    const quiet = e.relayed === true ? { quiet: true as const } : {};
+    return { answered, intents: [{ type: 'bid.decline.send', to: e.from, dealId: e.dealId, nonce: e.nonce, code: r.code, reason: r.reason, ...quiet }] };
   }
   return { ledger: r.ledger, answered, intents: [{ type: 'bid.open', input: r.input }] };
 }

@@ -5,7 +5,8 @@
  *
  * - `lock-limit`: the requester holds as many unanswered bids as the Node holds for one. Closed for that requester
  *   until one of its locks goes (the Node's ResourcesLocked / LockReleased facts say so) or `HOLD_MS` passes.
- * - `disk-full` and `not-onboarded`: no new work for anyone. Closed until `HOLD_MS` passes; then one request goes
+ * - `disk-full` and `not-onboarded`: no new work for anyone. `not-onboarded` is closed until the node saves a
+ *   registration (`noteRegistered`). `disk-full` is closed until `HOLD_MS` passes; then one request goes
  *   to the Node, which decides again on its current state.
  *
  * `unauthorized` is not remembered: it depends on the capability tokens each request carries, so every request
@@ -61,13 +62,19 @@ export class BidGate {
 
   /** The Node declined `requester`: remember the declines that hold for the next requests as well. */
   noteDecline(requester: string, code: DeclineCode, reason: string, now: number): void {
-    const closure = { code, reason, until: now + HOLD_MS };
+    // not onboarded stays so until the node registers (noteRegistered): no request needs the Node to say it again
+    const closure = { code, reason, until: code === 'not-onboarded' ? Infinity : now + HOLD_MS };
     if (NODE_WIDE.has(code)) this.#nodeWide = closure;
     else if (code === 'lock-limit') {
       this.#requesters.delete(requester);
       this.#requesters.set(requester, closure);
       if (this.#requesters.size > MAX_GATED_REQUESTERS) this.#requesters.delete(this.#requesters.keys().next().value!);
     }
+  }
+
+  /** The Node saved a registration (onboarded, offboarded, new preferences): whatever closed the node as a whole is over. */
+  noteRegistered(): void {
+    this.#nodeWide = null;
   }
 
   /** The Node took a bid (so it is onboarded and has room on its disk): whatever closed the node as a whole is over. */

@@ -100,6 +100,8 @@ function handle(svc: DealService, actorId: string, intent: Exclude<DealIntent, S
       return void svc.sendTo(intent.input.requester, 'requester', 'bid.submit', { bid: intent.input.bid });
     case 'bid.decline.send':
       svc.gate.noteDecline(intent.to, intent.code, intent.reason, svc.now());
+      // a refusal of a request relayed from a requester this node is not connected to: it is no candidate
+      if (intent.quiet) return;
       return void svc.sendTo(intent.to, 'requester', 'bid.decline', { dealId: intent.dealId, nonce: intent.nonce, code: intent.code, reason: intent.reason });
     // ---- provider ----
     case 'bid.submit.send':

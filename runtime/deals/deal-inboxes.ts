@@ -77,10 +77,14 @@ export function dealInboxes(svc: DealService, node: ActorRef<NodeEvent>, router:
         svc.gate.tooLate += 1;
         return;
       }
+      // relayed through the mesh from a requester this node is not connected to: this node is none of its round's
+      // candidates, so it answers with a bid or not at all (a broadcast in a big network would bring the requester
+      // a decline from nearly every node)
+      const relayed = msg.broadcast && from !== svc.deps.self && !(svc.deps.net()?.dmsPeers().includes(from) ?? false);
       const gated = from === svc.deps.self ? null : svc.gate.check(from, now);
-      if (gated) return void svc.sendTo(from, REQUESTER_INBOX, 'bid.decline', { dealId: request.dealId, nonce: request.nonce, ...gated });
+      if (gated) return relayed ? undefined : void svc.sendTo(from, REQUESTER_INBOX, 'bid.decline', { dealId: request.dealId, nonce: request.nonce, ...gated });
       const grant = from === svc.deps.self ? undefined : svc.grants.check(grants, msg.envelope.from.did);
-      svc.whenRecovered(() => node.send({ ...request, ...(grant ? { grant } : {}), type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
+      svc.whenRecovered(() => node.send({ ...request, ...(grant ? { grant } : {}), ...(relayed ? { relayed } : {}), type: 'bid.request', from, now: svc.now(), self: svc.deps.self }, from));
     },
   };
   const requesterInbox: InboxSpec = {

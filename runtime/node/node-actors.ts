@@ -111,6 +111,7 @@ export async function startActors(p: {
     onRegistered: () => {
       descriptor.forget();
       facts.forget();
+      gate.noteRegistered();
     },
     deals: (intents) => handleDealIntents(deals, 'node', intents),
   });

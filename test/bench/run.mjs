@@ -36,7 +36,8 @@ const { dashboardBenches } = await import('./dashboard.mjs');
 const { trustBenches } = await import('./trust.mjs');
 const { grantsBenches } = await import('./grants.mjs');
 const { replayBenches } = await import('./replay.mjs');
-const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000 + 60_000 + 60_000 + 120_000 + 180_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s) + metrics.mjs (about 15 s) + dashboard.mjs (about 35 s) + trust.mjs and grants.mjs (about 90 s) + replay.mjs (about 2 minutes, building a 1M-event log)
+const { simBenches } = await import('./sim.mjs');
+const WATCHDOG_MS = 530_000 + 360_000 + 300_000 + 120_000 + 60_000 + 60_000 + 60_000 + 120_000 + 180_000 + 300_000; // + flood.mjs (about 4 minutes; its sybil side is bounded at 60 s a block) + tunnel.mjs and ensembles.mjs (about 2.5 minutes) + wasm-pool.mjs (about 20 s) + metrics.mjs (about 15 s) + dashboard.mjs (about 35 s) + trust.mjs and grants.mjs (about 90 s) + replay.mjs (about 2 minutes, building a 1M-event log) + sim.mjs (about 3 minutes: a 1,000-node storm and 10,000 idle nodes)
 
 const args = process.argv.slice(2);
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
@@ -465,6 +466,7 @@ const benches = [
   ...trustBenches,
   ...grantsBenches,
   ...replayBenches,
+  ...simBenches,
 ];
 
 const started = performance.now();

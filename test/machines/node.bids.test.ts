@@ -424,3 +424,25 @@ Persist('a restored node still ignores a request it answered before', (h) => {
 });
 
 Persist.run();
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const Relayed = behaviour('bids: a request relayed from a requester this node is not linked to gets a bid or nothing');
+
+Relayed('a refusal of a relayed request is noted (counted, quiet) but not for sending; a direct one is sent', (h) => {
+  registered(h);
+  const big = wasmJob(res(64, GiB));
+  const quiet = theDecline(send(h, request({ job: big, relayed: true })));
+  assert.is(quiet.code, 'too-large');
+  assert.is(quiet.quiet, true);
+  const loud = theDecline(send(h, request({ job: big, nonce: 2 })));
+  assert.is(loud.quiet, undefined);
+  assert.is(ctx(h).declined['too-large'], 2, 'both count in info');
+});
+
+Relayed('a relayed request the node can take gets its bid as a direct one does', (h) => {
+  registered(h);
+  theBid(send(h, request({ relayed: true })));
+});
+
+Relayed.run();

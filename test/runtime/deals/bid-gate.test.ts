@@ -51,6 +51,18 @@ test('disk-full and not-onboarded close the gate for everyone; a bid the Node ma
   }
 });
 
+test('not-onboarded holds until the node saves a registration; disk-full only for HOLD_MS', () => {
+  const g = new BidGate();
+  g.noteDecline('p1', 'not-onboarded', 'not onboarded', 0);
+  assert.equal(g.check('p9', 3_600_000), { code: 'not-onboarded', reason: 'not onboarded' }, 'an hour later it is still not onboarded');
+  g.noteRegistered();
+  assert.is(g.check('p9', 3_600_001), null);
+  const d = new BidGate();
+  d.noteDecline('p1', 'disk-full', 'full', 0);
+  assert.ok(d.check('p2', HOLD_MS - 1));
+  assert.is(d.check('p2', HOLD_MS), null, 'the Node decides again on the disk it has now');
+});
+
 test('declines that depend on the job (too-large, insufficient, preferences, excluded) are not remembered', () => {
   const g = new BidGate();
   for (const code of ['too-large', 'insufficient', 'preferences', 'excluded', 'not-chosen', 'executor', 'privileged'] as const) g.noteDecline('p1', code, 'r', 0);

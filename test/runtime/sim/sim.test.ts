@@ -88,7 +88,7 @@ Properties.run();
 const Planted = suite('sim: planted bugs are found within the seeds npm test runs');
 
 /** The first seed (of SEEDS) at which a planted bug breaks an invariant. */
-function hunt(scenario: string, plant: SimOptions['plant'], invariant: string, over: Partial<SimOptions> & { faults?: string } = {}): { seed: string; report: SimReport } {
+function hunt(scenario: string, plant: SimOptions['plant'], invariant: string, over: Partial<SimOptions> & { faults?: string; taskTime?: string } = {}): { seed: string; report: SimReport } {
   for (let s = 1; s <= SEEDS; s += 1) {
     const seed = `p${s}`;
     const report = run({ ...options(scenario, seed, { nodes: 6 + (s % 4), durationMs: 20_000 + (s % 3) * 5_000, ...over }), plant });
