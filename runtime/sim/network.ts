@@ -43,6 +43,9 @@ export const LAN_MODEL: NetworkModel = Object.freeze({
   hopMs: 0.3,
 });
 
+/** Nodes on one machine's loopback, every one linked to every other (what `npm run sim:real` runs). */
+export const LOOPBACK_MODEL: NetworkModel = Object.freeze({ ...LAN_MODEL, regions: 1, intraMs: 0.1, interMs: 0.1, jitter: 0.2, bytesPerMs: 1_000_000, meshDegree: Number.MAX_SAFE_INTEGER });
+
 /** Counts of what the network carried and dropped. */
 export interface NetworkCounters {
   direct: number;
@@ -81,6 +84,11 @@ export class SimNetwork {
     this.#side = new Int32Array(size);
     this.#uplinkFree = new Float64Array(size);
     this.#mesh = Array.from({ length: size }, () => []);
+    // a degree of at least size - 1: everyone links to everyone (as 50 real nodes with --max-peers 50 do)
+    if (model.meshDegree >= size - 1) {
+      for (let a = 0; a < size; a += 1) for (let b = 0; b < size; b += 1) if (a !== b) this.#mesh[a]!.push(b);
+      return;
+    }
     // each node links to half its degree of random others; links go both ways, so each ends with about `meshDegree`
     const links = Math.max(1, Math.ceil(model.meshDegree / 2));
     for (let a = 0; a < size; a += 1) {

@@ -4,7 +4,8 @@
  */
 import { UsageError } from '../errors.ts';
 import { parseDuration } from '../units.ts';
-import { LAN_MODEL } from './network.ts';
+import { LAN_MODEL, LOOPBACK_MODEL } from './network.ts';
+import { meshScenario } from './mesh-scenario.ts';
 import { type Faults, NO_FAULTS, SCENARIO_NAMES, scenarioNamed } from './scenarios.ts';
 import { PLANTS, type Plant, type SimOptions } from './world.ts';
 
@@ -46,9 +47,10 @@ export function parseSimFlags(f: SimFlags): SimOptions[] {
   const workload = taskMs === undefined ? {} : { meanDurationMs: taskMs, timeoutMs: Math.max(10_000, taskMs * 5) };
   const name = f.scenario ?? 'storm';
   const names = name === 'all' ? SCENARIO_NAMES : [name];
+  if (name === 'mesh') return [{ nodes, seed, durationMs: Math.round(durationMs), scenario: meshScenario(), network: LOOPBACK_MODEL, eventCostMs, ...(plant ? { plant } : {}) }];
   return names.map((n) => {
     const scenario = scenarioNamed(n, nodes, faults, workload);
-    if (!scenario) throw new UsageError(`--scenario must be one of ${SCENARIO_NAMES.join(', ')} or all, not "${name}"`);
+    if (!scenario) throw new UsageError(`--scenario must be one of ${SCENARIO_NAMES.join(', ')}, mesh or all, not "${name}"`);
     const fx = scenario.faults;
     return {
       nodes,
