@@ -277,6 +277,7 @@ export const allocationMachine = setup({
     noStart: enqueueActions((a) => note(a, { message: `the job did not start within ${ALLOCATION_TIMING.startMs / 1000} s` })),
     cancelledEarly: enqueueActions((a) => note(a, { message: 'cancelled before the job started' })),
     providerRestarted: enqueueActions((a) => note(a, { message: 'the provider restarted while the job ran' })),
+    heldRestarted: enqueueActions((a) => note(a, { message: 'the provider restarted while the part waited for the parts it depends on' })),
     forgetTimer: enqueueActions(({ context, event, enqueue }) => enqueue.assign({ timers: timers.afterFire(context.timers, event) })),
     enter: enqueueActions(({ context, event, enqueue }, params: { state: AllocationState }) => {
       const record = touch(context.record, event.now, { state: params.state });
@@ -329,8 +330,8 @@ export const allocationMachine = setup({
     pending: {
       on: {
         'allocation.start': [{ guard: 'held', target: 'held', actions: 'hold' }, { target: 'starting', actions: 'startExecution' }],
-        // spawned but never started: the start was lost with the old process
-        'allocation.recovered': [{ guard: 'held', target: 'held', actions: 'hold' }, { target: 'starting', actions: 'startExecution' }],
+        // spawned but never started: the start was lost with the old process (a held part: as below)
+        'allocation.recovered': [{ guard: 'held', target: 'failed', actions: 'heldRestarted' }, { target: 'starting', actions: 'startExecution' }],
         'allocation.cancel': { target: 'terminated', actions: 'cancelledEarly' },
         'part.start': { actions: 'takeAddrs' },
       },
@@ -341,8 +342,11 @@ export const allocationMachine = setup({
       on: {
         'part.start': { target: 'starting', actions: ['takeAddrs', 'startExecution'] },
         'allocation.cancel': { target: 'terminated', actions: 'cancelledEarly' },
-        // nothing ran: it goes on waiting (the requester sends part.start again)
-        'allocation.recovered': {},
+        // nothing ran, but nothing would start or stop it now: the ensemble sends a part.start once (one sent while
+        // this node was down is lost), and a requester that ended meanwhile sends no cancel. It fails, its resources
+        // go back, and an ensemble still running places the part again (found by the simulator: it held its
+        // resources for good)
+        'allocation.recovered': { target: 'failed', actions: 'heldRestarted' },
       },
     },
     starting: {

@@ -54,6 +54,7 @@ export const ensembleMachine = setup({
     rearm: enqueueActions(({ context, enqueue }) => {
       for (const i of timers.rearm(context.timers)) enqueue.emit(i);
     }),
+    recoverStopping: enqueueActions(({ context, event, enqueue }) => commit(enqueue, E.recoverStopping(beginEnsemble(context, event)))),
   },
 }).createMachine({
   id: 'ensemble',
@@ -93,6 +94,7 @@ export const ensembleMachine = setup({
         'part.update': { actions: 'takeUpdate' },
         // a cancel while stopping for another reason is answered when the ensemble ends
         'job.cancel': { actions: 'replyNow' },
+        'deal.recovered': { actions: 'recoverStopping' },
         'timer.fired': { guard: { type: 'due', params: { key: 'stop' } }, target: 'ended' },
       },
     },

@@ -93,7 +93,9 @@ function recover(d: EnsembleDraft, failed: string, why: string): void {
   const spawn: { name: string; dealId: string; job: JobSpec }[] = [];
   for (const name of again) {
     const t = d.ctx.parts[name]!;
-    if (t.update && !ENDED.includes(t.update.state)) d.emit({ type: 'part.cancel', dealId: t.dealId });
+    // its negotiation is stopped unless it said it ended: one started again moments ago may not have said anything
+    // yet (its track has no update), and left running it would go on placing a part nobody waits for
+    if (t.update === null || !ENDED.includes(t.update.state)) d.emit({ type: 'part.cancel', dealId: t.dealId });
     const gen = t.gen + 1;
     const dealId = partDealId(c.input.ensembleId, name, gen);
     const before = t.restartsBefore + (t.update?.allocation?.restarts ?? 0) + Math.max(0, t.allocations.length - 1) + 1;
@@ -234,13 +236,29 @@ export function enterStopping(d: EnsembleDraft): EnsembleDraft {
   const outcome = c.outcome ?? (c.failure !== null ? 'failed' : 'completed');
   d.set({ outcome });
   d.cancel('placement').cancel('life').schedule('stop', d.now + STOP_WAIT_MS);
+  cancelLiveParts(d);
+  const message = outcome === 'failed' ? (c.failure ?? 'failed') : outcome === 'cancelled' ? 'cancelled: stopping every part' : c.record.message;
+  return summarise(d).progress('stopping', message);
+}
+
+/** Every part whose negotiation has not said it ended is told to stop (again: a repeat is harmless). */
+function cancelLiveParts(d: EnsembleDraft): EnsembleDraft {
+  const c = d.ctx;
   for (const p of c.input.spec.parts) {
     const u = c.parts[p.name]?.update;
     if (u && ENDED.includes(u.state)) continue;
     d.emit({ type: 'part.cancel', dealId: c.parts[p.name]!.dealId });
   }
-  const message = outcome === 'failed' ? (c.failure ?? 'failed') : outcome === 'cancelled' ? 'cancelled: stopping every part' : c.record.message;
-  return summarise(d).progress('stopping', message);
+  return d;
+}
+
+/**
+ * Recovered while stopping: the parts' cancels went out as events on this node, which died with it (found by the
+ * simulator: a part went on running after its ensemble ended). They are sent again, with the timers.
+ */
+export function recoverStopping(d: EnsembleDraft): EnsembleDraft {
+  d.emit(...ensembleTimers.rearm(d.ctx.timers));
+  return cancelLiveParts(d);
 }
 
 export function end(d: EnsembleDraft, state: EnsembleState): EnsembleDraft {

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import type { EnsembleInput, EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { AllocationInput, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { ALLOCATION_TERMINAL, JOB_TERMINAL, PROVIDER_TERMINAL } from '../../machines/deal.constants.ts';
-import { parseDealKey, providerActorId } from '../../machines/deal.ids.ts';
+import { allocationActorId, parseDealKey, providerActorId } from '../../machines/deal.ids.ts';
 import type { ProviderInput, ProviderRecord } from '../../machines/provider.messages.ts';
 import type { JobRecord, RequesterInput } from '../../machines/requester.messages.ts';
 import { killGroup, startTimeOf } from '../executors/process-group.ts';
@@ -98,6 +98,8 @@ export class DealRecovery {
   async #settle(): Promise<void> {
     const { svc } = this;
     const now = svc.now();
+    // the allocations that came back from the log (live, or ended and settled below)
+    const allocations = new Set([...svc.registry.ids('allocation'), ...svc.registry.ids('batch')]);
     for (const [id, p] of this.svc.registry.entries()) {
       const ref = await p;
       // what each kind presents as its context is its record
@@ -115,7 +117,12 @@ export class DealRecovery {
       }
       else if (ref.kind === 'provider') {
         const deal = rec as ProviderRecord;
-        if (PROVIDER_TERMINAL.includes(deal.state)) await this.svc.retire(id, deal);
+        if (PROVIDER_TERMINAL.includes(deal.state)) {
+          // its unlock may have died with the old process, between its last event and that event's effects (the
+          // simulator found the lock held until it expired); harmless when it was unlocked (or allocated) already
+          svc.deps.ledger.unlock(deal.key);
+          await this.svc.retire(id, deal);
+        } else if (deal.state === 'allocated' && !allocations.has(allocationActorId(deal.key))) await this.#settleAllocated(deal, now);
       } else if (ref.kind === 'allocation' || ref.kind === 'batch') await this.#settleAllocation(id, rec as AllocationRecordView, now);
       else if (ref.kind === 'ensemble') {
         const ens = rec as EnsembleRecord;
@@ -123,6 +130,20 @@ export class DealRecovery {
         else if (ens.history.length === 0) ref.send({ type: 'deal.start', now });
       }
     }
+  }
+
+  /**
+   * A provider deal that took its allocation, with no allocation to wait for: the allocation ended and was retired,
+   * or was never spawned, and what would have told the deal and the ledger died with the old process (the node died
+   * between the allocation's end and the deal's hearing of it, or between the deal's event and its spawn; found by
+   * the simulator: the resources stayed allocated for good). Its resources go back; the deal hears how it ended.
+   */
+  async #settleAllocated(deal: ProviderRecord, now: number): Promise<void> {
+    const { svc } = this;
+    const ended = await svc.queries.allocation(deal.key).catch(() => undefined);
+    const state = ended && ALLOCATION_TERMINAL.includes(ended.state) ? ended.state : 'failed';
+    svc.deps.ledger.release(deal.key); // harmless when it was released already
+    svc.deliver(providerActorId(deal.key), { type: 'allocation.ended', allocationId: deal.key, state, now });
   }
 
   async #settleJob(id: string, ref: DealRef, rec: JobRecord, now: number): Promise<void> {

@@ -86,11 +86,11 @@ const ARRAYS: ArrayMix = { load: 0.35, minCount: 20, maxCount: 200, cpus: [0.1, 
 
 /**
  * Ensembles of 2-4 parts (a service first, then services and tasks, some depending on a service, with restart
- * policies and health checks) living 40-150 s, beside single tasks, on providers of 4 cpu; a fifth of the nodes
+ * policies and health checks) living 30-120 s, beside single tasks, on providers of 4 cpu; a fifth of the nodes
  * provide. Some tasks fail once, some services crash once or stop answering their health checks.
  */
 const ENSEMBLE_WORKLOAD: Workload = { ...BASE, providerShare: 0.2, load: 0.25, cpu: 1, meanDurationMs: 30_000, timeoutMs: 300_000, offerCpu: 4, offerMemory: 16 * GiB };
-const ENSEMBLES: EnsembleMix = { load: 0.4, minParts: 2, maxParts: 4, cpus: [0.25, 0.5, 1], memory: 256 * MiB, minLifeMs: 40_000, maxLifeMs: 150_000, meanTaskMs: 15_000, taskFail: 0.15, serviceCrash: 0.15, serviceSick: 0.3, cancel: 0.08 };
+const ENSEMBLES: EnsembleMix = { load: 0.4, minParts: 2, maxParts: 4, cpus: [0.25, 0.5, 1], memory: 256 * MiB, minLifeMs: 30_000, maxLifeMs: 120_000, meanTaskMs: 15_000, taskFail: 0.15, serviceCrash: 0.15, serviceSick: 0.3, cancel: 0.15 };
 
 function scenario(name: string, summary: string, workload: Workload, faults: Partial<Faults>, nodes: number, extra: Pick<ScenarioDef, 'arrays' | 'ensembles'> = {}): Scenario {
   const f: Faults = { ...NO_FAULTS, ...faults };
@@ -131,7 +131,7 @@ interface ScenarioDef {
 }
 
 export const SCENARIO_DEFS: readonly ScenarioDef[] = [
-  { name: 'storm', summary: 'a deal storm: many requesters, twice the work the providers can take (each task takes a whole provider)', workload: { ...BASE, load: 2 }, faults: { fail: 0.02, hang: 0.005, cancel: 0.03 } },
+  { name: 'storm', summary: 'a deal storm: many requesters (5% of the nodes, at most 50), a fifth more work than the providers (a tenth of the nodes) can take; each task takes a whole provider, so jobs queue', workload: { ...BASE, load: 1.2 }, faults: { fail: 0.02, hang: 0.005, cancel: 0.03 } },
   { name: 'churn', summary: 'providers crash and come back from their logs (a fifth of the crashes lose the effects of the event they were taking)', workload: BASE, faults: { downMs: 20_000, midEffect: 0.2, fail: 0.02, cancel: 0.03 } },
   { name: 'partition', summary: 'the network splits in two for a third of the run, then heals; messages are lost, duplicated and reordered throughout', workload: BASE, faults: { loss: 0.005, duplicate: 0.005, reorder: 0.02, partitionAt: -1, partitionMs: -1, cancel: 0.03 } },
   { name: 'crash', summary: 'providers crash mid-deal, half of them between an event and its effects, and restart from their logs', workload: { ...BASE, meanDurationMs: 30_000, timeoutMs: 120_000 }, faults: { downMs: 5_000, midEffect: 0.5, loss: 0.001, cancel: 0.05 } },

@@ -1,6 +1,8 @@
 /**
  * One simulated node: the real machines of a node (its Node, and the requester, provider and allocation actors of
- * its deals) with the runtime's effects played against the simulator instead of sockets, workers and processes.
+ * its deals; array jobs' array and batch actors and ensembles' ensemble actors, whose effects are sim-arrays.ts's
+ * and sim-ensembles.ts's) with the runtime's effects played against the simulator instead of sockets, workers and
+ * processes.
  * What the real runtime's deal service does with an intent (runtime/deals/deal-effects.ts) and with a message at an
  * inbox (deal-inboxes.ts), this does in simulated time; what the real node logs before an actor sees it, this
  * keeps in a simulated log (the Node's with a snapshot every SNAPSHOT_EVERY events), and a restart rebuilds every
@@ -18,8 +20,11 @@ import { requirementsOf, type JobSpec } from '../../machines/job.ts';
 import type { NodeContext } from '../../machines/node.machine.ts';
 import type { ProviderInput, ProviderRecord } from '../../machines/provider.messages.ts';
 import type { JobRecord, RequesterInput } from '../../machines/requester.messages.ts';
+import type { EnsembleInput, EnsembleRecord } from '../../machines/ensemble.messages.ts';
 import type { DeclineCode } from '../../machines/deal.wire.ts';
 import { BidGate } from '../deals/bid-gate.ts';
+import { InstanceRuns, arrayEffect, recoverArray, routeBatchMessage } from './sim-arrays.ts';
+import { ensembleEffect, recoverEnsemble, routePartStart } from './sim-ensembles.ts';
 
 /** A bid request with less time than this left when it is read is dropped (deal-inboxes.ts MIN_ANSWER_MS). */
 const MIN_ANSWER_MS = 50;
@@ -42,7 +47,7 @@ export interface SimHost {
   /** Sends a message to a peer; `onFail` runs (after a dial timeout) when the peer cannot be reached now. */
   send(from: SimNode, to: string, bytes: number, deliver: (node: SimNode) => void, onFail?: () => void): void;
   /** Broadcasts a bid request; returns the peers it reaches directly and whether it goes beyond them. */
-  broadcast(from: SimNode, deliver: (node: SimNode) => void): { candidates: string[]; open: boolean; connected: number };
+  broadcast(from: SimNode, deliver: (node: SimNode, relayed: boolean) => void): { candidates: string[]; open: boolean; connected: number };
   /** How a task runs: how long, and whether it fails or hangs. */
   plan(dealId: string): { durationMs: number; fails: boolean; hangs: boolean };
   /** Called after every event an actor took (the invariants run here). */
@@ -57,10 +62,18 @@ export interface SimHost {
   /** A task's process started (+1) or is gone (-1): what "nothing left running" counts. */
   running(node: SimNode, dealId: string, delta: 1 | -1): void;
   rtt(a: SimNode, b: string): number;
+  /** Whether node `a` is linked to peer `b` (a mesh neighbour: a broadcast of b's reaches a directly). */
+  linked(a: SimNode, b: string): boolean;
+  /** How an array job's instance runs this time (each run of an index asks again): how long, whether it fails or hangs. */
+  instancePlan(dealId: string, index: number): { durationMs: number; fails: boolean; hangs: boolean };
+  /** A run of an array job's instance ended on `node` (exit 0 is a completion). */
+  instanceEnded(node: SimNode, dealId: string, index: number, outcome: 'completed' | 'failed' | 'cancelled' | 'timeout'): void;
+  /** Whether a health check of the part `dealId` (whose execution runs) passes now. */
+  healthy(dealId: string): boolean;
 }
 
 export type Intent = { readonly type: string; readonly [k: string]: unknown };
-type Event = { readonly type: string; readonly [k: string]: unknown };
+export type Event = { readonly type: string; readonly [k: string]: unknown };
 
 interface ActorLog {
   readonly kind: string;
@@ -99,6 +112,8 @@ export class SimNode {
   #heartbeat = false;
   /** The real runtime's bid gate: declines that hold for a while are answered without the Node actor. */
   #gate = new BidGate();
+  /** The instances of array jobs running here (the runtime's BatchRuns). */
+  readonly instances = new InstanceRuns(this);
   /** Counts: machine events taken, bid requests dropped unread. */
   events = 0;
   dropped = 0;
@@ -130,14 +145,20 @@ export class SimNode {
   }
 
   /** A deploy on this node: its requester actor starts negotiating. */
-  deploy(input: RequesterInput): void {
-    this.#spawn(requesterActorId(input.dealId), 'requester', input);
+  deploy(input: RequesterInput, kind: 'requester' | 'array' = 'requester'): void {
+    this.#spawn(requesterActorId(input.dealId), kind, input);
     this.#enqueue({ actorId: requesterActorId(input.dealId), event: { type: 'deal.start', now: this.host.now() } });
   }
 
-  /** `cancel JOB` on this node. */
+  /** An ensemble's deploy on this node: its ensemble actor starts its parts' negotiations. */
+  deployEnsemble(input: EnsembleInput): void {
+    this.#spawn(`ensemble/${input.ensembleId}`, 'ensemble', input);
+    this.#enqueue({ actorId: `ensemble/${input.ensembleId}`, event: { type: 'deal.start', now: this.host.now() } });
+  }
+
+  /** `cancel JOB` on this node (an ensemble, or a job: an array job's actor has the job's id too). */
   cancel(dealId: string): void {
-    const id = requesterActorId(dealId);
+    const id = this.actors.has(`ensemble/${dealId}`) ? `ensemble/${dealId}` : requesterActorId(dealId);
     if (this.actors.has(id)) this.#enqueue({ actorId: id, event: { type: 'job.cancel', now: this.host.now() } });
   }
 
@@ -160,6 +181,7 @@ export class SimNode {
     this.#statuses.clear();
     this.#heartbeat = false;
     this.#gate = new BidGate();
+    this.instances.clear();
   }
 
   /** Loses the effects of whatever the node is doing now (a crash between an event's log write and its effects). */
@@ -203,16 +225,30 @@ export class SimNode {
         }
       } else if (live.kind === 'provider') {
         const rec = (context as { record: ProviderRecord }).record;
-        if (PROVIDER_TERMINAL.includes(rec.state)) this.#retire(id, rec);
-        else this.#enqueue({ actorId: id, event: { type: 'deal.recovered', now } });
-      } else if (live.kind === 'allocation') {
+        if (PROVIDER_TERMINAL.includes(rec.state)) {
+          // its unlock may have been lost with the old process (deal-recovery.ts; harmless when it was unlocked already)
+          this.#enqueue({ actorId: NODE_ACTOR, event: { type: 'ledger.unlock', id: rec.key } });
+          this.#retire(id, rec);
+        }
+        else {
+          this.#enqueue({ actorId: id, event: { type: 'deal.recovered', now } });
+          // it took its allocation and none came back to wait for: that one ended (or was never spawned) and the
+          // word died with the old process; its resources go back and the deal hears it ended (deal-recovery.ts)
+          if (rec.state === 'allocated' && !rebuilt.includes(allocationActorId(rec.key))) {
+            const state = (this.#endedStatus.get(rec.key)?.state as string | undefined) ?? 'failed';
+            this.#enqueue({ actorId: NODE_ACTOR, event: { type: 'ledger.release', allocationId: rec.key } });
+            this.#enqueue({ actorId: id, event: { type: 'allocation.ended', allocationId: rec.key, state, now } });
+          }
+        }
+      } else if (live.kind === 'allocation' || live.kind === 'batch') {
         const rec = allocationRecord(live);
         if (ALLOCATION_TERMINAL.includes(rec.state)) {
           this.#enqueue({ actorId: NODE_ACTOR, event: { type: 'ledger.release', allocationId: rec.allocationId } });
           this.#enqueue({ actorId: providerActorId(rec.allocationId), event: { type: 'allocation.ended', allocationId: rec.allocationId, state: rec.state, now } });
           this.#retire(id, rec);
         } else this.#enqueue({ actorId: id, event: { type: 'allocation.recovered', now } });
-      }
+      } else if (live.kind === 'array') recoverArray(this, id, context.record as JobRecord, now);
+      else if (live.kind === 'ensemble') recoverEnsemble(this, id, context.record as EnsembleRecord, now);
     }
   }
 
@@ -293,8 +329,8 @@ export class SimNode {
     if (replyTo) this.#replies.delete(replyTo);
   }
 
-  #spawn(actorId: string, kind: string, input: unknown): void {
-    if (this.actors.has(actorId)) return;
+  #spawn(actorId: string, kind: string, input: unknown): boolean {
+    if (this.actors.has(actorId)) return false;
     const logic = ACTOR_KINDS.get(kind)!.logic as AnyStateMachine;
     const actor = createActor(logic, { id: actorId, input });
     actor.on('*', (intent: Intent) => this.#sink?.push(intent));
@@ -304,6 +340,7 @@ export class SimNode {
     this.#log.set(actorId, log);
     this.actors.set(actorId, { kind, actor, log });
     this.host.spawned(this, actorId, kind, input);
+    return true;
   }
 
   /** The actor ended: its record is saved, its log and actor let go (the real registry's retire). */
@@ -325,10 +362,12 @@ export class SimNode {
   #effect(actorId: string, kind: string, i: Intent): void {
     const now = this.host.now();
     switch (i.type) {
-      case 'log.write':
-      case 'allocation.stop':
       case 'registration.save':
       case 'preferences.save':
+        this.#gate.noteRegistered();
+        return;
+      case 'log.write':
+      case 'allocation.stop':
       case 'onboarding.failed':
       case 'benchmark.run':
         return;
@@ -372,6 +411,7 @@ export class SimNode {
       }
       case 'bid.decline.send':
         this.#gate.noteDecline(i.to as string, i.code as DeclineCode, i.reason as string, now);
+        if (i.quiet) return;
         return this.#sendTo(i.to as string, 'requester', 'bid.decline', { dealId: i.dealId, nonce: i.nonce, code: i.code, reason: i.reason });
       // ---- requester ----
       case 'bid.request.send':
@@ -380,7 +420,10 @@ export class SimNode {
         return this.#sendOrFail(actorId, i.to as string, 'deal.commit', { dealId: i.dealId, nonce: i.nonce }, 'commit', i.nonce as number);
       case 'deal.allocate.send': {
         const job = (this.actors.get(actorId)?.log.input as RequesterInput | undefined)?.job;
-        return this.#sendOrFail(actorId, i.to as string, 'deal.allocate', { dealId: i.dealId, nonce: i.nonce, ...(job ? { job } : {}) }, 'allocate', i.nonce as number, moduleBytes(job));
+        // a part's ensemble members, an array job's first instances (deal-effects.ts sendAllocate)
+        const members = i.members ? { members: i.members } : {};
+        const assign = i.assign ? { assign: i.assign } : {};
+        return this.#sendOrFail(actorId, i.to as string, 'deal.allocate', { dealId: i.dealId, nonce: i.nonce, ...(job ? { job } : {}), ...members, ...assign }, 'allocate', i.nonce as number, moduleBytes(job));
       }
       case 'deal.revert.send':
         return this.#sendTo(i.to as string, 'provider', 'deal.revert', { dealId: i.dealId, nonce: i.nonce, reason: i.reason });
@@ -414,7 +457,8 @@ export class SimNode {
       case 'allocation.spawn': {
         const input = i.input as AllocationInput;
         const id = allocationActorId(input.allocationId);
-        this.#spawn(id, 'allocation', input);
+        // an array job's allocation runs its instances
+        this.#spawn(id, input.slots !== undefined ? 'batch' : 'allocation', input);
         return this.#deliver(id, { type: 'allocation.start', now });
       }
       case 'allocation.cancel':
@@ -445,13 +489,16 @@ export class SimNode {
         return this.#retire(actorId, record);
       }
       default:
+        if (arrayEffect(this, actorId, i) || ensembleEffect(this, actorId, i)) return;
         throw new Error(`the simulator has no effect for intent ${i.type} of ${kind} ${actorId}`);
     }
   }
 
   #requestBids(actorId: string, i: Intent): void {
     const job = i.job as JobSpec;
-    const payload = { dealId: i.dealId as string, nonce: i.nonce as number, job: requirementsOf(job), expiresAt: i.expiresAt as number };
+    // an array job's round asks for `count` instances
+    const count = i.count !== undefined ? { count: i.count as number } : {};
+    const payload = { dealId: i.dealId as string, nonce: i.nonce as number, job: requirementsOf(job), expiresAt: i.expiresAt as number, ...count };
     const excluded = new Set(job.constraints.excludePeers);
     let candidates: string[] = [];
     let open = false;
@@ -464,7 +511,7 @@ export class SimNode {
       }
     } else {
       const from = this.id;
-      const r = this.host.broadcast(this, (node) => node.receive(from, 'node', 'bid.request', payload));
+      const r = this.host.broadcast(this, (node, relayed) => node.receive(from, 'node', 'bid.request', payload, relayed));
       candidates = r.candidates.filter((p) => !excluded.has(p));
       open = r.open;
       reach = { connected: r.connected, subscribed: r.connected };
@@ -488,25 +535,24 @@ export class SimNode {
   // ---- inboxes ------------------------------------------------------------------------------------------------
 
   /** A message from peer `from` arrives at inbox `inbox` (the router checked it; here it is routed as the real inboxes do). */
-  receive(from: string, inbox: string, type: string, payload: Record<string, unknown>): void {
+  /** `relayed`: a broadcast that reached this node through the mesh from a requester it is not linked to (it is none of the round's candidates). */
+  receive(from: string, inbox: string, type: string, payload: Record<string, unknown>, relayed = false): void {
     if (!this.#alive) return;
     if (inbox === 'node') {
       if (this.backlog >= MAX_NODE_BACKLOG) {
         this.dropped += 1;
         return;
       }
-      // read when the node gets to it: too late then, it is dropped unanswered
-      return this.after(() => {
-        const now = this.host.now();
-        if (from !== this.id && (payload.expiresAt as number) - now < MIN_ANSWER_MS) {
-          this.dropped += 1;
-          return;
-        }
-        const gated = from === this.id ? null : this.#gate.check(from, now);
-        if (gated) return this.#sendTo(from, 'requester', 'bid.decline', { dealId: payload.dealId, nonce: payload.nonce, ...gated });
-        this.#take(NODE_ACTOR, { ...payload, type: 'bid.request', from, now, self: this.id });
-        this.#busyUntil = this.host.now() + this.host.eventCostMs;
-      });
+      // as the real inbox does on arrival: too late to answer, dropped; closed at the gate, declined without the Node
+      // (or, relayed, ignored); else into the Node's mailbox, stamped with the time it arrived
+      const now = this.host.now();
+      if (from !== this.id && (payload.expiresAt as number) - now < MIN_ANSWER_MS) {
+        this.dropped += 1;
+        return;
+      }
+      const gated = from === this.id ? null : this.#gate.check(from, now);
+      if (gated) return relayed ? undefined : this.#sendTo(from, 'requester', 'bid.decline', { dealId: payload.dealId, nonce: payload.nonce, ...gated });
+      return this.#enqueue({ actorId: NODE_ACTOR, event: { ...payload, ...(relayed ? { relayed } : {}), type: 'bid.request', from, now, self: this.id } });
     }
     if (inbox === 'requester') {
       const dealId = type === 'bid.submit' ? (payload.bid as { dealId: string }).dealId : (payload.dealId as string);
@@ -525,7 +571,8 @@ export class SimNode {
         this.#busyUntil = this.host.now() + this.host.eventCostMs;
       });
     }
-    // provider inbox
+    // provider inbox: an array job's batch messages and a part's start go to its allocation
+    if (routeBatchMessage(this, from, type, payload) || routePartStart(this, from, type, payload)) return;
     const { dealId, nonce } = payload as { dealId: string; nonce: number };
     const key = dealKey(dealId, nonce, from);
     if (type === 'allocation.query') {
@@ -608,6 +655,54 @@ export class SimNode {
   /** Whether actor `id` is live here. */
   has(id: string): boolean {
     return this.actors.has(id);
+  }
+
+  // ---- for the effects of array jobs and ensembles (sim-arrays.ts, sim-ensembles.ts): internal ------------------
+
+  /** @internal The simulator this node runs in. */
+  get sim(): SimHost {
+    return this.host;
+  }
+
+  /** @internal Bumped by every crash: what was scheduled before one is void. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** @internal Queues an event for a live actor (the runtime's `svc.deliver`). */
+  deliver(actorId: string, event: Event): void {
+    this.#deliver(actorId, event);
+  }
+
+  /** @internal Spawns an actor unless it runs already (the registry's spawn); true when spawned now. */
+  spawn(actorId: string, kind: string, input: unknown): boolean {
+    return this.#spawn(actorId, kind, input);
+  }
+
+  /** @internal Sends a message to a peer's inbox. */
+  sendTo(to: string, inbox: string, type: string, payload: Record<string, unknown>, bytes = 400): void {
+    this.#sendTo(to, inbox, type, payload, bytes);
+  }
+
+  /** @internal The actor ended: its record saved, its log let go. */
+  retire(actorId: string, record: unknown): void {
+    this.#retire(actorId, record);
+  }
+
+  /** @internal A message for actor `actorId`, taken when the node gets to it; dropped if the actor is gone then (or `make` says null). */
+  takeLater(actorId: string, make: () => Event | null): void {
+    this.after(() => {
+      if (!this.actors.has(actorId)) return;
+      const event = make();
+      if (!event) return;
+      this.#take(actorId, event);
+      this.#busyUntil = this.host.now() + this.host.eventCostMs;
+    });
+  }
+
+  /** @internal Whether an execution (a task's, a part's) of the allocation runs here now. */
+  executing(allocationId: string): boolean {
+    return this.#executions.has(allocationId);
   }
 }
 

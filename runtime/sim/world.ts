@@ -4,19 +4,27 @@
  * options give the same run and the same digest, byte for byte.
  */
 import { createHash } from 'node:crypto';
-import { DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
-import { createJobId, type JobSpec } from '../../machines/job.ts';
+import { ARRAY_DEFAULTS, DEAL_DEFAULTS } from '../../machines/deal.constants.ts';
+import { ALLOCATION_TIMING } from '../../machines/allocation.machine.ts';
+import { createJobId, describeJobProblems, type JobSpec, validateJob } from '../../machines/job.ts';
+import type { ArrayRecord } from '../../machines/array.context.ts';
+import { type EnsembleInput, type EnsembleRecord, parsePartDealId } from '../../machines/ensemble.messages.ts';
+import { validateEnsemble } from '../../machines/ensemble.rules.ts';
+import type { EnsembleSpec } from '../../machines/ensemble.ts';
+import { STOP_WAIT_MS } from '../../machines/ensemble.steps.ts';
 import type { Ledger } from '../../machines/ledger.ts';
 import type { NodeContext } from '../../machines/node.machine.ts';
 import { DEFAULT_PREFERENCES } from '../../machines/preferences.ts';
 import type { JobRecord, RequesterInput } from '../../machines/requester.messages.ts';
 import type { ProviderRecord } from '../../machines/provider.messages.ts';
-import type { AllocationRecordView } from '../../machines/allocation.messages.ts';
+import type { AllocationInput, AllocationRecordView } from '../../machines/allocation.messages.ts';
 import { EventQueue } from './event-queue.ts';
 import { LAN_MODEL, type NetworkModel, SimNetwork } from './network.ts';
 import { Random } from './random.ts';
 import { type Intent, NODE_ACTOR, type SimHost, SimNode } from './sim-node.ts';
 import type { Scenario } from './scenarios.ts';
+import type { InstancePlan } from './sim-arrays.ts';
+import type { PartPlan } from './sim-ensembles.ts';
 
 /** Simulated time starts here (machines read absolute epoch milliseconds). */
 export const SIM_EPOCH = Date.UTC(2027, 0, 1);
@@ -30,8 +38,17 @@ const SWEEP_MS = 5_000;
 /** Events kept for a violation's report. */
 const HISTORY = 200;
 
+/**
+ * How long after an array job ended its batch allocations may still run on a provider it can reach: a cancel that
+ * found the provider down is never repeated, so a batch that provider recovers runs what it holds (each instance
+ * within its time limit, two rounds of slots) and then waits out its idle timeout (ARRAY_DEFAULTS.idleMs).
+ */
+export const arrayStopBoundMs = (instanceTimeoutMs: number) => CANCEL_BOUND_MS + 2 * instanceTimeoutMs + ARRAY_DEFAULTS.idleMs;
+/** How long after an ensemble ended any part of it may still run on a provider it can reach (its parts' cancels, then their stops). */
+export const ENSEMBLE_STOP_BOUND_MS = CANCEL_BOUND_MS;
+
 /** Bugs planted on purpose, to show the invariants catch them. */
-export const PLANTS = ['forget-unlock-on-revert', 'ignore-cancel'] as const;
+export const PLANTS = ['forget-unlock-on-revert', 'ignore-cancel', 'batch-keeps-resources', 'ensemble-leaves-parts'] as const;
 export type Plant = (typeof PLANTS)[number];
 
 export interface SimOptions {
@@ -60,6 +77,8 @@ export class SimViolation extends Error {
 }
 
 export interface JobOutcome {
+  /** A task, an array job, an ensemble, or an ensemble's part (parts are not jobs of their own in the report). */
+  readonly kind: 'task' | 'array' | 'ensemble' | 'part';
   readonly state: string;
   readonly createdAt: number;
   readonly startedAt: number | null;
@@ -68,10 +87,16 @@ export interface JobOutcome {
 }
 
 interface OpenJob {
+  readonly kind: 'task' | 'array' | 'ensemble';
   readonly requester: number;
+  /** A task or ensemble ends by then (plus END_BOUND_MS); an array job's queue waits for room until then. */
   readonly deadline: number;
+  /** An array job's instance time limit (how long it may go without progress; its stop bound). */
+  readonly timeoutMs: number;
   cancelledAt: number | null;
   placedAt: number | null;
+  /** An array job: when an index last changed state (handed out, ended, queued again). */
+  progressAt?: number;
 }
 
 export interface SimReport {
@@ -93,6 +118,13 @@ export interface SimReport {
   readonly reruns: number;
   readonly network: SimNetwork['counters'];
   readonly faults: { readonly crashes: number; readonly restarts: number; readonly partitions: number };
+  /**
+   * Array jobs' instances: indexes counted completed (and failed for good) by their requesters, failed runs run
+   * again (`retried`), and the instance runs the providers started, by how they ended (`lost`: stopped by a cancel).
+   */
+  readonly instances: { readonly completed: number; readonly failed: number; readonly retried: number; readonly duplicates: number; readonly runs: number; readonly timedOut: number; readonly lost: number };
+  /** Ensembles: as jobs are counted, plus restarts and moves of parts, and parts placed again after a crash of their provider. */
+  readonly ensembles: { readonly submitted: number; readonly placed: number; readonly completed: number; readonly failed: number; readonly cancelled: number; readonly restarts: number; readonly recovered: number };
   readonly memory: { readonly heapUsedBytes: number; readonly perNodeBytes: number };
 }
 
@@ -124,6 +156,29 @@ export class SimWorld implements SimHost {
   #crashes = 0;
   #restarts = 0;
   #partitions = 0;
+  /** Array jobs: each index's plan, its runs so far and whether one completed; each open job's record as last seen. */
+  readonly #instancePlans = new Map<string, readonly InstancePlan[]>();
+  readonly #instanceRuns = new Map<string, Uint32Array>();
+  readonly #instanceDone = new Map<string, Uint8Array>();
+  readonly #arrays = new Map<string, ArrayRecord>();
+  readonly #instanceCounts = { completed: 0, failed: 0, retried: 0, duplicates: 0, runs: 0, timedOut: 0, lost: 0 };
+  /** Ensembles: their parts' plans, each part's runs so far and when its run turns sick, the part negotiations each spawned. */
+  readonly #partPlans = new Map<string, Readonly<Record<string, PartPlan>>>();
+  readonly #partRuns = new Map<string, number>();
+  readonly #sickAt = new Map<string, number>();
+  readonly #ensembleParts = new Map<string, string[]>();
+  /** Parts whose provider crashed while they ran there (by ensemble, part -> the allocation lost), until placed again. */
+  readonly #crashedParts = new Map<string, Map<string, string>>();
+  /** Each open ensemble's record as last seen (its restarts count in the report). */
+  readonly #ensembleRecords = new Map<string, EnsembleRecord>();
+  #ensembles = 0;
+  #ensembleRestarts = 0;
+  #recovered = 0;
+  /** Deals beyond the tasks': array jobs' allocations, ensembles' parts' allocations. */
+  #extraDeals = 0;
+  /** Nodes to crash between the next event of a deal actor they take and its effects, with their downtime. */
+  readonly #armed = new Map<number, { readonly downMs: number; readonly token: number }>();
+  #armedSeq = 0;
   #step = 0;
   readonly #history: [number, number, string, { type: string }][] = new Array(HISTORY);
   readonly eventCostMs: number;
@@ -145,6 +200,11 @@ export class SimWorld implements SimHost {
   }
 
   now = (): number => this.queue.now;
+
+  /** Jobs deployed that have not ended yet. */
+  get openJobs(): number {
+    return this.#open.size;
+  }
 
   /** Whether node `index` offers resources (the others are not onboarded). */
   isProvider(index: number): boolean {
@@ -193,18 +253,63 @@ export class SimWorld implements SimHost {
   deploy(requester: number, job: Omit<JobSpec, 'constraints' | 'executor'> & { constraints?: JobSpec['constraints'] }, plan: { durationMs: number; fails: boolean; hangs: boolean }, cancelAfterMs: number | null = null): string | null {
     const node = this.nodes[requester]!;
     if (!node.alive) return null;
-    const bytes = new Uint8Array(16);
-    for (let i = 0; i < 16; i += 4) new DataView(bytes.buffer).setUint32(i, this.#work.uint32());
-    const dealId = createJobId(bytes);
-    const spec = { ...job, executor: 'wasm', constraints: job.constraints ?? { peers: [], excludePeers: [] }, wasm: { module: { sha256: 'ab'.repeat(32), size: 2_000 }, args: [], env: {} } } as JobSpec;
+    const dealId = this.#jobId();
+    const spec = wasmJob(job);
     const now = this.now();
     const input: RequesterInput = { dealId, job: spec, self: node.id, createdAt: now, deadline: now + DEAL_DEFAULTS.placementMs + spec.timeoutMs, weights: DEFAULT_PREFERENCES.requester.weights, timing: DEAL_DEFAULTS.requester };
     this.#plans.set(dealId, plan);
-    this.#open.set(dealId, { requester, deadline: input.deadline, cancelledAt: null, placedAt: null });
+    this.#open.set(dealId, { kind: 'task', requester, deadline: input.deadline, timeoutMs: spec.timeoutMs, cancelledAt: null, placedAt: null });
     this.#submitted += 1;
     node.deploy(input);
     if (cancelAfterMs !== null) this.queue.at(now + cancelAfterMs, () => this.cancel(dealId));
     return dealId;
+  }
+
+  /** Deploys an array job of `job.count` instances from node `requester`; `plans[i]` says how index i runs. Its job id. */
+  deployArray(requester: number, job: Omit<JobSpec, 'constraints' | 'executor'> & { count: number }, plans: readonly InstancePlan[], cancelAfterMs: number | null = null): string | null {
+    const node = this.nodes[requester]!;
+    if (!node.alive) return null;
+    const dealId = this.#jobId();
+    const spec = wasmJob(job);
+    const problems = validateJob(spec);
+    if (problems.length > 0) throw new Error(`the scenario made an array job the runtime would refuse: ${describeJobProblems(problems)}`);
+    const now = this.now();
+    const input: RequesterInput = { dealId, job: spec, self: node.id, createdAt: now, deadline: now + DEAL_DEFAULTS.placementMs + spec.timeoutMs, weights: DEFAULT_PREFERENCES.requester.weights, timing: DEAL_DEFAULTS.requester };
+    this.#instancePlans.set(dealId, plans);
+    this.#instanceRuns.set(dealId, new Uint32Array(job.count));
+    this.#instanceDone.set(dealId, new Uint8Array(job.count));
+    this.#open.set(dealId, { kind: 'array', requester, deadline: input.queueDeadline ?? input.deadline, timeoutMs: spec.timeoutMs, cancelledAt: null, placedAt: null, progressAt: now });
+    this.#submitted += 1;
+    node.deploy(input, 'array');
+    if (cancelAfterMs !== null) this.queue.at(now + cancelAfterMs, () => this.cancel(dealId));
+    return dealId;
+  }
+
+  /** Deploys an ensemble from node `requester`; `plans` says how each part's runs go, by part name. Its id. */
+  deployEnsemble(requester: number, spec: EnsembleSpec, plans: Readonly<Record<string, PartPlan>>, cancelAfterMs: number | null = null): string | null {
+    const node = this.nodes[requester]!;
+    if (!node.alive) return null;
+    const problems = validateEnsemble(spec);
+    if (problems.length > 0) throw new Error(`the scenario made an ensemble the runtime would refuse: ${describeJobProblems(problems)}`);
+    const ensembleId = this.#jobId();
+    const now = this.now();
+    const input: EnsembleInput = { ensembleId, spec, self: node.id, createdAt: now, deadline: now + DEAL_DEFAULTS.placementMs };
+    this.#partPlans.set(ensembleId, plans);
+    this.#ensembleParts.set(ensembleId, []);
+    // it stops at its placement deadline or at its life's end, and has ended at most the stop wait later
+    const deadline = now + Math.max(DEAL_DEFAULTS.placementMs, spec.timeoutMs) + STOP_WAIT_MS;
+    this.#open.set(ensembleId, { kind: 'ensemble', requester, deadline, timeoutMs: spec.timeoutMs, cancelledAt: null, placedAt: null });
+    this.#submitted += 1;
+    this.#ensembles += 1;
+    node.deployEnsemble(input);
+    if (cancelAfterMs !== null) this.queue.at(now + cancelAfterMs, () => this.cancel(ensembleId));
+    return ensembleId;
+  }
+
+  #jobId(): string {
+    const bytes = new Uint8Array(16);
+    for (let i = 0; i < 16; i += 4) new DataView(bytes.buffer).setUint32(i, this.#work.uint32());
+    return createJobId(bytes);
   }
 
   cancel(dealId: string): void {
@@ -219,6 +324,16 @@ export class SimWorld implements SimHost {
     const node = this.nodes[index]!;
     if (!node.alive) return;
     this.#crashes += 1;
+    this.#armed.delete(index);
+    // parts that ran here: their ensemble recovers once it runs them again elsewhere (or here, anew)
+    for (const live of node.actors.values()) {
+      const input = live.log.input as AllocationInput;
+      const part = live.kind === 'allocation' ? input.job.part : undefined;
+      if (!part || !this.#open.has(part.ensemble)) continue;
+      let lost = this.#crashedParts.get(part.ensemble);
+      if (!lost) this.#crashedParts.set(part.ensemble, (lost = new Map()));
+      lost.set(part.name, input.allocationId);
+    }
     if (midEffect) node.crashMidEffect();
     else node.crash();
     this.net.setUp(index, false);
@@ -235,7 +350,38 @@ export class SimWorld implements SimHost {
     this.net.setUp(index, true);
     node.restart();
     this.#setAllocated(index, node.nodeContext().ledger);
-    for (const [id, live] of node.actors) if (live.kind === 'allocation') this.spawned(node, id, 'allocation', live.log.input);
+    for (const live of node.actors.values()) if (live.kind === 'allocation' || live.kind === 'batch') this.#countAllocation(node, live.log.input as AllocationInput);
+  }
+
+  /**
+   * Crashes node `index` between the next event a deal actor of it takes and that event's effects (they are lost;
+   * the event is in its log), then restarts it after `downMs`. If it takes none within a second, it crashes then.
+   */
+  crashMidEffect(index: number, downMs: number): void {
+    if (!this.nodes[index]!.alive || this.#armed.has(index)) return;
+    const token = ++this.#armedSeq;
+    this.#armed.set(index, { downMs, token });
+    this.queue.at(this.now() + 1000, () => {
+      if (this.#armed.get(index)?.token !== token) return;
+      this.#armed.delete(index);
+      this.crash(index, false);
+      this.queue.at(this.now() + downMs, () => this.restart(index));
+    });
+  }
+
+  /** Providers up now that run a part of an ensemble, by index. */
+  partHosts(): number[] {
+    const out: number[] = [];
+    for (const node of this.nodes) {
+      if (!node.alive) continue;
+      for (const live of node.actors.values()) {
+        if (live.kind === 'allocation' && (live.log.input as AllocationInput).job.part) {
+          out.push(node.index);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   partition(sideOf: (node: number) => number): void {
@@ -261,14 +407,58 @@ export class SimWorld implements SimHost {
     this.net.send(from.index, target.index, bytes, () => deliver(target));
   }
 
-  broadcast(from: SimNode, deliver: (node: SimNode) => void): { candidates: string[]; open: boolean; connected: number } {
-    const reached = this.net.broadcast(from.index, (b) => deliver(this.nodes[b]!));
+  broadcast(from: SimNode, deliver: (node: SimNode, relayed: boolean) => void): { candidates: string[]; open: boolean; connected: number } {
+    // a node not linked to the sender hears it relayed through the mesh
+    const linked = new Set(this.net.neighbours(from.index));
+    const reached = this.net.broadcast(from.index, (b) => deliver(this.nodes[b]!, !linked.has(b)));
     const near = this.net.neighbours(from.index).filter((b) => this.net.isUp(b) && this.net.sameSide(from.index, b));
     return { candidates: near.map((b) => this.nodes[b]!.id), open: reached > near.length, connected: near.length };
   }
 
   plan(dealId: string): { durationMs: number; fails: boolean; hangs: boolean } {
-    return this.#plans.get(dealId) ?? { durationMs: 1000, fails: false, hangs: false };
+    const task = this.#plans.get(dealId);
+    if (task) return task;
+    // a part: each run of it (wherever, in whichever of its negotiations) goes as its plan says for that run
+    const part = parsePartDealId(dealId);
+    const p = part ? this.#partPlans.get(part.ensembleId)?.[part.part] : undefined;
+    if (!part || !p) return { durationMs: 1000, fails: false, hangs: false };
+    const key = `${part.ensembleId}@${part.part}`;
+    const run = this.#partRuns.get(key) ?? 0;
+    this.#partRuns.set(key, run + 1);
+    if (run < p.sickRuns) this.#sickAt.set(key, this.now() + p.sickAfterMs);
+    else this.#sickAt.delete(key);
+    if (!p.service) return { durationMs: p.durationMs, fails: run < p.failures, hangs: false };
+    if (run < p.crashes) return { durationMs: p.crashAfterMs, fails: true, hangs: false };
+    return { durationMs: 0, fails: false, hangs: true };
+  }
+
+  instancePlan(dealId: string, index: number): { durationMs: number; fails: boolean; hangs: boolean } {
+    const p = this.#instancePlans.get(dealId)?.[index];
+    const runs = this.#instanceRuns.get(dealId);
+    this.#instanceCounts.runs += 1;
+    if (!p || !runs) return { durationMs: 1000, fails: false, hangs: false };
+    const run = runs[index]!;
+    runs[index] = run + 1;
+    return { durationMs: p.durationMs, fails: run < p.failures, hangs: run === 0 && p.hangFirst };
+  }
+
+  instanceEnded(_node: SimNode, dealId: string, index: number, outcome: 'completed' | 'failed' | 'cancelled' | 'timeout'): void {
+    if (outcome === 'completed') {
+      const done = this.#instanceDone.get(dealId);
+      if (done) done[index] = 1;
+    } else if (outcome === 'timeout') this.#instanceCounts.timedOut += 1;
+    else if (outcome === 'cancelled') this.#instanceCounts.lost += 1;
+  }
+
+  healthy(dealId: string): boolean {
+    const part = parsePartDealId(dealId);
+    const sickAt = part ? this.#sickAt.get(`${part.ensembleId}@${part.part}`) : undefined;
+    return sickAt === undefined || this.now() < sickAt;
+  }
+
+  linked(a: SimNode, b: string): boolean {
+    const target = this.#byId.get(b);
+    return target !== undefined && this.net.neighbours(a.index).includes(target.index);
   }
 
   rtt(a: SimNode, b: string): number {
@@ -277,10 +467,22 @@ export class SimWorld implements SimHost {
   }
 
   spawned(node: SimNode, actorId: string, kind: string, input: unknown): void {
-    if (kind !== 'allocation') return;
-    const dealId = (input as { dealId: string }).dealId;
-    let byNode = this.#allocations.get(dealId);
-    if (!byNode) this.#allocations.set(dealId, (byNode = new Map()));
+    if (kind === 'requester') {
+      // a part's negotiation: its ensemble's parts are checked for when it ends
+      const { parent, dealId } = input as RequesterInput;
+      if (parent) this.#ensembleParts.get(parent.slice('ensemble/'.length))?.push(dealId);
+      return;
+    }
+    if (kind !== 'allocation' && kind !== 'batch') return;
+    const a = input as AllocationInput;
+    if (kind === 'batch' || a.job.part) this.#extraDeals += 1;
+    this.#countAllocation(node, a);
+  }
+
+  /** One more live allocation (or batch) actor of the job on the node. */
+  #countAllocation(node: SimNode, input: AllocationInput): void {
+    let byNode = this.#allocations.get(input.dealId);
+    if (!byNode) this.#allocations.set(input.dealId, (byNode = new Map()));
     byNode.set(node.index, (byNode.get(node.index) ?? 0) + 1);
   }
 
@@ -301,11 +503,22 @@ export class SimWorld implements SimHost {
   }
 
   filter(node: SimNode, actorId: string, event: { type: string }, intents: Intent[]): Intent[] {
+    // a crash between an event it logged and that event's effects: the effects are lost
+    const armed = this.#armed.get(node.index);
+    if (armed && actorId !== NODE_ACTOR && intents.length > 0) {
+      this.#armed.delete(node.index);
+      this.crash(node.index, true);
+      this.queue.at(this.now() + armed.downMs, () => this.restart(node.index));
+      return intents;
+    }
     const plant = this.opts.plant;
     if (!plant || intents.length === 0) return intents;
     if (plant === 'forget-unlock-on-revert' && event.type === 'deal.revert' && actorId.startsWith('provider/')) return intents.filter((i) => i.type !== 'ledger.unlock');
     if (plant === 'ignore-cancel' && event.type === 'allocation.cancel') return intents.filter((i) => i.type !== 'execution.cancel');
-    void node;
+    // an array job's allocation that ends without giving its resources back
+    if (plant === 'batch-keeps-resources' && node.actors.get(actorId)?.kind === 'batch') return intents.filter((i) => i.type !== 'ledger.release');
+    // an ensemble that stops without stopping its parts
+    if (plant === 'ensemble-leaves-parts' && actorId.startsWith('ensemble/')) return intents.filter((i) => i.type !== 'part.cancel');
     return intents;
   }
 
@@ -323,11 +536,14 @@ export class SimWorld implements SimHost {
       const open = this.#open.get(rec.id);
       if (open && open.placedAt === null && rec.startedAt !== null) open.placedAt = rec.startedAt;
       if (open && event.type === 'job.cancel' && open.cancelledAt === null) open.cancelledAt = this.now();
-    }
+    } else if (kind === 'array') this.#observeArray(node, (context as { record: ArrayRecord }).record, event);
+    else if (kind === 'ensemble') this.#observeEnsemble((context as { record: EnsembleRecord }).record, event);
   }
 
   retired(node: SimNode, actorId: string, kind: string, record: unknown): void {
-    if (kind === 'requester') return this.#jobEnded(node, record as JobRecord);
+    if (kind === 'requester') return parsePartDealId((record as JobRecord).id) ? this.#partEnded(record as JobRecord) : this.#jobEnded(node, record as JobRecord);
+    if (kind === 'array') return this.#arrayEnded(node, record as ArrayRecord);
+    if (kind === 'ensemble') return this.#ensembleEnded(node, record as EnsembleRecord);
     if (kind === 'provider') {
       const rec = record as ProviderRecord;
       // once everything queued at the node is done (its unlock, its release), nothing of the deal may be held
@@ -339,7 +555,7 @@ export class SimWorld implements SimHost {
       });
       return;
     }
-    if (kind === 'allocation') {
+    if (kind === 'allocation' || kind === 'batch') {
       const rec = record as AllocationRecordView;
       const byNode = this.#allocations.get(rec.dealId);
       const left = (byNode?.get(node.index) ?? 1) - 1;
@@ -362,7 +578,7 @@ export class SimWorld implements SimHost {
   #jobEnded(node: SimNode, rec: JobRecord): void {
     const open = this.#open.get(rec.id);
     this.#open.delete(rec.id);
-    this.#outcomes.push({ state: rec.state, createdAt: rec.createdAt, startedAt: rec.startedAt, endedAt: rec.endedAt, rounds: rec.rounds });
+    this.#outcomes.push({ kind: 'task', state: rec.state, createdAt: rec.createdAt, startedAt: rec.startedAt, endedAt: rec.endedAt, rounds: rec.rounds });
     if (rec.state === 'completed') {
       if (this.#completed.has(rec.id)) this.#fail('completes-once', `job ${rec.id} completed a second time`, node.index);
       this.#completed.add(rec.id);
@@ -381,11 +597,138 @@ export class SimWorld implements SimHost {
     }
   }
 
+  /**
+   * After every event of an array job: each index is counted completed at most once. An index counted completed
+   * stays so; it became so only after a run of it completed on a provider, and on a deal the record names; and the
+   * record's count, its per-index states and its deals' counts agree.
+   */
+  #observeArray(node: SimNode, rec: ArrayRecord, event: { type: string }): void {
+    const open = this.#open.get(rec.id);
+    if (open && open.placedAt === null && rec.startedAt !== null) open.placedAt = rec.startedAt;
+    if (open && event.type === 'job.cancel' && open.cancelledAt === null) open.cancelledAt = this.now();
+    const before = this.#arrays.get(rec.id);
+    if (before === rec) return;
+    this.#arrays.set(rec.id, rec);
+    const was = before?.instanceStates;
+    const states = rec.instanceStates;
+    if (was === states) return;
+    if (open) open.progressAt = this.now();
+    const done = this.#instanceDone.get(rec.id);
+    let completed = 0;
+    for (let i = 0; i < states.length; i += 1) {
+      if (states.charCodeAt(i) !== C) {
+        if (was?.charCodeAt(i) === C) this.#fail('instance-completes-once', `array job ${rec.id} counted index ${i} completed, and now counts it ${states[i]}`, node.index);
+        continue;
+      }
+      completed += 1;
+      if (was?.charCodeAt(i) === C) continue;
+      if (done && done[i] !== 1) this.#fail('instance-ran', `array job ${rec.id} counts index ${i} completed, but no run of it completed on any provider`, node.index);
+      if ((rec.ranOn[i] ?? -1) < 0) this.#fail('instance-completes-once', `array job ${rec.id} counts index ${i} completed on no deal`, node.index);
+    }
+    const byDeals = rec.deals.reduce((s, d) => s + d.completed, 0);
+    if (completed !== rec.instances.completed || byDeals !== completed) {
+      this.#fail('instance-completes-once', `array job ${rec.id} has ${completed} indexes completed, counts ${rec.instances.completed} completions, and its deals ${byDeals}`, node.index);
+    }
+  }
+
+  #arrayEnded(node: SimNode, rec: ArrayRecord): void {
+    const open = this.#open.get(rec.id);
+    this.#open.delete(rec.id);
+    this.#arrays.delete(rec.id);
+    this.#outcomes.push({ kind: 'array', state: rec.state, createdAt: rec.createdAt, startedAt: rec.startedAt, endedAt: rec.endedAt, rounds: rec.rounds });
+    if (rec.state === 'completed') {
+      if (this.#completed.has(rec.id)) this.#fail('completes-once', `array job ${rec.id} completed a second time`, node.index);
+      this.#completed.add(rec.id);
+      if (rec.instances.completed !== rec.count) this.#fail('instance-completes-once', `array job ${rec.id} completed with ${rec.instances.completed} of ${rec.count} instances completed`, node.index);
+    }
+    const n = this.#instanceCounts;
+    n.completed += rec.instances.completed;
+    n.failed += rec.instances.failed;
+    n.duplicates += rec.duplicates;
+    n.retried += retriedOf(rec);
+    this.#instancePlans.delete(rec.id);
+    this.#instanceRuns.delete(rec.id);
+    this.#instanceDone.delete(rec.id);
+    // however it ended, its deals were let go: nothing of it may run, a while after, on a provider it can reach
+    this.#checkStopped('array-stops', [rec.id], node.index, arrayStopBoundMs(open?.timeoutMs ?? 0), `array job ${rec.id} ended ${rec.state}`);
+  }
+
+  #observeEnsemble(rec: EnsembleRecord, event: { type: string }): void {
+    const open = this.#open.get(rec.id);
+    if (open && open.placedAt === null && rec.startedAt !== null) open.placedAt = rec.startedAt;
+    if (open && event.type === 'job.cancel' && open.cancelledAt === null) open.cancelledAt = this.now();
+    this.#ensembleRecords.set(rec.id, rec);
+    // a part lost with its provider runs again on a new allocation: the ensemble recovered from the crash
+    const lost = this.#crashedParts.get(rec.id);
+    if (!lost) return;
+    for (const p of rec.parts) {
+      const was = lost.get(p.name);
+      if (was === undefined || p.allocationId === null || p.allocationId === was || (p.state !== 'running' && p.state !== 'completed')) continue;
+      lost.delete(p.name);
+      this.#recovered += 1;
+    }
+    if (lost.size === 0) this.#crashedParts.delete(rec.id);
+  }
+
+  #ensembleEnded(node: SimNode, rec: EnsembleRecord): void {
+    this.#open.delete(rec.id);
+    this.#crashedParts.delete(rec.id);
+    this.#ensembleRecords.delete(rec.id);
+    this.#outcomes.push({ kind: 'ensemble', state: rec.state, createdAt: rec.createdAt, startedAt: rec.startedAt, endedAt: rec.endedAt, rounds: 0 });
+    if (rec.state === 'completed') {
+      if (this.#completed.has(rec.id)) this.#fail('completes-once', `ensemble ${rec.id} completed a second time`, node.index);
+      this.#completed.add(rec.id);
+    }
+    this.#ensembleRestarts += rec.restarts;
+    const parts = this.#ensembleParts.get(rec.id) ?? [];
+    this.#ensembleParts.delete(rec.id);
+    // however it ended, it stopped its parts: none may run, a while after, on a provider its requester can reach,
+    // and none of their negotiations may be left on the requester
+    this.#checkStopped('ensemble-stops', parts, node.index, ENSEMBLE_STOP_BOUND_MS, `ensemble ${rec.id} ended ${rec.state}`);
+    this.queue.at(this.now() + ENSEMBLE_STOP_BOUND_MS, () => {
+      const left = node.alive ? parts.find((dealId) => node.has(`job/${dealId}`)) : undefined;
+      if (left) this.#fail('ensemble-stops', `ensemble ${rec.id} ended ${rec.state} ${ENSEMBLE_STOP_BOUND_MS / 1000} s ago and the negotiation of its part ${left} is still live on its requester`, node.index);
+    });
+  }
+
+  /** A part's negotiation ended: counted with the deals (its rounds), not as a job. */
+  #partEnded(rec: JobRecord): void {
+    this.#outcomes.push({ kind: 'part', state: rec.state, createdAt: rec.createdAt, startedAt: rec.startedAt, endedAt: rec.endedAt, rounds: rec.rounds });
+  }
+
+  /** `boundMs` from now, no allocation or process of `dealIds` may run on a live node on the requester's side. */
+  #checkStopped(invariant: string, dealIds: readonly string[], requester: number, boundMs: number, what: string): void {
+    this.queue.at(this.now() + boundMs, () => {
+      for (const dealId of dealIds) {
+        for (const [thing, table] of [['an allocation', this.#allocations], ['a process', this.#running]] as const) {
+          for (const [n, count] of table.get(dealId) ?? []) {
+            if (count > 0 && this.nodes[n]!.alive && this.net.sameSide(n, requester)) this.#fail(invariant, `${what} ${Math.round(boundMs / 1000)} s ago and ${thing} of ${dealId} still runs on n${n}`, n);
+          }
+        }
+      }
+    });
+  }
+
   /** Every few simulated seconds: jobs past their deadline, locks past their expiry, allocations without an owner. */
   sweep(): void {
     const now = this.now();
     for (const [id, job] of this.#open) {
-      if (now > job.deadline + END_BOUND_MS && this.nodes[job.requester]!.alive) this.#fail('jobs-end', `job ${id} has not ended ${Math.round((now - job.deadline) / 1000)} s after its deadline`, job.requester);
+      if (now <= job.deadline + END_BOUND_MS || !this.nodes[job.requester]!.alive) continue;
+      // an array job's deadline bounds its wait for room, not its run (INTERFACE.md "Many tasks"): past it, it ends
+      // or goes on making progress (an instance ends at the latest at its time limit; a silent provider is dropped)
+      if (job.kind === 'array') {
+        const idle = now - (job.progressAt ?? 0);
+        if (idle > job.timeoutMs + END_BOUND_MS) this.#fail('jobs-end', `array job ${id} is ${Math.round((now - job.deadline) / 1000)} s past its queue deadline and no instance of it changed state for ${Math.round(idle / 1000)} s`, job.requester);
+        continue;
+      }
+      // what the job's record says it is doing, for the report
+      const live = this.nodes[job.requester]!.actors.get(`job/${id}`);
+      const rec = (live?.actor.getSnapshot().context as { record?: JobRecord } | undefined)?.record;
+      // the deadline bounds placement (a job may be placed until it): a task placed late runs its time limit from
+      // its start, and its allocation stops it then (plus the allocation's grace)
+      if (job.kind === 'task' && rec?.state === 'running' && rec.startedAt !== null && now <= rec.startedAt + job.timeoutMs + ALLOCATION_TIMING.timeoutGraceMs + END_BOUND_MS) continue;
+      const story = rec?.history ? `; it is ${rec.state} (round ${rec.rounds}, provider ${rec.provider ?? 'none'}): ${rec.history.slice(-6).map((h) => `${h.at - SIM_EPOCH} ms ${h.state}: ${h.message}`).join(' | ')}` : '';
+      this.#fail('jobs-end', `${job.kind === 'ensemble' ? 'ensemble' : 'job'} ${id} has not ended ${Math.round((now - job.deadline) / 1000)} s after its deadline${story}`, job.requester);
     }
     for (const node of this.nodes) {
       if (!node.alive || node.backlog > 0) continue;
@@ -396,6 +739,9 @@ export class SimWorld implements SimHost {
       }
       for (const id of Object.keys(ledger.allocations)) {
         if (!node.has(`allocation/${id}`) && !node.has(`provider/${id}`)) this.#fail('resources-returned', `allocation ${id} holds resources with nothing running for it`, node.index);
+        // its provider deal took the allocation and waits for it to end, but none runs that could (its spawn or its end was lost)
+        const provider = node.actors.get(`provider/${id}`);
+        if (provider && !node.has(`allocation/${id}`) && provider.actor.getSnapshot().value === 'allocated') this.#fail('resources-returned', `allocation ${id} holds resources; its provider deal waits for it to end, and no allocation runs for it`, node.index);
       }
     }
   }
@@ -432,17 +778,30 @@ export class SimWorld implements SimHost {
   // ---- the report ---------------------------------------------------------------------------------------------
 
   #report(violation: SimReport['violation'], wallMs: number, nodes: number): SimReport {
-    const outcomes = this.#outcomes;
+    // jobs: tasks, array jobs and ensembles (an ensemble's parts are its deals, not jobs)
+    const outcomes = this.#outcomes.filter((o) => o.kind !== 'part');
     const placed = outcomes.filter((o) => o.startedAt !== null);
     const openPlaced = [...this.#open.values()].filter((o) => o.placedAt !== null);
     const latencies = [...placed.map((o) => o.startedAt! - o.createdAt)].sort((a, b) => a - b);
     const simulatedMs = this.now() - SIM_EPOCH;
     const events = this.nodes.reduce((s, n) => s + n.events, 0);
     const c = this.net.counters;
-    const deals = placed.length + openPlaced.length;
+    // deals: the tasks placed, and the allocations of array jobs and of ensembles' parts
+    const tasksPlaced = placed.filter((o) => o.kind === 'task').length + openPlaced.filter((o) => o.kind === 'task').length;
+    const deals = tasksPlaced + this.#extraDeals;
     const messages = c.direct + c.broadcastHops;
-    const rounds = placed.reduce((s, o) => s + o.rounds, 0);
-    const count = (state: string) => outcomes.filter((o) => o.state === state).length;
+    // rounds: of every negotiation that placed something (tasks, array jobs, parts)
+    const negotiated = this.#outcomes.filter((o) => o.startedAt !== null && o.kind !== 'ensemble');
+    const rounds = negotiated.reduce((s, o) => s + o.rounds, 0);
+    const count = (state: string, kind?: JobOutcome['kind']) => outcomes.filter((o) => o.state === state && (kind === undefined || o.kind === kind)).length;
+    const n = { ...this.#instanceCounts };
+    for (const rec of this.#arrays.values()) {
+      n.completed += rec.instances.completed;
+      n.failed += rec.instances.failed;
+      n.duplicates += rec.duplicates;
+      n.retried += retriedOf(rec);
+    }
+    const ensemblesPlaced = placed.filter((o) => o.kind === 'ensemble').length + openPlaced.filter((o) => o.kind === 'ensemble').length;
     const heap = process.memoryUsage().heapUsed;
     const report: Omit<SimReport, 'digest'> = {
       scenario: this.opts.scenario.name,
@@ -453,15 +812,17 @@ export class SimWorld implements SimHost {
       events,
       eventsPerSec: Math.round(events / (wallMs / 1000)),
       violation,
-      jobs: { submitted: this.#submitted, placed: deals, completed: count('completed'), failed: count('failed'), cancelled: count('cancelled'), open: this.#open.size },
+      jobs: { submitted: this.#submitted, placed: placed.length + openPlaced.length, completed: count('completed'), failed: count('failed'), cancelled: count('cancelled'), open: this.#open.size },
       placementMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.length > 0 ? latencies[latencies.length - 1]! : null },
       dealsPerSimSec: simulatedMs > 0 ? round3(deals / (simulatedMs / 1000)) : 0,
       messagesPerDeal: deals > 0 ? round3(messages / deals) : null,
-      roundsPerDeal: placed.length > 0 ? round3(rounds / placed.length) : null,
+      roundsPerDeal: negotiated.length > 0 ? round3(rounds / negotiated.length) : null,
       capacityUsed: this.#capacityCpu > 0 && simulatedMs > 0 ? round3(this.#capacityArea / (this.#capacityCpu * simulatedMs)) : 0,
       reruns: this.#reruns,
       network: { ...c },
       faults: { crashes: this.#crashes, restarts: this.#restarts, partitions: this.#partitions },
+      instances: n,
+      ensembles: { submitted: this.#ensembles, placed: ensemblesPlaced, completed: count('completed', 'ensemble'), failed: count('failed', 'ensemble'), cancelled: count('cancelled', 'ensemble'), restarts: [...this.#ensembleRecords.values()].reduce((s, e) => s + e.restarts, this.#ensembleRestarts), recovered: this.#recovered },
       memory: { heapUsedBytes: heap, perNodeBytes: Math.round(heap / nodes) },
     };
     return { ...report, digest: this.digest() };
@@ -477,7 +838,9 @@ export class SimWorld implements SimHost {
       h.update(JSON.stringify([ctx.ledger.locks, ctx.ledger.allocations, ctx.declined]));
       for (const [id, live] of node.actors) if (id !== NODE_ACTOR) h.update(`${id}=${JSON.stringify(live.actor.getSnapshot().value)};`);
     }
-    for (const o of this.#outcomes) h.update(`${o.state},${o.createdAt},${o.startedAt},${o.endedAt},${o.rounds};`);
+    for (const o of this.#outcomes) h.update(`${o.kind === 'task' ? '' : `${o.kind}:`}${o.state},${o.createdAt},${o.startedAt},${o.endedAt},${o.rounds};`);
+    if (this.#instanceCounts.runs > 0) h.update(JSON.stringify(this.#instanceCounts));
+    if (this.#ensembles > 0) h.update(`ensembles:${this.#ensembleRestarts},${this.#recovered};`);
     h.update(JSON.stringify(this.net.counters));
     return h.digest('hex');
   }
@@ -501,6 +864,21 @@ function checkLedger(ledger: Ledger, node: number, now: number): void {
   }
   const over = cpu > reg.cpu + 1e-6 ? `cpu ${cpu} > ${reg.cpu}` : memory > reg.memory ? `memory ${memory} > ${reg.memory}` : disk > reg.disk ? `disk ${disk} > ${reg.disk}` : null;
   if (over) throw new SimViolation('no-overbooking', `node n${node} has locked + allocated more than it registered: ${over}`, now, node);
+}
+
+/** An index counted completed, in an array record's `instanceStates`. */
+const C = 'c'.charCodeAt(0);
+
+/** Failed runs of an array job that were run again: every failure of an index but the last of one that failed for good. */
+function retriedOf(rec: ArrayRecord): number {
+  let n = 0;
+  for (const [i, f] of Object.entries(rec.failures)) n += rec.instanceStates[Number(i)] === 'f' ? f.attempts - 1 : f.attempts;
+  return n;
+}
+
+/** A job of the simulated workload: a small WASM module, no constraints unless given. */
+function wasmJob<T extends Omit<JobSpec, 'constraints' | 'executor'> & { constraints?: JobSpec['constraints'] }>(job: T): JobSpec {
+  return { ...job, executor: 'wasm', constraints: job.constraints ?? { peers: [], excludePeers: [] }, wasm: { module: { sha256: 'ab'.repeat(32), size: 2_000 }, args: [], env: {} } } as JobSpec;
 }
 
 function describe(event: { type: string; [k: string]: unknown }): string {

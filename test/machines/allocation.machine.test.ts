@@ -403,19 +403,22 @@ Parts('cancelled while held: terminated at once, nothing to stop, released once'
   assert.equal(p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001' })), []);
 });
 
-Parts('a provider restart while held keeps it held; a part.start later still starts it', (ctx) => {
+Parts('a provider restart while held fails it, released once (no part.start or cancel would come for it)', (ctx) => {
   const p = (ctx.p = partActor({ dependsOn: ['kv'] }));
   p.send(startEv());
-  assert.equal(p.send({ type: 'allocation.recovered', now: T0 + 400 }), []);
-  assert.is(pstate(p), 'held');
-  assert.equal(startsOf(p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001' })))[0]?.env, { DMS_PORT_HTTP: '41000', DMS_ADDR_KV_HTTP: '127.0.0.1:5001' });
+  const out = p.send({ type: 'allocation.recovered', now: T0 + 400 });
+  assert.equal(types(out), ['ledger.release', 'status.push', 'allocation.ended']);
+  assert.equal(startsOf(out), []);
+  assert.is(pstate(p), 'failed');
+  assert.is((out[2] as Extract<AllocationIntent, { type: 'allocation.ended' }>).record.message, 'the provider restarted while the part waited for the parts it depends on');
+  assert.equal(p.send(partStart({ DMS_ADDR_KV_HTTP: '127.0.0.1:5001' })), []);
 });
 
-Parts('a spawned part never started whose provider restarted is held again, not started', (ctx) => {
+Parts('a spawned part never started whose provider restarted fails too, not started', (ctx) => {
   const p = (ctx.p = partActor({ dependsOn: ['kv'] }));
   const out = p.send({ type: 'allocation.recovered', now: T0 });
   assert.equal(startsOf(out), []);
-  assert.is(pstate(p), 'held');
+  assert.is(pstate(p), 'failed');
 });
 
 Parts('an allocation that is no part: no env, no restarts or healthy in its status, part events ignored', () => {

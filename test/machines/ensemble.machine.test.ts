@@ -172,6 +172,16 @@ Ending('cancel stops every part, answers once they ended, and the ensemble is ca
   assert.ok(rec(h).endedAt !== null);
 });
 
+Ending('recovered while stopping: the parts not yet ended are told to stop again (the first cancels died with the node)', (h) => {
+  placeKv(h);
+  kv.send(h, { type: 'job.cancel', now: at() });
+  kv.send(h, update('kv', 'cancelled'));
+  const out = kv.send(h, { type: 'deal.recovered', now: at() });
+  assert.equal(kv.ofType(out, 'part.cancel').map((c) => c.dealId), [partDealId(ID, 'client')]);
+  assert.equal(kv.ofType(out, 'timer.schedule').map((t) => t.key), ['stop']);
+  assert.is(rec(h).state, 'stopping');
+});
+
 Ending('a part that never reports does not hold a stopping ensemble forever', (h) => {
   start(h);
   kv.send(h, update('kv', 'placed'));
@@ -225,6 +235,25 @@ Rest('kv failing restarts kv and the client started after it (the client is stop
   assert.is(rec(h).state, 'failed', 'nothing left running: it ended');
 });
 Rest.run();
+
+const twice = machineHarness<EnsembleMachine, EnsembleEvent, EnsembleIntent>(ensembleMachine, input({ ...kvDemo(), recovery: 'rest_for_one', maxRestarts: { count: 5, withinMs: 60_000 } }));
+const Twice = twice.behaviour('ensemble: a part started again twice, the second time before its new negotiation said anything');
+Twice('the negotiation the first restart started is stopped by the second (found by the simulator: it went on placing the part)', (h) => {
+  clock = T0;
+  twice.send(h, { type: 'deal.start', now: T0 });
+  twice.send(h, update('kv', 'placed', { provider: PEER_A }));
+  twice.send(h, update('client', 'placed', { provider: PEER_B }));
+  twice.send(h, running('kv', PEER_A, true));
+  twice.send(h, running('client', PEER_B));
+  // the client's provider is lost: the client starts again as a new negotiation, which has not reported yet
+  const first = twice.send(h, update('client', 'failed', { provider: PEER_B, allocationId: 'client.1@me', message: 'its provider restarted' }));
+  assert.equal(twice.ofType(first, 'parts.spawn')[0]?.parts.map((p) => p.dealId), [partDealId(ID, 'client', 1)]);
+  // then kv fails: rest_for_one starts kv and the client again, and the client's last negotiation is stopped first
+  const second = twice.send(h, update('kv', 'failed', { allocationId: 'kv.1@me', message: 'unhealthy' }));
+  assert.equal(twice.ofType(second, 'part.cancel').map((c) => c.dealId), [partDealId(ID, 'client', 1)]);
+  assert.equal(twice.ofType(second, 'parts.spawn')[0]?.parts.map((p) => p.dealId), [partDealId(ID, 'kv', 1), partDealId(ID, 'client', 2)]);
+});
+Twice.run();
 
 Ending.run();
 Placing.run();
