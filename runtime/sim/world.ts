@@ -180,7 +180,11 @@ export class SimWorld implements SimHost {
   readonly #armed = new Map<number, { readonly downMs: number; readonly token: number }>();
   #armedSeq = 0;
   #step = 0;
-  readonly #history: [number, number, string, { type: string }][] = new Array(HISTORY);
+  /** The last HISTORY events taken, as a ring (parallel arrays: nothing allocated per event). */
+  readonly #historyAt = new Float64Array(HISTORY);
+  readonly #historyNode = new Int32Array(HISTORY);
+  readonly #historyActor: string[] = new Array(HISTORY).fill('');
+  readonly #historyEvent: { type: string }[] = new Array(HISTORY).fill({ type: '' });
   readonly eventCostMs: number;
 
   constructor(readonly opts: SimOptions) {
@@ -524,7 +528,11 @@ export class SimWorld implements SimHost {
 
   observe(node: SimNode, actorId: string, kind: string, context: unknown, event: { type: string }): void {
     this.#step += 1;
-    this.#history[this.#step % HISTORY] = [this.now(), node.index, actorId, event];
+    const slot = this.#step % HISTORY;
+    this.#historyAt[slot] = this.now();
+    this.#historyNode[slot] = node.index;
+    this.#historyActor[slot] = actorId;
+    this.#historyEvent[slot] = event;
     if (kind === 'node') {
       const ledger = (context as NodeContext).ledger;
       if (ledger !== this.#ledgers[node.index]) {
@@ -769,7 +777,11 @@ export class SimWorld implements SimHost {
   #recent(): string[] {
     const out: string[] = [];
     for (let k = Math.max(1, this.#step - HISTORY + 1); k <= this.#step; k += 1) {
-      const [at, node, actorId, event] = this.#history[k % HISTORY]!;
+      const slot = k % HISTORY;
+      const at = this.#historyAt[slot]!;
+      const node = this.#historyNode[slot]!;
+      const actorId = this.#historyActor[slot]!;
+      const event = this.#historyEvent[slot]!;
       out.push(`${at - SIM_EPOCH}ms n${node} ${actorId} <- ${event.type}${describe(event)}`);
     }
     return out;
