@@ -74,6 +74,8 @@ export interface SimHost {
 
 export type Intent = { readonly type: string; readonly [k: string]: unknown };
 export type Event = { readonly type: string; readonly [k: string]: unknown };
+/** What a bid request carries on the wire (deal-schemas.ts), as the node inbox reads it. */
+type BidPayload = { readonly dealId: string; readonly nonce: number; readonly job: JobSpec; readonly expiresAt: number; readonly count?: number };
 
 interface ActorLog {
   readonly kind: string;
@@ -511,7 +513,7 @@ export class SimNode {
       }
     } else {
       const from = this.id;
-      const r = this.host.broadcast(this, (node, relayed) => node.receive(from, 'node', 'bid.request', payload, relayed));
+      const r = this.host.broadcast(this, (node, relayed) => node.receiveBid(from, payload, relayed));
       candidates = r.candidates.filter((p) => !excluded.has(p));
       open = r.open;
       reach = { connected: r.connected, subscribed: r.connected };
@@ -535,25 +537,31 @@ export class SimNode {
   // ---- inboxes ------------------------------------------------------------------------------------------------
 
   /** A message from peer `from` arrives at inbox `inbox` (the router checked it; here it is routed as the real inboxes do). */
+  /** A bid request at the node inbox (a broadcast's delivery calls this straight: one shape of payload). */
+  receiveBid(from: string, payload: BidPayload, relayed: boolean): void {
+    if (!this.#alive) return;
+    if (this.backlog >= MAX_NODE_BACKLOG) {
+      this.dropped += 1;
+      return;
+    }
+    // as the real inbox does on arrival: too late to answer, dropped; closed at the gate, declined without the Node
+    // (or, relayed, ignored); else into the Node's mailbox, stamped with the time it arrived
+    const now = this.host.now();
+    if (from !== this.id && payload.expiresAt - now < MIN_ANSWER_MS) {
+      this.dropped += 1;
+      return;
+    }
+    const gated = from === this.id ? null : this.#gate.check(from, now);
+    if (gated) return relayed ? undefined : this.#sendTo(from, 'requester', 'bid.decline', { dealId: payload.dealId, nonce: payload.nonce, ...gated });
+    const { dealId, nonce, job, expiresAt, count } = payload;
+    const event = { dealId, nonce, job, expiresAt, ...(count !== undefined ? { count } : {}), ...(relayed ? { relayed } : {}), type: 'bid.request', from, now, self: this.id };
+    return this.#enqueue({ actorId: NODE_ACTOR, event });
+  }
+
   /** `relayed`: a broadcast that reached this node through the mesh from a requester it is not linked to (it is none of the round's candidates). */
   receive(from: string, inbox: string, type: string, payload: Record<string, unknown>, relayed = false): void {
     if (!this.#alive) return;
-    if (inbox === 'node') {
-      if (this.backlog >= MAX_NODE_BACKLOG) {
-        this.dropped += 1;
-        return;
-      }
-      // as the real inbox does on arrival: too late to answer, dropped; closed at the gate, declined without the Node
-      // (or, relayed, ignored); else into the Node's mailbox, stamped with the time it arrived
-      const now = this.host.now();
-      if (from !== this.id && (payload.expiresAt as number) - now < MIN_ANSWER_MS) {
-        this.dropped += 1;
-        return;
-      }
-      const gated = from === this.id ? null : this.#gate.check(from, now);
-      if (gated) return relayed ? undefined : this.#sendTo(from, 'requester', 'bid.decline', { dealId: payload.dealId, nonce: payload.nonce, ...gated });
-      return this.#enqueue({ actorId: NODE_ACTOR, event: { ...payload, ...(relayed ? { relayed } : {}), type: 'bid.request', from, now, self: this.id } });
-    }
+    if (inbox === 'node') return this.receiveBid(from, payload as BidPayload, relayed);
     if (inbox === 'requester') {
       const dealId = type === 'bid.submit' ? (payload.bid as { dealId: string }).dealId : (payload.dealId as string);
       const id = requesterActorId(dealId);
