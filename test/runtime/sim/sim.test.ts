@@ -2,6 +2,7 @@
 // over many short seeds (a property test: the simulator's own seeds); planted bugs are found, with the seed and the
 // step; the invariants fire on a broken ledger; the network model's loss, duplication and partitions; and `sim`'s
 // flags are checked before anything runs.
+import { Worker } from 'node:worker_threads';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EventQueue } from '../../../runtime/sim/event-queue.ts';
@@ -55,28 +56,43 @@ Determinism.run();
 
 const Properties = suite(`sim: ${SEEDS} short seeds of each scenario hold every invariant`);
 
+type SeedCounts = { runs: number; placed: number; completed: number; crashes: number; cut: number; lost: number; violation: null | { seed: string; invariant: string; step: number; message: string; history: string[] } };
+
+/** The seeds 1..SEEDS of `scenario`, shared between two worker threads (one per core), their counts summed. */
+async function seedsInWorkers(scenario: string): Promise<SeedCounts> {
+  const all = Array.from({ length: SEEDS }, (_, i) => i + 1);
+  const shares = [all.filter((s) => s % 2 === 1), all.filter((s) => s % 2 === 0)];
+  const results = await Promise.all(
+    shares.map(
+      (seeds) =>
+        new Promise<SeedCounts>((resolve, reject) => {
+          const w = new Worker(new URL('./seeds.worker.mjs', import.meta.url), { workerData: { scenario, seeds } });
+          w.once('message', (m: SeedCounts) => resolve(m));
+          w.once('error', reject);
+          w.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`a seeds worker exited ${code}`))));
+        }),
+    ),
+  );
+  const sum: SeedCounts = { runs: 0, placed: 0, completed: 0, crashes: 0, cut: 0, lost: 0, violation: null };
+  for (const r of results) {
+    for (const k of ['runs', 'placed', 'completed', 'crashes', 'cut', 'lost'] as const) sum[k] += r[k];
+    sum.violation ??= r.violation;
+  }
+  return sum;
+}
+
 for (const scenario of SCENARIO_NAMES) {
-  Properties(`${scenario}: no violation in ${SEEDS} seeds, and the seeds do work (deals placed, completed, faults injected)`, () => {
-    let placed = 0;
-    let completed = 0;
-    let crashes = 0;
-    let cut = 0;
-    let lost = 0;
-    for (let s = 1; s <= SEEDS; s += 1) {
-      const r = run(options(scenario, `p${s}`, { nodes: 6 + (s % 4), durationMs: 20_000 + (s % 3) * 5_000 }));
-      if (r.violation) assert.unreachable(`seed p${s} of ${scenario} broke ${r.violation.invariant} at step ${r.violation.step}: ${r.violation.message}\n${r.violation.history.slice(-15).join('\n')}`);
-      placed += r.jobs.placed;
-      completed += r.jobs.completed;
-      crashes += r.faults.crashes;
-      cut += r.network.partitioned;
-      lost += r.network.dropped;
-    }
-    assert.ok(placed > SEEDS, `${scenario}: ${placed} deals placed over ${SEEDS} seeds`);
-    assert.ok(completed > 0, `${scenario}: nothing completed`);
-    if (scenario === 'churn' || scenario === 'crash') assert.ok(crashes > SEEDS / 4, `${scenario}: only ${crashes} crashes`);
+  Properties(`${scenario}: no violation in ${SEEDS} seeds, and the seeds do work (deals placed, completed, faults injected)`, async () => {
+    const r = await seedsInWorkers(scenario);
+    const v = r.violation;
+    if (v) assert.unreachable(`seed ${v.seed} of ${scenario} broke ${v.invariant} at step ${v.step}: ${v.message}\n${v.history.join('\n')}`);
+    assert.is(r.runs, SEEDS);
+    assert.ok(r.placed > SEEDS, `${scenario}: ${r.placed} deals placed over ${SEEDS} seeds`);
+    assert.ok(r.completed > 0, `${scenario}: nothing completed`);
+    if (scenario === 'churn' || scenario === 'crash') assert.ok(r.crashes > SEEDS / 4, `${scenario}: only ${r.crashes} crashes`);
     if (scenario === 'partition') {
-      assert.ok(cut > 0, 'the partition cut nothing off');
-      assert.ok(lost > 0, 'no message was lost');
+      assert.ok(r.cut > 0, 'the partition cut nothing off');
+      assert.ok(r.lost > 0, 'no message was lost');
     }
   });
 }
